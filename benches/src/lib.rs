@@ -1,0 +1,1 @@
+//! Shared setup for the benchmarks lives in the bench files; this crate has no library code.

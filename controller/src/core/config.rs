@@ -1,0 +1,801 @@
+//! The config file model: parsing, defaults and validation that reports every mistake at once.
+//!
+//! Every key, its unit, range and default is documented in `docs/config.md`; a test keeps the two
+//! in step. All values are whole numbers so the router needs no float parsing or formatting.
+
+use super::name::LinkName;
+use crate::json::{self, Node, Value};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// Defaults, in the units of the config file.
+pub mod defaults {
+    pub const TARGETS: [&str; 2] = ["1.1.1.1", "8.8.8.8"];
+    pub const BIAS: i64 = 0;
+    pub const INTERVAL_MS: u64 = 1000;
+    pub const TIMEOUT_MS: u64 = 800;
+    pub const SMOOTHING_MS: u64 = 4000;
+    pub const HYSTERESIS: u64 = 20;
+    pub const SWITCH_HOLD_MS: u64 = 5000;
+    pub const FAILBACK_HOLD_MS: u64 = 30_000;
+    pub const DEAD_AFTER_MS: u64 = 3000;
+    pub const LOSS_DIVISOR: u64 = 10;
+    pub const WINDOW: u64 = 10;
+    pub const WEB_LISTEN: &str = "br-lan:8080";
+}
+
+/// Keys of the top-level object, in documentation order.
+pub const GLOBAL_KEYS: &[&str] = &[
+    "links",
+    "targets",
+    "smoothing_ms",
+    "hysteresis",
+    "switch_hold_ms",
+    "failback_hold_ms",
+    "dead_after_ms",
+    "loss_divisor",
+    "window",
+    "forced_link_dies",
+    "web",
+    "hook",
+];
+/// Keys of one entry of `links`.
+pub const LINK_KEYS: &[&str] = &[
+    "name",
+    "label",
+    "device",
+    "gateway",
+    "targets",
+    "bias",
+    "interval_ms",
+    "timeout_ms",
+    "enabled",
+];
+/// Keys of the `web` object.
+pub const WEB_KEYS: &[&str] = &["listen", "token"];
+
+const MAX_LINKS: usize = 16;
+const MAX_TARGETS: usize = 8;
+const MAX_WINDOW: u64 = 64;
+const MAX_LABEL_CHARS: usize = 64;
+
+/// What the controller does when the link forced by the operator dies.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ForcedLinkDies {
+    /// Keep the route on the forced link anyway: the operator said so.
+    Stay,
+    /// Let the automatic rules choose while the forced link is dead; return to it when it lives.
+    Fallback,
+}
+
+/// One WAN link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkConfig {
+    pub name: LinkName,
+    /// Free text shown on the web page; defaults to the name.
+    pub label: String,
+    pub device: String,
+    /// Next hop of the default route; `None` means: find it in the kernel's routes for the device.
+    pub gateway: Option<IpAddr>,
+    pub targets: Vec<IpAddr>,
+    /// Added to the score, in ms: lower is preferred.
+    pub bias: i64,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub enabled: bool,
+}
+
+/// Where the web page listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    Address(SocketAddr),
+    /// The addresses of a device (the LAN bridge), found at run time.
+    Device { device: String, port: u16 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebConfig {
+    /// `None`: no web server.
+    pub listen: Option<Listen>,
+    /// `None`: the page is read-only.
+    pub token: Option<String>,
+}
+
+/// The whole config file, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub links: Vec<LinkConfig>,
+    pub smoothing_ms: u64,
+    pub hysteresis: u64,
+    pub switch_hold_ms: u64,
+    pub failback_hold_ms: u64,
+    pub dead_after_ms: u64,
+    pub loss_divisor: u64,
+    pub window: u64,
+    pub forced_link_dies: ForcedLinkDies,
+    pub web: WebConfig,
+    /// Program and arguments run on every switch; never passed through a shell.
+    pub hook: Option<Vec<String>>,
+}
+
+/// One mistake in a config file: where it is and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub line: u32,
+    pub column: Option<u32>,
+    /// Key path such as `links[1].interval_ms`; empty for syntax errors.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    /// `line 12: links[1].interval_ms: ...`, ready to be prefixed with `FILE:`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}", self.line)?;
+        if let Some(column) = self.column {
+            write!(f, " column {column}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl Config {
+    /// Parses and validates a config file's text; on failure, every error found, in file order.
+    pub fn from_json(text: &str) -> Result<Config, Vec<ConfigError>> {
+        let root = json::parse(text).map_err(|e| {
+            vec![ConfigError {
+                line: e.line,
+                column: Some(e.column),
+                path: String::new(),
+                message: format!("invalid JSON: {}", e.message),
+            }]
+        })?;
+        let mut checker = Checker { errors: Vec::new() };
+        let config = checker.config(&root);
+        if checker.errors.is_empty() {
+            if let Some(config) = config {
+                return Ok(config);
+            }
+        }
+        let mut errors = checker.errors;
+        errors.sort_by_key(|e| e.line);
+        Err(errors)
+    }
+
+    /// The enabled links, in preference order.
+    pub fn enabled_links(&self) -> impl Iterator<Item = &LinkConfig> {
+        self.links.iter().filter(|link| link.enabled)
+    }
+}
+
+struct Checker {
+    errors: Vec<ConfigError>,
+}
+
+/// An object's members with the keys the checker has read, to report the unknown rest.
+struct Fields<'a> {
+    path: String,
+    members: &'a [(String, Node)],
+    known: &'static [&'static str],
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, key: &str) -> Option<&'a Node> {
+        debug_assert!(self.known.contains(&key), "{key} missing from the known keys");
+        self.members.iter().find(|(k, _)| k == key).map(|(_, node)| node)
+    }
+
+    fn path(&self, key: &str) -> String {
+        if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) }
+    }
+}
+
+impl Checker {
+    fn error(&mut self, line: u32, path: String, message: String) {
+        self.errors.push(ConfigError { line, column: None, path, message });
+    }
+
+    fn wrong(&mut self, node: &Node, path: String, expected: &str) {
+        self.error(node.line, path, format!("got {}, expected {expected}", node.shown()));
+    }
+
+    /// Opens an object and reports its unknown keys, with the closest known key as a hint.
+    fn object<'a>(
+        &mut self,
+        node: &'a Node,
+        path: String,
+        known: &'static [&'static str],
+    ) -> Option<Fields<'a>> {
+        let Value::Object(members) = &node.value else {
+            self.wrong(node, path, "an object");
+            return None;
+        };
+        for (key, value) in members {
+            if !known.contains(&key.as_str()) {
+                let hint = closest(key, known)
+                    .map(|k| format!(" (did you mean \"{k}\"?)"))
+                    .unwrap_or_default();
+                let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                self.error(
+                    value.line,
+                    full,
+                    format!("unknown key{hint}; known keys: {}", known.join(", ")),
+                );
+            }
+        }
+        Some(Fields { path, members, known })
+    }
+
+    fn integer(&mut self, fields: &Fields, key: &str, default: i64, min: i64, max: i64, unit: &str) -> i64 {
+        let Some(node) = fields.get(key) else { return default };
+        let expected = format!("a whole number from {min} to {max}{unit}");
+        match &node.value {
+            Value::Number(text) => match text.parse::<i64>() {
+                Ok(value) if (min..=max).contains(&value) => value,
+                _ => {
+                    self.wrong(node, fields.path(key), &expected);
+                    default
+                }
+            },
+            _ => {
+                self.wrong(node, fields.path(key), &expected);
+                default
+            }
+        }
+    }
+
+    fn unsigned(&mut self, fields: &Fields, key: &str, default: u64, min: u64, max: u64, unit: &str) -> u64 {
+        self.integer(fields, key, default as i64, min as i64, max as i64, unit) as u64
+    }
+
+    fn string<'a>(&mut self, fields: &Fields<'a>, key: &str) -> Option<&'a str> {
+        let node = fields.get(key)?;
+        match &node.value {
+            Value::String(text) => Some(text),
+            _ => {
+                self.wrong(node, fields.path(key), "a string");
+                None
+            }
+        }
+    }
+
+    fn address(&mut self, node: &Node, path: String) -> Option<IpAddr> {
+        match &node.value {
+            Value::String(text) => match text.parse::<IpAddr>() {
+                Ok(address) => Some(address),
+                Err(_) => {
+                    self.wrong(node, path, "an IPv4 or IPv6 address such as \"192.0.2.1\"");
+                    None
+                }
+            },
+            _ => {
+                self.wrong(node, path, "an IPv4 or IPv6 address in a string");
+                None
+            }
+        }
+    }
+
+    fn targets(&mut self, node: &Node, path: String) -> Option<Vec<IpAddr>> {
+        let Value::Array(items) = &node.value else {
+            self.wrong(node, path, "an array of IP addresses");
+            return None;
+        };
+        if items.is_empty() || items.len() > MAX_TARGETS {
+            self.error(
+                node.line,
+                path,
+                format!("got {} targets, expected 1 to {MAX_TARGETS}", items.len()),
+            );
+            return None;
+        }
+        let mut targets = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match self.address(item, format!("{path}[{i}]")) {
+                Some(address) if targets.contains(&address) => {
+                    self.error(item.line, format!("{path}[{i}]"), format!("duplicate target {address}"));
+                    ok = false;
+                }
+                Some(address) => targets.push(address),
+                None => ok = false,
+            }
+        }
+        ok.then_some(targets)
+    }
+
+    fn config(&mut self, root: &Node) -> Option<Config> {
+        let fields = self.object(root, String::new(), GLOBAL_KEYS)?;
+        let default_targets = match fields.get("targets") {
+            Some(node) => self.targets(node, "targets".into()),
+            None => Some(defaults::TARGETS.iter().filter_map(|t| t.parse().ok()).collect()),
+        };
+        let smoothing_ms =
+            self.unsigned(&fields, "smoothing_ms", defaults::SMOOTHING_MS, 0, 600_000, " (ms)");
+        let hysteresis =
+            self.unsigned(&fields, "hysteresis", defaults::HYSTERESIS, 0, 100_000, " (score points)");
+        let switch_hold_ms =
+            self.unsigned(&fields, "switch_hold_ms", defaults::SWITCH_HOLD_MS, 0, 3_600_000, " (ms)");
+        let failback_hold_ms = self.unsigned(
+            &fields,
+            "failback_hold_ms",
+            defaults::FAILBACK_HOLD_MS,
+            0,
+            86_400_000,
+            " (ms)",
+        );
+        let dead_after_ms =
+            self.unsigned(&fields, "dead_after_ms", defaults::DEAD_AFTER_MS, 200, 3_600_000, " (ms)");
+        let loss_divisor =
+            self.unsigned(&fields, "loss_divisor", defaults::LOSS_DIVISOR, 1, 1_000_000, "");
+        let window = self.unsigned(&fields, "window", defaults::WINDOW, 3, MAX_WINDOW, " (probes)");
+        let forced_link_dies = match fields.get("forced_link_dies") {
+            None => ForcedLinkDies::Stay,
+            Some(node) => match &node.value {
+                Value::String(s) if s == "stay" => ForcedLinkDies::Stay,
+                Value::String(s) if s == "fallback" => ForcedLinkDies::Fallback,
+                _ => {
+                    self.wrong(node, "forced_link_dies".into(), "\"stay\" or \"fallback\"");
+                    ForcedLinkDies::Stay
+                }
+            },
+        };
+        let web = self.web(&fields);
+        let hook = self.hook(&fields);
+        let links = match fields.get("links") {
+            None => {
+                self.error(root.line, "links".into(), "missing, expected an array of links".into());
+                None
+            }
+            Some(node) => self.links(node, default_targets.as_deref()),
+        };
+        let config = Config {
+            links: links?,
+            smoothing_ms,
+            hysteresis,
+            switch_hold_ms,
+            failback_hold_ms,
+            dead_after_ms,
+            loss_divisor,
+            window,
+            forced_link_dies,
+            web,
+            hook,
+        };
+        self.cross_checks(&config, &fields);
+        Some(config)
+    }
+
+    fn links(&mut self, node: &Node, default_targets: Option<&[IpAddr]>) -> Option<Vec<LinkConfig>> {
+        let Value::Array(items) = &node.value else {
+            self.wrong(node, "links".into(), "an array of links");
+            return None;
+        };
+        if items.is_empty() || items.len() > MAX_LINKS {
+            let message = format!("got {} links, expected 1 to {MAX_LINKS}", items.len());
+            self.error(node.line, "links".into(), message);
+            return None;
+        }
+        let mut links: Vec<LinkConfig> = Vec::with_capacity(items.len());
+        let mut complete = true;
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("links[{i}]");
+            match self.link(item, path.clone(), default_targets) {
+                Some(link) => {
+                    if let Some(other) = links.iter().position(|l| l.name == link.name) {
+                        let message =
+                            format!("duplicate name \"{}\", already used by links[{other}]", link.name);
+                        self.error(item.line, format!("{path}.name"), message);
+                    }
+                    if let Some(other) = links.iter().position(|l| l.device == link.device) {
+                        let message = format!(
+                            "duplicate device \"{}\", already used by links[{other}]",
+                            link.device
+                        );
+                        self.error(item.line, format!("{path}.device"), message);
+                    }
+                    links.push(link);
+                }
+                None => complete = false,
+            }
+        }
+        if complete && !links.iter().any(|link| link.enabled) {
+            self.error(node.line, "links".into(), "no link is enabled, expected at least one".into());
+        }
+        complete.then_some(links)
+    }
+
+    fn link(&mut self, node: &Node, path: String, default_targets: Option<&[IpAddr]>) -> Option<LinkConfig> {
+        let fields = self.object(node, path.clone(), LINK_KEYS)?;
+        let name = match fields.get("name") {
+            None => {
+                self.error(node.line, fields.path("name"), "missing, expected the link's name".into());
+                None
+            }
+            Some(name_node) => match &name_node.value {
+                Value::String(text) => match LinkName::new(text) {
+                    Ok(name) => Some(name),
+                    Err(expected) => {
+                        self.wrong(name_node, fields.path("name"), expected);
+                        None
+                    }
+                },
+                _ => {
+                    self.wrong(name_node, fields.path("name"), "a string");
+                    None
+                }
+            },
+        };
+        let label = match self.string(&fields, "label") {
+            Some(label) if label.is_empty() || label.chars().count() > MAX_LABEL_CHARS => {
+                let node = fields.get("label")?;
+                self.wrong(node, fields.path("label"), "1 to 64 characters");
+                None
+            }
+            other => other.map(str::to_string),
+        };
+        let device = match fields.get("device") {
+            None => {
+                let message = "missing, expected the network device, such as \"eth0.2\"".into();
+                self.error(node.line, fields.path("device"), message);
+                None
+            }
+            Some(device_node) => match &device_node.value {
+                Value::String(text) if is_device_name(text) => Some(text.clone()),
+                _ => {
+                    let expected = "a device name of 1 to 15 characters without '/', ':' or spaces";
+                    self.wrong(device_node, fields.path("device"), expected);
+                    None
+                }
+            },
+        };
+        let gateway = match fields.get("gateway") {
+            None => Some(None),
+            Some(Node { value: Value::Null, .. }) => Some(None),
+            Some(gateway_node) => self.address(gateway_node, fields.path("gateway")).map(Some),
+        };
+        let targets = match fields.get("targets") {
+            Some(targets_node) => self.targets(targets_node, fields.path("targets")),
+            None => default_targets.map(<[IpAddr]>::to_vec),
+        };
+        let bias = self.integer(&fields, "bias", defaults::BIAS, -1_000_000, 1_000_000, " (ms)");
+        let interval_ms =
+            self.unsigned(&fields, "interval_ms", defaults::INTERVAL_MS, 100, 3_600_000, " (ms)");
+        let timeout_ms = self.unsigned(&fields, "timeout_ms", defaults::TIMEOUT_MS, 10, 60_000, " (ms)");
+        if timeout_ms >= interval_ms {
+            let line = fields.get("timeout_ms").or(fields.get("interval_ms")).map_or(node.line, |n| n.line);
+            let message = format!(
+                "timeout_ms {timeout_ms} is not shorter than interval_ms {interval_ms}: \
+                 a probe must be answered or lost before the next one to the same target"
+            );
+            self.error(line, fields.path("timeout_ms"), message);
+        }
+        let enabled = match fields.get("enabled") {
+            None => true,
+            Some(Node { value: Value::Bool(b), .. }) => *b,
+            Some(other) => {
+                self.wrong(other, fields.path("enabled"), "true or false");
+                true
+            }
+        };
+        let name = name?;
+        Some(LinkConfig {
+            name,
+            label: label.unwrap_or_else(|| name.to_string()),
+            device: device?,
+            gateway: gateway?,
+            targets: targets?,
+            bias,
+            interval_ms,
+            timeout_ms,
+            enabled,
+        })
+    }
+
+    fn web(&mut self, fields: &Fields) -> WebConfig {
+        let mut web = WebConfig { listen: parse_listen(defaults::WEB_LISTEN), token: None };
+        let Some(node) = fields.get("web") else { return web };
+        let Some(web_fields) = self.object(node, "web".into(), WEB_KEYS) else { return web };
+        if let Some(listen_node) = web_fields.get("listen") {
+            match &listen_node.value {
+                Value::Null => web.listen = None,
+                Value::String(text) if parse_listen(text).is_some() => web.listen = parse_listen(text),
+                _ => self.wrong(
+                    listen_node,
+                    "web.listen".into(),
+                    "\"ADDRESS:PORT\", \"[IPV6]:PORT\", \"DEVICE:PORT\" or null (no web page)",
+                ),
+            }
+        }
+        if let Some(token_node) = web_fields.get("token") {
+            match &token_node.value {
+                Value::Null => {}
+                Value::String(text)
+                    if (16..=128).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic()) =>
+                {
+                    web.token = Some(text.clone());
+                }
+                Value::String(_) => self.error(
+                    token_node.line,
+                    "web.token".into(),
+                    "expected 16 to 128 printable ASCII characters without spaces \
+                     (the value is not shown: it is a secret)"
+                        .into(),
+                ),
+                _ => self.wrong(token_node, "web.token".into(), "a string or null (read-only page)"),
+            }
+        }
+        web
+    }
+
+    fn hook(&mut self, fields: &Fields) -> Option<Vec<String>> {
+        let node = fields.get("hook")?;
+        let expected = "an array of strings: an absolute program path, then its arguments";
+        match &node.value {
+            Value::Null => None,
+            Value::Array(items) if !items.is_empty() && items.len() <= 16 => {
+                let mut argv = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match &item.value {
+                        Value::String(arg) if i > 0 || arg.starts_with('/') => argv.push(arg.clone()),
+                        Value::String(_) => {
+                            self.wrong(item, format!("hook[{i}]"), "an absolute program path");
+                        }
+                        _ => self.wrong(item, format!("hook[{i}]"), "a string"),
+                    }
+                }
+                (argv.len() == items.len()).then_some(argv)
+            }
+            _ => {
+                self.wrong(node, "hook".into(), expected);
+                None
+            }
+        }
+    }
+
+    /// Checks that need several keys at once.
+    fn cross_checks(&mut self, config: &Config, fields: &Fields) {
+        let dead_after_line = fields.get("dead_after_ms").map_or(1, |node| node.line);
+        for (i, link) in config.links.iter().enumerate().filter(|(_, link)| link.enabled) {
+            let gap = link.interval_ms + link.timeout_ms;
+            if config.dead_after_ms < gap {
+                let message = format!(
+                    "{} is shorter than links[{i}] (\"{}\") interval_ms + timeout_ms = {gap}: \
+                     a healthy link would be declared dead between two probes",
+                    config.dead_after_ms, link.name
+                );
+                self.error(dead_after_line, "dead_after_ms".into(), message);
+            }
+        }
+    }
+}
+
+/// Linux accepts up to 15 bytes, without '/', ':' (alias syntax) or whitespace.
+fn is_device_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 15
+        && text != "."
+        && text != ".."
+        && text.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+}
+
+/// `192.0.2.1:80`, `[2001:db8::1]:80` or `br-lan:8080`.
+fn parse_listen(text: &str) -> Option<Listen> {
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Some(Listen::Address(address));
+    }
+    let (device, port) = text.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+    is_device_name(device).then(|| Listen::Device { device: device.to_string(), port })
+}
+
+/// The known key nearest to a misspelt one, if it is near enough to be the likely intent.
+fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(distance, k)| *distance <= 2.max(k.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        Config::from_json(text).expect_err(text).iter().map(ToString::to_string).collect()
+    }
+
+    const MINIMAL: &str = r#"{"links": [{"name": "wan", "device": "eth0.2"}]}"#;
+
+    #[test]
+    fn minimal_config_gets_every_default() {
+        let config = Config::from_json(MINIMAL).unwrap();
+        let link = &config.links[0];
+        assert_eq!(link.name.as_str(), "wan");
+        assert_eq!(link.label, "wan");
+        assert_eq!(link.targets.len(), 2);
+        assert_eq!((link.interval_ms, link.timeout_ms, link.bias), (1000, 800, 0));
+        assert!(link.enabled);
+        assert_eq!(link.gateway, None);
+        assert_eq!(config.smoothing_ms, defaults::SMOOTHING_MS);
+        assert_eq!(config.hysteresis, 20);
+        assert_eq!(config.loss_divisor, 10);
+        assert_eq!(config.window, 10);
+        assert_eq!(config.forced_link_dies, ForcedLinkDies::Stay);
+        assert_eq!(config.web.listen, Some(Listen::Device { device: "br-lan".into(), port: 8080 }));
+        assert_eq!(config.web.token, None);
+        assert_eq!(config.hook, None);
+    }
+
+    #[test]
+    fn global_targets_apply_to_links_without_their_own() {
+        let config = Config::from_json(
+            r#"{"targets": ["192.0.2.1"], "links": [
+                {"name": "wan", "device": "eth0.2"},
+                {"name": "wwan", "device": "wlan0", "targets": ["198.51.100.1", "2001:db8::1"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(config.links[0].targets, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(config.links[1].targets.len(), 2);
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        assert_eq!(
+            errors("{\n  \"links\": [\n}"),
+            ["line 3 column 1: invalid JSON: expected a value (object, array, string, number, true, false or null)"]
+        );
+    }
+
+    #[test]
+    fn zero_loss_divisor_is_refused_with_its_path() {
+        let text = r#"{"loss_divisor": 0, "links": [{"name": "wan", "device": "eth0.2"}]}"#;
+        assert_eq!(errors(text), ["line 1: loss_divisor: got 0, expected a whole number from 1 to 1000000"]);
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once_in_line_order() {
+        let text = r#"{
+  "smoothing_ms": -1,
+  "hysterisis": 20,
+  "links": [
+    {"name": "wan", "device": "eth0.2", "interval_ms": 0},
+    {"name": "wan", "device": "eth0.2", "targets": []},
+    {"name": "lte", "device": "wwan0", "timeout_ms": 2000, "bias": 1.5, "enabled": "yes"}
+  ]
+}"#;
+        let got = errors(text);
+        assert_eq!(
+            got,
+            [
+                "line 2: smoothing_ms: got -1, expected a whole number from 0 to 600000 (ms)",
+                "line 3: hysterisis: unknown key (did you mean \"hysteresis\"?); known keys: links, targets, smoothing_ms, hysteresis, switch_hold_ms, failback_hold_ms, dead_after_ms, loss_divisor, window, forced_link_dies, web, hook",
+                "line 5: links[0].interval_ms: got 0, expected a whole number from 100 to 3600000 (ms)",
+                "line 6: links[1].targets: got 0 targets, expected 1 to 8",
+                "line 7: links[2].bias: got 1.5, expected a whole number from -1000000 to 1000000 (ms)",
+                "line 7: links[2].timeout_ms: timeout_ms 2000 is not shorter than interval_ms 1000: a probe must be answered or lost before the next one to the same target",
+                "line 7: links[2].enabled: got \"yes\", expected true or false",
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_names_and_devices_are_refused() {
+        let text = r#"{"links": [
+            {"name": "wan", "device": "eth0.2"},
+            {"name": "wan", "device": "eth0.2"}]}"#;
+        assert_eq!(
+            errors(text),
+            [
+                "line 3: links[1].name: duplicate name \"wan\", already used by links[0]",
+                "line 3: links[1].device: duplicate device \"eth0.2\", already used by links[0]",
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_link_fields_are_named() {
+        let text = r#"{"links": [
+            {"name": "<b>", "device": "a/b", "gateway": "300.1.1.1",
+             "targets": ["192.0.2.1", "192.0.2.1", 5], "label": ""},
+            {"device": "eth1"},
+            "wan"]}"#;
+        assert_eq!(
+            errors(text),
+            [
+                "line 2: links[0].name: got \"<b>\", expected only letters, digits, '_', '.' and '-'",
+                "line 2: links[0].device: got \"a/b\", expected a device name of 1 to 15 characters without '/', ':' or spaces",
+                "line 2: links[0].gateway: got \"300.1.1.1\", expected an IPv4 or IPv6 address such as \"192.0.2.1\"",
+                "line 3: links[0].label: got \"\", expected 1 to 64 characters",
+                "line 3: links[0].targets[1]: duplicate target 192.0.2.1",
+                "line 3: links[0].targets[2]: got 5, expected an IPv4 or IPv6 address in a string",
+                "line 4: links[1].name: missing, expected the link's name",
+                "line 5: links[2]: got \"wan\", expected an object",
+            ]
+        );
+    }
+
+    #[test]
+    fn structural_mistakes_are_named() {
+        assert_eq!(errors("[]"), ["line 1: got an array, expected an object"]);
+        assert_eq!(errors("{}"), ["line 1: links: missing, expected an array of links"]);
+        assert_eq!(errors(r#"{"links": []}"#), ["line 1: links: got 0 links, expected 1 to 16"]);
+        assert_eq!(errors(r#"{"links": {}}"#), ["line 1: links: got an object, expected an array of links"]);
+        assert_eq!(
+            errors(r#"{"links": [{"name": "wan", "device": "eth0.2", "enabled": false}]}"#),
+            ["line 1: links: no link is enabled, expected at least one"]
+        );
+    }
+
+    #[test]
+    fn dead_after_must_cover_a_probe_gap() {
+        let text = r#"{"dead_after_ms": 1500, "links": [{"name": "wan", "device": "eth0.2"}]}"#;
+        assert_eq!(
+            errors(text),
+            ["line 1: dead_after_ms: 1500 is shorter than links[0] (\"wan\") interval_ms + timeout_ms = 1800: a healthy link would be declared dead between two probes"]
+        );
+    }
+
+    #[test]
+    fn web_and_hook_are_checked() {
+        let base = |extra: &str| {
+            format!(r#"{{{extra}, "links": [{{"name": "wan", "device": "eth0.2"}}]}}"#)
+        };
+        let config = Config::from_json(&base(
+            r#""web": {"listen": "[2001:db8::1]:80", "token": "0123456789abcdef"}, "hook": ["/bin/logger", "-t", "wanmon"]"#,
+        ))
+        .unwrap();
+        assert_eq!(config.web.listen, Some(Listen::Address("[2001:db8::1]:80".parse().unwrap())));
+        assert_eq!(config.web.token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(config.hook.unwrap(), ["/bin/logger", "-t", "wanmon"]);
+        assert_eq!(Config::from_json(&base(r#""web": {"listen": null}"#)).unwrap().web.listen, None);
+        assert_eq!(
+            errors(&base(r#""web": {"listen": "br-lan:0", "token": "short", "tokn": 1}"#)),
+            [
+                "line 1: web.tokn: unknown key (did you mean \"token\"?); known keys: listen, token",
+                "line 1: web.listen: got \"br-lan:0\", expected \"ADDRESS:PORT\", \"[IPV6]:PORT\", \"DEVICE:PORT\" or null (no web page)",
+                "line 1: web.token: expected 16 to 128 printable ASCII characters without spaces (the value is not shown: it is a secret)",
+            ]
+        );
+        assert_eq!(
+            errors(&base(r#""hook": "rm -rf /""#)),
+            ["line 1: hook: got \"rm -rf /\", expected an array of strings: an absolute program path, then its arguments"]
+        );
+        assert_eq!(
+            errors(&base(r#""hook": ["logger", 1]"#)),
+            [
+                "line 1: hook[0]: got \"logger\", expected an absolute program path",
+                "line 1: hook[1]: got 1, expected a string",
+            ]
+        );
+        assert_eq!(
+            errors(&base(r#""forced_link_dies": "panic""#)),
+            ["line 1: forced_link_dies: got \"panic\", expected \"stay\" or \"fallback\""]
+        );
+    }
+
+    #[test]
+    fn hints_only_near_misses() {
+        assert_eq!(closest("intervall_ms", LINK_KEYS), Some("interval_ms"));
+        assert_eq!(closest("colour", LINK_KEYS), None);
+    }
+}

@@ -1,0 +1,107 @@
+//! The score of a link, the original wanmon formula: `(latency + jitter) + loss² / loss_divisor + bias`,
+//! in ms with loss in %, lower is better; and its exponential smoothing.
+//!
+//! Scores are kept in thousandths of a point (1 point = 1 ms) as integers: exact, the same on every
+//! machine (the replay is bit-for-bit), and cheap on a soft-float router CPU.
+
+use super::telemetry::Telemetry;
+use super::time::Micros;
+use std::fmt;
+
+/// A score in thousandths of a point; 1 point is 1 ms of latency.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Score(pub i64);
+
+impl Score {
+    pub const fn from_points(points: i64) -> Score {
+        Score(points.saturating_mul(1000))
+    }
+
+    /// The score in whole points, rounded to the nearest.
+    pub const fn points(self) -> i64 {
+        (self.0 + if self.0 >= 0 { 500 } else { -500 }) / 1000
+    }
+}
+
+impl fmt::Display for Score {
+    /// One decimal: "85.2".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tenths = (self.0 + if self.0 >= 0 { 50 } else { -50 }) / 100;
+        let sign = if tenths < 0 { "-" } else { "" };
+        write!(f, "{sign}{}.{}", tenths.abs() / 10, tenths.abs() % 10)
+    }
+}
+
+/// The unsmoothed score of a telemetry reading.
+pub fn raw_score(telemetry: &Telemetry, bias: Score, loss_divisor: u64) -> Score {
+    let loss_bp = i64::from(telemetry.loss_bp);
+    // (bp / 100)² / divisor ms = bp² / (10 000 · divisor) ms = bp² / (10 · divisor) thousandths.
+    let loss_term = loss_bp * loss_bp / (10 * loss_divisor.max(1) as i64);
+    Score(i64::from(telemetry.latency_us) + i64::from(telemetry.jitter_us) + loss_term + bias.0)
+}
+
+/// Fixed-point scale of the smoothing weight.
+const WEIGHT_ONE: i64 = 1 << 20;
+/// Longer gaps than an hour weigh the same as an hour: keeps the fixed-point products in range.
+const MAX_GAP: Micros = 3_600_000_000;
+
+/// Moves `smoothed` toward `raw` by the share `dt / (time_constant + dt)`: an exponential average
+/// over time rather than over samples, so the smoothing does not depend on how many targets a link
+/// has or how often it is probed. A time constant of zero follows `raw` exactly.
+pub fn smooth(smoothed: Score, raw: Score, dt: Micros, time_constant: Micros) -> Score {
+    let dt = dt.min(MAX_GAP) as i64;
+    let time_constant = time_constant.min(MAX_GAP) as i64;
+    if time_constant == 0 {
+        return raw;
+    }
+    let weight = dt * WEIGHT_ONE / (time_constant + dt);
+    let step = (raw.0 - smoothed.0).clamp(-(1 << 40), 1 << 40) * weight / WEIGHT_ONE;
+    Score(smoothed.0 + step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_matches_the_original() {
+        // 40 ms + 5 ms jitter + 30 %² / 10 + bias 100 = 40 + 5 + 90 + 100 = 235.
+        let t = Telemetry { latency_us: 40_000, jitter_us: 5_000, loss_bp: 3_000 };
+        assert_eq!(raw_score(&t, Score::from_points(100), 10), Score::from_points(235));
+        let lossless = Telemetry { latency_us: 12_345, jitter_us: 0, loss_bp: 0 };
+        assert_eq!(raw_score(&lossless, Score::from_points(-10), 10), Score(2_345));
+        // Full loss, divisor 1: 100² = 10 000 points.
+        let lost = Telemetry { latency_us: 0, jitter_us: 0, loss_bp: 10_000 };
+        assert_eq!(raw_score(&lost, Score(0), 1), Score::from_points(10_000));
+    }
+
+    #[test]
+    fn display_rounds_to_one_decimal() {
+        assert_eq!(Score(85_249).to_string(), "85.2");
+        assert_eq!(Score(85_250).to_string(), "85.3");
+        assert_eq!(Score(-1_500).to_string(), "-1.5");
+        assert_eq!(Score(-40).to_string(), "0.0");
+        assert_eq!(Score(2_500).points(), 3);
+    }
+
+    #[test]
+    fn smoothing_is_exponential_in_time() {
+        let from = Score::from_points(100);
+        let to = Score::from_points(200);
+        assert_eq!(smooth(from, to, 1_000_000, 0), to);
+        // dt = τ: half-way.
+        let half = smooth(from, to, 4_000_000, 4_000_000);
+        assert!((half.0 - 150_000).abs() <= 1, "{half:?}");
+        assert_eq!(smooth(from, to, 0, 4_000_000), from);
+        // Two steps of 1 s move less than one step of 2 s would not: both approach the target.
+        let two = smooth(smooth(from, to, 1_000_000, 4_000_000), to, 1_000_000, 4_000_000);
+        assert!(two > from && two < to);
+    }
+
+    #[test]
+    fn smoothing_survives_extreme_values() {
+        let huge = Score(i64::from(u32::MAX) * 1000);
+        let s = smooth(Score(0), huge, u64::MAX, u64::MAX);
+        assert!(s.0 > 0 && s <= huge);
+    }
+}
