@@ -7,7 +7,12 @@ const USAGE: &str = "usage: wanmon check-config FILE | wanmon --version";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["--version" | "-V"] => {
             println!("wanmon {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

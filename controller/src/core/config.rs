@@ -90,7 +90,10 @@ pub struct LinkConfig {
 pub enum Listen {
     Address(SocketAddr),
     /// The addresses of a device (the LAN bridge), found at run time.
-    Device { device: String, port: u16 },
+    Device {
+        device: String,
+        port: u16,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,22 +187,41 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn get(&self, key: &str) -> Option<&'a Node> {
-        debug_assert!(self.known.contains(&key), "{key} missing from the known keys");
-        self.members.iter().find(|(k, _)| k == key).map(|(_, node)| node)
+        debug_assert!(
+            self.known.contains(&key),
+            "{key} missing from the known keys"
+        );
+        self.members
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, node)| node)
     }
 
     fn path(&self, key: &str) -> String {
-        if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) }
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
     }
 }
 
 impl Checker {
     fn error(&mut self, line: u32, path: String, message: String) {
-        self.errors.push(ConfigError { line, column: None, path, message });
+        self.errors.push(ConfigError {
+            line,
+            column: None,
+            path,
+            message,
+        });
     }
 
     fn wrong(&mut self, node: &Node, path: String, expected: &str) {
-        self.error(node.line, path, format!("got {}, expected {expected}", node.shown()));
+        self.error(
+            node.line,
+            path,
+            format!("got {}, expected {expected}", node.shown()),
+        );
     }
 
     /// Opens an object and reports its unknown keys, with the closest known key as a hint.
@@ -218,7 +240,11 @@ impl Checker {
                 let hint = closest(key, known)
                     .map(|k| format!(" (did you mean \"{k}\"?)"))
                     .unwrap_or_default();
-                let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let full = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 self.error(
                     value.line,
                     full,
@@ -226,11 +252,25 @@ impl Checker {
                 );
             }
         }
-        Some(Fields { path, members, known })
+        Some(Fields {
+            path,
+            members,
+            known,
+        })
     }
 
-    fn integer(&mut self, fields: &Fields, key: &str, default: i64, min: i64, max: i64, unit: &str) -> i64 {
-        let Some(node) = fields.get(key) else { return default };
+    fn integer(
+        &mut self,
+        fields: &Fields,
+        key: &str,
+        default: i64,
+        min: i64,
+        max: i64,
+        unit: &str,
+    ) -> i64 {
+        let Some(node) = fields.get(key) else {
+            return default;
+        };
         let expected = format!("a whole number from {min} to {max}{unit}");
         match &node.value {
             Value::Number(text) => match text.parse::<i64>() {
@@ -247,7 +287,15 @@ impl Checker {
         }
     }
 
-    fn unsigned(&mut self, fields: &Fields, key: &str, default: u64, min: u64, max: u64, unit: &str) -> u64 {
+    fn unsigned(
+        &mut self,
+        fields: &Fields,
+        key: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+        unit: &str,
+    ) -> u64 {
         self.integer(fields, key, default as i64, min as i64, max as i64, unit) as u64
     }
 
@@ -296,7 +344,11 @@ impl Checker {
         for (i, item) in items.iter().enumerate() {
             match self.address(item, format!("{path}[{i}]")) {
                 Some(address) if targets.contains(&address) => {
-                    self.error(item.line, format!("{path}[{i}]"), format!("duplicate target {address}"));
+                    self.error(
+                        item.line,
+                        format!("{path}[{i}]"),
+                        format!("duplicate target {address}"),
+                    );
                     ok = false;
                 }
                 Some(address) => targets.push(address),
@@ -310,14 +362,37 @@ impl Checker {
         let fields = self.object(root, String::new(), GLOBAL_KEYS)?;
         let default_targets = match fields.get("targets") {
             Some(node) => self.targets(node, "targets".into()),
-            None => Some(defaults::TARGETS.iter().filter_map(|t| t.parse().ok()).collect()),
+            None => Some(
+                defaults::TARGETS
+                    .iter()
+                    .filter_map(|t| t.parse().ok())
+                    .collect(),
+            ),
         };
-        let smoothing_ms =
-            self.unsigned(&fields, "smoothing_ms", defaults::SMOOTHING_MS, 0, 600_000, " (ms)");
-        let hysteresis =
-            self.unsigned(&fields, "hysteresis", defaults::HYSTERESIS, 0, 100_000, " (score points)");
-        let switch_hold_ms =
-            self.unsigned(&fields, "switch_hold_ms", defaults::SWITCH_HOLD_MS, 0, 3_600_000, " (ms)");
+        let smoothing_ms = self.unsigned(
+            &fields,
+            "smoothing_ms",
+            defaults::SMOOTHING_MS,
+            0,
+            600_000,
+            " (ms)",
+        );
+        let hysteresis = self.unsigned(
+            &fields,
+            "hysteresis",
+            defaults::HYSTERESIS,
+            0,
+            100_000,
+            " (score points)",
+        );
+        let switch_hold_ms = self.unsigned(
+            &fields,
+            "switch_hold_ms",
+            defaults::SWITCH_HOLD_MS,
+            0,
+            3_600_000,
+            " (ms)",
+        );
         let failback_hold_ms = self.unsigned(
             &fields,
             "failback_hold_ms",
@@ -326,11 +401,30 @@ impl Checker {
             86_400_000,
             " (ms)",
         );
-        let dead_after_ms =
-            self.unsigned(&fields, "dead_after_ms", defaults::DEAD_AFTER_MS, 200, 3_600_000, " (ms)");
-        let loss_divisor =
-            self.unsigned(&fields, "loss_divisor", defaults::LOSS_DIVISOR, 1, 1_000_000, "");
-        let window = self.unsigned(&fields, "window", defaults::WINDOW, 3, MAX_WINDOW, " (probes)");
+        let dead_after_ms = self.unsigned(
+            &fields,
+            "dead_after_ms",
+            defaults::DEAD_AFTER_MS,
+            200,
+            3_600_000,
+            " (ms)",
+        );
+        let loss_divisor = self.unsigned(
+            &fields,
+            "loss_divisor",
+            defaults::LOSS_DIVISOR,
+            1,
+            1_000_000,
+            "",
+        );
+        let window = self.unsigned(
+            &fields,
+            "window",
+            defaults::WINDOW,
+            3,
+            MAX_WINDOW,
+            " (probes)",
+        );
         let forced_link_dies = match fields.get("forced_link_dies") {
             None => ForcedLinkDies::Stay,
             Some(node) => match &node.value {
@@ -346,7 +440,11 @@ impl Checker {
         let hook = self.hook(&fields);
         let links = match fields.get("links") {
             None => {
-                self.error(root.line, "links".into(), "missing, expected an array of links".into());
+                self.error(
+                    root.line,
+                    "links".into(),
+                    "missing, expected an array of links".into(),
+                );
                 None
             }
             Some(node) => self.links(node, default_targets.as_deref()),
@@ -368,7 +466,11 @@ impl Checker {
         Some(config)
     }
 
-    fn links(&mut self, node: &Node, default_targets: Option<&[IpAddr]>) -> Option<Vec<LinkConfig>> {
+    fn links(
+        &mut self,
+        node: &Node,
+        default_targets: Option<&[IpAddr]>,
+    ) -> Option<Vec<LinkConfig>> {
         let Value::Array(items) = &node.value else {
             self.wrong(node, "links".into(), "an array of links");
             return None;
@@ -385,8 +487,10 @@ impl Checker {
             match self.link(item, path.clone(), default_targets) {
                 Some(link) => {
                     if let Some(other) = links.iter().position(|l| l.name == link.name) {
-                        let message =
-                            format!("duplicate name \"{}\", already used by links[{other}]", link.name);
+                        let message = format!(
+                            "duplicate name \"{}\", already used by links[{other}]",
+                            link.name
+                        );
                         self.error(item.line, format!("{path}.name"), message);
                     }
                     if let Some(other) = links.iter().position(|l| l.device == link.device) {
@@ -402,16 +506,29 @@ impl Checker {
             }
         }
         if complete && !links.iter().any(|link| link.enabled) {
-            self.error(node.line, "links".into(), "no link is enabled, expected at least one".into());
+            self.error(
+                node.line,
+                "links".into(),
+                "no link is enabled, expected at least one".into(),
+            );
         }
         complete.then_some(links)
     }
 
-    fn link(&mut self, node: &Node, path: String, default_targets: Option<&[IpAddr]>) -> Option<LinkConfig> {
+    fn link(
+        &mut self,
+        node: &Node,
+        path: String,
+        default_targets: Option<&[IpAddr]>,
+    ) -> Option<LinkConfig> {
         let fields = self.object(node, path.clone(), LINK_KEYS)?;
         let name = match fields.get("name") {
             None => {
-                self.error(node.line, fields.path("name"), "missing, expected the link's name".into());
+                self.error(
+                    node.line,
+                    fields.path("name"),
+                    "missing, expected the link's name".into(),
+                );
                 None
             }
             Some(name_node) => match &name_node.value {
@@ -453,19 +570,44 @@ impl Checker {
         };
         let gateway = match fields.get("gateway") {
             None => Some(None),
-            Some(Node { value: Value::Null, .. }) => Some(None),
+            Some(Node {
+                value: Value::Null, ..
+            }) => Some(None),
             Some(gateway_node) => self.address(gateway_node, fields.path("gateway")).map(Some),
         };
         let targets = match fields.get("targets") {
             Some(targets_node) => self.targets(targets_node, fields.path("targets")),
             None => default_targets.map(<[IpAddr]>::to_vec),
         };
-        let bias = self.integer(&fields, "bias", defaults::BIAS, -1_000_000, 1_000_000, " (ms)");
-        let interval_ms =
-            self.unsigned(&fields, "interval_ms", defaults::INTERVAL_MS, 100, 3_600_000, " (ms)");
-        let timeout_ms = self.unsigned(&fields, "timeout_ms", defaults::TIMEOUT_MS, 10, 60_000, " (ms)");
+        let bias = self.integer(
+            &fields,
+            "bias",
+            defaults::BIAS,
+            -1_000_000,
+            1_000_000,
+            " (ms)",
+        );
+        let interval_ms = self.unsigned(
+            &fields,
+            "interval_ms",
+            defaults::INTERVAL_MS,
+            100,
+            3_600_000,
+            " (ms)",
+        );
+        let timeout_ms = self.unsigned(
+            &fields,
+            "timeout_ms",
+            defaults::TIMEOUT_MS,
+            10,
+            60_000,
+            " (ms)",
+        );
         if timeout_ms >= interval_ms {
-            let line = fields.get("timeout_ms").or(fields.get("interval_ms")).map_or(node.line, |n| n.line);
+            let line = fields
+                .get("timeout_ms")
+                .or(fields.get("interval_ms"))
+                .map_or(node.line, |n| n.line);
             let message = format!(
                 "timeout_ms {timeout_ms} is not shorter than interval_ms {interval_ms}: \
                  a probe must be answered or lost before the next one to the same target"
@@ -474,7 +616,10 @@ impl Checker {
         }
         let enabled = match fields.get("enabled") {
             None => true,
-            Some(Node { value: Value::Bool(b), .. }) => *b,
+            Some(Node {
+                value: Value::Bool(b),
+                ..
+            }) => *b,
             Some(other) => {
                 self.wrong(other, fields.path("enabled"), "true or false");
                 true
@@ -495,13 +640,22 @@ impl Checker {
     }
 
     fn web(&mut self, fields: &Fields) -> WebConfig {
-        let mut web = WebConfig { listen: parse_listen(defaults::WEB_LISTEN), token: None };
-        let Some(node) = fields.get("web") else { return web };
-        let Some(web_fields) = self.object(node, "web".into(), WEB_KEYS) else { return web };
+        let mut web = WebConfig {
+            listen: parse_listen(defaults::WEB_LISTEN),
+            token: None,
+        };
+        let Some(node) = fields.get("web") else {
+            return web;
+        };
+        let Some(web_fields) = self.object(node, "web".into(), WEB_KEYS) else {
+            return web;
+        };
         if let Some(listen_node) = web_fields.get("listen") {
             match &listen_node.value {
                 Value::Null => web.listen = None,
-                Value::String(text) if parse_listen(text).is_some() => web.listen = parse_listen(text),
+                Value::String(text) if parse_listen(text).is_some() => {
+                    web.listen = parse_listen(text)
+                }
                 _ => self.wrong(
                     listen_node,
                     "web.listen".into(),
@@ -513,7 +667,8 @@ impl Checker {
             match &token_node.value {
                 Value::Null => {}
                 Value::String(text)
-                    if (16..=128).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic()) =>
+                    if (16..=128).contains(&text.len())
+                        && text.bytes().all(|b| b.is_ascii_graphic()) =>
                 {
                     web.token = Some(text.clone());
                 }
@@ -524,7 +679,11 @@ impl Checker {
                      (the value is not shown: it is a secret)"
                         .into(),
                 ),
-                _ => self.wrong(token_node, "web.token".into(), "a string or null (read-only page)"),
+                _ => self.wrong(
+                    token_node,
+                    "web.token".into(),
+                    "a string or null (read-only page)",
+                ),
             }
         }
         web
@@ -539,7 +698,9 @@ impl Checker {
                 let mut argv = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     match &item.value {
-                        Value::String(arg) if i > 0 || arg.starts_with('/') => argv.push(arg.clone()),
+                        Value::String(arg) if i > 0 || arg.starts_with('/') => {
+                            argv.push(arg.clone())
+                        }
                         Value::String(_) => {
                             self.wrong(item, format!("hook[{i}]"), "an absolute program path");
                         }
@@ -558,7 +719,12 @@ impl Checker {
     /// Checks that need several keys at once.
     fn cross_checks(&mut self, config: &Config, fields: &Fields) {
         let dead_after_line = fields.get("dead_after_ms").map_or(1, |node| node.line);
-        for (i, link) in config.links.iter().enumerate().filter(|(_, link)| link.enabled) {
+        for (i, link) in config
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, link)| link.enabled)
+        {
             let gap = link.interval_ms + link.timeout_ms;
             if config.dead_after_ms < gap {
                 let message = format!(
@@ -578,7 +744,9 @@ fn is_device_name(text: &str) -> bool {
         && text.len() <= 15
         && text != "."
         && text != ".."
-        && text.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
 }
 
 /// `192.0.2.1:80`, `[2001:db8::1]:80` or `br-lan:8080`.
@@ -588,7 +756,10 @@ fn parse_listen(text: &str) -> Option<Listen> {
     }
     let (device, port) = text.rsplit_once(':')?;
     let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
-    is_device_name(device).then(|| Listen::Device { device: device.to_string(), port })
+    is_device_name(device).then(|| Listen::Device {
+        device: device.to_string(),
+        port,
+    })
 }
 
 /// The known key nearest to a misspelt one, if it is near enough to be the likely intent.
@@ -621,7 +792,11 @@ mod tests {
     use super::*;
 
     fn errors(text: &str) -> Vec<String> {
-        Config::from_json(text).expect_err(text).iter().map(ToString::to_string).collect()
+        Config::from_json(text)
+            .expect_err(text)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     const MINIMAL: &str = r#"{"links": [{"name": "wan", "device": "eth0.2"}]}"#;
@@ -633,7 +808,10 @@ mod tests {
         assert_eq!(link.name.as_str(), "wan");
         assert_eq!(link.label, "wan");
         assert_eq!(link.targets.len(), 2);
-        assert_eq!((link.interval_ms, link.timeout_ms, link.bias), (1000, 800, 0));
+        assert_eq!(
+            (link.interval_ms, link.timeout_ms, link.bias),
+            (1000, 800, 0)
+        );
         assert!(link.enabled);
         assert_eq!(link.gateway, None);
         assert_eq!(config.smoothing_ms, defaults::SMOOTHING_MS);
@@ -641,7 +819,13 @@ mod tests {
         assert_eq!(config.loss_divisor, 10);
         assert_eq!(config.window, 10);
         assert_eq!(config.forced_link_dies, ForcedLinkDies::Stay);
-        assert_eq!(config.web.listen, Some(Listen::Device { device: "br-lan".into(), port: 8080 }));
+        assert_eq!(
+            config.web.listen,
+            Some(Listen::Device {
+                device: "br-lan".into(),
+                port: 8080
+            })
+        );
         assert_eq!(config.web.token, None);
         assert_eq!(config.hook, None);
     }
@@ -654,7 +838,10 @@ mod tests {
                 {"name": "wwan", "device": "wlan0", "targets": ["198.51.100.1", "2001:db8::1"]}]}"#,
         )
         .unwrap();
-        assert_eq!(config.links[0].targets, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            config.links[0].targets,
+            vec!["192.0.2.1".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(config.links[1].targets.len(), 2);
     }
 
@@ -662,14 +849,19 @@ mod tests {
     fn syntax_errors_name_line_and_column() {
         assert_eq!(
             errors("{\n  \"links\": [\n}"),
-            ["line 3 column 1: invalid JSON: expected a value (object, array, string, number, true, false or null)"]
+            [
+                "line 3 column 1: invalid JSON: expected a value (object, array, string, number, true, false or null)"
+            ]
         );
     }
 
     #[test]
     fn zero_loss_divisor_is_refused_with_its_path() {
         let text = r#"{"loss_divisor": 0, "links": [{"name": "wan", "device": "eth0.2"}]}"#;
-        assert_eq!(errors(text), ["line 1: loss_divisor: got 0, expected a whole number from 1 to 1000000"]);
+        assert_eq!(
+            errors(text),
+            ["line 1: loss_divisor: got 0, expected a whole number from 1 to 1000000"]
+        );
     }
 
     #[test]
@@ -737,9 +929,18 @@ mod tests {
     #[test]
     fn structural_mistakes_are_named() {
         assert_eq!(errors("[]"), ["line 1: got an array, expected an object"]);
-        assert_eq!(errors("{}"), ["line 1: links: missing, expected an array of links"]);
-        assert_eq!(errors(r#"{"links": []}"#), ["line 1: links: got 0 links, expected 1 to 16"]);
-        assert_eq!(errors(r#"{"links": {}}"#), ["line 1: links: got an object, expected an array of links"]);
+        assert_eq!(
+            errors("{}"),
+            ["line 1: links: missing, expected an array of links"]
+        );
+        assert_eq!(
+            errors(r#"{"links": []}"#),
+            ["line 1: links: got 0 links, expected 1 to 16"]
+        );
+        assert_eq!(
+            errors(r#"{"links": {}}"#),
+            ["line 1: links: got an object, expected an array of links"]
+        );
         assert_eq!(
             errors(r#"{"links": [{"name": "wan", "device": "eth0.2", "enabled": false}]}"#),
             ["line 1: links: no link is enabled, expected at least one"]
@@ -751,7 +952,9 @@ mod tests {
         let text = r#"{"dead_after_ms": 1500, "links": [{"name": "wan", "device": "eth0.2"}]}"#;
         assert_eq!(
             errors(text),
-            ["line 1: dead_after_ms: 1500 is shorter than links[0] (\"wan\") interval_ms + timeout_ms = 1800: a healthy link would be declared dead between two probes"]
+            [
+                "line 1: dead_after_ms: 1500 is shorter than links[0] (\"wan\") interval_ms + timeout_ms = 1800: a healthy link would be declared dead between two probes"
+            ]
         );
     }
 
@@ -764,12 +967,23 @@ mod tests {
             r#""web": {"listen": "[2001:db8::1]:80", "token": "0123456789abcdef"}, "hook": ["/bin/logger", "-t", "wanmon"]"#,
         ))
         .unwrap();
-        assert_eq!(config.web.listen, Some(Listen::Address("[2001:db8::1]:80".parse().unwrap())));
+        assert_eq!(
+            config.web.listen,
+            Some(Listen::Address("[2001:db8::1]:80".parse().unwrap()))
+        );
         assert_eq!(config.web.token.as_deref(), Some("0123456789abcdef"));
         assert_eq!(config.hook.unwrap(), ["/bin/logger", "-t", "wanmon"]);
-        assert_eq!(Config::from_json(&base(r#""web": {"listen": null}"#)).unwrap().web.listen, None);
         assert_eq!(
-            errors(&base(r#""web": {"listen": "br-lan:0", "token": "short", "tokn": 1}"#)),
+            Config::from_json(&base(r#""web": {"listen": null}"#))
+                .unwrap()
+                .web
+                .listen,
+            None
+        );
+        assert_eq!(
+            errors(&base(
+                r#""web": {"listen": "br-lan:0", "token": "short", "tokn": 1}"#
+            )),
             [
                 "line 1: web.tokn: unknown key (did you mean \"token\"?); known keys: listen, token",
                 "line 1: web.listen: got \"br-lan:0\", expected \"ADDRESS:PORT\", \"[IPV6]:PORT\", \"DEVICE:PORT\" or null (no web page)",
@@ -778,7 +992,9 @@ mod tests {
         );
         assert_eq!(
             errors(&base(r#""hook": "rm -rf /""#)),
-            ["line 1: hook: got \"rm -rf /\", expected an array of strings: an absolute program path, then its arguments"]
+            [
+                "line 1: hook: got \"rm -rf /\", expected an array of strings: an absolute program path, then its arguments"
+            ]
         );
         assert_eq!(
             errors(&base(r#""hook": ["logger", 1]"#)),

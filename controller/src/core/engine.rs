@@ -59,7 +59,9 @@ pub enum DeadCause {
 impl fmt::Display for DeadCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DeadCause::NoReply { silent_for } => write!(f, "no reply for {}", ShowDuration(*silent_for)),
+            DeadCause::NoReply { silent_for } => {
+                write!(f, "no reply for {}", ShowDuration(*silent_for))
+            }
             DeadCause::LinkDown => f.write_str("link down"),
         }
     }
@@ -104,9 +106,20 @@ pub enum Reason {
     /// (a) The current link died; `score` is the new link's.
     CurrentDead { cause: DeadCause, score: Score },
     /// (b) Better by at least `margin` for `held`.
-    Better { from_score: Score, to_score: Score, margin: Score, held: Micros },
+    Better {
+        from_score: Score,
+        to_score: Score,
+        margin: Score,
+        held: Micros,
+    },
     /// (c) A return to a link earlier in the config, up for `healthy_for`.
-    Failback { from_score: Score, to_score: Score, margin: Score, held: Micros, healthy_for: Micros },
+    Failback {
+        from_score: Score,
+        to_score: Score,
+        margin: Score,
+        held: Micros,
+        healthy_for: Micros,
+    },
     /// (d) Every link is dead: the route stays where it is. `from` and `to` are the same link.
     AllDead,
     /// (e) The operator forced the link.
@@ -142,14 +155,28 @@ impl fmt::Display for Decision {
         match self.reason {
             Reason::Initial { score } => write!(f, "first choice, {to} scores best ({score})"),
             Reason::CurrentDead { cause, score } => {
-                write!(f, "{from} is dead ({cause}); {to} is the best live link (score {score})")
+                write!(
+                    f,
+                    "{from} is dead ({cause}); {to} is the best live link (score {score})"
+                )
             }
-            Reason::Better { from_score, to_score, margin, held } => write!(
+            Reason::Better {
+                from_score,
+                to_score,
+                margin,
+                held,
+            } => write!(
                 f,
                 "{to} scored {to_score} against {from_score} for {}, better by at least the hysteresis {margin}",
                 ShowDuration(held)
             ),
-            Reason::Failback { from_score, to_score, margin, held, healthy_for } => write!(
+            Reason::Failback {
+                from_score,
+                to_score,
+                margin,
+                held,
+                healthy_for,
+            } => write!(
                 f,
                 "failback: {to} up for {}, scored {to_score} against {from_score} for {}, better by at least the hysteresis {margin}",
                 ShowDuration(healthy_for),
@@ -272,7 +299,11 @@ pub struct Link {
 
 impl Link {
     fn new(config: &LinkConfig, window: usize, now: Instant) -> Link {
-        let state = if config.enabled { LinkState::Pending } else { LinkState::Disabled };
+        let state = if config.enabled {
+            LinkState::Pending
+        } else {
+            LinkState::Disabled
+        };
         Link {
             config: config.clone(),
             bias: Score::from_points(config.bias),
@@ -283,7 +314,11 @@ impl Link {
             state_since: now,
             next_round: now,
             cursor: config.targets.len(),
-            targets: config.targets.iter().map(|a| Target::new(*a, window)).collect(),
+            targets: config
+                .targets
+                .iter()
+                .map(|a| Target::new(*a, window))
+                .collect(),
             telemetry: None,
             raw_score: None,
             score: None,
@@ -319,7 +354,11 @@ impl Link {
 
     /// The smoothed score, the one decisions use; `None` unless the link is up.
     pub fn score(&self) -> Option<Score> {
-        if self.state == LinkState::Up { self.score } else { None }
+        if self.state == LinkState::Up {
+            self.score
+        } else {
+            None
+        }
     }
 
     pub fn targets(&self) -> &[Target] {
@@ -395,7 +434,11 @@ impl Engine {
     pub fn new(config: &Config, now: Instant) -> Engine {
         let settings = Settings::of(config);
         Engine {
-            links: config.links.iter().map(|l| Link::new(l, settings.window, now)).collect(),
+            links: config
+                .links
+                .iter()
+                .map(|l| Link::new(l, settings.window, now))
+                .collect(),
             settings,
             current: None,
             mode: Mode::Auto,
@@ -411,7 +454,9 @@ impl Engine {
     }
 
     pub fn link_index(&self, name: &str) -> Option<LinkIndex> {
-        self.links.iter().position(|l| l.config.name.as_str() == name)
+        self.links
+            .iter()
+            .position(|l| l.config.name.as_str() == name)
     }
 
     /// The link the default route is on, once one has been chosen.
@@ -444,33 +489,53 @@ impl Engine {
                 link.cursor = 0;
                 let next = link.next_round.after(link.interval);
                 // A caller that fell behind resumes the rhythm instead of sending a burst.
-                link.next_round = if next > now { next } else { now.after(link.interval) };
+                link.next_round = if next > now {
+                    next
+                } else {
+                    now.after(link.interval)
+                };
             }
             let target_index = link.cursor;
             link.cursor += 1;
             let seq = self.next_seq;
             self.next_seq = self.next_seq.wrapping_add(1);
-            self.probe_cursor = if link.cursor >= link.targets.len() { index + 1 } else { index };
+            self.probe_cursor = if link.cursor >= link.targets.len() {
+                index + 1
+            } else {
+                index
+            };
             let target = &mut link.targets[target_index];
             if target.in_flight.is_some() {
                 // Only when the caller skipped the timeout: one probe per target in flight.
                 target.window.push_lost();
             }
             target.in_flight = Some(InFlight { seq, sent: now });
-            return Some(Probe { link: index, target: target_index, seq, address: target.address });
+            return Some(Probe {
+                link: index,
+                target: target_index,
+                seq,
+                address: target.address,
+            });
         }
         None
     }
 
     /// A reply to probe `seq` arrived at `now`. Replies that match no probe in flight (foreign,
     /// duplicated, or later than the timeout) change nothing.
-    pub fn on_reply(&mut self, now: Instant, link: LinkIndex, target: usize, seq: u16) -> Option<Decision> {
+    pub fn on_reply(
+        &mut self,
+        now: Instant,
+        link: LinkIndex,
+        target: usize,
+        seq: u16,
+    ) -> Option<Decision> {
         let timeout = self.links.get(link)?.timeout;
         let target_state = self.links[link].targets.get_mut(target)?;
         let in_flight = target_state.in_flight.filter(|f| f.seq == seq)?;
         target_state.in_flight = None;
         let rtt = now.since(in_flight.sent);
-        if rtt > timeout {
+        if rtt >= timeout {
+            // The same boundary as `tick`, so the order of the two never matters.
             target_state.window.push_lost();
         } else {
             target_state.window.push_reply(rtt);
@@ -482,7 +547,11 @@ impl Engine {
 
     /// The probe could not be sent (no route, device gone): it is lost now.
     pub fn on_send_failed(&mut self, now: Instant, probe: &Probe) -> Option<Decision> {
-        let target = self.links.get_mut(probe.link)?.targets.get_mut(probe.target)?;
+        let target = self
+            .links
+            .get_mut(probe.link)?
+            .targets
+            .get_mut(probe.target)?;
         if target.in_flight.is_some_and(|f| f.seq == probe.seq) {
             target.in_flight = None;
             target.window.push_lost();
@@ -492,7 +561,12 @@ impl Engine {
     }
 
     /// Carrier, device or address news for a link.
-    pub fn on_link_event(&mut self, now: Instant, link: LinkIndex, event: LinkEvent) -> Option<Decision> {
+    pub fn on_link_event(
+        &mut self,
+        now: Instant,
+        link: LinkIndex,
+        event: LinkEvent,
+    ) -> Option<Decision> {
         let state = self.links.get_mut(link)?;
         if !state.config.enabled {
             return None;
@@ -557,7 +631,11 @@ impl Engine {
             if !link.probing() {
                 continue;
             }
-            next = next.min(if link.cursor < link.targets.len() { Instant::ZERO } else { link.next_round });
+            next = next.min(if link.cursor < link.targets.len() {
+                Instant::ZERO
+            } else {
+                link.next_round
+            });
             for target in &link.targets {
                 if let Some(f) = target.in_flight {
                     next = next.min(f.sent.after(link.timeout));
@@ -611,7 +689,9 @@ impl Engine {
             .map(|link_config| {
                 let old = old_links
                     .iter()
-                    .position(|o| o.config.name == link_config.name && o.config.device == link_config.device)
+                    .position(|o| {
+                        o.config.name == link_config.name && o.config.device == link_config.device
+                    })
                     .map(|i| old_links.swap_remove(i));
                 match old {
                     Some(old) if link_config.enabled && old.config.enabled => {
@@ -628,7 +708,11 @@ impl Engine {
             self.recompute_link(now, index);
         }
         if let Mode::Forced(name) = self.mode {
-            if !self.links.iter().any(|l| l.config.name == name && l.config.enabled) {
+            if !self
+                .links
+                .iter()
+                .any(|l| l.config.name == name && l.config.enabled)
+            {
                 self.mode = Mode::Auto;
             }
         }
@@ -671,13 +755,24 @@ impl Engine {
     fn refresh_link(&mut self, now: Instant, index: LinkIndex) {
         let settings = self.settings;
         let link = &mut self.links[index];
-        link.telemetry =
-            consensus(link.targets.iter().filter(|t| t.reachable).filter_map(|t| t.telemetry));
-        let raw = link.telemetry.map(|t| raw_score(&t, link.bias, settings.loss_divisor));
+        link.telemetry = consensus(
+            link.targets
+                .iter()
+                .filter(|t| t.reachable)
+                .filter_map(|t| t.telemetry),
+        );
+        let raw = link
+            .telemetry
+            .map(|t| raw_score(&t, link.bias, settings.loss_divisor));
         link.raw_score = raw;
         match (raw, link.score) {
             (Some(raw), Some(previous)) if link.is_up() => {
-                link.score = Some(smooth(previous, raw, now.since(link.scored_at), settings.smoothing));
+                link.score = Some(smooth(
+                    previous,
+                    raw,
+                    now.since(link.scored_at),
+                    settings.smoothing,
+                ));
             }
             (raw, _) => link.score = raw,
         }
@@ -701,7 +796,12 @@ impl Engine {
             }
             LinkState::Up if !alive => {
                 let last = link.last_reply().unwrap_or(link.state_since);
-                link.set_state(LinkState::Dead(DeadCause::NoReply { silent_for: now.since(last) }), now);
+                link.set_state(
+                    LinkState::Dead(DeadCause::NoReply {
+                        silent_for: now.since(last),
+                    }),
+                    now,
+                );
                 link.better_since = None;
             }
             LinkState::Pending if now.since(link.state_since) >= dead_after => {
@@ -723,8 +823,19 @@ impl Engine {
             .map(|(_, i)| i)
     }
 
-    fn switch(&mut self, now: Instant, from: Option<LinkName>, to: LinkIndex, reason: Reason) -> Decision {
-        let decision = Decision { at: now, from, to: self.links[to].config.name, reason };
+    fn switch(
+        &mut self,
+        now: Instant,
+        from: Option<LinkName>,
+        to: LinkIndex,
+        reason: Reason,
+    ) -> Decision {
+        let decision = Decision {
+            at: now,
+            from,
+            to: self.links[to].config.name,
+            reason,
+        };
         if decision.changes_route() {
             self.current = Some(to);
             self.all_dead_noted = false;
@@ -755,7 +866,15 @@ impl Engine {
                 // Fallback: the forced link carries the route and died.
                 let best = self.best_live(Some(forced))?;
                 let score = self.links[best].score.unwrap_or_default();
-                return Some(self.switch(now, from, best, Reason::ForcedLinkDead { forced: name, score }));
+                return Some(self.switch(
+                    now,
+                    from,
+                    best,
+                    Reason::ForcedLinkDead {
+                        forced: name,
+                        score,
+                    },
+                ));
             }
         }
         self.evaluate_auto(now, from)
@@ -765,7 +884,11 @@ impl Engine {
         let Some(current) = self.current else {
             // First choice: wait until every probed link has a verdict, so the first reply to
             // arrive does not win by speed alone.
-            if self.links.iter().any(|l| l.probing() && l.state == LinkState::Pending) {
+            if self
+                .links
+                .iter()
+                .any(|l| l.probing() && l.state == LinkState::Pending)
+            {
                 return None;
             }
             let best = self.best_live(None)?;
@@ -781,7 +904,12 @@ impl Engine {
                 let score = self.links[best].score.unwrap_or_default();
                 return Some(self.switch(now, from, best, Reason::CurrentDead { cause, score }));
             }
-            if self.all_dead_noted || self.links.iter().any(|l| l.probing() && l.state == LinkState::Pending) {
+            if self.all_dead_noted
+                || self
+                    .links
+                    .iter()
+                    .any(|l| l.probing() && l.state == LinkState::Pending)
+            {
                 return None;
             }
             self.all_dead_noted = true;
@@ -814,9 +942,20 @@ impl Engine {
         let margin = s.hysteresis;
         let reason = if to < current {
             let healthy_for = now.since(self.links[to].state_since);
-            Reason::Failback { from_score: current_score, to_score, margin, held, healthy_for }
+            Reason::Failback {
+                from_score: current_score,
+                to_score,
+                margin,
+                held,
+                healthy_for,
+            }
         } else {
-            Reason::Better { from_score: current_score, to_score, margin, held }
+            Reason::Better {
+                from_score: current_score,
+                to_score,
+                margin,
+                held,
+            }
         };
         Some(self.switch(now, from, to, reason))
     }
@@ -828,16 +967,18 @@ fn carry_over(mut old: Link, config: &LinkConfig, window: usize, now: Instant) -
     link.targets = config
         .targets
         .iter()
-        .map(|address| match old.targets.iter().position(|t| t.address == *address) {
-            Some(i) => {
-                let mut target = old.targets.swap_remove(i);
-                if target.window.capacity() != window {
-                    target.window = target.window.resized(window);
+        .map(
+            |address| match old.targets.iter().position(|t| t.address == *address) {
+                Some(i) => {
+                    let mut target = old.targets.swap_remove(i);
+                    if target.window.capacity() != window {
+                        target.window = target.window.resized(window);
+                    }
+                    target
                 }
-                target
-            }
-            None => Target::new(*address, window),
-        })
+                None => Target::new(*address, window),
+            },
+        )
         .collect();
     link.carrier = old.carrier;
     link.state = old.state;
@@ -848,3 +989,7 @@ fn carry_over(mut old: Link, config: &LinkConfig, window: usize, now: Instant) -
     link.better_since = old.better_since;
     link
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

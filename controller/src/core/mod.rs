@@ -7,6 +7,7 @@ pub mod name;
 pub mod score;
 pub mod telemetry;
 pub mod time;
+pub mod virtual_time;
 
 pub use config::{Config, ConfigError, ForcedLinkDies, LinkConfig};
 pub use engine::{

@@ -1,0 +1,665 @@
+//! Tests of every decision rule and its edges, driven in virtual time.
+
+use super::*;
+use crate::core::config::Config;
+use crate::core::virtual_time::VirtualRun;
+
+/// Round-trip times per link, in ms, as a function of (link, target, time in ms); `None` = lost.
+type Net = Box<dyn FnMut(usize, usize, u64) -> Option<u64>>;
+
+fn ms(millis: u64) -> Instant {
+    Instant::from_millis(millis)
+}
+
+/// A config with links `wan` (eth0.2), `wwan` (wlan0), `lte` (wwan0), ... and their biases.
+fn config(biases: &[i64], extra: &str) -> Config {
+    const LINKS: [(&str, &str); 4] = [
+        ("wan", "eth0.2"),
+        ("wwan", "wlan0"),
+        ("lte", "wwan0"),
+        ("isp2", "eth1"),
+    ];
+    let links: Vec<String> = biases
+        .iter()
+        .zip(LINKS)
+        .map(|(bias, (name, device))| {
+            format!(
+                r#"{{"name": "{name}", "device": "{device}", "bias": {bias},
+                    "targets": ["192.0.2.1", "198.51.100.1"]}}"#
+            )
+        })
+        .collect();
+    let text = format!(r#"{{ {extra} "links": [{}] }}"#, links.join(","));
+    Config::from_json(&text).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+struct Run {
+    run: VirtualRun<Box<dyn FnMut(&Probe, Instant) -> Option<Micros>>>,
+}
+
+impl Run {
+    fn new(config: Config, mut net: Net) -> Run {
+        let path: Box<dyn FnMut(&Probe, Instant) -> Option<Micros>> =
+            Box::new(move |probe, now| {
+                net(probe.link, probe.target, now.as_micros() / 1000).map(|rtt| rtt * 1000)
+            });
+        Run {
+            run: VirtualRun::new(&config, path, Instant::ZERO),
+        }
+    }
+
+    fn until(&mut self, millis: u64) -> &mut Run {
+        self.run.run_until(ms(millis));
+        self
+    }
+
+    /// Every route change as (time ms, from, to).
+    fn switches(&self) -> Vec<(u64, String, String)> {
+        self.run
+            .decisions()
+            .iter()
+            .filter(|d| d.changes_route())
+            .map(|d| {
+                let from = d.from.map_or("none".to_string(), |f| f.to_string());
+                (d.at.as_micros() / 1000, from, d.to.to_string())
+            })
+            .collect()
+    }
+
+    fn last(&self) -> Decision {
+        *self.run.decisions().last().expect("a decision")
+    }
+
+    fn current(&self) -> String {
+        self.run
+            .engine()
+            .current()
+            .map_or("none".into(), |l| l.name().to_string())
+    }
+
+    fn link(&self, name: &str) -> &Link {
+        let engine = self.run.engine();
+        &engine.links()[engine.link_index(name).unwrap()]
+    }
+
+    fn event(&mut self, name: &str, event: LinkEvent) {
+        let index = self.run.engine().link_index(name).unwrap();
+        self.run.link_event(index, event);
+    }
+
+    fn force(&mut self, name: &str) -> Result<(), ModeError> {
+        self.run
+            .set_mode(Mode::Forced(LinkName::new(name).unwrap()))
+    }
+}
+
+/// Steady links: link i answers in `base[i]` ms.
+fn steady(base: &'static [u64]) -> Net {
+    Box::new(move |link, _, _| Some(base[link]))
+}
+
+#[test]
+fn first_choice_waits_for_every_link_and_takes_the_best_score() {
+    // wwan answers first but scores worse: speed of the first reply must not decide.
+    let mut run = Run::new(config(&[0, 0], ""), steady(&[60, 20]));
+    run.until(10);
+    assert_eq!(run.current(), "none");
+    run.until(1000);
+    assert_eq!(run.switches(), [(60, "none".into(), "wwan".into())]);
+    assert!(matches!(run.last().reason, Reason::Initial { .. }));
+}
+
+#[test]
+fn first_choice_on_a_tie_is_the_first_link_in_the_config() {
+    let mut run = Run::new(config(&[0, 0, 0], ""), steady(&[20, 20, 20]));
+    run.until(5_000);
+    assert_eq!(run.current(), "wan");
+}
+
+#[test]
+fn a_link_that_never_answers_is_dead_after_dead_after_and_does_not_block_the_first_choice() {
+    let mut run = Run::new(
+        config(&[0, 0], ""),
+        Box::new(|link, _, _| (link == 1).then_some(20)),
+    );
+    run.until(2_999);
+    assert_eq!(run.current(), "none");
+    assert_eq!(run.link("wan").state(), LinkState::Pending);
+    run.until(3_000);
+    assert_eq!(
+        run.link("wan").state(),
+        LinkState::Dead(DeadCause::NoReply {
+            silent_for: 3_000_000
+        })
+    );
+    assert_eq!(run.switches(), [(3_000, "none".into(), "wwan".into())]);
+}
+
+#[test]
+fn hard_outage_of_the_current_link_switches_at_once_after_dead_after() {
+    let mut run = Run::new(
+        config(&[0, 50], ""),
+        Box::new(|link, _, t| (link == 1 || t < 20_000).then_some(20)),
+    );
+    run.until(60_000);
+    // Last reply from wan at 19 020 ms; dead 3 s later, no hold.
+    assert_eq!(run.switches()[1], (22_020, "wan".into(), "wwan".into()));
+    let decision = run.run.decisions()[1];
+    assert_eq!(
+        decision.reason,
+        Reason::CurrentDead {
+            cause: DeadCause::NoReply {
+                silent_for: 3_000_000
+            },
+            score: Score::from_points(70)
+        }
+    );
+    assert_eq!(
+        decision.to_string(),
+        "wan -> wwan: wan is dead (no reply for 3.0 s); wwan is the best live link (score 70.0)"
+    );
+}
+
+#[test]
+fn carrier_loss_makes_the_link_dead_at_once() {
+    let mut run = Run::new(config(&[0, 50], ""), steady(&[20, 20]));
+    run.until(10_000);
+    assert_eq!(run.current(), "wan");
+    run.event("wan", LinkEvent::Down);
+    assert_eq!(
+        run.switches().last().unwrap(),
+        &(10_000, "wan".into(), "wwan".into())
+    );
+    assert_eq!(
+        run.link("wan").state(),
+        LinkState::Dead(DeadCause::LinkDown)
+    );
+    assert_eq!(run.link("wan").telemetry(), None);
+    // No probes go out through a link that is down.
+    run.until(20_000);
+    assert!(
+        run.link("wan")
+            .targets()
+            .iter()
+            .all(|t| t.last_reply().is_none())
+    );
+    // Carrier back: pending, then up, then failback after the failback hold.
+    run.event("wan", LinkEvent::Up);
+    assert_eq!(run.link("wan").state(), LinkState::Pending);
+    run.until(20_100);
+    assert_eq!(run.link("wan").state(), LinkState::Up);
+    run.until(120_000);
+    let back = run.switches()[2].clone();
+    assert_eq!((back.1.as_str(), back.2.as_str()), ("wwan", "wan"));
+    assert!(
+        back.0 >= 20_020 + 30_000,
+        "failback at {} ms, before the failback hold",
+        back.0
+    );
+    assert!(matches!(run.last().reason, Reason::Failback { .. }));
+}
+
+#[test]
+fn a_better_link_takes_over_only_after_the_whole_switch_hold() {
+    // wwan (listed second) becomes better than wan by 60 points from t = 10 s.
+    // With a window of 3 and no smoothing, the first slow reply (10 100 ms) adds 30 ms of jitter:
+    // wan scores 70 against 40 from then on.
+    let net: Net = Box::new(|link, _, t| Some(if link == 0 && t >= 10_000 { 100 } else { 40 }));
+    let mut run = Run::new(config(&[0, 0], r#""smoothing_ms": 0, "window": 3,"#), net);
+    run.until(15_099);
+    assert_eq!(run.current(), "wan");
+    run.until(30_000);
+    let switches = run.switches();
+    assert_eq!(switches.len(), 2);
+    // Better from 10 100 ms, plus the 5 s hold.
+    assert_eq!(switches[1], (15_100, "wan".into(), "wwan".into()));
+    let Reason::Better {
+        from_score,
+        to_score,
+        margin,
+        held,
+    } = run.last().reason
+    else {
+        panic!("{:?}", run.last())
+    };
+    assert!(from_score.0 - to_score.0 >= margin.0);
+    assert_eq!(held, 5_000_000);
+    assert!(
+        run.last()
+            .to_string()
+            .contains("better by at least the hysteresis 20.0"),
+        "{}",
+        run.last()
+    );
+}
+
+#[test]
+fn a_link_better_by_less_than_the_hysteresis_never_takes_over() {
+    let net: Net = Box::new(|link, _, _| Some(if link == 0 { 55 } else { 40 }));
+    let mut run = Run::new(config(&[0, 0], r#""hysteresis": 20,"#), net);
+    run.until(5_000);
+    // Initial choice takes the best (wwan); then wan is worse, so make wan current by forcing and
+    // releasing: wwan is better by 15 < 20 and must never take over.
+    run.force("wan").unwrap();
+    run.run.set_mode(Mode::Auto).unwrap();
+    run.until(600_000);
+    assert_eq!(run.current(), "wan");
+}
+
+#[test]
+fn equal_scores_never_switch_even_without_hysteresis() {
+    let mut run = Run::new(
+        config(&[0, 0], r#""hysteresis": 0, "switch_hold_ms": 0,"#),
+        steady(&[30, 30]),
+    );
+    run.until(300_000);
+    assert_eq!(run.switches().len(), 1);
+}
+
+#[test]
+fn an_advantage_that_lapses_restarts_the_hold() {
+    // wan answers slowly for 2 s of every 6 s; with a window of 3 its score is worse for 4 s of
+    // every 6 s (the slow replies and the jitter they leave): never for the whole 5 s hold.
+    let net: Net = Box::new(|link, _, t| {
+        Some(if link == 0 && (t / 2_000) % 3 == 2 {
+            200
+        } else {
+            40
+        })
+    });
+    let mut run = Run::new(config(&[0, 0], r#""smoothing_ms": 0, "window": 3,"#), net);
+    run.until(120_000);
+    assert_eq!(run.switches().len(), 1, "{:?}", run.switches());
+}
+
+#[test]
+fn failback_waits_for_the_failback_hold_even_when_much_better() {
+    // wan dead from 10 s to 20 s, then healthy again and much better than wwan.
+    let net: Net = Box::new(|link, _, t| match link {
+        0 if (10_000..20_000).contains(&t) => None,
+        0 => Some(10),
+        _ => Some(150),
+    });
+    let mut run = Run::new(config(&[0, 0], ""), net);
+    run.until(200_000);
+    let switches = run.switches();
+    assert_eq!(switches.len(), 3, "{switches:?}");
+    assert_eq!(
+        (switches[1].1.as_str(), switches[1].2.as_str()),
+        ("wan", "wwan")
+    );
+    let (at, from, to) = switches[2].clone();
+    assert_eq!((from.as_str(), to.as_str()), ("wwan", "wan"));
+    // wan is up again at 20 010 ms; it may only return 30 s later.
+    assert_eq!(at, 50_010);
+    let Reason::Failback {
+        healthy_for, held, ..
+    } = run.last().reason
+    else {
+        panic!()
+    };
+    assert_eq!(healthy_for, 30_000_000);
+    assert!(held >= 5_000_000);
+}
+
+#[test]
+fn every_link_dead_keeps_the_route_and_notes_it_once() {
+    let net: Net = Box::new(|link, _, t| match link {
+        0 => (t < 10_000).then_some(20),
+        // wwan goes first, so when wan dies there is nowhere to go.
+        _ => (t < 8_000 || t >= 40_000).then_some(30),
+    });
+    let mut run = Run::new(config(&[0, 0], ""), net);
+    run.until(39_999);
+    assert_eq!(run.current(), "wan", "the route stays on the last link");
+    let notes: Vec<_> = run
+        .run
+        .decisions()
+        .iter()
+        .filter(|d| !d.changes_route())
+        .collect();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].reason, Reason::AllDead);
+    assert_eq!(
+        notes[0].to_string(),
+        "wan -> wan: every link is dead; keeping the default route on wan"
+    );
+    // wwan returns: the route moves to it at once, without any hold.
+    run.until(40_100);
+    assert_eq!(
+        run.switches().last().unwrap(),
+        &(40_030, "wan".into(), "wwan".into())
+    );
+}
+
+#[test]
+fn a_forced_link_is_sticky_until_auto() {
+    let mut run = Run::new(config(&[0, 0], ""), steady(&[20, 90]));
+    run.until(5_000);
+    assert_eq!(run.current(), "wan");
+    run.force("wwan").unwrap();
+    assert_eq!(
+        run.switches().last().unwrap(),
+        &(5_000, "wan".into(), "wwan".into())
+    );
+    assert_eq!(run.last().reason, Reason::Forced);
+    run.until(300_000);
+    assert_eq!(
+        run.current(),
+        "wwan",
+        "much better wan must not take over a forced link"
+    );
+    run.run.set_mode(Mode::Auto).unwrap();
+    assert_eq!(
+        run.current(),
+        "wwan",
+        "auto applies the normal holds, no jump"
+    );
+    run.until(305_000);
+    assert_eq!(run.current(), "wan");
+}
+
+#[test]
+fn a_forced_link_that_dies_stays_when_so_configured() {
+    let net: Net = Box::new(|link, _, t| (link == 1 || t < 20_000).then_some(20));
+    let mut run = Run::new(config(&[0, 0], r#""forced_link_dies": "stay","#), net);
+    run.until(5_000);
+    run.force("wan").unwrap();
+    run.until(100_000);
+    assert_eq!(run.current(), "wan");
+    assert!(matches!(run.link("wan").state(), LinkState::Dead(_)));
+}
+
+#[test]
+fn a_forced_link_that_dies_falls_back_and_returns_when_so_configured() {
+    let net: Net =
+        Box::new(|link, _, t| (link == 1 || !(20_000..40_000).contains(&t)).then_some(20));
+    let mut run = Run::new(config(&[50, 0], r#""forced_link_dies": "fallback","#), net);
+    run.until(5_000);
+    assert_eq!(run.current(), "wwan");
+    run.force("wan").unwrap();
+    run.until(30_000);
+    assert_eq!(run.current(), "wwan");
+    let fallback = run
+        .run
+        .decisions()
+        .iter()
+        .rev()
+        .find(|d| d.changes_route())
+        .copied()
+        .unwrap();
+    assert_eq!(
+        fallback.reason,
+        Reason::ForcedLinkDead {
+            forced: LinkName::new("wan").unwrap(),
+            score: Score::from_points(20)
+        }
+    );
+    // Still forced: as soon as wan answers again the route goes back to it, worse score or not.
+    run.until(40_100);
+    assert_eq!(run.current(), "wan");
+    assert_eq!(run.last().reason, Reason::Forced);
+    assert_eq!(
+        run.run.engine().mode(),
+        Mode::Forced(LinkName::new("wan").unwrap())
+    );
+}
+
+#[test]
+fn forcing_an_unknown_or_disabled_link_is_refused_and_changes_nothing() {
+    let mut cfg = config(&[0, 0], "");
+    cfg.links[1].enabled = false;
+    let mut run = Run::new(cfg, steady(&[20, 20]));
+    run.until(5_000);
+    assert_eq!(run.force("lte"), Err(ModeError::UnknownLink("lte".into())));
+    assert_eq!(
+        run.force("wwan"),
+        Err(ModeError::LinkDisabled(LinkName::new("wwan").unwrap()))
+    );
+    assert_eq!(
+        run.force("lte").unwrap_err().to_string(),
+        "no link named \"lte\" in the config"
+    );
+    assert_eq!(run.run.engine().mode(), Mode::Auto);
+    assert_eq!(run.link("wwan").state(), LinkState::Disabled);
+    assert!(
+        run.link("wwan")
+            .targets()
+            .iter()
+            .all(|t| t.last_reply().is_none()),
+        "disabled links are not probed"
+    );
+}
+
+#[test]
+fn one_silent_target_does_not_kill_the_link_or_move_the_route() {
+    // wan's second target is filtered from the start; its first answers in 20 ms.
+    let net: Net = Box::new(|link, target, _| match (link, target) {
+        (0, 1) => None,
+        (0, _) => Some(20),
+        _ => Some(60),
+    });
+    let mut run = Run::new(config(&[0, 0], ""), net);
+    run.until(600_000);
+    // wan is up from its first reply: the silent target delays nothing.
+    assert_eq!(run.switches(), [(60, "none".into(), "wan".into())]);
+    let wan = run.link("wan");
+    assert_eq!(wan.state(), LinkState::Up);
+    assert!(!wan.targets()[1].reachable());
+    assert_eq!(
+        wan.telemetry().unwrap(),
+        Telemetry {
+            latency_us: 20_000,
+            jitter_us: 0,
+            loss_bp: 0
+        }
+    );
+}
+
+#[test]
+fn a_target_filtered_mid_run_does_not_move_the_route() {
+    let net: Net = Box::new(|link, target, t| match (link, target) {
+        (0, 1) if t >= 30_000 => None,
+        (0, _) => Some(20),
+        _ => Some(45),
+    });
+    let mut run = Run::new(config(&[0, 0], ""), net);
+    run.until(600_000);
+    assert_eq!(run.switches().len(), 1, "{:?}", run.switches());
+    assert_eq!(run.current(), "wan");
+}
+
+fn manual_engine() -> (Engine, Probe) {
+    let mut engine = Engine::new(&config(&[0], ""), Instant::ZERO);
+    let probe = engine.poll_probe(Instant::ZERO).unwrap();
+    (engine, probe)
+}
+
+#[test]
+fn a_reply_after_the_timeout_counts_as_lost() {
+    let (mut engine, probe) = manual_engine();
+    engine.on_reply(ms(800), probe.link, probe.target, probe.seq);
+    let target = &engine.links()[0].targets()[0];
+    assert_eq!(target.last_reply(), None);
+    assert_eq!(
+        target.telemetry(),
+        None,
+        "lost, and no RTT of 800 ms recorded"
+    );
+    // Once the timeout has passed, a very late reply is a stranger.
+    let (mut engine, probe) = manual_engine();
+    engine.tick(ms(800));
+    assert_eq!(
+        engine.on_reply(ms(900), probe.link, probe.target, probe.seq),
+        None
+    );
+    assert_eq!(engine.links()[0].targets()[0].last_reply(), None);
+}
+
+#[test]
+fn foreign_and_duplicate_replies_change_nothing() {
+    let (mut engine, probe) = manual_engine();
+    engine.on_reply(ms(10), probe.link, probe.target, probe.seq.wrapping_add(7));
+    engine.on_reply(ms(10), 5, 0, probe.seq);
+    engine.on_reply(ms(10), 0, 9, probe.seq);
+    assert_eq!(engine.links()[0].targets()[0].last_reply(), None);
+    engine.on_reply(ms(10), probe.link, probe.target, probe.seq);
+    engine.on_reply(ms(11), probe.link, probe.target, probe.seq);
+    let telemetry = engine.links()[0].targets()[0].telemetry().unwrap();
+    assert_eq!(
+        telemetry,
+        Telemetry {
+            latency_us: 10_000,
+            jitter_us: 0,
+            loss_bp: 0
+        }
+    );
+}
+
+#[test]
+fn probes_in_flight_are_not_counted_as_lost() {
+    let (mut engine, first) = manual_engine();
+    let second = engine.poll_probe(Instant::ZERO).unwrap();
+    assert_eq!(
+        engine.poll_probe(Instant::ZERO),
+        None,
+        "one round: one probe per target"
+    );
+    assert_ne!(first.seq, second.seq);
+    engine.on_reply(ms(10), first.link, first.target, first.seq);
+    // Second probe still in flight: loss is 0 %, not 50 %.
+    assert_eq!(engine.links()[0].telemetry().unwrap().loss_bp, 0);
+    assert_eq!(
+        engine.next_deadline(),
+        ms(800),
+        "the in-flight probe's timeout"
+    );
+}
+
+#[test]
+fn a_probe_that_cannot_be_sent_is_lost_at_once() {
+    let (mut engine, probe) = manual_engine();
+    engine.on_send_failed(ms(1), &probe);
+    let target = &engine.links()[0].targets()[0];
+    assert_eq!(target.telemetry(), None);
+    assert_eq!(
+        engine.on_reply(ms(5), probe.link, probe.target, probe.seq),
+        None
+    );
+}
+
+#[test]
+fn reload_keeps_the_state_of_links_that_stay() {
+    let mut run = Run::new(config(&[0, 50], ""), steady(&[20, 30, 25]));
+    run.until(60_000);
+    let wan_before = run.link("wan").telemetry();
+    let since_before = run.link("wan").state_since();
+    // Add lte, change wwan's bias.
+    let new = config(&[0, 10, 0], "");
+    run.run.reload(&new);
+    assert_eq!(run.current(), "wan");
+    assert_eq!(run.link("wan").telemetry(), wan_before);
+    assert_eq!(run.link("wan").state_since(), since_before);
+    assert_eq!(
+        run.link("wwan").raw_score(),
+        Some(Score::from_points(40)),
+        "new bias applies at once"
+    );
+    assert_eq!(run.link("lte").state(), LinkState::Pending);
+    run.until(120_000);
+    assert_eq!(
+        run.switches().len(),
+        1,
+        "no decision disturbed by the reload: {:?}",
+        run.switches()
+    );
+    assert_eq!(run.link("lte").state(), LinkState::Up);
+}
+
+#[test]
+fn reload_that_removes_the_current_link_moves_the_route_at_once() {
+    let mut run = Run::new(config(&[0, 0, 0], ""), steady(&[20, 40, 30]));
+    run.until(10_000);
+    assert_eq!(run.current(), "wan");
+    run.force("wan").unwrap();
+    let mut new = config(&[0, 0, 0], "");
+    new.links.remove(0);
+    run.run.reload(&new);
+    assert_eq!(run.current(), "lte");
+    assert!(matches!(run.last().reason, Reason::LinkRemoved { .. }));
+    assert_eq!(
+        run.run.engine().mode(),
+        Mode::Auto,
+        "the forced link is gone"
+    );
+    assert!(
+        run.last()
+            .to_string()
+            .starts_with("wan -> lte: wan was removed or disabled by a config reload")
+    );
+}
+
+#[test]
+fn reload_that_disables_a_link_stops_probing_it() {
+    let mut run = Run::new(config(&[0, 0], ""), steady(&[20, 40]));
+    run.until(10_000);
+    let mut new = config(&[0, 0], "");
+    new.links[1].enabled = false;
+    run.run.reload(&new);
+    assert_eq!(run.link("wwan").state(), LinkState::Disabled);
+    run.until(20_000);
+    assert!(
+        run.link("wwan")
+            .targets()
+            .iter()
+            .all(|t| t.last_reply().is_none())
+    );
+}
+
+#[test]
+fn reload_resizes_windows_keeping_recent_probes() {
+    let mut run = Run::new(config(&[0], ""), steady(&[20]));
+    run.until(30_000);
+    run.run.reload(&config(&[0], r#""window": 5,"#));
+    assert_eq!(run.link("wan").telemetry().unwrap().latency_us, 20_000);
+}
+
+#[test]
+fn the_score_is_smoothed_over_time() {
+    let net: Net = Box::new(|_, _, t| Some(if t < 30_000 { 20 } else { 120 }));
+    let mut run = Run::new(config(&[0], r#""smoothing_ms": 4000, "window": 3,"#), net);
+    run.until(32_200);
+    let wan = run.link("wan");
+    let (raw, smoothed) = (wan.raw_score().unwrap(), wan.score().unwrap());
+    assert!(raw.0 >= 100_000, "raw {raw}");
+    assert!(
+        smoothed < raw && smoothed.0 > 20_000,
+        "smoothed {smoothed}, raw {raw}"
+    );
+}
+
+#[test]
+fn history_keeps_the_newest_decisions() {
+    let mut run = Run::new(config(&[0, 0], ""), steady(&[20, 20]));
+    run.until(5_000);
+    for i in 0..40 {
+        run.force(if i % 2 == 0 { "wwan" } else { "wan" }).unwrap();
+    }
+    let history: Vec<_> = run.run.engine().history().collect();
+    assert_eq!(history.len(), HISTORY_LEN);
+    assert_eq!(*history.last().unwrap(), &run.last());
+}
+
+#[test]
+fn deadlines_follow_probe_rounds() {
+    let mut engine = Engine::new(&config(&[0], ""), Instant::ZERO);
+    assert_eq!(engine.next_deadline(), Instant::ZERO);
+    while engine.poll_probe(Instant::ZERO).is_some() {}
+    assert_eq!(engine.next_deadline(), ms(800));
+    engine.tick(ms(800));
+    assert_eq!(engine.next_deadline(), ms(1_000));
+    // A caller that wakes late resumes the rhythm instead of bursting.
+    assert!(engine.poll_probe(ms(5_000)).is_some());
+    assert!(engine.poll_probe(ms(5_000)).is_some());
+    assert_eq!(engine.poll_probe(ms(5_000)), None);
+}
