@@ -59,7 +59,7 @@ impl Feed {
         self.next += 1;
         if let Some(probe) = probe {
             let key = self.round + probe.target as u64 + probe.link as u64;
-            if key % 7 != 0 {
+            if !key.is_multiple_of(7) {
                 // Later in the round is later in time; the parity term varies RTT and jitter.
                 let rtt_ms = 10 + 2 * self.next as u64 + (self.round + probe.target as u64) % 2;
                 std::hint::black_box(self.engine.on_reply(

@@ -45,7 +45,7 @@ fn config(
             "smoothing_ms": {smoothing_ms}, "dead_after_ms": 600000, "window": 8, "links": [{}]}}"#,
         links.join(",")
     ))
-    .unwrap()
+    .expect("generated configs are valid")
 }
 
 proptest! {

@@ -49,6 +49,7 @@ pub const LINK_KEYS: &[&str] = &[
     "bias",
     "interval_ms",
     "timeout_ms",
+    "dead_after_ms",
     "enabled",
 ];
 /// Keys of the `web` object.
@@ -82,6 +83,8 @@ pub struct LinkConfig {
     pub bias: i64,
     pub interval_ms: u64,
     pub timeout_ms: u64,
+    /// Silence after which the link is dead; defaults to the global `dead_after_ms`.
+    pub dead_after_ms: u64,
     pub enabled: bool,
 }
 
@@ -112,6 +115,7 @@ pub struct Config {
     pub hysteresis: u64,
     pub switch_hold_ms: u64,
     pub failback_hold_ms: u64,
+    /// The default of every link's `dead_after_ms`.
     pub dead_after_ms: u64,
     pub loss_divisor: u64,
     pub window: u64,
@@ -176,6 +180,13 @@ impl Config {
 
 struct Checker {
     errors: Vec<ConfigError>,
+}
+
+/// What a link takes from the global keys when it does not set its own.
+struct LinkDefaults<'a> {
+    targets: Option<&'a [IpAddr]>,
+    dead_after_ms: u64,
+    dead_after_line: Option<u32>,
 }
 
 /// An object's members with the keys the checker has read, to report the unknown rest.
@@ -438,19 +449,21 @@ impl Checker {
         };
         let web = self.web(&fields);
         let hook = self.hook(&fields);
-        let links = match fields.get("links") {
+        let link_defaults = LinkDefaults {
+            targets: default_targets.as_deref(),
+            dead_after_ms,
+            dead_after_line: fields.get("dead_after_ms").map(|node| node.line),
+        };
+        let (links, complete) = match fields.get("links") {
             None => {
-                self.error(
-                    root.line,
-                    "links".into(),
-                    "missing, expected an array of links".into(),
-                );
-                None
+                let message = "missing, expected an array of links".into();
+                self.error(root.line, "links".into(), message);
+                (Vec::new(), false)
             }
-            Some(node) => self.links(node, default_targets.as_deref()),
+            Some(node) => self.links(node, &link_defaults),
         };
         let config = Config {
-            links: links?,
+            links,
             smoothing_ms,
             hysteresis,
             switch_hold_ms,
@@ -462,65 +475,61 @@ impl Checker {
             web,
             hook,
         };
-        self.cross_checks(&config, &fields);
-        Some(config)
+        complete.then_some(config)
     }
 
-    fn links(
-        &mut self,
-        node: &Node,
-        default_targets: Option<&[IpAddr]>,
-    ) -> Option<Vec<LinkConfig>> {
+    /// The links, if all could be read; duplicates are reported even while a link has a mistake.
+    fn links(&mut self, node: &Node, defaults: &LinkDefaults) -> (Vec<LinkConfig>, bool) {
         let Value::Array(items) = &node.value else {
             self.wrong(node, "links".into(), "an array of links");
-            return None;
+            return (Vec::new(), false);
         };
         if items.is_empty() || items.len() > MAX_LINKS {
             let message = format!("got {} links, expected 1 to {MAX_LINKS}", items.len());
             self.error(node.line, "links".into(), message);
-            return None;
+            return (Vec::new(), false);
         }
+        self.duplicates(items, "name");
+        self.duplicates(items, "device");
         let mut links: Vec<LinkConfig> = Vec::with_capacity(items.len());
-        let mut complete = true;
         for (i, item) in items.iter().enumerate() {
-            let path = format!("links[{i}]");
-            match self.link(item, path.clone(), default_targets) {
-                Some(link) => {
-                    if let Some(other) = links.iter().position(|l| l.name == link.name) {
-                        let message = format!(
-                            "duplicate name \"{}\", already used by links[{other}]",
-                            link.name
-                        );
-                        self.error(item.line, format!("{path}.name"), message);
-                    }
-                    if let Some(other) = links.iter().position(|l| l.device == link.device) {
-                        let message = format!(
-                            "duplicate device \"{}\", already used by links[{other}]",
-                            link.device
-                        );
-                        self.error(item.line, format!("{path}.device"), message);
-                    }
-                    links.push(link);
-                }
-                None => complete = false,
+            if let Some(link) = self.link(item, format!("links[{i}]"), defaults) {
+                links.push(link);
             }
         }
+        let complete = links.len() == items.len();
         if complete && !links.iter().any(|link| link.enabled) {
-            self.error(
-                node.line,
-                "links".into(),
-                "no link is enabled, expected at least one".into(),
-            );
+            let message = "no link is enabled, expected at least one".into();
+            self.error(node.line, "links".into(), message);
         }
-        complete.then_some(links)
+        (links, complete)
     }
 
-    fn link(
-        &mut self,
-        node: &Node,
-        path: String,
-        default_targets: Option<&[IpAddr]>,
-    ) -> Option<LinkConfig> {
+    /// Reports a string value of `key` used by two links.
+    fn duplicates(&mut self, items: &[Node], key: &str) {
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let Value::Object(members) = &item.value else {
+                continue;
+            };
+            let Some((_, node)) = members.iter().find(|(k, _)| k == key) else {
+                continue;
+            };
+            let Value::String(text) = &node.value else {
+                continue;
+            };
+            match seen.iter().find(|(t, _)| t == text) {
+                Some((_, other)) => {
+                    let message =
+                        format!("duplicate {key} \"{text}\", already used by links[{other}]");
+                    self.error(node.line, format!("links[{i}].{key}"), message);
+                }
+                None => seen.push((text, i)),
+            }
+        }
+    }
+
+    fn link(&mut self, node: &Node, path: String, defaults: &LinkDefaults) -> Option<LinkConfig> {
         let fields = self.object(node, path.clone(), LINK_KEYS)?;
         let name = match fields.get("name") {
             None => {
@@ -577,7 +586,7 @@ impl Checker {
         };
         let targets = match fields.get("targets") {
             Some(targets_node) => self.targets(targets_node, fields.path("targets")),
-            None => default_targets.map(<[IpAddr]>::to_vec),
+            None => defaults.targets.map(<[IpAddr]>::to_vec),
         };
         let bias = self.integer(
             &fields,
@@ -614,6 +623,29 @@ impl Checker {
             );
             self.error(line, fields.path("timeout_ms"), message);
         }
+        let dead_after_ms = self.unsigned(
+            &fields,
+            "dead_after_ms",
+            defaults.dead_after_ms,
+            200,
+            3_600_000,
+            " (ms)",
+        );
+        let gap = interval_ms + timeout_ms;
+        if dead_after_ms < gap {
+            let problem = format!(
+                "{dead_after_ms} is shorter than interval_ms + timeout_ms = {gap} of {path}: \
+                 a healthy link would be declared dead between two probes"
+            );
+            match fields.get("dead_after_ms") {
+                Some(own) => self.error(own.line, fields.path("dead_after_ms"), problem),
+                None => {
+                    let line = defaults.dead_after_line.unwrap_or(node.line);
+                    let message = format!("{problem} (set dead_after_ms on the link to differ)");
+                    self.error(line, "dead_after_ms".into(), message);
+                }
+            }
+        }
         let enabled = match fields.get("enabled") {
             None => true,
             Some(Node {
@@ -635,6 +667,7 @@ impl Checker {
             bias,
             interval_ms,
             timeout_ms,
+            dead_after_ms,
             enabled,
         })
     }
@@ -712,27 +745,6 @@ impl Checker {
             _ => {
                 self.wrong(node, "hook".into(), expected);
                 None
-            }
-        }
-    }
-
-    /// Checks that need several keys at once.
-    fn cross_checks(&mut self, config: &Config, fields: &Fields) {
-        let dead_after_line = fields.get("dead_after_ms").map_or(1, |node| node.line);
-        for (i, link) in config
-            .links
-            .iter()
-            .enumerate()
-            .filter(|(_, link)| link.enabled)
-        {
-            let gap = link.interval_ms + link.timeout_ms;
-            if config.dead_after_ms < gap {
-                let message = format!(
-                    "{} is shorter than links[{i}] (\"{}\") interval_ms + timeout_ms = {gap}: \
-                     a healthy link would be declared dead between two probes",
-                    config.dead_after_ms, link.name
-                );
-                self.error(dead_after_line, "dead_after_ms".into(), message);
             }
         }
     }
@@ -882,6 +894,8 @@ mod tests {
                 "line 2: smoothing_ms: got -1, expected a whole number from 0 to 600000 (ms)",
                 "line 3: hysterisis: unknown key (did you mean \"hysteresis\"?); known keys: links, targets, smoothing_ms, hysteresis, switch_hold_ms, failback_hold_ms, dead_after_ms, loss_divisor, window, forced_link_dies, web, hook",
                 "line 5: links[0].interval_ms: got 0, expected a whole number from 100 to 3600000 (ms)",
+                "line 6: links[1].name: duplicate name \"wan\", already used by links[0]",
+                "line 6: links[1].device: duplicate device \"eth0.2\", already used by links[0]",
                 "line 6: links[1].targets: got 0 targets, expected 1 to 8",
                 "line 7: links[2].bias: got 1.5, expected a whole number from -1000000 to 1000000 (ms)",
                 "line 7: links[2].timeout_ms: timeout_ms 2000 is not shorter than interval_ms 1000: a probe must be answered or lost before the next one to the same target",
@@ -953,8 +967,22 @@ mod tests {
         assert_eq!(
             errors(text),
             [
-                "line 1: dead_after_ms: 1500 is shorter than links[0] (\"wan\") interval_ms + timeout_ms = 1800: a healthy link would be declared dead between two probes"
+                "line 1: dead_after_ms: 1500 is shorter than interval_ms + timeout_ms = 1800 of links[0]: a healthy link would be declared dead between two probes (set dead_after_ms on the link to differ)"
             ]
+        );
+        let own = r#"{"links": [
+            {"name": "lte", "device": "wwan0", "interval_ms": 5000, "timeout_ms": 2000, "dead_after_ms": 6000}]}"#;
+        assert_eq!(
+            errors(own),
+            [
+                "line 2: links[0].dead_after_ms: 6000 is shorter than interval_ms + timeout_ms = 7000 of links[0]: a healthy link would be declared dead between two probes"
+            ]
+        );
+        let fixed = own.replace("6000", "15000");
+        let config = Config::from_json(&fixed).unwrap();
+        assert_eq!(
+            (config.dead_after_ms, config.links[0].dead_after_ms),
+            (3000, 15000)
         );
     }
 

@@ -281,6 +281,7 @@ pub struct Link {
     bias: Score,
     interval: Micros,
     timeout: Micros,
+    dead_after: Micros,
     /// False between a [`LinkEvent::Down`] and the next [`LinkEvent::Up`]: nothing to probe.
     carrier: bool,
     state: LinkState,
@@ -309,6 +310,7 @@ impl Link {
             bias: Score::from_points(config.bias),
             interval: config.interval_ms * 1000,
             timeout: config.timeout_ms * 1000,
+            dead_after: config.dead_after_ms * 1000,
             carrier: true,
             state,
             state_since: now,
@@ -393,7 +395,6 @@ struct Settings {
     hysteresis: Score,
     switch_hold: Micros,
     failback_hold: Micros,
-    dead_after: Micros,
     loss_divisor: u64,
     window: usize,
     forced_link_dies: ForcedLinkDies,
@@ -406,7 +407,6 @@ impl Settings {
             hysteresis: Score::from_points(config.hysteresis as i64),
             switch_hold: config.switch_hold_ms * 1000,
             failback_hold: config.failback_hold_ms * 1000,
-            dead_after: config.dead_after_ms * 1000,
             loss_divisor: config.loss_divisor,
             window: config.window as usize,
             forced_link_dies: config.forced_link_dies,
@@ -601,7 +601,7 @@ impl Engine {
         for link in 0..self.links.len() {
             for target in 0..self.links[link].targets.len() {
                 let timeout = self.links[link].timeout;
-                let dead_after = self.settings.dead_after;
+                let dead_after = self.links[link].dead_after;
                 let t = &mut self.links[link].targets[target];
                 let mut changed = false;
                 if t.in_flight.is_some_and(|f| now.since(f.sent) >= timeout) {
@@ -641,11 +641,11 @@ impl Engine {
                     next = next.min(f.sent.after(link.timeout));
                 }
                 if let (true, Some(at)) = (target.reachable, target.last_reply) {
-                    next = next.min(at.after(s.dead_after));
+                    next = next.min(at.after(link.dead_after));
                 }
             }
             if link.state == LinkState::Pending {
-                next = next.min(link.state_since.after(s.dead_after));
+                next = next.min(link.state_since.after(link.dead_after));
             }
             if let (Some(since), Some(_)) = (link.better_since, current_score) {
                 // The moment both holds this link needs are over, not the earlier of them.
@@ -739,13 +739,13 @@ impl Engine {
 
     /// Recomputes one target's telemetry and reachability, then its link's telemetry and score.
     fn refresh_target(&mut self, now: Instant, link: LinkIndex, target: usize) {
-        let dead_after = self.settings.dead_after;
+        let dead_after = self.links[link].dead_after;
         self.links[link].targets[target].refresh(now, dead_after);
         self.refresh_link(now, link);
     }
 
     fn recompute_link(&mut self, now: Instant, link: LinkIndex) {
-        let dead_after = self.settings.dead_after;
+        let dead_after = self.links[link].dead_after;
         for target in &mut self.links[link].targets {
             target.refresh(now, dead_after);
         }
@@ -782,8 +782,8 @@ impl Engine {
 
     /// Up while a target answers within `dead_after`; dead when none does (or none ever did).
     fn refresh_liveness(&mut self, now: Instant, index: LinkIndex) {
-        let dead_after = self.settings.dead_after;
         let link = &mut self.links[index];
+        let dead_after = link.dead_after;
         if !link.probing() {
             return;
         }

@@ -33,16 +33,17 @@ fn config(biases: &[i64], extra: &str) -> Config {
     Config::from_json(&text).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
+type Path = Box<dyn FnMut(&Probe, Instant) -> Option<Micros>>;
+
 struct Run {
-    run: VirtualRun<Box<dyn FnMut(&Probe, Instant) -> Option<Micros>>>,
+    run: VirtualRun<Path>,
 }
 
 impl Run {
     fn new(config: Config, mut net: Net) -> Run {
-        let path: Box<dyn FnMut(&Probe, Instant) -> Option<Micros>> =
-            Box::new(move |probe, now| {
-                net(probe.link, probe.target, now.as_micros() / 1000).map(|rtt| rtt * 1000)
-            });
+        let path: Path = Box::new(move |probe, now| {
+            net(probe.link, probe.target, now.as_micros() / 1000).map(|rtt| rtt * 1000)
+        });
         Run {
             run: VirtualRun::new(&config, path, Instant::ZERO),
         }
@@ -307,7 +308,7 @@ fn every_link_dead_keeps_the_route_and_notes_it_once() {
     let net: Net = Box::new(|link, _, t| match link {
         0 => (t < 10_000).then_some(20),
         // wwan goes first, so when wan dies there is nowhere to go.
-        _ => (t < 8_000 || t >= 40_000).then_some(30),
+        _ => (!(8_000..40_000).contains(&t)).then_some(30),
     });
     let mut run = Run::new(config(&[0, 0], ""), net);
     run.until(39_999);
