@@ -1,6 +1,156 @@
-//! wanmon-sim: the scenario workbench (its engines arrive with the simulator issue).
+//! `wanmon-sim`: runs scenarios and prints how the controller did.
+//!
+//! `wanmon-sim run <scenario.yaml|dir> [--engine replay] [--json FILE] [--svg DIR] [--sample-every S]`
 
-fn main() -> std::process::ExitCode {
-    eprintln!("wanmon-sim: no engine is built yet: see the simulator issue");
-    std::process::ExitCode::from(2)
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wanmon_sim::record::RunRecord;
+use wanmon_sim::scenario::Scenario;
+use wanmon_sim::{replay, report};
+
+const USAGE: &str = "usage: wanmon-sim run <scenario.yaml|dir> [--engine replay] [--json FILE] [--svg DIR] [--sample-every SECONDS]
+
+  --engine replay     virtual time against the decision core: deterministic, no root (default)
+  --json FILE         write every run (decisions, route changes, sampled telemetry, verdicts) as JSON
+  --svg DIR           write one SVG timeline per scenario into DIR
+  --sample-every S    telemetry sampling period in the JSON and SVG output (default 1)
+
+exit status: 0 every expectation met, 1 some expectation not met, 2 bad command line or scenario";
+
+struct Options {
+    path: PathBuf,
+    json: Option<PathBuf>,
+    svg: Option<PathBuf>,
+    sample_every_s: f64,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut iter = args.iter();
+    match iter.next().map(String::as_str) {
+        Some("run") => {}
+        Some(other) => return Err(format!("unknown command {other:?}")),
+        None => return Err("missing command".into()),
+    }
+    let mut path = None;
+    let mut options = Options {
+        path: PathBuf::new(),
+        json: None,
+        svg: None,
+        sample_every_s: 1.0,
+    };
+    while let Some(arg) = iter.next() {
+        let mut value = |flag: &str| {
+            iter.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match arg.as_str() {
+            "--engine" => match value("--engine")?.as_str() {
+                "replay" => {}
+                other => return Err(format!("--engine: got {other:?}, expected replay")),
+            },
+            "--json" => options.json = Some(value("--json")?.into()),
+            "--svg" => options.svg = Some(value("--svg")?.into()),
+            "--sample-every" => {
+                let text = value("--sample-every")?;
+                options.sample_every_s = text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| (0.01..=3600.0).contains(s))
+                    .ok_or_else(|| {
+                        format!("--sample-every: got {text:?}, expected seconds from 0.01 to 3600")
+                    })?;
+            }
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            _ if path.is_some() => {
+                return Err(format!(
+                    "unexpected argument {arg:?}: one scenario file or directory"
+                ));
+            }
+            _ => path = Some(PathBuf::from(arg)),
+        }
+    }
+    options.path = path.ok_or("missing the scenario file or directory")?;
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(args.first().map(String::as_str), Some("-h" | "--help")) {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let options = match parse(&args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("wanmon-sim: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let scenarios = match Scenario::load_all(&options.path) {
+        Ok(scenarios) if scenarios.is_empty() => {
+            eprintln!(
+                "wanmon-sim: no .yaml scenario in {}",
+                options.path.display()
+            );
+            return ExitCode::from(2);
+        }
+        Ok(scenarios) => scenarios,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            eprintln!(
+                "wanmon-sim: {} error(s) in scenario files, nothing run",
+                errors.len()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let records: Vec<RunRecord> = scenarios
+        .iter()
+        .map(|s| replay::run(s, options.sample_every_s))
+        .collect();
+    print!("{}", report::table(&records));
+    if let Err(message) = write_outputs(&options, &scenarios, &records) {
+        eprintln!("wanmon-sim: {message}");
+        return ExitCode::from(2);
+    }
+    let failed = records.iter().filter(|r| !r.all_met()).count();
+    if failed == 0 {
+        println!("{} scenario runs, every expectation met", records.len());
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "{failed} of {} scenario runs missed expectations",
+            records.len()
+        );
+        ExitCode::from(1)
+    }
+}
+
+fn write_outputs(
+    options: &Options,
+    scenarios: &[Scenario],
+    records: &[RunRecord],
+) -> Result<(), String> {
+    if let Some(path) = &options.json {
+        let json = serde_json::to_string_pretty(records)
+            .map_err(|e| format!("cannot encode JSON: {e}"))?;
+        std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if let Some(dir) = &options.svg {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        for (scenario, record) in scenarios.iter().zip(records) {
+            let stem = scenario
+                .file
+                .file_stem()
+                .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
+            let path = dir.join(format!("{stem}.{}.svg", record.engine));
+            std::fs::write(&path, report::svg(scenario, record))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
 }

@@ -7,8 +7,8 @@
 //! - (a) the current link is dead: switch at once to the best live link;
 //! - (d) every link is dead: keep the current route, the router is never left without one;
 //! - (b) another link scores better by at least the hysteresis for the whole switch hold: switch;
-//! - (c) if that link comes earlier in the config (a failback), it must also have been up for the
-//!   failback hold.
+//! - (c) if that link comes earlier in the config (a failback), it must have been better for the
+//!   failback hold instead (when that is longer): a link the route left proves itself first.
 //!
 //! A link event (carrier lost, device gone) makes a link dead at once (f).
 
@@ -112,13 +112,13 @@ pub enum Reason {
         margin: Score,
         held: Micros,
     },
-    /// (c) A return to a link earlier in the config, up for `healthy_for`.
+    /// (c) A return to a link earlier in the config, better by at least `margin` for `held`
+    /// (at least the failback hold).
     Failback {
         from_score: Score,
         to_score: Score,
         margin: Score,
         held: Micros,
-        healthy_for: Micros,
     },
     /// (d) Every link is dead: the route stays where it is. `from` and `to` are the same link.
     AllDead,
@@ -175,11 +175,9 @@ impl fmt::Display for Decision {
                 to_score,
                 margin,
                 held,
-                healthy_for,
             } => write!(
                 f,
-                "failback: {to} up for {}, scored {to_score} against {from_score} for {}, better by at least the hysteresis {margin}",
-                ShowDuration(healthy_for),
+                "failback: {to} scored {to_score} against {from_score} for {}, better by at least the hysteresis {margin}",
                 ShowDuration(held)
             ),
             Reason::AllDead => write!(f, "every link is dead; keeping the default route on {to}"),
@@ -401,6 +399,16 @@ struct Settings {
 }
 
 impl Settings {
+    /// How long `to` must stay better than `current` before the route moves: a return to a link
+    /// listed earlier (a failback) waits for the longer failback hold.
+    fn hold(&self, to: LinkIndex, current: LinkIndex) -> Micros {
+        if to < current {
+            self.switch_hold.max(self.failback_hold)
+        } else {
+            self.switch_hold
+        }
+    }
+
     fn of(config: &Config) -> Settings {
         Settings {
             smoothing: config.smoothing_ms * 1000,
@@ -647,13 +655,10 @@ impl Engine {
             if link.state == LinkState::Pending {
                 next = next.min(link.state_since.after(link.dead_after));
             }
-            if let (Some(since), Some(_)) = (link.better_since, current_score) {
-                // The moment both holds this link needs are over, not the earlier of them.
-                let mut ready = since.after(s.switch_hold);
-                if self.current.is_some_and(|c| index < c) {
-                    ready = ready.max(link.state_since.after(s.failback_hold));
+            if let (Some(since), Some(current)) = (link.better_since, self.current) {
+                if current_score.is_some() {
+                    next = next.min(since.after(s.hold(index, current)));
                 }
-                next = next.min(ready);
             }
         }
         next
@@ -931,9 +936,8 @@ impl Engine {
                 continue;
             }
             let since = *link.better_since.get_or_insert(now);
-            let held_long_enough = now.since(since) >= s.switch_hold;
-            let failback_ok = index > current || now.since(link.state_since) >= s.failback_hold;
-            if held_long_enough && failback_ok && chosen.is_none_or(|(best, _)| score < best) {
+            let held_long_enough = now.since(since) >= s.hold(index, current);
+            if held_long_enough && chosen.is_none_or(|(best, _)| score < best) {
                 chosen = Some((score, index));
             }
         }
@@ -941,13 +945,11 @@ impl Engine {
         let held = now.since(self.links[to].better_since.unwrap_or(now));
         let margin = s.hysteresis;
         let reason = if to < current {
-            let healthy_for = now.since(self.links[to].state_since);
             Reason::Failback {
                 from_score: current_score,
                 to_score,
                 margin,
                 held,
-                healthy_for,
             }
         } else {
             Reason::Better {

@@ -281,7 +281,7 @@ fn failback_waits_for_the_failback_hold_even_when_much_better() {
         0 => Some(10),
         _ => Some(150),
     });
-    let mut run = Run::new(config(&[0, 0], ""), net);
+    let mut run = Run::new(config(&[0, 0], r#""smoothing_ms": 0, "window": 3,"#), net);
     run.until(200_000);
     let switches = run.switches();
     assert_eq!(switches.len(), 3, "{switches:?}");
@@ -291,16 +291,50 @@ fn failback_waits_for_the_failback_hold_even_when_much_better() {
     );
     let (at, from, to) = switches[2].clone();
     assert_eq!((from.as_str(), to.as_str()), ("wwan", "wan"));
-    // wan is up again at 20 010 ms; it may only return 30 s later.
-    assert_eq!(at, 50_010);
-    let Reason::Failback {
-        healthy_for, held, ..
-    } = run.last().reason
-    else {
+    // With a window of 3, wan's second reply after the outage (21 010 ms: one loss in three,
+    // 10 + 33.3²/10 = 121 against 150) makes it better; it may return 30 s later.
+    assert_eq!(at, 51_010);
+    let Reason::Failback { held, .. } = run.last().reason else {
         panic!()
     };
-    assert_eq!(healthy_for, 30_000_000);
-    assert!(held >= 5_000_000);
+    assert_eq!(held, 30_000_000);
+    assert!(
+        run.last()
+            .to_string()
+            .starts_with("wwan -> wan: failback: wan scored 10.0 against 150.0 for 30.0 s"),
+        "{}",
+        run.last()
+    );
+}
+
+#[test]
+fn failback_after_a_degradation_also_waits_for_the_failback_hold() {
+    // wan is never dead, only slow from 10 s to 40 s: the route leaves it, and returns only after
+    // it has been better for the whole failback hold, not just the switch hold.
+    let net: Net = Box::new(|link, _, t| match link {
+        0 if (10_000..40_000).contains(&t) => Some(300),
+        0 => Some(10),
+        _ => Some(100),
+    });
+    let mut run = Run::new(config(&[0, 0], r#""smoothing_ms": 0, "window": 3,"#), net);
+    run.until(200_000);
+    let switches = run.switches();
+    assert_eq!(switches.len(), 3, "{switches:?}");
+    assert_eq!(
+        (switches[1].1.as_str(), switches[1].2.as_str()),
+        ("wan", "wwan")
+    );
+    let (at, _, to) = switches[2].clone();
+    assert_eq!(to, "wan");
+    assert!(
+        at >= 40_000 + 30_000,
+        "failback at {at} ms, before the failback hold"
+    );
+    assert!(
+        at <= 40_000 + 35_000,
+        "failback at {at} ms, long after the failback hold"
+    );
+    assert_eq!(run.link("wan").state(), LinkState::Up, "wan was never dead");
 }
 
 #[test]
@@ -356,7 +390,10 @@ fn a_forced_link_is_sticky_until_auto() {
         "wwan",
         "auto applies the normal holds, no jump"
     );
-    run.until(305_000);
+    // Back to wan, listed first, is a failback: it waits for the failback hold.
+    run.until(329_000);
+    assert_eq!(run.current(), "wwan");
+    run.until(331_000);
     assert_eq!(run.current(), "wan");
 }
 

@@ -1,0 +1,261 @@
+//! What a run of a scenario produced, whichever engine ran it: decisions, route changes (the
+//! ground truth), sampled telemetry; and how it measured up to the scenario's expectations.
+
+use crate::scenario::{Carrier, Condition, Expectation, Scenario};
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DecisionRecord {
+    pub t_ms: u64,
+    pub from: Option<String>,
+    pub to: String,
+    pub changes_route: bool,
+    pub reason: String,
+}
+
+/// The default route moved: from the engine's decisions (replay) or the routing table (netns).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RouteChange {
+    pub t_ms: u64,
+    pub from: Option<String>,
+    pub to: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LinkSample {
+    pub name: String,
+    /// The condition the scenario set at that moment.
+    pub condition: ConditionRecord,
+    pub state: String,
+    pub latency_ms: Option<f64>,
+    pub jitter_ms: Option<f64>,
+    pub loss_percent: Option<f64>,
+    pub score: Option<f64>,
+    pub carries_route: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ConditionRecord {
+    pub latency_ms: f64,
+    pub jitter_ms: f64,
+    pub loss_percent: f64,
+    pub outage: bool,
+    pub carrier_up: bool,
+    pub unreachable_targets: Vec<usize>,
+}
+
+impl From<&Condition> for ConditionRecord {
+    fn from(c: &Condition) -> ConditionRecord {
+        ConditionRecord {
+            latency_ms: c.latency_ms,
+            jitter_ms: c.jitter_ms,
+            loss_percent: c.loss_percent,
+            outage: c.outage,
+            carrier_up: c.carrier == Carrier::Up,
+            unreachable_targets: c.unreachable_targets.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Sample {
+    pub t_s: f64,
+    pub links: Vec<LinkSample>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Verdict {
+    pub expectation: String,
+    pub met: bool,
+    pub detail: String,
+}
+
+/// One run of one scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRecord {
+    pub scenario: String,
+    pub file: String,
+    pub engine: String,
+    pub seed: u64,
+    pub duration_s: f64,
+    pub links: Vec<String>,
+    pub decisions: Vec<DecisionRecord>,
+    pub route_changes: Vec<RouteChange>,
+    pub samples: Vec<Sample>,
+    pub verdicts: Vec<Verdict>,
+    /// Seconds from the `after_s` of the first `switch` expectation to the switch.
+    pub time_to_switch_s: Option<f64>,
+    /// Route changes after the first choice.
+    pub switches: usize,
+    /// Seconds the route spent on a link that was down or clearly worse than another.
+    pub bad_link_s: f64,
+    /// Simulated seconds per wall-clock second.
+    pub speed: f64,
+}
+
+impl RunRecord {
+    pub fn all_met(&self) -> bool {
+        self.verdicts.iter().all(|v| v.met)
+    }
+
+    /// Fills in the verdicts and figures from the route changes and samples.
+    pub fn judge(&mut self, scenario: &Scenario) {
+        self.switches = self
+            .route_changes
+            .iter()
+            .filter(|c| c.from.is_some())
+            .count();
+        self.verdicts = scenario
+            .expectations
+            .iter()
+            .map(|e| judge(e, &self.route_changes))
+            .collect();
+        self.time_to_switch_s = scenario.expectations.iter().find_map(|e| match e {
+            Expectation::Switch {
+                to,
+                after_s,
+                within_s,
+            } => first_switch(
+                &self.route_changes,
+                to,
+                *after_s,
+                after_s + within_s.max(scenario.duration_s),
+            )
+            .map(|t| t - after_s),
+            _ => None,
+        });
+        self.bad_link_s = bad_link_seconds(scenario, &self.samples);
+    }
+}
+
+fn seconds(t_ms: u64) -> f64 {
+    t_ms as f64 / 1000.0
+}
+
+fn first_switch(changes: &[RouteChange], to: &str, after_s: f64, until_s: f64) -> Option<f64> {
+    changes
+        .iter()
+        .filter(|c| c.from.is_some())
+        .map(|c| (seconds(c.t_ms), c))
+        .find(|(t, c)| c.to == to && *t > after_s && *t <= until_s)
+        .map(|(t, _)| t)
+}
+
+fn list(changes: &[&RouteChange]) -> String {
+    if changes.is_empty() {
+        return "none".into();
+    }
+    changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{}->{} at {:.1} s",
+                c.from.as_deref().unwrap_or("none"),
+                c.to,
+                seconds(c.t_ms)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn judge(expectation: &Expectation, changes: &[RouteChange]) -> Verdict {
+    let switches: Vec<&RouteChange> = changes.iter().filter(|c| c.from.is_some()).collect();
+    let (met, detail) = match expectation {
+        Expectation::Switch {
+            to,
+            after_s,
+            within_s,
+        } => match first_switch(changes, to, *after_s, after_s + within_s) {
+            Some(t) => (
+                true,
+                format!("switched at {t:.1} s, {:.1} s after", t - after_s),
+            ),
+            None => (
+                false,
+                format!(
+                    "no switch to {to} in ({after_s}, {}] s; switches: {}",
+                    after_s + within_s,
+                    list(&switches)
+                ),
+            ),
+        },
+        Expectation::NoSwitch { from_s, until_s } => {
+            let inside: Vec<&RouteChange> = switches
+                .iter()
+                .copied()
+                .filter(|c| (*from_s..=*until_s).contains(&seconds(c.t_ms)))
+                .collect();
+            (
+                inside.is_empty(),
+                format!("switches in the window: {}", list(&inside)),
+            )
+        }
+        Expectation::Initial(link) => {
+            let first = changes.first().map(|c| c.to.as_str());
+            (
+                first == Some(link.as_str()),
+                format!("first choice: {}", first.unwrap_or("none")),
+            )
+        }
+        Expectation::Final(link) => {
+            let last = changes.last().map(|c| c.to.as_str());
+            (
+                last == Some(link.as_str()),
+                format!("ends on {}", last.unwrap_or("none")),
+            )
+        }
+        Expectation::MaxSwitches(n) => (
+            switches.len() <= *n as usize,
+            format!("{} switches: {}", switches.len(), list(&switches)),
+        ),
+    };
+    Verdict {
+        expectation: expectation.to_string(),
+        met,
+        detail,
+    }
+}
+
+/// A link is bad when it is down, or when its configured score (latency + jitter + loss²/divisor
+/// + bias) is worse than a usable link's by more than the hysteresis.
+fn bad_link_seconds(scenario: &Scenario, samples: &[Sample]) -> f64 {
+    let config = &scenario.config;
+    let ideal = |i: usize, c: &ConditionRecord| -> Option<f64> {
+        let usable =
+            !c.outage && c.carrier_up && c.unreachable_targets.len() < scenario.links[i].targets;
+        let bias = config.links[i].bias as f64;
+        usable.then(|| {
+            c.latency_ms
+                + c.jitter_ms
+                + c.loss_percent * c.loss_percent / config.loss_divisor as f64
+                + bias
+        })
+    };
+    let mut bad = 0.0;
+    for pair in samples.windows(2) {
+        let sample = &pair[0];
+        let Some(route) = sample.links.iter().position(|l| l.carries_route) else {
+            continue;
+        };
+        let scores: Vec<Option<f64>> = sample
+            .links
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ideal(i, &l.condition))
+            .collect();
+        let best = scores
+            .iter()
+            .flatten()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        let is_bad = match scores[route] {
+            None => best.is_finite(),
+            Some(score) => score > best + config.hysteresis as f64,
+        };
+        if is_bad {
+            bad += pair[1].t_s - sample.t_s;
+        }
+    }
+    bad
+}

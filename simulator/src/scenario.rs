@@ -1,0 +1,645 @@
+//! Scenario files: links with their conditions, a timeline of changes, controller config
+//! overrides and expectations, read from YAML and checked with file, line and key in every error.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use wanmon::core::Config;
+
+/// Probe targets, in the documentation ranges: every simulated link reaches the same "internet".
+pub const TARGETS: [&str; 3] = ["192.0.2.1", "198.51.100.1", "203.0.113.1"];
+
+/// The longest scenario: one simulated day.
+const MAX_DURATION_S: f64 = 86_400.0;
+
+/// One mistake in a scenario file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    /// 0 when the parser could not say.
+    pub line: u64,
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(default = "default_seed")]
+    seed: u64,
+    duration_s: Spanned<f64>,
+    #[serde(default)]
+    config: Option<Spanned<serde_json::Map<String, serde_json::Value>>>,
+    links: Spanned<Vec<RawLink>>,
+    #[serde(default)]
+    timeline: Vec<Spanned<RawPhase>>,
+    #[serde(default)]
+    expect: Vec<Spanned<RawExpectation>>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    name: Spanned<String>,
+    latency_ms: Spanned<f64>,
+    #[serde(default)]
+    jitter_ms: Option<Spanned<f64>>,
+    #[serde(default)]
+    loss_percent: Option<Spanned<f64>>,
+    #[serde(default)]
+    targets: Option<Spanned<usize>>,
+    #[serde(default)]
+    config: Option<Spanned<serde_json::Map<String, serde_json::Value>>>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Carrier {
+    Up,
+    Down,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhase {
+    at_s: Spanned<f64>,
+    link: Spanned<String>,
+    latency_ms: Option<Spanned<f64>>,
+    jitter_ms: Option<Spanned<f64>>,
+    loss_percent: Option<Spanned<f64>>,
+    outage: Option<bool>,
+    carrier: Option<Carrier>,
+    unreachable_targets: Option<Spanned<Vec<usize>>>,
+    restore: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum RawExpectation {
+    Switch {
+        to: Spanned<String>,
+        after_s: Spanned<f64>,
+        within_s: Spanned<f64>,
+    },
+    NoSwitch {
+        from_s: Option<Spanned<f64>>,
+        until_s: Option<Spanned<f64>>,
+    },
+    Initial(Spanned<String>),
+    Final(Spanned<String>),
+    MaxSwitches(u32),
+}
+
+/// What a link's path does at some moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Condition {
+    pub latency_ms: f64,
+    pub jitter_ms: f64,
+    pub loss_percent: f64,
+    /// Every packet dropped on the ISP side; the link itself stays up.
+    pub outage: bool,
+    pub carrier: Carrier,
+    /// Indexes of targets that do not answer on this link.
+    pub unreachable_targets: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkSpec {
+    pub name: String,
+    pub base: Condition,
+    pub targets: usize,
+}
+
+/// From `at_s` on, a link's condition changes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Phase {
+    pub at_s: f64,
+    pub link: usize,
+    pub change: Change,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Change {
+    pub latency_ms: Option<f64>,
+    pub jitter_ms: Option<f64>,
+    pub loss_percent: Option<f64>,
+    pub outage: Option<bool>,
+    pub carrier: Option<Carrier>,
+    pub unreachable_targets: Option<Vec<usize>>,
+    /// Back to the link's base condition first, then the other fields.
+    pub restore: bool,
+}
+
+impl Change {
+    pub fn apply(&self, condition: &mut Condition, base: &Condition) {
+        if self.restore {
+            *condition = base.clone();
+        }
+        if let Some(v) = self.latency_ms {
+            condition.latency_ms = v;
+        }
+        if let Some(v) = self.jitter_ms {
+            condition.jitter_ms = v;
+        }
+        if let Some(v) = self.loss_percent {
+            condition.loss_percent = v;
+        }
+        if let Some(v) = self.outage {
+            condition.outage = v;
+        }
+        if let Some(v) = self.carrier {
+            condition.carrier = v;
+        }
+        if let Some(v) = &self.unreachable_targets {
+            condition.unreachable_targets = v.clone();
+        }
+    }
+}
+
+/// What must happen, checked against the decisions of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expectation {
+    /// A route change to `to` at a time in `(after_s, after_s + within_s]`.
+    Switch {
+        to: String,
+        after_s: f64,
+        within_s: f64,
+    },
+    /// No route change (after the first choice) between the two times.
+    NoSwitch { from_s: f64, until_s: f64 },
+    /// The first choice.
+    Initial(String),
+    /// The link carrying the route at the end.
+    Final(String),
+    /// At most this many route changes after the first choice.
+    MaxSwitches(u32),
+}
+
+impl fmt::Display for Expectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expectation::Switch {
+                to,
+                after_s,
+                within_s,
+            } => {
+                write!(f, "switch to {to} within {within_s} s after t={after_s} s")
+            }
+            Expectation::NoSwitch { from_s, until_s } => {
+                write!(f, "no switch from t={from_s} s to t={until_s} s")
+            }
+            Expectation::Initial(link) => write!(f, "first choice {link}"),
+            Expectation::Final(link) => write!(f, "ends on {link}"),
+            Expectation::MaxSwitches(n) => write!(f, "at most {n} switches"),
+        }
+    }
+}
+
+/// A checked scenario, ready for any engine.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub file: PathBuf,
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub duration_s: f64,
+    pub links: Vec<LinkSpec>,
+    /// Sorted by time; phases at the same time keep their file order.
+    pub timeline: Vec<Phase>,
+    pub expectations: Vec<Expectation>,
+    /// The controller config the scenario runs with, as JSON text.
+    pub config_json: String,
+    pub config: Config,
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+    errors: Vec<ScenarioError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, line: u64, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ScenarioError {
+            file: self.file.to_path_buf(),
+            line,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// A number within a range, or an error naming it.
+    fn range(&mut self, value: &Spanned<f64>, path: String, min: f64, max: f64, unit: &str) -> f64 {
+        let v = value.value;
+        if !(min..=max).contains(&v) {
+            self.error(
+                value.referenced.line(),
+                path,
+                format!("got {v}, expected {min} to {max}{unit}"),
+            );
+        }
+        v.clamp(min, max)
+    }
+
+    fn optional(
+        &mut self,
+        value: &Option<Spanned<f64>>,
+        path: String,
+        max: f64,
+        unit: &str,
+    ) -> Option<f64> {
+        value.as_ref().map(|v| self.range(v, path, 0.0, max, unit))
+    }
+
+    fn link_index(
+        &mut self,
+        names: &[String],
+        name: &Spanned<String>,
+        path: String,
+    ) -> Option<usize> {
+        let index = names.iter().position(|n| *n == name.value);
+        if index.is_none() {
+            let message = format!(
+                "no link named {:?}; the links are {}",
+                name.value,
+                names.join(", ")
+            );
+            self.error(name.referenced.line(), path, message);
+        }
+        index
+    }
+}
+
+impl Scenario {
+    pub fn load(file: &Path) -> Result<Scenario, Vec<ScenarioError>> {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            vec![ScenarioError {
+                file: file.to_path_buf(),
+                line: 0,
+                path: String::new(),
+                message: format!("cannot read: {e}"),
+            }]
+        })?;
+        Scenario::parse(file, &text)
+    }
+
+    /// Parses and checks a scenario; on failure, every mistake found.
+    pub fn parse(file: &Path, text: &str) -> Result<Scenario, Vec<ScenarioError>> {
+        let raw: RawScenario = serde_saphyr::from_str(text).map_err(|e| {
+            let line = e.location().map_or(0, |l| l.line());
+            vec![ScenarioError {
+                file: file.to_path_buf(),
+                line,
+                path: String::new(),
+                message: first_line(&e.to_string()),
+            }]
+        })?;
+        let mut checker = Checker {
+            file,
+            errors: Vec::new(),
+        };
+        let duration_s = checker.range(
+            &raw.duration_s,
+            "duration_s".into(),
+            1.0,
+            MAX_DURATION_S,
+            " seconds",
+        );
+        if raw.links.value.is_empty() || raw.links.value.len() > 8 {
+            let message = format!("got {} links, expected 1 to 8", raw.links.value.len());
+            checker.error(raw.links.referenced.line(), "links", message);
+        }
+        let mut links = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for (i, link) in raw.links.value.iter().enumerate() {
+            let path = |key: &str| format!("links[{i}].{key}");
+            if let Err(expected) = wanmon::core::LinkName::new(&link.name.value) {
+                checker.error(
+                    link.name.referenced.line(),
+                    path("name"),
+                    format!("got {:?}, expected {expected}", link.name.value),
+                );
+            } else if names.contains(&link.name.value) {
+                checker.error(
+                    link.name.referenced.line(),
+                    path("name"),
+                    format!("duplicate link name {:?}", link.name.value),
+                );
+            }
+            names.push(link.name.value.clone());
+            let targets = match &link.targets {
+                Some(t) if !(1..=TARGETS.len()).contains(&t.value) => {
+                    let message = format!("got {}, expected 1 to {}", t.value, TARGETS.len());
+                    checker.error(t.referenced.line(), path("targets"), message);
+                    2
+                }
+                Some(t) => t.value,
+                None => 2,
+            };
+            let base = Condition {
+                latency_ms: checker.range(
+                    &link.latency_ms,
+                    path("latency_ms"),
+                    0.0,
+                    10_000.0,
+                    " ms",
+                ),
+                jitter_ms: checker
+                    .optional(&link.jitter_ms, path("jitter_ms"), 5_000.0, " ms")
+                    .unwrap_or(0.0),
+                loss_percent: checker
+                    .optional(&link.loss_percent, path("loss_percent"), 100.0, " %")
+                    .unwrap_or(0.0),
+                outage: false,
+                carrier: Carrier::Up,
+                unreachable_targets: Vec::new(),
+            };
+            links.push(LinkSpec {
+                name: link.name.value.clone(),
+                base,
+                targets,
+            });
+        }
+        let mut timeline = Vec::new();
+        for (i, phase) in raw.timeline.iter().enumerate() {
+            let line = phase.referenced.line();
+            let p = &phase.value;
+            let path = |key: &str| format!("timeline[{i}].{key}");
+            let at_s = checker.range(
+                &p.at_s,
+                path("at_s"),
+                0.0,
+                duration_s,
+                " seconds (within duration_s)",
+            );
+            let Some(link) = checker.link_index(&names, &p.link, path("link")) else {
+                continue;
+            };
+            if let Some(targets) = &p.unreachable_targets {
+                let count = links[link].targets;
+                if let Some(bad) = targets.value.iter().find(|t| **t >= count) {
+                    let message = format!(
+                        "target {bad} does not exist: link {} has targets 0 to {}",
+                        names[link],
+                        count - 1
+                    );
+                    checker.error(
+                        targets.referenced.line(),
+                        path("unreachable_targets"),
+                        message,
+                    );
+                }
+            }
+            let change = Change {
+                latency_ms: checker.optional(&p.latency_ms, path("latency_ms"), 10_000.0, " ms"),
+                jitter_ms: checker.optional(&p.jitter_ms, path("jitter_ms"), 5_000.0, " ms"),
+                loss_percent: checker.optional(&p.loss_percent, path("loss_percent"), 100.0, " %"),
+                outage: p.outage,
+                carrier: p.carrier,
+                unreachable_targets: p.unreachable_targets.as_ref().map(|t| t.value.clone()),
+                restore: p.restore.unwrap_or(false),
+            };
+            if change == Change::default() {
+                let message = "changes nothing: expected at least one of latency_ms, jitter_ms, loss_percent, outage, carrier, unreachable_targets, restore";
+                checker.error(line, format!("timeline[{i}]"), message);
+            }
+            timeline.push(Phase { at_s, link, change });
+        }
+        timeline.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        let mut expectations = Vec::new();
+        for (i, expectation) in raw.expect.iter().enumerate() {
+            let path = |key: &str| format!("expect[{i}].{key}");
+            let checked = match &expectation.value {
+                RawExpectation::Switch {
+                    to,
+                    after_s,
+                    within_s,
+                } => {
+                    checker.link_index(&names, to, path("switch.to"));
+                    Expectation::Switch {
+                        to: to.value.clone(),
+                        after_s: checker.range(
+                            after_s,
+                            path("switch.after_s"),
+                            0.0,
+                            duration_s,
+                            " seconds",
+                        ),
+                        within_s: checker.range(
+                            within_s,
+                            path("switch.within_s"),
+                            0.0,
+                            duration_s,
+                            " seconds",
+                        ),
+                    }
+                }
+                RawExpectation::NoSwitch { from_s, until_s } => {
+                    let from_s = from_s.as_ref().map_or(0.0, |v| {
+                        checker.range(v, path("no_switch.from_s"), 0.0, duration_s, " seconds")
+                    });
+                    let until_s = until_s.as_ref().map_or(duration_s, |v| {
+                        checker.range(v, path("no_switch.until_s"), 0.0, duration_s, " seconds")
+                    });
+                    if from_s > until_s {
+                        checker.error(
+                            expectation.referenced.line(),
+                            path("no_switch"),
+                            format!("from_s {from_s} is after until_s {until_s}"),
+                        );
+                    }
+                    Expectation::NoSwitch { from_s, until_s }
+                }
+                RawExpectation::Initial(link) => {
+                    checker.link_index(&names, link, path("initial"));
+                    Expectation::Initial(link.value.clone())
+                }
+                RawExpectation::Final(link) => {
+                    checker.link_index(&names, link, path("final"));
+                    Expectation::Final(link.value.clone())
+                }
+                RawExpectation::MaxSwitches(n) => Expectation::MaxSwitches(*n),
+            };
+            expectations.push(checked);
+        }
+        if raw.expect.is_empty() {
+            checker.error(
+                0,
+                "expect",
+                "missing: a scenario proves nothing without expectations",
+            );
+        }
+        for (path, config) in std::iter::once(("config".to_string(), &raw.config)).chain(
+            raw.links
+                .value
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (format!("links[{i}].config"), &l.config)),
+        ) {
+            let Some(config) = config else { continue };
+            for key in ["links", "targets", "name", "device"] {
+                if config.value.contains_key(key) {
+                    let message = "is set by the simulator from the scenario's links, not by a config override";
+                    checker.error(config.referenced.line(), format!("{path}.{key}"), message);
+                }
+            }
+        }
+        let config_json = controller_config(&raw, &links);
+        let config = match Config::from_json(&config_json) {
+            Ok(config) => Some(config),
+            Err(errors) => {
+                for e in errors {
+                    let (line, path) = config_location(&raw, &e.path);
+                    checker.error(line, path, e.message);
+                }
+                None
+            }
+        };
+        match (checker.errors.is_empty(), config) {
+            (true, Some(config)) => Ok(Scenario {
+                file: file.to_path_buf(),
+                name: raw.name.unwrap_or_else(|| {
+                    file.file_stem()
+                        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+                }),
+                description: raw.description.unwrap_or_default(),
+                seed: raw.seed,
+                duration_s,
+                links,
+                timeline,
+                expectations,
+                config_json,
+                config,
+            }),
+            _ => {
+                let mut errors = checker.errors;
+                errors.sort_by_key(|e| e.line);
+                Err(errors)
+            }
+        }
+    }
+
+    /// Every `.yaml` scenario in a directory, or the one file given; sorted by file name.
+    pub fn load_all(path: &Path) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
+        let files = if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| {
+                    vec![ScenarioError {
+                        file: path.to_path_buf(),
+                        line: 0,
+                        path: String::new(),
+                        message: format!("cannot read directory: {e}"),
+                    }]
+                })?
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect();
+            files.sort();
+            files
+        } else {
+            vec![path.to_path_buf()]
+        };
+        let mut scenarios = Vec::new();
+        let mut errors = Vec::new();
+        for file in files {
+            match Scenario::load(&file) {
+                Ok(scenario) => scenarios.push(scenario),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(scenarios)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The condition of every link at time `t_s`, by replaying the timeline.
+    pub fn conditions_at(&self, t_s: f64) -> Vec<Condition> {
+        let mut conditions: Vec<Condition> = self.links.iter().map(|l| l.base.clone()).collect();
+        for phase in self.timeline.iter().take_while(|p| p.at_s <= t_s) {
+            phase
+                .change
+                .apply(&mut conditions[phase.link], &self.links[phase.link].base);
+        }
+        conditions
+    }
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or_default().to_string()
+}
+
+/// The controller config: one link per scenario link (device = name), the scenario's overrides.
+fn controller_config(raw: &RawScenario, links: &[LinkSpec]) -> String {
+    let mut root = serde_json::Map::new();
+    if let Some(config) = &raw.config {
+        root.extend(config.value.clone());
+    }
+    let link_values: Vec<serde_json::Value> = raw
+        .links
+        .value
+        .iter()
+        .zip(links)
+        .map(|(raw_link, link)| {
+            let mut object = serde_json::Map::new();
+            object.insert("name".into(), link.name.clone().into());
+            object.insert("device".into(), link.name.clone().into());
+            let targets: Vec<serde_json::Value> = TARGETS[..link.targets]
+                .iter()
+                .map(|t| (*t).into())
+                .collect();
+            object.insert("targets".into(), targets.into());
+            if let Some(config) = &raw_link.config {
+                object.extend(config.value.clone());
+            }
+            serde_json::Value::Object(object)
+        })
+        .collect();
+    root.insert("links".into(), link_values.into());
+    serde_json::to_string_pretty(&serde_json::Value::Object(root)).unwrap_or_default()
+}
+
+/// Where in the scenario a controller config error comes from: `links[1].bias` is the scenario's
+/// `links[1].config.bias`, `hysteresis` its `config.hysteresis`.
+fn config_location(raw: &RawScenario, config_path: &str) -> (u64, String) {
+    if let Some(rest) = config_path.strip_prefix("links[") {
+        let index: usize = rest
+            .split(']')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let key = rest.split_once("].").map_or("", |(_, k)| k);
+        if let Some(link) = raw.links.value.get(index) {
+            let line = link
+                .config
+                .as_ref()
+                .map_or(link.name.referenced.line(), |c| c.referenced.line());
+            return (line, format!("links[{index}].config.{key}"));
+        }
+    }
+    let line = raw.config.as_ref().map_or(0, |c| c.referenced.line());
+    (line, format!("config.{config_path}"))
+}
