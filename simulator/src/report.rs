@@ -164,7 +164,7 @@ pub fn svg(scenario: &Scenario, record: &RunRecord) -> String {
         );
         let _ = writeln!(
             out,
-            r##"<text x="10" y="{:.1}" fill="#666">score 0–{score_max:.0}</text>"##,
+            r##"<text x="10" y="{:.1}" fill="#666">score (log) 0–{score_max:.0}</text>"##,
             top + 30.0
         );
         let _ = writeln!(
@@ -172,10 +172,12 @@ pub fn svg(scenario: &Scenario, record: &RunRecord) -> String {
             r##"<rect x="{LEFT}" y="{top:.1}" width="{plot:.1}" height="{:.1}" fill="#f7f7f7" stroke="#ddd"/>"##,
             bottom - top
         );
-        for pair in record.samples.windows(2) {
-            let c = &pair[0].links[row].condition;
-            let down = c.outage || !c.carrier_up;
+        // Shaded spans, merged so a long outage is one rectangle.
+        let mut span: Option<(f64, &str)> = None;
+        for (i, sample) in record.samples.iter().enumerate() {
+            let c = &sample.links[row].condition;
             let base = &scenario.links[row].base;
+            let down = c.outage || !c.carrier_up;
             let degraded = !c.unreachable_targets.is_empty()
                 || c.loss_percent > base.loss_percent
                 || c.latency_ms > base.latency_ms
@@ -185,21 +187,33 @@ pub fn svg(scenario: &Scenario, record: &RunRecord) -> String {
             } else {
                 degraded.then_some("#fde2b8")
             };
-            if let Some(fill) = fill {
-                let (x0, x1) = (x(pair[0].t_s), x(pair[1].t_s));
-                let _ = writeln!(
-                    out,
-                    r#"<rect x="{x0:.1}" y="{top:.1}" width="{:.2}" height="{:.1}" fill="{fill}"/>"#,
-                    x1 - x0,
-                    bottom - top
-                );
+            let last = i + 1 == record.samples.len();
+            if span.map(|(_, f)| f) != fill || last {
+                if let Some((start, colour)) = span {
+                    let end = if last && fill == Some(colour) {
+                        record.duration_s
+                    } else {
+                        sample.t_s
+                    };
+                    let _ = writeln!(
+                        out,
+                        r#"<rect x="{:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{colour}"/>"#,
+                        x(start),
+                        x(end) - x(start),
+                        bottom - top
+                    );
+                }
+                span = fill.map(|f| (sample.t_s, f));
             }
         }
         let mut points = String::new();
         for sample in &record.samples {
             match sample.links[row].score {
                 Some(score) => {
-                    let y = bottom - (bottom - top - 4.0) * (score.min(score_max) / score_max);
+                    // Log scale: 10 against 100 points stays visible beside 1000.
+                    let share =
+                        (1.0 + score.clamp(0.0, score_max)).log10() / (1.0 + score_max).log10();
+                    let y = bottom - (bottom - top - 4.0) * share;
                     let _ = write!(points, "{:.1},{y:.1} ", x(sample.t_s));
                 }
                 None if !points.is_empty() => {

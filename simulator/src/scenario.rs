@@ -10,6 +10,9 @@ use wanmon::core::Config;
 /// Probe targets, in the documentation ranges: every simulated link reaches the same "internet".
 pub const TARGETS: [&str; 3] = ["192.0.2.1", "198.51.100.1", "203.0.113.1"];
 
+/// Controller config keys the simulator sets itself from the scenario's links.
+const SIMULATOR_KEYS: [&str; 4] = ["links", "targets", "name", "device"];
+
 /// The longest scenario: one simulated day.
 const MAX_DURATION_S: f64 = 86_400.0;
 
@@ -312,7 +315,7 @@ impl Scenario {
                 file: file.to_path_buf(),
                 line,
                 path: String::new(),
-                message: first_line(&e.to_string()),
+                message: yaml_message(&e.without_snippet().to_string(), text, line),
             }]
         })?;
         let mut checker = Checker {
@@ -332,6 +335,7 @@ impl Scenario {
         }
         let mut links = Vec::new();
         let mut names: Vec<String> = Vec::new();
+        let errors_before_links = checker.errors.len();
         for (i, link) in raw.links.value.iter().enumerate() {
             let path = |key: &str| format!("links[{i}].{key}");
             if let Err(expected) = wanmon::core::LinkName::new(&link.name.value) {
@@ -348,15 +352,6 @@ impl Scenario {
                 );
             }
             names.push(link.name.value.clone());
-            let targets = match &link.targets {
-                Some(t) if !(1..=TARGETS.len()).contains(&t.value) => {
-                    let message = format!("got {}, expected 1 to {}", t.value, TARGETS.len());
-                    checker.error(t.referenced.line(), path("targets"), message);
-                    2
-                }
-                Some(t) => t.value,
-                None => 2,
-            };
             let base = Condition {
                 latency_ms: checker.range(
                     &link.latency_ms,
@@ -375,12 +370,23 @@ impl Scenario {
                 carrier: Carrier::Up,
                 unreachable_targets: Vec::new(),
             };
+            let targets = match &link.targets {
+                Some(t) if !(1..=TARGETS.len()).contains(&t.value) => {
+                    let message = format!("got {}, expected 1 to {}", t.value, TARGETS.len());
+                    checker.error(t.referenced.line(), path("targets"), message);
+                    2
+                }
+                Some(t) => t.value,
+                None => 2,
+            };
             links.push(LinkSpec {
                 name: link.name.value.clone(),
                 base,
                 targets,
             });
         }
+        // The controller would repeat a bad link name in its own words: check it once, here.
+        let names_ok = checker.errors.len() == errors_before_links;
         let mut timeline = Vec::new();
         for (i, phase) in raw.timeline.iter().enumerate() {
             let line = phase.referenced.line();
@@ -498,7 +504,7 @@ impl Scenario {
                 .map(|(i, l)| (format!("links[{i}].config"), &l.config)),
         ) {
             let Some(config) = config else { continue };
-            for key in ["links", "targets", "name", "device"] {
+            for key in SIMULATOR_KEYS {
                 if config.value.contains_key(key) {
                     let message = "is set by the simulator from the scenario's links, not by a config override";
                     checker.error(config.referenced.line(), format!("{path}.{key}"), message);
@@ -507,6 +513,7 @@ impl Scenario {
         }
         let config_json = controller_config(&raw, &links);
         let config = match Config::from_json(&config_json) {
+            _ if !names_ok => None,
             Ok(config) => Some(config),
             Err(errors) => {
                 for e in errors {
@@ -588,15 +595,39 @@ impl Scenario {
     }
 }
 
-fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or_default().to_string()
+/// The parser's message without its own position prefix, with the offending line quoted so the
+/// key is in view: the parser knows where, not which key.
+fn yaml_message(message: &str, text: &str, line: u64) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    let bare = first.strip_prefix("error: ").unwrap_or(first);
+    let bare = match bare.split_once(": ") {
+        Some((position, rest)) if position.starts_with("line ") => rest,
+        _ => bare,
+    };
+    let source = (line > 0)
+        .then(|| text.lines().nth(line as usize - 1))
+        .flatten()
+        .map(str::trim);
+    match source {
+        Some(source) if !source.is_empty() => format!("{bare}, in `{source}`"),
+        _ => bare.to_string(),
+    }
+}
+
+/// An override without the keys the simulator owns (they are reported as mistakes).
+fn without_simulator_keys(
+    config: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut config = config.clone();
+    config.retain(|key, _| !SIMULATOR_KEYS.contains(&key.as_str()));
+    config
 }
 
 /// The controller config: one link per scenario link (device = name), the scenario's overrides.
 fn controller_config(raw: &RawScenario, links: &[LinkSpec]) -> String {
     let mut root = serde_json::Map::new();
     if let Some(config) = &raw.config {
-        root.extend(config.value.clone());
+        root.extend(without_simulator_keys(&config.value));
     }
     let link_values: Vec<serde_json::Value> = raw
         .links
@@ -613,7 +644,7 @@ fn controller_config(raw: &RawScenario, links: &[LinkSpec]) -> String {
                 .collect();
             object.insert("targets".into(), targets.into());
             if let Some(config) = &raw_link.config {
-                object.extend(config.value.clone());
+                object.extend(without_simulator_keys(&config.value));
             }
             serde_json::Value::Object(object)
         })

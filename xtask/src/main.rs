@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's automation, one function per command, std only.
 //!
+//! - `cargo xtask sim`: the scenario suite against the controller (the README's main job).
 //! - `cargo xtask ci`: everything CI checks, on a fresh Debian machine (the README's test command).
 //! - `cargo xtask bench`: the hot-path benchmark with its printed figures.
 
@@ -11,6 +12,8 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
+  sim      run the scenario library against the controller and print the summary table;
+           JSON and SVG timelines go to target/sim/
   ci       install what a fresh Debian machine lacks, then run fmt, clippy, every test
            (root-only tests too when run as root) and a short benchmark
   bench    run the criterion benchmark of the hot path (prints ns per probe outcome)";
@@ -18,6 +21,7 @@ commands:
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("sim") => sim(&args[1..]),
         Some("ci") => ci(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
@@ -139,6 +143,7 @@ fn ci(args: &[String]) -> Result<(), String> {
             run(&cargo, &["test", "--workspace"])
         }
     })?;
+    step("scenario suite", || sim(&[]))?;
     step("benchmark (quick)", || bench(&["--quick".to_string()]))?;
     println!(
         "\nci: all steps passed in {:.0} s",
@@ -151,4 +156,37 @@ fn bench(args: &[String]) -> Result<(), String> {
     let mut full = vec!["bench", "-p", "wanmon-benches", "--"];
     full.extend(args.iter().map(String::as_str));
     run(&cargo(), &full)
+}
+
+/// The scenario library through every engine this machine can run.
+fn sim(args: &[String]) -> Result<(), String> {
+    if let Some(unknown) = args.first() {
+        return Err(format!("sim takes no arguments, got {unknown:?}"));
+    }
+    let out = root().join("target/sim");
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let json = out.join("replay.json");
+    let svg = out.join("svg");
+    let (json, svg) = (json.to_string_lossy(), svg.to_string_lossy());
+    run(
+        &cargo(),
+        &[
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "wanmon-sim",
+            "--",
+            "run",
+            "scenarios",
+            "--engine",
+            "replay",
+            "--json",
+            &json,
+            "--svg",
+            &svg,
+        ],
+    )?;
+    println!("timelines: {json}, pictures: {svg}/");
+    Ok(())
 }

@@ -760,6 +760,16 @@ impl Engine {
     fn refresh_link(&mut self, now: Instant, index: LinkIndex) {
         let settings = self.settings;
         let link = &mut self.links[index];
+        if matches!(link.state, LinkState::Dead(DeadCause::NoReply { .. }))
+            && link.targets.iter().any(|t| t.reachable)
+        {
+            // Back from the dead: the outage's lost probes describe a path that is gone. The link
+            // is measured afresh, and the holds make it prove itself before it gets the route.
+            for target in &mut link.targets {
+                target.window.restart();
+                target.telemetry = target.window.telemetry();
+            }
+        }
         link.telemetry = consensus(
             link.targets
                 .iter()

@@ -64,6 +64,16 @@ impl Window {
         self.next = 0;
     }
 
+    /// Forgets everything but the newest outcome, and that only if it is a reply: a fresh start
+    /// that keeps the reply that proved the path alive.
+    pub fn restart(&mut self) {
+        let newest = self.outcomes().last().flatten();
+        self.clear();
+        if let Some(rtt) = newest {
+            self.push(rtt);
+        }
+    }
+
     pub fn push_reply(&mut self, rtt_us: u64) {
         // An RTT this long is a lost probe in all but name; LOST stays unambiguous.
         self.push(rtt_us.min(u64::from(LOST - 1)) as u32);
@@ -236,6 +246,16 @@ mod tests {
             [Some(3), Some(4), Some(5)]
         );
         w.clear();
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn restart_keeps_only_a_newest_reply() {
+        let mut w = window(&[None, None, Some(7)]);
+        w.restart();
+        assert_eq!(w.outcomes().collect::<Vec<_>>(), [Some(7)]);
+        let mut w = window(&[Some(7), None]);
+        w.restart();
         assert!(w.is_empty());
     }
 
