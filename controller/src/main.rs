@@ -1,55 +1,162 @@
-//! The `wanmon` command: for now `--version` and `check-config`; the daemon joins it in its own issue.
+//! The `wanmon` command: the daemon (`run`), its control commands, and config checking.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use wanmon::core::Config;
+use wanmon::daemon::{control, run};
 
-const USAGE: &str = "usage: wanmon check-config FILE | wanmon --version";
+const USAGE: &str = "usage:
+  wanmon run --config FILE [--socket PATH]   run the daemon in the foreground
+  wanmon status [--json] [--socket PATH]     links, scores, route and recent decisions
+  wanmon force LINK [--socket PATH]          put the route on LINK until `wanmon auto`
+  wanmon auto [--socket PATH]                let wanmon choose again
+  wanmon reload [--socket PATH]              read the config file again (as SIGHUP)
+  wanmon check-config FILE                   validate a config file, print every mistake
+  wanmon --version";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["--version" | "-V"] => {
-            println!("wanmon {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        ["check-config", path] => check_config(path),
-        ["--help" | "-h"] => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!("wanmon: unknown command {:?}\n{USAGE}", args.join(" "));
+    match dispatch(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("wanmon: {message}\n{USAGE}");
             ExitCode::from(2)
+        }
+        Err(Failure::Failed(message)) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
         }
     }
 }
 
-/// Validates a config file and prints every error with its line and key path.
-fn check_config(path: &str) -> ExitCode {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("{path}: cannot read: {e}");
-            return ExitCode::FAILURE;
+enum Failure {
+    Usage(String),
+    Failed(String),
+}
+
+/// Splits `--socket PATH` (and flags) from the positional words.
+struct Words {
+    positional: Vec<String>,
+    socket: PathBuf,
+    config: Option<PathBuf>,
+    json: bool,
+}
+
+fn words(args: &[String]) -> Result<Words, Failure> {
+    let mut parsed = Words {
+        positional: Vec::new(),
+        socket: PathBuf::from(control::DEFAULT_SOCKET),
+        config: None,
+        json: false,
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--socket" => {
+                parsed.socket = iter
+                    .next()
+                    .ok_or(Failure::Usage("--socket needs a path".into()))?
+                    .into()
+            }
+            "--config" => {
+                parsed.config = Some(
+                    iter.next()
+                        .ok_or(Failure::Usage("--config needs a file".into()))?
+                        .into(),
+                )
+            }
+            "--json" => parsed.json = true,
+            flag if flag.starts_with("--") => {
+                return Err(Failure::Usage(format!("unknown option {flag:?}")));
+            }
+            _ => parsed.positional.push(arg.clone()),
+        }
+    }
+    Ok(parsed)
+}
+
+fn dispatch(args: &[String]) -> Result<(), Failure> {
+    let Some(command) = args.first() else {
+        return Err(Failure::Usage("no command given".into()));
+    };
+    if command == "--version" || command == "-V" {
+        println!("wanmon {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    if command == "--help" || command == "-h" || command == "help" {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let w = words(&args[1..])?;
+    let extra = |expected: usize| -> Result<(), Failure> {
+        if w.positional.len() == expected {
+            Ok(())
+        } else {
+            Err(Failure::Usage(format!(
+                "{command}: expected {expected} argument(s), got {}",
+                w.positional.len()
+            )))
         }
     };
+    let call = |request: &str| -> Result<(), Failure> {
+        let answer = control::call(&w.socket, request).map_err(Failure::Failed)?;
+        print!("{answer}");
+        if !answer.ends_with('\n') {
+            println!();
+        }
+        Ok(())
+    };
+    match command.as_str() {
+        "run" => {
+            extra(0)?;
+            let config = w
+                .config
+                .clone()
+                .ok_or(Failure::Usage("run needs --config FILE".into()))?;
+            run::run(run::Options {
+                config,
+                socket: w.socket.clone(),
+            })
+            .map_err(|e| Failure::Failed(format!("wanmon: {e}")))
+        }
+        "status" => {
+            extra(0)?;
+            call(if w.json { "status json" } else { "status" })
+        }
+        "force" => {
+            extra(1)?;
+            call(&format!("force {}", w.positional[0]))
+        }
+        "auto" => {
+            extra(0)?;
+            call("auto")
+        }
+        "reload" => {
+            extra(0)?;
+            call("reload")
+        }
+        "check-config" => {
+            extra(1)?;
+            check_config(&w.positional[0])
+        }
+        other => Err(Failure::Usage(format!("unknown command {other:?}"))),
+    }
+}
+
+/// Validates a config file and prints every error with its line and key path.
+fn check_config(path: &str) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Failed(format!("{path}: cannot read: {e}")))?;
     match Config::from_json(&text) {
         Ok(config) => {
             let names: Vec<&str> = config.links.iter().map(|l| l.name.as_str()).collect();
             println!("{path}: ok, {} links: {}", names.len(), names.join(", "));
-            ExitCode::SUCCESS
+            Ok(())
         }
         Err(errors) => {
-            for error in &errors {
-                eprintln!("{path}:{error}");
-            }
-            eprintln!("{path}: {} error(s), config refused", errors.len());
-            ExitCode::FAILURE
+            let mut message: Vec<String> = errors.iter().map(|e| format!("{path}:{e}")).collect();
+            message.push(format!("{path}: {} error(s), config refused", errors.len()));
+            Err(Failure::Failed(message.join("\n")))
         }
     }
 }

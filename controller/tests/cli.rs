@@ -69,11 +69,20 @@ fn check_config_names_a_file_it_cannot_read() {
 
 #[test]
 fn unknown_commands_and_missing_arguments_are_usage_errors() {
-    for args in [&["frobnicate"][..], &["check-config"], &[]] {
+    for args in [
+        &["frobnicate"][..],
+        &["check-config"],
+        &[],
+        &["run"],
+        &["status", "extra"],
+        &["force"],
+        &["status", "--bogus"],
+        &["run", "--config"],
+    ] {
         let out = wanmon(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("usage: wanmon"),
+            String::from_utf8_lossy(&out.stderr).contains("usage:\n  wanmon run --config FILE"),
             "{args:?}"
         );
     }

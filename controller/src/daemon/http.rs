@@ -1,0 +1,469 @@
+//! A small HTTP/1.1 server for the status page and the JSON API, hand-written for size.
+//!
+//! Strict limits: request head and body sizes, header count, concurrent connections, and a
+//! deadline per connection (slow clients are cut off). One request per connection. Reading is
+//! open; changing state needs `POST /api/mode` with a JSON body and the token as a bearer token,
+//! which a cross-site form cannot send (no CSRF) and a GET never does.
+
+use crate::json::{self, Value};
+
+pub const MAX_HEAD: usize = 8 * 1024;
+pub const MAX_BODY: usize = 1024;
+pub const MAX_HEADERS: usize = 32;
+pub const MAX_CONNECTIONS: usize = 8;
+/// A client has this long to send its request and take the answer.
+pub const CONNECTION_DEADLINE_MS: u64 = 5_000;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a request could not be read: the status to answer with and a short reason.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+const fn refuse(status: u16, reason: &'static str) -> Refusal {
+    Refusal { status, reason }
+}
+
+/// Reads a request from what has arrived so far: `Ok(None)` while more is needed.
+pub fn parse(buffer: &[u8]) -> Result<Option<Request>, Refusal> {
+    let Some(head_end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if buffer.len() > MAX_HEAD {
+            Err(refuse(431, "request head too large"))
+        } else {
+            Ok(None)
+        };
+    };
+    if head_end > MAX_HEAD {
+        return Err(refuse(431, "request head too large"));
+    }
+    let head = std::str::from_utf8(&buffer[..head_end])
+        .map_err(|_| refuse(400, "request head is not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default();
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(refuse(400, "malformed request line"));
+    };
+    if version != "HTTP/1.1" && version != "HTTP/1.0" {
+        return Err(refuse(505, "only HTTP/1.1"));
+    }
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(refuse(400, "malformed method"));
+    }
+    if !target.starts_with('/') || target.bytes().any(|b| b.is_ascii_control()) {
+        return Err(refuse(400, "malformed target"));
+    }
+    let path = target.split('?').next().unwrap_or(target).to_string();
+    let mut headers = Vec::new();
+    for line in lines {
+        if headers.len() == MAX_HEADERS {
+            return Err(refuse(431, "too many headers"));
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or(refuse(400, "malformed header"))?;
+        if name.is_empty() || name.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(refuse(400, "malformed header name"));
+        }
+        headers.push((name.to_string(), value.trim().to_string()));
+    }
+    let request = Request {
+        method: method.to_string(),
+        path,
+        headers,
+        body: Vec::new(),
+    };
+    if request.header("transfer-encoding").is_some() {
+        return Err(refuse(501, "chunked bodies are not accepted"));
+    }
+    let length = match request.header("content-length") {
+        None => 0,
+        Some(text) => text
+            .parse::<usize>()
+            .map_err(|_| refuse(400, "malformed content-length"))?,
+    };
+    if length > MAX_BODY {
+        return Err(refuse(413, "body too large"));
+    }
+    let body_start = head_end + 4;
+    if buffer.len() < body_start + length {
+        return Ok(None);
+    }
+    Ok(Some(Request {
+        body: buffer[body_start..body_start + length].to_vec(),
+        ..request
+    }))
+}
+
+/// What the API should do with a request, decided without touching the daemon.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    Page,
+    Status,
+    Force(String),
+    Auto,
+    /// Answer at once with this status and message.
+    Refuse(u16, String),
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let mut difference = a.len() ^ b.len();
+    for (i, byte) in a.iter().enumerate() {
+        difference |= usize::from(byte ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
+    }
+    difference == 0
+}
+
+/// Routes a request: which action, or which refusal with what message.
+pub fn route(request: &Request, token: Option<&str>) -> Action {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET" | "HEAD", "/" | "/index.html") => Action::Page,
+        ("GET" | "HEAD", "/api/status") => Action::Status,
+        ("POST", "/api/mode") => mode_change(request, token),
+        (_, "/api/mode") => {
+            Action::Refuse(405, "changing the mode needs POST with a JSON body".into())
+        }
+        (_, "/" | "/index.html" | "/api/status") => {
+            Action::Refuse(405, "method not allowed".into())
+        }
+        _ => Action::Refuse(404, "not found".into()),
+    }
+}
+
+fn mode_change(request: &Request, token: Option<&str>) -> Action {
+    let Some(token) = token else {
+        return Action::Refuse(
+            403,
+            "this page is read-only: no web token is configured".into(),
+        );
+    };
+    let given = request
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if given.is_empty() {
+        return Action::Refuse(401, "a token is needed to change the mode".into());
+    }
+    if !same_secret(given.as_bytes(), token.as_bytes()) {
+        return Action::Refuse(403, "wrong token".into());
+    }
+    let json_body = request.header("content-type").is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|t| t.trim() == "application/json")
+    });
+    if !json_body {
+        return Action::Refuse(
+            415,
+            "expected a JSON body (Content-Type: application/json)".into(),
+        );
+    }
+    let Ok(text) = std::str::from_utf8(&request.body) else {
+        return Action::Refuse(400, "the body is not UTF-8".into());
+    };
+    let document = match json::parse(text) {
+        Ok(document) => document,
+        Err(e) => return Action::Refuse(400, format!("invalid JSON body: {e}")),
+    };
+    let Value::Object(members) = document.value else {
+        return Action::Refuse(
+            400,
+            "expected a JSON object such as {\"mode\": \"auto\"}".into(),
+        );
+    };
+    let field = |key: &str| {
+        members
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| &v.value)
+    };
+    if let Some((unknown, _)) = members.iter().find(|(k, _)| k != "mode" && k != "link") {
+        return Action::Refuse(
+            400,
+            format!("unknown key {unknown:?}: expected \"mode\" and \"link\""),
+        );
+    }
+    match (field("mode"), field("link")) {
+        (Some(Value::String(mode)), None) if mode == "auto" => Action::Auto,
+        (Some(Value::String(mode)), Some(Value::String(link))) if mode == "force" => {
+            Action::Force(link.clone())
+        }
+        _ => Action::Refuse(
+            400,
+            "expected {\"mode\": \"auto\"} or {\"mode\": \"force\", \"link\": NAME}".into(),
+        ),
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Error",
+    }
+}
+
+/// A complete response; `head_only` for HEAD requests.
+pub fn response(
+    status: u16,
+    content_type: &str,
+    extra_headers: &str,
+    body: &[u8],
+    head_only: bool,
+) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
+         X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n\
+         Content-Security-Policy: default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n\
+         {extra_headers}Connection: close\r\n\r\n",
+        reason_phrase(status),
+        body.len()
+    )
+    .into_bytes();
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+/// A JSON error body: `{"error": "..."}`.
+pub fn error_response(status: u16, message: &str) -> Vec<u8> {
+    let body = format!("{{\"error\":\"{}\"}}", json::escape(message));
+    response(status, "application/json", "", body.as_bytes(), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(text: &str) -> Request {
+        parse(text.as_bytes()).expect("valid").expect("complete")
+    }
+
+    fn post(token: &str, content_type: &str, body: &str) -> Request {
+        request(&format!(
+            "POST /api/mode HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    const TOKEN: Option<&str> = Some("0123456789abcdef");
+
+    #[test]
+    fn reads_a_request_in_pieces() {
+        let text = b"POST /api/mode HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd";
+        for cut in 0..text.len() {
+            assert_eq!(parse(&text[..cut]), Ok(None), "cut at {cut}");
+        }
+        let r = parse(text).unwrap().unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str(), r.body.as_slice()),
+            ("POST", "/api/mode", &b"abcd"[..])
+        );
+        assert_eq!(r.header("HOST"), Some("x"));
+        assert_eq!(
+            request("GET /api/status?x=1 HTTP/1.1\r\n\r\n").path,
+            "/api/status"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_and_oversized_requests() {
+        let refused = |text: &[u8]| parse(text).expect_err("must be refused").status;
+        assert_eq!(refused(&vec![b'a'; MAX_HEAD + 1]), 431);
+        let many: String = (0..40).map(|i| format!("X-{i}: y\r\n")).collect();
+        assert_eq!(
+            refused(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()),
+            431
+        );
+        assert_eq!(
+            refused(b"GET / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n"),
+            413
+        );
+        assert_eq!(refused(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"), 400);
+        assert_eq!(
+            refused(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            501
+        );
+        assert_eq!(refused(b"GET /\r\n\r\n"), 400);
+        assert_eq!(refused(b"GET / HTTP/1.1 extra\r\n\r\n"), 400);
+        assert_eq!(refused(b"GET / HTTP/2.0\r\n\r\n"), 505);
+        assert_eq!(refused(b"get / HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(refused(b"GET x HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(refused(b"GET / HTTP/1.1\r\nno colon\r\n\r\n"), 400);
+        assert_eq!(refused(b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n"), 400);
+        assert_eq!(refused(b"GET / HTTP/1.1\r\nX: \xff\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn reading_is_open_and_get_never_changes_state() {
+        assert_eq!(
+            route(&request("GET / HTTP/1.1\r\n\r\n"), TOKEN),
+            Action::Page
+        );
+        assert_eq!(
+            route(&request("GET /api/status HTTP/1.1\r\n\r\n"), None),
+            Action::Status
+        );
+        assert!(matches!(
+            route(&request("GET /api/mode?mode=auto HTTP/1.1\r\n\r\n"), TOKEN),
+            Action::Refuse(405, _)
+        ));
+        assert!(matches!(
+            route(&request("PUT /api/status HTTP/1.1\r\n\r\n"), TOKEN),
+            Action::Refuse(405, _)
+        ));
+        assert!(matches!(
+            route(&request("GET /etc/passwd HTTP/1.1\r\n\r\n"), TOKEN),
+            Action::Refuse(404, _)
+        ));
+    }
+
+    #[test]
+    fn changing_the_mode_needs_the_token_and_a_json_body() {
+        assert_eq!(
+            route(
+                &post("0123456789abcdef", "application/json", r#"{"mode":"auto"}"#),
+                TOKEN
+            ),
+            Action::Auto
+        );
+        assert_eq!(
+            route(
+                &post(
+                    "0123456789abcdef",
+                    "application/json; charset=utf-8",
+                    r#"{"mode":"force","link":"wwan"}"#
+                ),
+                TOKEN
+            ),
+            Action::Force("wwan".into())
+        );
+        let refused = |r: &Request, token: Option<&str>| match route(r, token) {
+            Action::Refuse(status, _) => status,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(
+                &post("0123456789abcdef", "application/json", r#"{"mode":"auto"}"#),
+                None
+            ),
+            403
+        );
+        assert_eq!(
+            refused(
+                &post(
+                    "wrong-token-xxxxx",
+                    "application/json",
+                    r#"{"mode":"auto"}"#
+                ),
+                TOKEN
+            ),
+            403
+        );
+        assert_eq!(
+            refused(&post("", "application/json", r#"{"mode":"auto"}"#), TOKEN),
+            401
+        );
+        // A form post, which any web page can make a browser send: refused.
+        assert_eq!(
+            refused(
+                &post(
+                    "0123456789abcdef",
+                    "application/x-www-form-urlencoded",
+                    "mode=auto"
+                ),
+                TOKEN
+            ),
+            415
+        );
+        assert_eq!(
+            refused(
+                &post("0123456789abcdef", "application/json", "{mode:auto}"),
+                TOKEN
+            ),
+            400
+        );
+        assert_eq!(
+            refused(
+                &post("0123456789abcdef", "application/json", r#"["auto"]"#),
+                TOKEN
+            ),
+            400
+        );
+        assert_eq!(
+            refused(
+                &post(
+                    "0123456789abcdef",
+                    "application/json",
+                    r#"{"mode":"force"}"#
+                ),
+                TOKEN
+            ),
+            400
+        );
+        assert_eq!(
+            refused(
+                &post(
+                    "0123456789abcdef",
+                    "application/json",
+                    r#"{"mode":"auto","x":1}"#
+                ),
+                TOKEN
+            ),
+            400
+        );
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+        assert!(!same_secret(b"", b"abc"));
+    }
+
+    #[test]
+    fn responses_carry_safety_headers_and_escaped_errors() {
+        let text = String::from_utf8(error_response(403, "wrong <token>")).unwrap();
+        assert!(text.starts_with("HTTP/1.1 403 Forbidden\r\n"));
+        assert!(text.contains("X-Content-Type-Options: nosniff"));
+        assert!(text.contains("Content-Security-Policy:"));
+        assert!(text.ends_with(r#"{"error":"wrong \u003ctoken\u003e"}"#));
+        let head = response(200, "text/plain", "", b"body", true);
+        assert!(String::from_utf8(head).unwrap().ends_with("\r\n\r\n"));
+    }
+}
