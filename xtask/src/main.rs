@@ -94,8 +94,42 @@ fn step(name: &str, body: impl FnOnce() -> Result<(), String>) -> Result<(), Str
     result.map_err(|e| format!("{name}: {e}"))
 }
 
+/// Debian packages the tests need, by the command that shows each is there.
+const PACKAGES: &[(&str, &str)] = &[("ip", "iproute2"), ("nft", "nftables"), ("gzip", "gzip")];
+
+fn has_command(command: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {command}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Installs what a fresh Debian machine lacks (as root, with apt); elsewhere says what to install.
+fn install_packages() -> Result<(), String> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(command, _)| !has_command(command))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() || !has_command("apt-get") {
+        return Err(format!(
+            "missing packages: {} (install them, e.g. `sudo apt-get install {}`)",
+            missing.join(", "),
+            missing.join(" ")
+        ));
+    }
+    run("apt-get", &["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    run("apt-get", &args)
+}
+
 /// Checks the machine has what the steps need; says exactly what is missing and how to get it.
 fn prerequisites() -> Result<(), String> {
+    install_packages()?;
     let cargo = cargo();
     let mut missing = Vec::new();
     if !succeeds(&cargo, &["fmt", "--version"]) {

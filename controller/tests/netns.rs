@@ -1,0 +1,752 @@
+//! The real daemon in network namespaces: a router with two links to two "ISP" namespaces that
+//! hold the probe targets (documentation addresses). Links are broken by dropping their traffic
+//! on the ISP side (nftables) or by taking their carrier away. The routing is read back over
+//! netlink inside the router namespace (the route the kernel picks, as `ip route get`), never
+//! from the daemon's own report.
+//!
+//! Needs root (network namespaces): `#[ignore]` so a plain `cargo test` skips them visibly;
+//! `cargo xtask ci` runs them as root with `--include-ignored`. Run without root, they fail
+//! loudly rather than pass.
+
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use wanmon::daemon::netlink::{self, DumpKind, Socket};
+use wanmon::daemon::plumbing;
+
+/// Namespace tests run one at a time: timings stay meaningful on a 2-core machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const TARGET: &str = "192.0.2.1";
+const TOKEN: &str = "0123456789abcdef";
+
+fn sh(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn require_root() {
+    let uid = String::from_utf8(sh(&["id", "-u"]).stdout).unwrap_or_default();
+    assert_eq!(
+        uid.trim(),
+        "0",
+        "these tests need root for network namespaces: run `sudo cargo xtask ci`"
+    );
+    assert!(
+        Command::new("nft")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "these tests need nftables (apt-get install nftables; `cargo xtask ci` installs it)"
+    );
+}
+
+/// Three namespaces wired like a home router with a wired WAN and a hotspot; removed on drop.
+struct Lab {
+    router: String,
+    isp_a: String,
+    isp_b: String,
+    dir: std::path::PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        require_root();
+        let id = format!("{}{}", tag, std::process::id() % 100_000);
+        let lab = Lab {
+            router: format!("wmr-{id}"),
+            isp_a: format!("wma-{id}"),
+            isp_b: format!("wmb-{id}"),
+            dir: std::env::temp_dir().join(format!("wanmon-netns-{id}")),
+            daemon: None,
+        };
+        std::fs::create_dir_all(&lab.dir).expect("temp dir");
+        for ns in [&lab.router, &lab.isp_a, &lab.isp_b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            sh(&["ip", "netns", "add", ns]);
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        for (link, isp, router_address, isp_address) in [
+            ("wan", &lab.isp_a, "198.51.100.2/30", "198.51.100.1/30"),
+            ("wwan", &lab.isp_b, "198.51.100.6/30", "198.51.100.5/30"),
+        ] {
+            sh(&[
+                "ip",
+                "link",
+                "add",
+                link,
+                "netns",
+                &lab.router,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "isp",
+                "netns",
+                isp,
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                &lab.router,
+                "addr",
+                "add",
+                router_address,
+                "dev",
+                link,
+            ]);
+            sh(&["ip", "-n", isp, "addr", "add", isp_address, "dev", "isp"]);
+            sh(&["ip", "-n", &lab.router, "link", "set", link, "up"]);
+            sh(&["ip", "-n", isp, "link", "set", "isp", "up"]);
+            for target in ["192.0.2.1/32", "203.0.113.1/32"] {
+                sh(&["ip", "-n", isp, "addr", "add", target, "dev", "lo"]);
+            }
+        }
+        // The system's own default routes, as netifd would set them.
+        sh(&[
+            "ip",
+            "-n",
+            &lab.router,
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.51.100.1",
+            "dev",
+            "wan",
+            "metric",
+            "10",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &lab.router,
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.51.100.5",
+            "dev",
+            "wwan",
+            "metric",
+            "20",
+        ]);
+        lab
+    }
+
+    fn config(&self, extra: &str) -> std::path::PathBuf {
+        let path = self.dir.join("config.json");
+        let text = format!(
+            r#"{{ {extra}
+  "targets": ["192.0.2.1", "203.0.113.1"],
+  "web": {{"listen": "127.0.0.1:8080", "token": "{TOKEN}"}},
+  "links": [
+    {{"name": "wan", "device": "wan"}},
+    {{"name": "wwan", "device": "wwan", "gateway": "198.51.100.5", "bias": 20}}
+  ]
+}}"#
+        );
+        std::fs::write(&path, text).expect("config");
+        path
+    }
+
+    fn socket(&self) -> String {
+        self.dir.join("wanmon.sock").display().to_string()
+    }
+
+    fn start(&mut self, config: &std::path::Path) {
+        let log = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.router,
+                env!("CARGO_BIN_EXE_wanmon"),
+                "run",
+                "--config",
+            ])
+            .arg(config)
+            .args(["--socket", &self.socket()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("daemon starts");
+        self.daemon = Some(child);
+        // Ready when the daemon answers and reports its first route, and the kernel routes through it.
+        self.wait_for("the first choice", Duration::from_secs(10), |lab| {
+            let status = lab.cli(&["status"]);
+            String::from_utf8_lossy(&status.stdout)
+                .contains("route: default via 198.51.100.1 dev wan")
+                && lab.route_device().is_some_and(|d| d == "wan")
+        });
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    fn signal(&mut self, signal: &str) {
+        let pid = self.daemon.as_ref().expect("running").id().to_string();
+        // `ip netns exec` execs the daemon, so the child's pid is the daemon's.
+        sh(&["kill", signal, &pid]);
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.daemon.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not exit within 5 s\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A netlink socket that lives in the router namespace.
+    fn netlink(&self) -> Socket {
+        let path = format!("/var/run/netns/{}", self.router);
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).expect("namespace file");
+            // SAFETY: setns on this short-lived thread only; the socket keeps the namespace.
+            let result = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(result, 0, "setns: {}", std::io::Error::last_os_error());
+            Socket::open(0).expect("netlink socket")
+        })
+        .join()
+        .expect("setns thread")
+    }
+
+    /// The device the kernel routes ordinary traffic to the target through.
+    fn route_device(&self) -> Option<String> {
+        let mut socket = self.netlink();
+        let route = socket.route_to(&TARGET.parse::<IpAddr>().ok()?, 0).ok()?;
+        let index = route.oif?;
+        let mut name = None;
+        socket
+            .dump(DumpKind::Links, 0, |_, payload| {
+                if let Some(link) = netlink::parse_link(payload).filter(|l| l.index == index) {
+                    name = Some(link.name);
+                }
+            })
+            .ok()?;
+        name
+    }
+
+    fn our_rules(&self) -> usize {
+        let mut count = 0;
+        self.netlink()
+            .dump(DumpKind::Rules, 0, |_, payload| {
+                count += usize::from(
+                    netlink::parse_rule(payload).is_some_and(|r| r.protocol == plumbing::PROTOCOL),
+                );
+            })
+            .expect("rule dump");
+        count
+    }
+
+    /// (our routes in any table, the system's default routes in main)
+    fn routes(&self) -> (usize, usize) {
+        let (mut ours, mut system) = (0, 0);
+        self.netlink()
+            .dump(DumpKind::Routes, 0, |_, payload| {
+                if let Some(r) = netlink::parse_route(payload) {
+                    ours += usize::from(r.protocol == plumbing::PROTOCOL);
+                    system += usize::from(
+                        r.dst_len == 0
+                            && r.table == netlink::RT_TABLE_MAIN
+                            && r.protocol != plumbing::PROTOCOL,
+                    );
+                }
+            })
+            .expect("route dump");
+        (ours, system)
+    }
+
+    fn wait_for(&self, what: &str, limit: Duration, condition: impl Fn(&Lab) -> bool) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if condition(self) {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("waited {limit:?} for {what}\ndaemon log:\n{}", self.log());
+    }
+
+    fn drop_all(&self, isp: &str, on: bool) {
+        if on {
+            sh(&[
+                "ip", "netns", "exec", isp, "nft", "add", "table", "inet", "wmtest",
+            ]);
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                isp,
+                "nft",
+                "add",
+                "chain",
+                "inet",
+                "wmtest",
+                "in",
+                "{ type filter hook input priority 0; policy drop; }",
+            ]);
+        } else {
+            sh(&[
+                "ip", "netns", "exec", isp, "nft", "delete", "table", "inet", "wmtest",
+            ]);
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.router, env!("CARGO_BIN_EXE_wanmon")])
+            .args(args)
+            .args(["--socket", &self.socket()])
+            .output()
+            .expect("cli runs")
+    }
+
+    /// An HTTP request to the daemon's web server from inside the router namespace.
+    fn http(&self, request: &str) -> String {
+        use std::io::{Read, Write};
+        let path = format!("/var/run/netns/{}", self.router);
+        let request = request.to_string();
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).expect("namespace file");
+            // SAFETY: setns on this short-lived thread only.
+            assert_eq!(
+                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+                0
+            );
+            let mut stream =
+                std::net::TcpStream::connect("127.0.0.1:8080").expect("web server answers");
+            stream.write_all(request.as_bytes()).expect("send");
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+            // The page is gzipped: keep the head readable, whatever the body is.
+            String::from_utf8_lossy(&answer).into_owned()
+        })
+        .join()
+        .expect("http thread")
+    }
+
+    /// A netlink socket in the router namespace subscribed to link events.
+    fn link_events(&self) -> Socket {
+        let path = format!("/var/run/netns/{}", self.router);
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).expect("namespace file");
+            // SAFETY: setns on this short-lived thread only; the socket keeps the namespace.
+            assert_eq!(
+                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+                0
+            );
+            Socket::open(1).expect("netlink event socket")
+        })
+        .join()
+        .expect("setns thread")
+    }
+
+    fn rss_kib(&self) -> Option<u64> {
+        let pid = self.daemon.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+    }
+}
+
+/// Waits for the kernel to announce that `device` lost its carrier; returns when it did.
+fn wait_no_carrier(events: &Socket, device: &str) -> Instant {
+    let start = Instant::now();
+    let mut buffer = vec![0u8; 16 * 1024];
+    while start.elapsed() < Duration::from_secs(3) {
+        let len = events.receive(&mut buffer).expect("netlink events");
+        if len == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        for message in netlink::messages(&buffer[..len]) {
+            if message.kind == netlink::RTM_NEWLINK {
+                if let Some(link) = netlink::parse_link(message.payload) {
+                    if link.name == device && link.flags & netlink::IFF_LOWER_UP == 0 {
+                        return Instant::now();
+                    }
+                }
+            }
+        }
+    }
+    panic!("the kernel never announced that {device} lost its carrier");
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in [&self.router, &self.isp_a, &self.isp_b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn drop_all_moves_the_route_and_failback_waits_for_its_hold() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new("drop");
+    let config = lab.config(r#""failback_hold_ms": 8000, "#);
+    lab.start(&config);
+    println!(
+        "daemon RSS while running: {} KiB",
+        lab.rss_kib().unwrap_or(0)
+    );
+    lab.drop_all(&lab.isp_a.clone(), true);
+    let took = lab.wait_for("the route to move to wwan", Duration::from_secs(8), |l| {
+        l.route_device().as_deref() == Some("wwan")
+    });
+    println!(
+        "drop-all on wan: route moved to wwan after {} ms",
+        took.as_millis()
+    );
+    assert!(
+        took <= Duration::from_millis(4_500),
+        "dead_after 3 s + one probe interval, took {took:?}"
+    );
+    lab.drop_all(&lab.isp_a.clone(), false);
+    let back = lab.wait_for(
+        "the route to come back to wan",
+        Duration::from_secs(20),
+        |l| l.route_device().as_deref() == Some("wan"),
+    );
+    println!(
+        "recovery: route back on wan after {} ms (failback hold 8 s)",
+        back.as_millis()
+    );
+    assert!(
+        back >= Duration::from_secs(8),
+        "came back before the failback hold: {back:?}"
+    );
+    assert!(lab.log().contains("failback: wan scored"), "{}", lab.log());
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn carrier_loss_moves_the_route_within_200_ms() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new("carr");
+    let config = lab.config("");
+    lab.start(&config);
+    // The kernel tells userspace of a carrier change through linkwatch, which defers ordinary
+    // devices' events by up to a second; the daemon cannot act before it hears. So the daemon's
+    // reaction is timed from the kernel's notification, seen on our own netlink socket.
+    let events = lab.link_events();
+    let pulled = Instant::now();
+    sh(&["ip", "-n", &lab.isp_a, "link", "set", "isp", "down"]);
+    let notified = wait_no_carrier(&events, "wan");
+    lab.wait_for("the route to move to wwan", Duration::from_secs(3), |l| {
+        l.route_device().as_deref() == Some("wwan")
+    });
+    let moved = Instant::now();
+    let reaction = moved - notified;
+    println!(
+        "carrier loss on wan: kernel notified after {} ms; route moved {} ms after the notification ({} ms after the cable pull)",
+        (notified - pulled).as_millis(),
+        reaction.as_millis(),
+        (moved - pulled).as_millis()
+    );
+    assert!(
+        reaction < Duration::from_millis(200),
+        "the daemon took {reaction:?} after the kernel's notification"
+    );
+    assert!(
+        lab.log().contains("wan is dead (link down)"),
+        "{}",
+        lab.log()
+    );
+    // Carrier back: wan is probed again and returns after the failback hold (30 s default);
+    // here it is enough that it comes back up and its probe route is in place again.
+    sh(&["ip", "-n", &lab.isp_a, "link", "set", "isp", "up"]);
+    lab.wait_for("wan to be up again", Duration::from_secs(5), |l| {
+        String::from_utf8_lossy(&l.cli(&["status"]).stdout)
+            .lines()
+            .any(|line| {
+                line.trim_start_matches([' ', '*']).starts_with("wan ") && line.contains(" up ")
+            })
+    });
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn sigterm_hands_routing_back_to_the_system() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new("term");
+    let config = lab.config("");
+    lab.start(&config);
+    // Put the route on wwan first, so handing back visibly changes where traffic goes.
+    let forced = lab.cli(&["force", "wwan"]);
+    assert!(forced.status.success(), "{forced:?}");
+    lab.wait_for("the forced route", Duration::from_secs(2), |l| {
+        l.route_device().as_deref() == Some("wwan")
+    });
+    let (ours, system) = lab.routes();
+    assert!(ours >= 3 && system == 2, "ours {ours}, system {system}");
+    lab.signal("-TERM");
+    assert!(lab.wait_exit().success());
+    assert_eq!(lab.our_rules(), 0, "rules left behind");
+    assert_eq!(
+        lab.routes(),
+        (0, 2),
+        "(our routes, the system's default routes)"
+    );
+    assert_eq!(
+        lab.route_device().as_deref(),
+        Some("wan"),
+        "the system's metric-10 route applies again"
+    );
+    assert!(
+        !std::path::Path::new(&lab.socket()).exists(),
+        "control socket left behind"
+    );
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn a_restart_after_kill_9_cleans_the_stale_routes() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new("kill");
+    let config = lab.config("");
+    lab.start(&config);
+    let rules = lab.our_rules();
+    let routes = lab.routes().0;
+    lab.signal("-KILL");
+    let _ = lab.wait_exit();
+    assert_eq!(
+        lab.our_rules(),
+        rules,
+        "a killed daemon cannot clean up: the stale state is there"
+    );
+    lab.start(&config);
+    assert_eq!(
+        lab.our_rules(),
+        rules,
+        "stale rules were removed, not doubled"
+    );
+    assert_eq!(lab.routes().0, routes);
+    lab.signal("-TERM");
+    assert!(lab.wait_exit().success());
+    assert_eq!((lab.our_rules(), lab.routes()), (0, (0, 2)));
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn an_invalid_config_is_refused_at_start_and_on_reload() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new("conf");
+    let bad = lab.dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\n  \"loss_divisor\": 0,\n  \"links\": [{\"name\": \"wan\", \"device\": \"wan\"}]\n}\n",
+    )
+    .unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.router,
+            env!("CARGO_BIN_EXE_wanmon"),
+            "run",
+            "--config",
+        ])
+        .arg(&bad)
+        .args(["--socket", &lab.socket()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:line 2: loss_divisor: got 0, expected a whole number from 1 to 1000000",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("config refused (1 error(s)), not starting"),
+        "{stderr}"
+    );
+    assert_eq!(lab.our_rules(), 0, "nothing was written");
+
+    let config = lab.config("");
+    lab.start(&config);
+    std::fs::write(
+        &config,
+        "{\"links\": [{\"name\": \"wan\", \"device\": \"wan\", \"interval_ms\": 5}]}",
+    )
+    .unwrap();
+    let reload = lab.cli(&["reload"]);
+    assert_eq!(reload.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&reload.stderr);
+    assert!(
+        stderr.contains(
+            "line 1: links[0].interval_ms: got 5, expected a whole number from 100 to 3600000 (ms)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("still running on the previous one"),
+        "{stderr}"
+    );
+    // SIGHUP with the same bad file: refused and logged, the daemon carries on.
+    lab.signal("-HUP");
+    lab.wait_for("the refusal in the log", Duration::from_secs(3), |l| {
+        l.log().matches("config refused").count() >= 2
+    });
+    let status = lab.cli(&["status"]);
+    assert!(
+        status.status.success(),
+        "the daemon still answers: {status:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("wwan"),
+        "the previous config (two links) is still in force"
+    );
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn the_web_api_forces_a_link_only_with_the_token() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new("web");
+    let config = lab.config("");
+    lab.start(&config);
+    let post = |token: &str, body: &str| {
+        format!(
+            "POST /api/mode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let refused = lab.http(&post(
+        "not-the-token-000",
+        r#"{"mode":"force","link":"wwan"}"#,
+    ));
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    let get = lab.http("GET /api/mode?mode=force&link=wwan HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(get.starts_with("HTTP/1.1 405"), "{get}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        lab.route_device().as_deref(),
+        Some("wan"),
+        "nothing changed"
+    );
+    let accepted = lab.http(&post(TOKEN, r#"{"mode":"force","link":"wwan"}"#));
+    assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
+    lab.wait_for("the forced route", Duration::from_secs(2), |l| {
+        l.route_device().as_deref() == Some("wwan")
+    });
+    let status = lab.http("GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        status.contains(r#""mode":"forced","forced":"wwan""#),
+        "{status}"
+    );
+    let page = lab.http("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("Content-Encoding: gzip"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    let auto = lab.http(&post(TOKEN, r#"{"mode":"auto"}"#));
+    assert!(auto.starts_with("HTTP/1.1 200"), "{auto}");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn a_link_whose_device_appears_later_joins() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new("join");
+    let path = lab.dir.join("three.json");
+    std::fs::write(
+        &path,
+        r#"{"targets": ["192.0.2.1"], "links": [
+            {"name": "wan", "device": "wan"},
+            {"name": "wwan", "device": "wwan", "gateway": "198.51.100.5", "bias": 20},
+            {"name": "lte", "device": "lte0", "gateway": "198.51.100.9", "bias": 40}]}"#,
+    )
+    .unwrap();
+    lab.start(&path);
+    let status = String::from_utf8_lossy(&lab.cli(&["status"]).stdout).to_string();
+    assert!(status.contains("device lte0 does not exist"), "{status}");
+    // The LTE stick is plugged in: its device appears, with an address and carrier.
+    sh(&[
+        "ip",
+        "link",
+        "add",
+        "lte0",
+        "netns",
+        &lab.router,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "isp2",
+        "netns",
+        &lab.isp_b,
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &lab.router,
+        "addr",
+        "add",
+        "198.51.100.10/30",
+        "dev",
+        "lte0",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &lab.isp_b,
+        "addr",
+        "add",
+        "198.51.100.9/30",
+        "dev",
+        "isp2",
+    ]);
+    sh(&["ip", "-n", &lab.isp_b, "link", "set", "isp2", "up"]);
+    sh(&["ip", "-n", &lab.router, "link", "set", "lte0", "up"]);
+    lab.wait_for("lte to be up", Duration::from_secs(5), |l| {
+        String::from_utf8_lossy(&l.cli(&["status"]).stdout)
+            .lines()
+            .any(|line| {
+                line.trim_start_matches([' ', '*']).starts_with("lte ") && line.contains(" up ")
+            })
+    });
+    // Unplugged again: dead at once.
+    sh(&["ip", "-n", &lab.router, "link", "del", "lte0"]);
+    lab.wait_for("lte to be dead", Duration::from_secs(2), |l| {
+        String::from_utf8_lossy(&l.cli(&["status"]).stdout)
+            .lines()
+            .any(|line| {
+                line.trim_start_matches([' ', '*']).starts_with("lte ") && line.contains(" dead ")
+            })
+    });
+}
