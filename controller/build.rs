@@ -14,10 +14,7 @@ fn main() {
         Ok(output) if output.status.success() => {
             std::fs::write(&out, output.stdout).expect("write the compressed page")
         }
-        Ok(output) => panic!(
-            "gzip failed on {page}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ),
+        Ok(output) => panic!("gzip failed on {page}: {}", String::from_utf8_lossy(&output.stderr)),
         Err(e) => panic!("cannot run gzip to compress {page}: {e}; install gzip"),
     }
 }

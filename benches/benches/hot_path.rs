@@ -12,11 +12,9 @@ fn probe_outcome(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for links in LINK_COUNTS {
         let mut feed = Feed::warmed_up(links);
-        group.bench_with_input(
-            BenchmarkId::new("links_x3_targets", links),
-            &links,
-            |b, _| b.iter(|| feed.outcome()),
-        );
+        group.bench_with_input(BenchmarkId::new("links_x3_targets", links), &links, |b, _| {
+            b.iter(|| feed.outcome())
+        });
     }
     group.finish();
 }

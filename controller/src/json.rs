@@ -70,11 +70,7 @@ pub struct SyntaxError {
 
 impl fmt::Display for SyntaxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "line {} column {}: {}",
-            self.line, self.column, self.message
-        )
+        write!(f, "line {} column {}: {}", self.line, self.column, self.message)
     }
 }
 
@@ -82,12 +78,7 @@ impl std::error::Error for SyntaxError {}
 
 /// Parses one JSON document; anything but whitespace after it is an error.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
-    let mut parser = Parser {
-        bytes: text.as_bytes(),
-        pos: 0,
-        line: 1,
-        line_start: 0,
-    };
+    let mut parser = Parser { bytes: text.as_bytes(), pos: 0, line: 1, line_start: 0 };
     parser.skip_whitespace();
     let node = parser.value(0)?;
     parser.skip_whitespace();
@@ -111,11 +102,7 @@ impl Parser<'_> {
             .filter(|b| (**b & 0xC0) != 0x80)
             .count() as u32
             + 1;
-        SyntaxError {
-            line: self.line,
-            column,
-            message: message.to_string(),
-        }
+        SyntaxError { line: self.line, column, message: message.to_string() }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -269,9 +256,7 @@ impl Parser<'_> {
                 }
                 Some(b'\\') => {
                     self.pos += 1;
-                    let escaped = self
-                        .peek()
-                        .ok_or_else(|| self.error("unterminated string"))?;
+                    let escaped = self.peek().ok_or_else(|| self.error("unterminated string"))?;
                     self.pos += 1;
                     match escaped {
                         b'"' => out.push('"'),
@@ -393,14 +378,10 @@ mod tests {
     #[test]
     fn parses_nested_values_with_lines() {
         let doc = parse("{\n  \"a\": [1, -2.5e3, true],\n  \"b\": {\"c\": null}\n}").unwrap();
-        let Value::Object(members) = &doc.value else {
-            panic!("object expected")
-        };
+        let Value::Object(members) = &doc.value else { panic!("object expected") };
         assert_eq!(members[0].0, "a");
         assert_eq!(members[0].1.line, 2);
-        let Value::Array(items) = &members[0].1.value else {
-            panic!("array expected")
-        };
+        let Value::Array(items) = &members[0].1.value else { panic!("array expected") };
         assert_eq!(items[1].value, Value::Number("-2.5e3".into()));
         assert_eq!(members[1].1.line, 3);
     }
@@ -418,38 +399,17 @@ mod tests {
         assert_eq!(e.message, "duplicate key \"a\"");
         assert_eq!(err("{\"a\" 1}").message, "expected ':' after the key");
         assert_eq!(err("[1,]").line, 1);
-        assert_eq!(
-            err("[1 2]").message,
-            "expected ',' or ']' after an array element"
-        );
+        assert_eq!(err("[1 2]").message, "expected ',' or ']' after an array element");
         assert_eq!(err("{\"a\":1,}").message, "expected a key in double quotes");
         assert_eq!(err("").message, "unexpected end of input, expected a value");
-        assert_eq!(
-            err("{} x").message,
-            "unexpected text after the end of the document"
-        );
+        assert_eq!(err("{} x").message, "unexpected text after the end of the document");
         assert_eq!(err("\"abc").message, "unterminated string");
-        assert_eq!(
-            err("\"a\u{1}\"").message,
-            "control character in string (escape it)"
-        );
+        assert_eq!(err("\"a\u{1}\"").message, "control character in string (escape it)");
         assert_eq!(err("\"\\x\"").message, "invalid escape in string");
-        assert_eq!(
-            err("\"\\ud800\"").message,
-            "unpaired surrogate in \\u escape"
-        );
-        assert_eq!(
-            err("\"\\u12\"").message,
-            "expected four hex digits after \\u"
-        );
-        assert_eq!(
-            err("012").message,
-            "leading zeros are not allowed in numbers"
-        );
-        assert_eq!(
-            err("1.").message,
-            "expected a digit after the decimal point"
-        );
+        assert_eq!(err("\"\\ud800\"").message, "unpaired surrogate in \\u escape");
+        assert_eq!(err("\"\\u12\"").message, "expected four hex digits after \\u");
+        assert_eq!(err("012").message, "leading zeros are not allowed in numbers");
+        assert_eq!(err("1.").message, "expected a digit after the decimal point");
         assert_eq!(err("1e").message, "expected a digit in the exponent");
         assert_eq!(err("-").message, "expected a digit");
         assert_eq!(err("nul").line, 1);
@@ -481,10 +441,7 @@ mod tests {
 
     #[test]
     fn shown_values_are_cut_short() {
-        let long = Node {
-            line: 1,
-            value: Value::String("x".repeat(100)),
-        };
+        let long = Node { line: 1, value: Value::String("x".repeat(100)) };
         assert!(long.shown().ends_with("..."));
         assert!(long.shown().chars().count() <= 60);
     }

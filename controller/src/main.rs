@@ -53,17 +53,12 @@ fn words(args: &[String]) -> Result<Words, Failure> {
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--socket" => {
-                parsed.socket = iter
-                    .next()
-                    .ok_or(Failure::Usage("--socket needs a path".into()))?
-                    .into()
+                parsed.socket =
+                    iter.next().ok_or(Failure::Usage("--socket needs a path".into()))?.into()
             }
             "--config" => {
-                parsed.config = Some(
-                    iter.next()
-                        .ok_or(Failure::Usage("--config needs a file".into()))?
-                        .into(),
-                )
+                parsed.config =
+                    Some(iter.next().ok_or(Failure::Usage("--config needs a file".into()))?.into())
             }
             "--json" => parsed.json = true,
             flag if flag.starts_with("--") => {
@@ -109,15 +104,10 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
     match command.as_str() {
         "run" => {
             extra(0)?;
-            let config = w
-                .config
-                .clone()
-                .ok_or(Failure::Usage("run needs --config FILE".into()))?;
-            run::run(run::Options {
-                config,
-                socket: w.socket.clone(),
-            })
-            .map_err(|e| Failure::Failed(format!("wanmon: {e}")))
+            let config =
+                w.config.clone().ok_or(Failure::Usage("run needs --config FILE".into()))?;
+            run::run(run::Options { config, socket: w.socket.clone() })
+                .map_err(|e| Failure::Failed(format!("wanmon: {e}")))
         }
         "status" => {
             extra(0)?;

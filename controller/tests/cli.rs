@@ -3,10 +3,7 @@
 use std::process::{Command, Output};
 
 fn wanmon(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wanmon"))
-        .args(args)
-        .output()
-        .expect("wanmon runs")
+    Command::new(env!("CARGO_BIN_EXE_wanmon")).args(args).output().expect("wanmon runs")
 }
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {

@@ -12,10 +12,7 @@ fn blocks() -> Vec<(String, String)> {
     let mut lines = DOC.lines();
     while let Some(line) = lines.next() {
         if let Some(info) = line.strip_prefix("```") {
-            let body: Vec<&str> = lines
-                .by_ref()
-                .take_while(|l| !l.starts_with("```"))
-                .collect();
+            let body: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with("```")).collect();
             blocks.push((info.trim().to_string(), body.join("\n")));
         }
     }
@@ -49,9 +46,8 @@ fn invalid_examples_fail_exactly_as_documented() {
         if info != "json invalid" {
             continue;
         }
-        let (next_info, expected) = all
-            .get(i + 1)
-            .expect("an invalid example is followed by its errors");
+        let (next_info, expected) =
+            all.get(i + 1).expect("an invalid example is followed by its errors");
         assert_eq!(
             next_info, "text",
             "an invalid example is followed by a text block of its errors"
@@ -73,19 +69,13 @@ fn spelt_out_defaults_are_the_defaults() {
             .unwrap_or_else(|| panic!("no {wanted} block"))
             .1
     };
-    assert_eq!(
-        parse(&find("json all-defaults")),
-        parse(&find("json minimal"))
-    );
+    assert_eq!(parse(&find("json all-defaults")), parse(&find("json minimal")));
 }
 
 #[test]
 fn every_key_is_documented_in_a_table() {
     for key in GLOBAL_KEYS.iter().chain(LINK_KEYS).chain(WEB_KEYS) {
         let row = format!("| `{key}` |");
-        assert!(
-            DOC.contains(&row),
-            "docs/config.md has no table row for `{key}`"
-        );
+        assert!(DOC.contains(&row), "docs/config.md has no table row for `{key}`");
     }
 }

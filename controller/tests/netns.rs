@@ -27,11 +27,7 @@ fn sh(args: &[&str]) -> Output {
         .args(&args[1..])
         .output()
         .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -43,10 +39,7 @@ fn require_root() {
         "these tests need root for network namespaces: run `sudo cargo xtask ci`"
     );
     assert!(
-        Command::new("nft")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success()),
+        Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success()),
         "these tests need nftables (apt-get install nftables; `cargo xtask ci` installs it)"
     );
 }
@@ -96,16 +89,7 @@ impl Lab {
                 "netns",
                 isp,
             ]);
-            sh(&[
-                "ip",
-                "-n",
-                &lab.router,
-                "addr",
-                "add",
-                router_address,
-                "dev",
-                link,
-            ]);
+            sh(&["ip", "-n", &lab.router, "addr", "add", router_address, "dev", link]);
             sh(&["ip", "-n", isp, "addr", "add", isp_address, "dev", "isp"]);
             sh(&["ip", "-n", &lab.router, "link", "set", link, "up"]);
             sh(&["ip", "-n", isp, "link", "set", "isp", "up"]);
@@ -168,14 +152,7 @@ impl Lab {
     fn start(&mut self, config: &std::path::Path) {
         let log = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.router,
-                env!("CARGO_BIN_EXE_wanmon"),
-                "run",
-                "--config",
-            ])
+            .args(["netns", "exec", &self.router, env!("CARGO_BIN_EXE_wanmon"), "run", "--config"])
             .arg(config)
             .args(["--socket", &self.socket()])
             .stdout(Stdio::null())
@@ -234,8 +211,12 @@ impl Lab {
 
     /// The device the kernel routes ordinary traffic to the target through.
     fn route_device(&self) -> Option<String> {
+        self.route_device_to(TARGET)
+    }
+
+    fn route_device_to(&self, target: &str) -> Option<String> {
         let mut socket = self.netlink();
-        let route = socket.route_to(&TARGET.parse::<IpAddr>().ok()?, 0).ok()?;
+        let route = socket.route_to(&target.parse::<IpAddr>().ok()?, 0).ok()?;
         let index = route.oif?;
         let mut name = None;
         socket
@@ -291,9 +272,7 @@ impl Lab {
 
     fn drop_all(&self, isp: &str, on: bool) {
         if on {
-            sh(&[
-                "ip", "netns", "exec", isp, "nft", "add", "table", "inet", "wmtest",
-            ]);
+            sh(&["ip", "netns", "exec", isp, "nft", "add", "table", "inet", "wmtest"]);
             sh(&[
                 "ip",
                 "netns",
@@ -308,9 +287,7 @@ impl Lab {
                 "{ type filter hook input priority 0; policy drop; }",
             ]);
         } else {
-            sh(&[
-                "ip", "netns", "exec", isp, "nft", "delete", "table", "inet", "wmtest",
-            ]);
+            sh(&["ip", "netns", "exec", isp, "nft", "delete", "table", "inet", "wmtest"]);
         }
     }
 
@@ -331,10 +308,7 @@ impl Lab {
         std::thread::spawn(move || {
             let ns = std::fs::File::open(&path).expect("namespace file");
             // SAFETY: setns on this short-lived thread only.
-            assert_eq!(
-                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0
-            );
+            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
             let mut stream =
                 std::net::TcpStream::connect("127.0.0.1:8080").expect("web server answers");
             stream.write_all(request.as_bytes()).expect("send");
@@ -353,10 +327,7 @@ impl Lab {
         std::thread::spawn(move || {
             let ns = std::fs::File::open(&path).expect("namespace file");
             // SAFETY: setns on this short-lived thread only; the socket keeps the namespace.
-            assert_eq!(
-                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0
-            );
+            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
             Socket::open(1).expect("netlink event socket")
         })
         .join()
@@ -414,39 +385,37 @@ impl Drop for Lab {
 fn drop_all_moves_the_route_and_failback_waits_for_its_hold() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::new("drop");
-    let config = lab.config(r#""failback_hold_ms": 8000, "#);
+    let hook_out = lab.dir.join("hook.out");
+    let hook = lab.dir.join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\necho \"$WANMON_FROM>$WANMON_TO\" >> {}\n", hook_out.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config =
+        lab.config(&format!(r#""failback_hold_ms": 8000, "hook": ["{}"], "#, hook.display()));
     lab.start(&config);
-    println!(
-        "daemon RSS while running: {} KiB",
-        lab.rss_kib().unwrap_or(0)
-    );
+    println!("daemon RSS while running: {} KiB", lab.rss_kib().unwrap_or(0));
     lab.drop_all(&lab.isp_a.clone(), true);
     let took = lab.wait_for("the route to move to wwan", Duration::from_secs(8), |l| {
         l.route_device().as_deref() == Some("wwan")
     });
-    println!(
-        "drop-all on wan: route moved to wwan after {} ms",
-        took.as_millis()
-    );
+    println!("drop-all on wan: route moved to wwan after {} ms", took.as_millis());
     assert!(
         took <= Duration::from_millis(4_500),
         "dead_after 3 s + one probe interval, took {took:?}"
     );
     lab.drop_all(&lab.isp_a.clone(), false);
-    let back = lab.wait_for(
-        "the route to come back to wan",
-        Duration::from_secs(20),
-        |l| l.route_device().as_deref() == Some("wan"),
-    );
-    println!(
-        "recovery: route back on wan after {} ms (failback hold 8 s)",
-        back.as_millis()
-    );
-    assert!(
-        back >= Duration::from_secs(8),
-        "came back before the failback hold: {back:?}"
-    );
+    let back = lab.wait_for("the route to come back to wan", Duration::from_secs(20), |l| {
+        l.route_device().as_deref() == Some("wan")
+    });
+    println!("recovery: route back on wan after {} ms (failback hold 8 s)", back.as_millis());
+    assert!(back >= Duration::from_secs(8), "came back before the failback hold: {back:?}");
     assert!(lab.log().contains("failback: wan scored"), "{}", lab.log());
+    lab.wait_for("the hook to record both switches", Duration::from_secs(3), |_| {
+        std::fs::read_to_string(&hook_out).unwrap_or_default() == ">wan\nwan>wwan\nwwan>wan\n"
+    });
 }
 
 #[test]
@@ -478,20 +447,14 @@ fn carrier_loss_moves_the_route_within_200_ms() {
         reaction < Duration::from_millis(200),
         "the daemon took {reaction:?} after the kernel's notification"
     );
-    assert!(
-        lab.log().contains("wan is dead (link down)"),
-        "{}",
-        lab.log()
-    );
+    assert!(lab.log().contains("wan is dead (link down)"), "{}", lab.log());
     // Carrier back: wan is probed again and returns after the failback hold (30 s default);
     // here it is enough that it comes back up and its probe route is in place again.
     sh(&["ip", "-n", &lab.isp_a, "link", "set", "isp", "up"]);
     lab.wait_for("wan to be up again", Duration::from_secs(5), |l| {
-        String::from_utf8_lossy(&l.cli(&["status"]).stdout)
-            .lines()
-            .any(|line| {
-                line.trim_start_matches([' ', '*']).starts_with("wan ") && line.contains(" up ")
-            })
+        String::from_utf8_lossy(&l.cli(&["status"]).stdout).lines().any(|line| {
+            line.trim_start_matches([' ', '*']).starts_with("wan ") && line.contains(" up ")
+        })
     });
 }
 
@@ -513,20 +476,13 @@ fn sigterm_hands_routing_back_to_the_system() {
     lab.signal("-TERM");
     assert!(lab.wait_exit().success());
     assert_eq!(lab.our_rules(), 0, "rules left behind");
-    assert_eq!(
-        lab.routes(),
-        (0, 2),
-        "(our routes, the system's default routes)"
-    );
+    assert_eq!(lab.routes(), (0, 2), "(our routes, the system's default routes)");
     assert_eq!(
         lab.route_device().as_deref(),
         Some("wan"),
         "the system's metric-10 route applies again"
     );
-    assert!(
-        !std::path::Path::new(&lab.socket()).exists(),
-        "control socket left behind"
-    );
+    assert!(!std::path::Path::new(&lab.socket()).exists(), "control socket left behind");
 }
 
 #[test]
@@ -540,17 +496,9 @@ fn a_restart_after_kill_9_cleans_the_stale_routes() {
     let routes = lab.routes().0;
     lab.signal("-KILL");
     let _ = lab.wait_exit();
-    assert_eq!(
-        lab.our_rules(),
-        rules,
-        "a killed daemon cannot clean up: the stale state is there"
-    );
+    assert_eq!(lab.our_rules(), rules, "a killed daemon cannot clean up: the stale state is there");
     lab.start(&config);
-    assert_eq!(
-        lab.our_rules(),
-        rules,
-        "stale rules were removed, not doubled"
-    );
+    assert_eq!(lab.our_rules(), rules, "stale rules were removed, not doubled");
     assert_eq!(lab.routes().0, routes);
     lab.signal("-TERM");
     assert!(lab.wait_exit().success());
@@ -569,14 +517,7 @@ fn an_invalid_config_is_refused_at_start_and_on_reload() {
     )
     .unwrap();
     let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.router,
-            env!("CARGO_BIN_EXE_wanmon"),
-            "run",
-            "--config",
-        ])
+        .args(["netns", "exec", &lab.router, env!("CARGO_BIN_EXE_wanmon"), "run", "--config"])
         .arg(&bad)
         .args(["--socket", &lab.socket()])
         .output()
@@ -590,10 +531,7 @@ fn an_invalid_config_is_refused_at_start_and_on_reload() {
         )),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("config refused (1 error(s)), not starting"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("config refused (1 error(s)), not starting"), "{stderr}");
     assert_eq!(lab.our_rules(), 0, "nothing was written");
 
     let config = lab.config("");
@@ -612,20 +550,14 @@ fn an_invalid_config_is_refused_at_start_and_on_reload() {
         ),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("still running on the previous one"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("still running on the previous one"), "{stderr}");
     // SIGHUP with the same bad file: refused and logged, the daemon carries on.
     lab.signal("-HUP");
     lab.wait_for("the refusal in the log", Duration::from_secs(3), |l| {
         l.log().matches("config refused").count() >= 2
     });
     let status = lab.cli(&["status"]);
-    assert!(
-        status.status.success(),
-        "the daemon still answers: {status:?}"
-    );
+    assert!(status.status.success(), "the daemon still answers: {status:?}");
     assert!(
         String::from_utf8_lossy(&status.stdout).contains("wwan"),
         "the previous config (two links) is still in force"
@@ -645,29 +577,19 @@ fn the_web_api_forces_a_link_only_with_the_token() {
             body.len()
         )
     };
-    let refused = lab.http(&post(
-        "not-the-token-000",
-        r#"{"mode":"force","link":"wwan"}"#,
-    ));
+    let refused = lab.http(&post("not-the-token-000", r#"{"mode":"force","link":"wwan"}"#));
     assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
     let get = lab.http("GET /api/mode?mode=force&link=wwan HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(get.starts_with("HTTP/1.1 405"), "{get}");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        lab.route_device().as_deref(),
-        Some("wan"),
-        "nothing changed"
-    );
+    assert_eq!(lab.route_device().as_deref(), Some("wan"), "nothing changed");
     let accepted = lab.http(&post(TOKEN, r#"{"mode":"force","link":"wwan"}"#));
     assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
     lab.wait_for("the forced route", Duration::from_secs(2), |l| {
         l.route_device().as_deref() == Some("wwan")
     });
     let status = lab.http("GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(
-        status.contains(r#""mode":"forced","forced":"wwan""#),
-        "{status}"
-    );
+    assert!(status.contains(r#""mode":"forced","forced":"wwan""#), "{status}");
     let page = lab.http("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(
         page.starts_with("HTTP/1.1 200") && page.contains("Content-Encoding: gzip"),
@@ -711,42 +633,156 @@ fn a_link_whose_device_appears_later_joins() {
         "netns",
         &lab.isp_b,
     ]);
-    sh(&[
-        "ip",
-        "-n",
-        &lab.router,
-        "addr",
-        "add",
-        "198.51.100.10/30",
-        "dev",
-        "lte0",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &lab.isp_b,
-        "addr",
-        "add",
-        "198.51.100.9/30",
-        "dev",
-        "isp2",
-    ]);
+    sh(&["ip", "-n", &lab.router, "addr", "add", "198.51.100.10/30", "dev", "lte0"]);
+    sh(&["ip", "-n", &lab.isp_b, "addr", "add", "198.51.100.9/30", "dev", "isp2"]);
     sh(&["ip", "-n", &lab.isp_b, "link", "set", "isp2", "up"]);
     sh(&["ip", "-n", &lab.router, "link", "set", "lte0", "up"]);
     lab.wait_for("lte to be up", Duration::from_secs(5), |l| {
-        String::from_utf8_lossy(&l.cli(&["status"]).stdout)
-            .lines()
-            .any(|line| {
-                line.trim_start_matches([' ', '*']).starts_with("lte ") && line.contains(" up ")
-            })
+        String::from_utf8_lossy(&l.cli(&["status"]).stdout).lines().any(|line| {
+            line.trim_start_matches([' ', '*']).starts_with("lte ") && line.contains(" up ")
+        })
     });
     // Unplugged again: dead at once.
     sh(&["ip", "-n", &lab.router, "link", "del", "lte0"]);
     lab.wait_for("lte to be dead", Duration::from_secs(2), |l| {
-        String::from_utf8_lossy(&l.cli(&["status"]).stdout)
-            .lines()
-            .any(|line| {
-                line.trim_start_matches([' ', '*']).starts_with("lte ") && line.contains(" dead ")
-            })
+        String::from_utf8_lossy(&l.cli(&["status"]).stdout).lines().any(|line| {
+            line.trim_start_matches([' ', '*']).starts_with("lte ") && line.contains(" dead ")
+        })
     });
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn bad_control_requests_and_bad_web_clients_do_not_disturb_the_daemon() {
+    use std::io::{Read, Write};
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new("abuse");
+    let config = lab.config("");
+    lab.start(&config);
+    let ask = |request: &[u8]| {
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(lab.socket()).expect("control socket");
+        let _ = stream.write_all(request);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    assert!(ask(b"frobnicate\n").starts_with("error\nunknown request \"frobnicate\""));
+    assert_eq!(ask(b""), "error\nempty request");
+    assert!(ask(&[b'x'; 10_000]).starts_with("error\n"));
+    assert!(ask(b"force\n").starts_with("error\nunknown request"));
+    assert_eq!(ask(b"force <script>\n"), "error\nno link named \"<script>\" in the config");
+    let mode = std::fs::metadata(lab.socket()).expect("socket").permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600, "root only");
+
+    // Slow clients hold a connection each, up to the limit; the next is turned away, and the
+    // daemon keeps probing and answering the control socket meanwhile.
+    let path = format!("/var/run/netns/{}", lab.router);
+    let held: Vec<std::net::TcpStream> = std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).expect("namespace file");
+        // SAFETY: setns on this short-lived thread only.
+        assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        (0..8)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect("127.0.0.1:8080").expect("connect");
+                s.write_all(b"GET / HTTP/1.1\r\n").expect("partial request");
+                s
+            })
+            .collect()
+    })
+    .join()
+    .expect("clients");
+    std::thread::sleep(Duration::from_millis(300));
+    let turned_away = lab.http("GET /api/status HTTP/1.1\r\n\r\n");
+    assert!(turned_away.starts_with("HTTP/1.1 503"), "{turned_away}");
+    assert!(lab.cli(&["status"]).status.success(), "the control socket still answers");
+    // The slow clients are cut off at their deadline (5 s) and the server is free again.
+    let start = Instant::now();
+    for mut slow in held {
+        slow.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let mut buffer = [0u8; 64];
+        assert_eq!(slow.read(&mut buffer).unwrap_or(0), 0, "a slow client is closed, not answered");
+    }
+    println!("slow clients cut off after {} ms", start.elapsed().as_millis() + 300);
+    let served = lab.http("GET /api/status HTTP/1.1\r\n\r\n");
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    assert_eq!(lab.route_device().as_deref(), Some("wan"), "the route never moved");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn ipv6_links_fail_over_the_same_way() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new("six");
+    for (link, isp, router_address, isp_address) in [
+        ("wan", &lab.isp_a, "2001:db8:1::2/64", "2001:db8:1::1/64"),
+        ("wwan", &lab.isp_b, "2001:db8:2::2/64", "2001:db8:2::1/64"),
+    ] {
+        sh(&["ip", "-n", &lab.router, "addr", "add", router_address, "dev", link, "nodad"]);
+        sh(&["ip", "-n", isp, "addr", "add", isp_address, "dev", "isp", "nodad"]);
+        sh(&["ip", "-n", isp, "addr", "add", "2001:db8:ff::1/128", "dev", "lo"]);
+    }
+    sh(&[
+        "ip",
+        "-n",
+        &lab.router,
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "2001:db8:1::1",
+        "dev",
+        "wan",
+        "metric",
+        "10",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &lab.router,
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "2001:db8:2::1",
+        "dev",
+        "wwan",
+        "metric",
+        "20",
+    ]);
+    let path = lab.dir.join("v6.json");
+    std::fs::write(
+        &path,
+        r#"{"targets": ["2001:db8:ff::1"], "links": [
+            {"name": "wan", "device": "wan"},
+            {"name": "wwan", "device": "wwan", "gateway": "2001:db8:2::1", "bias": 20}]}"#,
+    )
+    .unwrap();
+    let log = std::fs::File::create(lab.dir.join("daemon.log")).unwrap();
+    lab.daemon = Some(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.router, env!("CARGO_BIN_EXE_wanmon"), "run", "--config"])
+            .arg(&path)
+            .args(["--socket", &lab.socket()])
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let target = "2001:db8:ff::1";
+    lab.wait_for("the first choice", Duration::from_secs(10), |l| {
+        String::from_utf8_lossy(&l.cli(&["status"]).stdout)
+            .contains("default via 2001:db8:1::1 dev wan")
+    });
+    assert_eq!(lab.route_device_to(target).as_deref(), Some("wan"));
+    lab.drop_all(&lab.isp_a.clone(), true);
+    let took = lab.wait_for("the IPv6 route to move to wwan", Duration::from_secs(8), |l| {
+        l.route_device_to(target).as_deref() == Some("wwan")
+    });
+    println!("IPv6 drop-all on wan: route moved to wwan after {} ms", took.as_millis());
+    lab.signal("-TERM");
+    assert!(lab.wait_exit().success());
+    assert_eq!(lab.our_rules(), 0);
 }

@@ -72,12 +72,7 @@ fn probe_outcomes_allocate_nothing() {
             if !lost {
                 let rtt_ms =
                     10 + probe.link as u64 * 5 + (second * 7 + probe.target as u64 * 3) % 13;
-                engine.on_reply(
-                    now.after(rtt_ms * 1000),
-                    probe.link,
-                    probe.target,
-                    probe.seq,
-                );
+                engine.on_reply(now.after(rtt_ms * 1000), probe.link, probe.target, probe.seq);
             }
         }
         // The lost ones time out here: every probe has had its outcome.

@@ -32,18 +32,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
         None => return Err("missing command".into()),
     }
     let mut path = None;
-    let mut options = Options {
-        path: PathBuf::new(),
-        json: None,
-        svg: None,
-        sample_every_s: 1.0,
-    };
+    let mut options = Options { path: PathBuf::new(), json: None, svg: None, sample_every_s: 1.0 };
     while let Some(arg) = iter.next() {
-        let mut value = |flag: &str| {
-            iter.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
+        let mut value =
+            |flag: &str| iter.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
         match arg.as_str() {
             "--engine" => match value("--engine")?.as_str() {
                 "replay" => {}
@@ -63,9 +55,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
             _ if path.is_some() => {
-                return Err(format!(
-                    "unexpected argument {arg:?}: one scenario file or directory"
-                ));
+                return Err(format!("unexpected argument {arg:?}: one scenario file or directory"));
             }
             _ => path = Some(PathBuf::from(arg)),
         }
@@ -89,10 +79,7 @@ fn main() -> ExitCode {
     };
     let scenarios = match Scenario::load_all(&options.path) {
         Ok(scenarios) if scenarios.is_empty() => {
-            eprintln!(
-                "wanmon-sim: no .yaml scenario in {}",
-                options.path.display()
-            );
+            eprintln!("wanmon-sim: no .yaml scenario in {}", options.path.display());
             return ExitCode::from(2);
         }
         Ok(scenarios) => scenarios,
@@ -100,17 +87,12 @@ fn main() -> ExitCode {
             for error in &errors {
                 eprintln!("{error}");
             }
-            eprintln!(
-                "wanmon-sim: {} error(s) in scenario files, nothing run",
-                errors.len()
-            );
+            eprintln!("wanmon-sim: {} error(s) in scenario files, nothing run", errors.len());
             return ExitCode::from(2);
         }
     };
-    let records: Vec<RunRecord> = scenarios
-        .iter()
-        .map(|s| replay::run(s, options.sample_every_s))
-        .collect();
+    let records: Vec<RunRecord> =
+        scenarios.iter().map(|s| replay::run(s, options.sample_every_s)).collect();
     print!("{}", report::table(&records));
     if let Err(message) = write_outputs(&options, &scenarios, &records) {
         eprintln!("wanmon-sim: {message}");
@@ -121,10 +103,7 @@ fn main() -> ExitCode {
         println!("{} scenario runs, every expectation met", records.len());
         ExitCode::SUCCESS
     } else {
-        println!(
-            "{failed} of {} scenario runs missed expectations",
-            records.len()
-        );
+        println!("{failed} of {} scenario runs missed expectations", records.len());
         ExitCode::from(1)
     }
 }

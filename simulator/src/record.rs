@@ -100,22 +100,11 @@ impl RunRecord {
 
     /// Fills in the verdicts and figures from the route changes and samples.
     pub fn judge(&mut self, scenario: &Scenario) {
-        self.switches = self
-            .route_changes
-            .iter()
-            .filter(|c| c.from.is_some())
-            .count();
-        self.verdicts = scenario
-            .expectations
-            .iter()
-            .map(|e| judge(e, &self.route_changes))
-            .collect();
+        self.switches = self.route_changes.iter().filter(|c| c.from.is_some()).count();
+        self.verdicts =
+            scenario.expectations.iter().map(|e| judge(e, &self.route_changes)).collect();
         self.time_to_switch_s = scenario.expectations.iter().find_map(|e| match e {
-            Expectation::Switch {
-                to,
-                after_s,
-                within_s,
-            } => first_switch(
+            Expectation::Switch { to, after_s, within_s } => first_switch(
                 &self.route_changes,
                 to,
                 *after_s,
@@ -148,12 +137,7 @@ fn list(changes: &[&RouteChange]) -> String {
     changes
         .iter()
         .map(|c| {
-            format!(
-                "{}->{} at {:.1} s",
-                c.from.as_deref().unwrap_or("none"),
-                c.to,
-                seconds(c.t_ms)
-            )
+            format!("{}->{} at {:.1} s", c.from.as_deref().unwrap_or("none"), c.to, seconds(c.t_ms))
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -162,59 +146,41 @@ fn list(changes: &[&RouteChange]) -> String {
 fn judge(expectation: &Expectation, changes: &[RouteChange]) -> Verdict {
     let switches: Vec<&RouteChange> = changes.iter().filter(|c| c.from.is_some()).collect();
     let (met, detail) = match expectation {
-        Expectation::Switch {
-            to,
-            after_s,
-            within_s,
-        } => match first_switch(changes, to, *after_s, after_s + within_s) {
-            Some(t) => (
-                true,
-                format!("switched at {t:.1} s, {:.1} s after", t - after_s),
-            ),
-            None => (
-                false,
-                format!(
-                    "no switch to {to} in ({after_s}, {}] s; switches: {}",
-                    after_s + within_s,
-                    list(&switches)
+        Expectation::Switch { to, after_s, within_s } => {
+            match first_switch(changes, to, *after_s, after_s + within_s) {
+                Some(t) => (true, format!("switched at {t:.1} s, {:.1} s after", t - after_s)),
+                None => (
+                    false,
+                    format!(
+                        "no switch to {to} in ({after_s}, {}] s; switches: {}",
+                        after_s + within_s,
+                        list(&switches)
+                    ),
                 ),
-            ),
-        },
+            }
+        }
         Expectation::NoSwitch { from_s, until_s } => {
             let inside: Vec<&RouteChange> = switches
                 .iter()
                 .copied()
                 .filter(|c| (*from_s..=*until_s).contains(&seconds(c.t_ms)))
                 .collect();
-            (
-                inside.is_empty(),
-                format!("switches in the window: {}", list(&inside)),
-            )
+            (inside.is_empty(), format!("switches in the window: {}", list(&inside)))
         }
         Expectation::Initial(link) => {
             let first = changes.first().map(|c| c.to.as_str());
-            (
-                first == Some(link.as_str()),
-                format!("first choice: {}", first.unwrap_or("none")),
-            )
+            (first == Some(link.as_str()), format!("first choice: {}", first.unwrap_or("none")))
         }
         Expectation::Final(link) => {
             let last = changes.last().map(|c| c.to.as_str());
-            (
-                last == Some(link.as_str()),
-                format!("ends on {}", last.unwrap_or("none")),
-            )
+            (last == Some(link.as_str()), format!("ends on {}", last.unwrap_or("none")))
         }
         Expectation::MaxSwitches(n) => (
             switches.len() <= *n as usize,
             format!("{} switches: {}", switches.len(), list(&switches)),
         ),
     };
-    Verdict {
-        expectation: expectation.to_string(),
-        met,
-        detail,
-    }
+    Verdict { expectation: expectation.to_string(), met, detail }
 }
 
 /// A link is bad when it is down, or when its configured score (latency + jitter + loss²/divisor
@@ -238,17 +204,9 @@ fn bad_link_seconds(scenario: &Scenario, samples: &[Sample]) -> f64 {
         let Some(route) = sample.links.iter().position(|l| l.carries_route) else {
             continue;
         };
-        let scores: Vec<Option<f64>> = sample
-            .links
-            .iter()
-            .enumerate()
-            .map(|(i, l)| ideal(i, &l.condition))
-            .collect();
-        let best = scores
-            .iter()
-            .flatten()
-            .copied()
-            .fold(f64::INFINITY, f64::min);
+        let scores: Vec<Option<f64>> =
+            sample.links.iter().enumerate().map(|(i, l)| ideal(i, &l.condition)).collect();
+        let best = scores.iter().flatten().copied().fold(f64::INFINITY, f64::min);
         let is_bad = match scores[route] {
             None => best.is_finite(),
             Some(score) => score > best + config.hysteresis as f64,

@@ -91,9 +91,7 @@ pub fn run(scenario: &Scenario, sample_every_s: f64) -> RunRecord {
         while let Some(phase) = phases.next_if(|p| p.at_s <= t) {
             let before = run.path_mut().conditions[phase.link].carrier;
             let base = &scenario.links[phase.link].base;
-            phase
-                .change
-                .apply(&mut run.path_mut().conditions[phase.link], base);
+            phase.change.apply(&mut run.path_mut().conditions[phase.link], base);
             match (before, run.path_mut().conditions[phase.link].carrier) {
                 (Carrier::Up, Carrier::Down) => run.link_event(phase.link, LinkEvent::Down),
                 (Carrier::Down, Carrier::Up) => run.link_event(phase.link, LinkEvent::Up),
@@ -110,11 +108,7 @@ pub fn run(scenario: &Scenario, sample_every_s: f64) -> RunRecord {
     let route_changes = decisions
         .iter()
         .filter(|d| d.changes_route)
-        .map(|d| RouteChange {
-            t_ms: d.t_ms,
-            from: d.from.clone(),
-            to: d.to.clone(),
-        })
+        .map(|d| RouteChange { t_ms: d.t_ms, from: d.from.clone(), to: d.to.clone() })
         .collect();
     let elapsed = wall.elapsed().as_secs_f64().max(1e-9);
     let mut record = RunRecord {

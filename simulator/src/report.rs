@@ -7,12 +7,7 @@ use std::fmt::Write;
 
 /// One row per run: expectations met, time to switch, switches, seconds on a bad link.
 pub fn table(records: &[RunRecord]) -> String {
-    let width = records
-        .iter()
-        .map(|r| r.scenario.len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
+    let width = records.iter().map(|r| r.scenario.len()).max().unwrap_or(8).max(8);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -21,14 +16,9 @@ pub fn table(records: &[RunRecord]) -> String {
     );
     for r in records {
         let met = r.verdicts.iter().filter(|v| v.met).count();
-        let to_switch = r
-            .time_to_switch_s
-            .map_or("-".to_string(), |t| format!("{t:.1} s"));
-        let speed = if r.engine == "replay" {
-            format!("{:.0}x", r.speed)
-        } else {
-            "1x".to_string()
-        };
+        let to_switch = r.time_to_switch_s.map_or("-".to_string(), |t| format!("{t:.1} s"));
+        let speed =
+            if r.engine == "replay" { format!("{:.0}x", r.speed) } else { "1x".to_string() };
         let result = if r.all_met() { "ok" } else { "FAILED" };
         let _ = writeln!(
             out,
@@ -42,36 +32,26 @@ pub fn table(records: &[RunRecord]) -> String {
             speed,
         );
         for verdict in r.verdicts.iter().filter(|v| !v.met) {
-            let _ = writeln!(
-                out,
-                "    unmet: {}: {}",
-                verdict.expectation, verdict.detail
-            );
+            let _ = writeln!(out, "    unmet: {}: {}", verdict.expectation, verdict.detail);
         }
     }
     out
 }
 
-const PALETTE: [&str; 8] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
-];
+const PALETTE: [&str; 8] =
+    ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A tick step that gives about eight ticks.
 fn tick_step(duration_s: f64) -> f64 {
     let raw = duration_s / 8.0;
-    [
-        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
-    ]
-    .into_iter()
-    .find(|step| *step >= raw)
-    .unwrap_or(14_400.0)
+    [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0]
+        .into_iter()
+        .find(|step| *step >= raw)
+        .unwrap_or(14_400.0)
 }
 
 /// The timeline of one run as an SVG document.
@@ -92,11 +72,7 @@ pub fn svg(scenario: &Scenario, record: &RunRecord) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let verdict = if record.all_met() {
-        "expectations met"
-    } else {
-        "EXPECTATIONS NOT MET"
-    };
+    let verdict = if record.all_met() { "expectations met" } else { "EXPECTATIONS NOT MET" };
     let _ = writeln!(
         out,
         r#"<text x="10" y="20" font-size="15" font-weight="bold">{} ({} engine, seed {}): {verdict}</text>"#,
@@ -111,22 +87,12 @@ pub fn svg(scenario: &Scenario, record: &RunRecord) -> String {
     );
 
     // Which link carried the route, as coloured segments.
-    let _ = writeln!(
-        out,
-        r#"<text x="10" y="{}">route on</text>"#,
-        ROUTE_TOP + 15.0
-    );
+    let _ = writeln!(out, r#"<text x="10" y="{}">route on</text>"#, ROUTE_TOP + 15.0);
     let changes = &record.route_changes;
     for (i, change) in changes.iter().enumerate() {
         let start = change.t_ms as f64 / 1000.0;
-        let end = changes
-            .get(i + 1)
-            .map_or(record.duration_s, |c| c.t_ms as f64 / 1000.0);
-        let index = record
-            .links
-            .iter()
-            .position(|l| *l == change.to)
-            .unwrap_or(0);
+        let end = changes.get(i + 1).map_or(record.duration_s, |c| c.t_ms as f64 / 1000.0);
+        let index = record.links.iter().position(|l| *l == change.to).unwrap_or(0);
         let (x0, x1) = (x(start), x(end));
         let _ = writeln!(
             out,
@@ -182,19 +148,12 @@ pub fn svg(scenario: &Scenario, record: &RunRecord) -> String {
                 || c.loss_percent > base.loss_percent
                 || c.latency_ms > base.latency_ms
                 || c.jitter_ms > base.jitter_ms;
-            let fill = if down {
-                Some("#f4a6a6")
-            } else {
-                degraded.then_some("#fde2b8")
-            };
+            let fill = if down { Some("#f4a6a6") } else { degraded.then_some("#fde2b8") };
             let last = i + 1 == record.samples.len();
             if span.map(|(_, f)| f) != fill || last {
                 if let Some((start, colour)) = span {
-                    let end = if last && fill == Some(colour) {
-                        record.duration_s
-                    } else {
-                        sample.t_s
-                    };
+                    let end =
+                        if last && fill == Some(colour) { record.duration_s } else { sample.t_s };
                     let _ = writeln!(
                         out,
                         r#"<rect x="{:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{colour}"/>"#,
@@ -260,11 +219,7 @@ pub fn svg(scenario: &Scenario, record: &RunRecord) -> String {
         t += step;
     }
     let legend = "red: link down or all traffic dropped; orange: degraded; dashed: route change";
-    let _ = writeln!(
-        out,
-        r##"<text x="10" y="{:.1}" fill="#444">{legend}</text>"##,
-        axis + 40.0
-    );
+    let _ = writeln!(out, r##"<text x="10" y="{:.1}" fill="#444">{legend}</text>"##, axis + 40.0);
     out.push_str("</svg>\n");
     out
 }

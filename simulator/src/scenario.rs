@@ -101,15 +101,8 @@ struct RawPhase {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 enum RawExpectation {
-    Switch {
-        to: Spanned<String>,
-        after_s: Spanned<f64>,
-        within_s: Spanned<f64>,
-    },
-    NoSwitch {
-        from_s: Option<Spanned<f64>>,
-        until_s: Option<Spanned<f64>>,
-    },
+    Switch { to: Spanned<String>, after_s: Spanned<f64>, within_s: Spanned<f64> },
+    NoSwitch { from_s: Option<Spanned<f64>>, until_s: Option<Spanned<f64>> },
     Initial(Spanned<String>),
     Final(Spanned<String>),
     MaxSwitches(u32),
@@ -185,11 +178,7 @@ impl Change {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expectation {
     /// A route change to `to` at a time in `(after_s, after_s + within_s]`.
-    Switch {
-        to: String,
-        after_s: f64,
-        within_s: f64,
-    },
+    Switch { to: String, after_s: f64, within_s: f64 },
     /// No route change (after the first choice) between the two times.
     NoSwitch { from_s: f64, until_s: f64 },
     /// The first choice.
@@ -203,11 +192,7 @@ pub enum Expectation {
 impl fmt::Display for Expectation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Expectation::Switch {
-                to,
-                after_s,
-                within_s,
-            } => {
+            Expectation::Switch { to, after_s, within_s } => {
                 write!(f, "switch to {to} within {within_s} s after t={after_s} s")
             }
             Expectation::NoSwitch { from_s, until_s } => {
@@ -283,11 +268,8 @@ impl Checker<'_> {
     ) -> Option<usize> {
         let index = names.iter().position(|n| *n == name.value);
         if index.is_none() {
-            let message = format!(
-                "no link named {:?}; the links are {}",
-                name.value,
-                names.join(", ")
-            );
+            let message =
+                format!("no link named {:?}; the links are {}", name.value, names.join(", "));
             self.error(name.referenced.line(), path, message);
         }
         index
@@ -318,17 +300,9 @@ impl Scenario {
                 message: yaml_message(&e.without_snippet().to_string(), text, line),
             }]
         })?;
-        let mut checker = Checker {
-            file,
-            errors: Vec::new(),
-        };
-        let duration_s = checker.range(
-            &raw.duration_s,
-            "duration_s".into(),
-            1.0,
-            MAX_DURATION_S,
-            " seconds",
-        );
+        let mut checker = Checker { file, errors: Vec::new() };
+        let duration_s =
+            checker.range(&raw.duration_s, "duration_s".into(), 1.0, MAX_DURATION_S, " seconds");
         if raw.links.value.is_empty() || raw.links.value.len() > 8 {
             let message = format!("got {} links, expected 1 to 8", raw.links.value.len());
             checker.error(raw.links.referenced.line(), "links", message);
@@ -379,11 +353,7 @@ impl Scenario {
                 Some(t) => t.value,
                 None => 2,
             };
-            links.push(LinkSpec {
-                name: link.name.value.clone(),
-                base,
-                targets,
-            });
+            links.push(LinkSpec { name: link.name.value.clone(), base, targets });
         }
         // The controller would repeat a bad link name in its own words: check it once, here.
         let names_ok = checker.errors.len() == errors_before_links;
@@ -410,11 +380,7 @@ impl Scenario {
                         names[link],
                         count - 1
                     );
-                    checker.error(
-                        targets.referenced.line(),
-                        path("unreachable_targets"),
-                        message,
-                    );
+                    checker.error(targets.referenced.line(), path("unreachable_targets"), message);
                 }
             }
             let change = Change {
@@ -437,11 +403,7 @@ impl Scenario {
         for (i, expectation) in raw.expect.iter().enumerate() {
             let path = |key: &str| format!("expect[{i}].{key}");
             let checked = match &expectation.value {
-                RawExpectation::Switch {
-                    to,
-                    after_s,
-                    within_s,
-                } => {
+                RawExpectation::Switch { to, after_s, within_s } => {
                     checker.link_index(&names, to, path("switch.to"));
                     Expectation::Switch {
                         to: to.value.clone(),
@@ -490,11 +452,7 @@ impl Scenario {
             expectations.push(checked);
         }
         if raw.expect.is_empty() {
-            checker.error(
-                0,
-                "expect",
-                "missing: a scenario proves nothing without expectations",
-            );
+            checker.error(0, "expect", "missing: a scenario proves nothing without expectations");
         }
         for (path, config) in std::iter::once(("config".to_string(), &raw.config)).chain(
             raw.links
@@ -527,8 +485,7 @@ impl Scenario {
             (true, Some(config)) => Ok(Scenario {
                 file: file.to_path_buf(),
                 name: raw.name.unwrap_or_else(|| {
-                    file.file_stem()
-                        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+                    file.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned())
                 }),
                 description: raw.description.unwrap_or_default(),
                 seed: raw.seed,
@@ -576,20 +533,14 @@ impl Scenario {
                 Err(mut e) => errors.append(&mut e),
             }
         }
-        if errors.is_empty() {
-            Ok(scenarios)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(scenarios) } else { Err(errors) }
     }
 
     /// The condition of every link at time `t_s`, by replaying the timeline.
     pub fn conditions_at(&self, t_s: f64) -> Vec<Condition> {
         let mut conditions: Vec<Condition> = self.links.iter().map(|l| l.base.clone()).collect();
         for phase in self.timeline.iter().take_while(|p| p.at_s <= t_s) {
-            phase
-                .change
-                .apply(&mut conditions[phase.link], &self.links[phase.link].base);
+            phase.change.apply(&mut conditions[phase.link], &self.links[phase.link].base);
         }
         conditions
     }
@@ -604,10 +555,7 @@ fn yaml_message(message: &str, text: &str, line: u64) -> String {
         Some((position, rest)) if position.starts_with("line ") => rest,
         _ => bare,
     };
-    let source = (line > 0)
-        .then(|| text.lines().nth(line as usize - 1))
-        .flatten()
-        .map(str::trim);
+    let source = (line > 0).then(|| text.lines().nth(line as usize - 1)).flatten().map(str::trim);
     match source {
         Some(source) if !source.is_empty() => format!("{bare}, in `{source}`"),
         _ => bare.to_string(),
@@ -638,10 +586,8 @@ fn controller_config(raw: &RawScenario, links: &[LinkSpec]) -> String {
             let mut object = serde_json::Map::new();
             object.insert("name".into(), link.name.clone().into());
             object.insert("device".into(), link.name.clone().into());
-            let targets: Vec<serde_json::Value> = TARGETS[..link.targets]
-                .iter()
-                .map(|t| (*t).into())
-                .collect();
+            let targets: Vec<serde_json::Value> =
+                TARGETS[..link.targets].iter().map(|t| (*t).into()).collect();
             object.insert("targets".into(), targets.into());
             if let Some(config) = &raw_link.config {
                 object.extend(without_simulator_keys(&config.value));
@@ -657,17 +603,11 @@ fn controller_config(raw: &RawScenario, links: &[LinkSpec]) -> String {
 /// `links[1].config.bias`, `hysteresis` its `config.hysteresis`.
 fn config_location(raw: &RawScenario, config_path: &str) -> (u64, String) {
     if let Some(rest) = config_path.strip_prefix("links[") {
-        let index: usize = rest
-            .split(']')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        let index: usize = rest.split(']').next().and_then(|n| n.parse().ok()).unwrap_or(0);
         let key = rest.split_once("].").map_or("", |(_, k)| k);
         if let Some(link) = raw.links.value.get(index) {
-            let line = link
-                .config
-                .as_ref()
-                .map_or(link.name.referenced.line(), |c| c.referenced.line());
+            let line =
+                link.config.as_ref().map_or(link.name.referenced.line(), |c| c.referenced.line());
             return (line, format!("links[{index}].config.{key}"));
         }
     }

@@ -30,16 +30,9 @@ fn a_scenario_run_prints_the_table_and_writes_json_and_svg() {
         svg.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("hard-outage"), "{stdout}");
-    assert!(
-        stdout.contains("1 scenario runs, every expectation met"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("1 scenario runs, every expectation met"), "{stdout}");
     let records: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(records[0]["scenario"], "hard-outage");
@@ -81,10 +74,7 @@ fn bad_arguments_are_usage_errors() {
     ] {
         let out = sim(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("usage: wanmon-sim"),
-            "{args:?}"
-        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("usage: wanmon-sim"), "{args:?}");
     }
 }
 
@@ -93,9 +83,6 @@ fn a_bad_scenario_is_reported_and_nothing_runs() {
     let out = sim(&["run", "/nonexistent/dir/x.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("/nonexistent/dir/x.yaml: cannot read"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("/nonexistent/dir/x.yaml: cannot read"), "{stderr}");
     assert!(stderr.contains("nothing run"), "{stderr}");
 }

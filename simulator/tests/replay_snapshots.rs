@@ -9,14 +9,7 @@ use wanmon_sim::scenario::Scenario;
 fn library() -> Vec<Scenario> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     Scenario::load_all(&dir).unwrap_or_else(|errors| {
-        panic!(
-            "{}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
+        panic!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
     })
 }
 
@@ -47,10 +40,7 @@ fn the_library_has_every_required_situation() {
         "one-target-filtered",
         "backup-worse-than-degraded-primary",
     ] {
-        assert!(
-            names.iter().any(|n| n == required),
-            "scenario {required} missing from scenarios/"
-        );
+        assert!(names.iter().any(|n| n == required), "scenario {required} missing from scenarios/");
     }
 }
 
@@ -81,23 +71,13 @@ fn replay_is_deterministic_to_the_bit() {
 
 #[test]
 fn another_seed_gives_other_draws_but_the_same_story() {
-    let mut scenario = library()
-        .into_iter()
-        .find(|s| s.name == "hard-outage")
-        .expect("hard-outage");
+    let mut scenario =
+        library().into_iter().find(|s| s.name == "hard-outage").expect("hard-outage");
     let first = replay::run(&scenario, 1.0);
     scenario.seed += 1000;
     let second = replay::run(&scenario, 1.0);
-    assert_ne!(
-        first.samples, second.samples,
-        "the seed must change the draws"
-    );
-    let path = |r: &RunRecord| {
-        r.route_changes
-            .iter()
-            .map(|c| c.to.clone())
-            .collect::<Vec<_>>()
-    };
+    assert_ne!(first.samples, second.samples, "the seed must change the draws");
+    let path = |r: &RunRecord| r.route_changes.iter().map(|c| c.to.clone()).collect::<Vec<_>>();
     assert_eq!(path(&first), path(&second));
     assert!(second.all_met());
 }

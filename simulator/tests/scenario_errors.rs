@@ -30,10 +30,7 @@ fn yaml_syntax_errors_name_the_line() {
     let got = errors("duration_s: 60\nlinks: [\n  - oops\n");
     assert_eq!(got.len(), 1);
     assert!(got[0].starts_with("bad.yaml:"), "{got:?}");
-    assert!(
-        !got[0].starts_with("bad.yaml: "),
-        "a line number is expected: {got:?}"
-    );
+    assert!(!got[0].starts_with("bad.yaml: "), "a line number is expected: {got:?}");
 }
 
 #[test]
@@ -131,9 +128,5 @@ fn a_scenario_without_expectations_is_refused() {
 #[test]
 fn a_missing_file_is_named() {
     let errors = Scenario::load(Path::new("/nonexistent/s.yaml")).expect_err("missing");
-    assert!(
-        errors[0]
-            .to_string()
-            .starts_with("/nonexistent/s.yaml: cannot read: ")
-    );
+    assert!(errors[0].to_string().starts_with("/nonexistent/s.yaml: cannot read: "));
 }

@@ -43,9 +43,7 @@ fn main() -> ExitCode {
 fn root() -> PathBuf {
     let manifest =
         env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from("xtask"), PathBuf::from);
-    manifest
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    manifest.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 fn cargo() -> String {
@@ -68,10 +66,7 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
 }
 
 fn succeeds(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .output()
-        .is_ok_and(|output| output.status.success())
+    Command::new(program).args(args).output().is_ok_and(|output| output.status.success())
 }
 
 fn is_root() -> bool {
@@ -87,10 +82,7 @@ fn step(name: &str, body: impl FnOnce() -> Result<(), String>) -> Result<(), Str
     let start = Instant::now();
     let result = body();
     let verdict = if result.is_ok() { "ok" } else { "FAILED" };
-    println!(
-        "<== {name}: {verdict} in {:.1} s",
-        start.elapsed().as_secs_f64()
-    );
+    println!("<== {name}: {verdict} in {:.1} s", start.elapsed().as_secs_f64());
     result.map_err(|e| format!("{name}: {e}"))
 }
 
@@ -138,11 +130,7 @@ fn prerequisites() -> Result<(), String> {
     if !succeeds(&cargo, &["clippy", "--version"]) {
         missing.push("clippy (rustup component add clippy)");
     }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("missing: {}", missing.join(", ")))
-    }
+    if missing.is_empty() { Ok(()) } else { Err(format!("missing: {}", missing.join(", "))) }
 }
 
 fn ci(args: &[String]) -> Result<(), String> {
@@ -154,17 +142,7 @@ fn ci(args: &[String]) -> Result<(), String> {
     step("prerequisites", prerequisites)?;
     step("format", || run(&cargo, &["fmt", "--all", "--check"]))?;
     step("clippy", || {
-        run(
-            &cargo,
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        )
+        run(&cargo, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
     })?;
     step("tests", || {
         if is_root() {
@@ -179,10 +157,7 @@ fn ci(args: &[String]) -> Result<(), String> {
     })?;
     step("scenario suite", || sim(&[]))?;
     step("benchmark (quick)", || bench(&["--quick".to_string()]))?;
-    println!(
-        "\nci: all steps passed in {:.0} s",
-        start.elapsed().as_secs_f64()
-    );
+    println!("\nci: all steps passed in {:.0} s", start.elapsed().as_secs_f64());
     Ok(())
 }
 

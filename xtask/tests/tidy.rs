@@ -35,40 +35,22 @@ fn every_rust_file_opens_with_a_doc_line() {
     assert!(files.len() > 10, "found only {} .rs files", files.len());
     let offenders: Vec<String> = files
         .iter()
-        .filter(|path| {
-            !fs::read_to_string(path)
-                .unwrap_or_default()
-                .starts_with("//!")
-        })
-        .map(|path| {
-            path.strip_prefix(root())
-                .unwrap_or(path)
-                .display()
-                .to_string()
-        })
+        .filter(|path| !fs::read_to_string(path).unwrap_or_default().starts_with("//!"))
+        .map(|path| path.strip_prefix(root()).unwrap_or(path).display().to_string())
         .collect();
-    assert!(
-        offenders.is_empty(),
-        "files without a leading `//!` line: {offenders:?}"
-    );
+    assert!(offenders.is_empty(), "files without a leading `//!` line: {offenders:?}");
 }
 
 #[test]
 fn ci_runs_the_test_command_the_readme_shows() {
     let readme = fs::read_to_string(root().join("README.md")).expect("README.md");
     let ci = fs::read_to_string(root().join(".ci/run")).expect(".ci/run");
-    assert!(
-        readme.contains("\ncargo xtask ci\n"),
-        "README.md must show `cargo xtask ci`"
-    );
+    assert!(readme.contains("\ncargo xtask ci\n"), "README.md must show `cargo xtask ci`");
     assert!(
         readme.contains("\ncargo xtask sim\n"),
         "README.md must show the main job `cargo xtask sim`"
     );
-    assert!(
-        ci.contains("cargo xtask ci"),
-        ".ci/run must run the README's test command"
-    );
+    assert!(ci.contains("cargo xtask ci"), ".ci/run must run the README's test command");
 }
 
 #[test]
@@ -77,17 +59,10 @@ fn architecture_names_every_core_module() {
     let mut files = Vec::new();
     rust_files(&root().join("controller/src"), &mut files);
     for file in files {
-        let name = file
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
+        let name = file.file_name().unwrap_or_default().to_string_lossy().to_string();
         if name == "mod.rs" || name == "lib.rs" {
             continue;
         }
-        assert!(
-            map.contains(&name),
-            "ARCHITECTURE.md does not mention `{name}`"
-        );
+        assert!(map.contains(&name), "ARCHITECTURE.md does not mention `{name}`");
     }
 }

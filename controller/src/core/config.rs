@@ -198,41 +198,22 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn get(&self, key: &str) -> Option<&'a Node> {
-        debug_assert!(
-            self.known.contains(&key),
-            "{key} missing from the known keys"
-        );
-        self.members
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, node)| node)
+        debug_assert!(self.known.contains(&key), "{key} missing from the known keys");
+        self.members.iter().find(|(k, _)| k == key).map(|(_, node)| node)
     }
 
     fn path(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.path)
-        }
+        if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) }
     }
 }
 
 impl Checker {
     fn error(&mut self, line: u32, path: String, message: String) {
-        self.errors.push(ConfigError {
-            line,
-            column: None,
-            path,
-            message,
-        });
+        self.errors.push(ConfigError { line, column: None, path, message });
     }
 
     fn wrong(&mut self, node: &Node, path: String, expected: &str) {
-        self.error(
-            node.line,
-            path,
-            format!("got {}, expected {expected}", node.shown()),
-        );
+        self.error(node.line, path, format!("got {}, expected {expected}", node.shown()));
     }
 
     /// Opens an object and reports its unknown keys, with the closest known key as a hint.
@@ -251,11 +232,7 @@ impl Checker {
                 let hint = closest(key, known)
                     .map(|k| format!(" (did you mean \"{k}\"?)"))
                     .unwrap_or_default();
-                let full = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
+                let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
                 self.error(
                     value.line,
                     full,
@@ -263,11 +240,7 @@ impl Checker {
                 );
             }
         }
-        Some(Fields {
-            path,
-            members,
-            known,
-        })
+        Some(Fields { path, members, known })
     }
 
     fn integer(
@@ -373,21 +346,10 @@ impl Checker {
         let fields = self.object(root, String::new(), GLOBAL_KEYS)?;
         let default_targets = match fields.get("targets") {
             Some(node) => self.targets(node, "targets".into()),
-            None => Some(
-                defaults::TARGETS
-                    .iter()
-                    .filter_map(|t| t.parse().ok())
-                    .collect(),
-            ),
+            None => Some(defaults::TARGETS.iter().filter_map(|t| t.parse().ok()).collect()),
         };
-        let smoothing_ms = self.unsigned(
-            &fields,
-            "smoothing_ms",
-            defaults::SMOOTHING_MS,
-            0,
-            600_000,
-            " (ms)",
-        );
+        let smoothing_ms =
+            self.unsigned(&fields, "smoothing_ms", defaults::SMOOTHING_MS, 0, 600_000, " (ms)");
         let hysteresis = self.unsigned(
             &fields,
             "hysteresis",
@@ -420,22 +382,9 @@ impl Checker {
             3_600_000,
             " (ms)",
         );
-        let loss_divisor = self.unsigned(
-            &fields,
-            "loss_divisor",
-            defaults::LOSS_DIVISOR,
-            1,
-            1_000_000,
-            "",
-        );
-        let window = self.unsigned(
-            &fields,
-            "window",
-            defaults::WINDOW,
-            3,
-            MAX_WINDOW,
-            " (probes)",
-        );
+        let loss_divisor =
+            self.unsigned(&fields, "loss_divisor", defaults::LOSS_DIVISOR, 1, 1_000_000, "");
+        let window = self.unsigned(&fields, "window", defaults::WINDOW, 3, MAX_WINDOW, " (probes)");
         let forced_link_dies = match fields.get("forced_link_dies") {
             None => ForcedLinkDies::Stay,
             Some(node) => match &node.value {
@@ -579,39 +528,18 @@ impl Checker {
         };
         let gateway = match fields.get("gateway") {
             None => Some(None),
-            Some(Node {
-                value: Value::Null, ..
-            }) => Some(None),
+            Some(Node { value: Value::Null, .. }) => Some(None),
             Some(gateway_node) => self.address(gateway_node, fields.path("gateway")).map(Some),
         };
         let targets = match fields.get("targets") {
             Some(targets_node) => self.targets(targets_node, fields.path("targets")),
             None => defaults.targets.map(<[IpAddr]>::to_vec),
         };
-        let bias = self.integer(
-            &fields,
-            "bias",
-            defaults::BIAS,
-            -1_000_000,
-            1_000_000,
-            " (ms)",
-        );
-        let interval_ms = self.unsigned(
-            &fields,
-            "interval_ms",
-            defaults::INTERVAL_MS,
-            100,
-            3_600_000,
-            " (ms)",
-        );
-        let timeout_ms = self.unsigned(
-            &fields,
-            "timeout_ms",
-            defaults::TIMEOUT_MS,
-            10,
-            60_000,
-            " (ms)",
-        );
+        let bias = self.integer(&fields, "bias", defaults::BIAS, -1_000_000, 1_000_000, " (ms)");
+        let interval_ms =
+            self.unsigned(&fields, "interval_ms", defaults::INTERVAL_MS, 100, 3_600_000, " (ms)");
+        let timeout_ms =
+            self.unsigned(&fields, "timeout_ms", defaults::TIMEOUT_MS, 10, 60_000, " (ms)");
         if timeout_ms >= interval_ms {
             let line = fields
                 .get("timeout_ms")
@@ -648,10 +576,7 @@ impl Checker {
         }
         let enabled = match fields.get("enabled") {
             None => true,
-            Some(Node {
-                value: Value::Bool(b),
-                ..
-            }) => *b,
+            Some(Node { value: Value::Bool(b), .. }) => *b,
             Some(other) => {
                 self.wrong(other, fields.path("enabled"), "true or false");
                 true
@@ -673,10 +598,7 @@ impl Checker {
     }
 
     fn web(&mut self, fields: &Fields) -> WebConfig {
-        let mut web = WebConfig {
-            listen: parse_listen(defaults::WEB_LISTEN),
-            token: None,
-        };
+        let mut web = WebConfig { listen: parse_listen(defaults::WEB_LISTEN), token: None };
         let Some(node) = fields.get("web") else {
             return web;
         };
@@ -712,11 +634,9 @@ impl Checker {
                      (the value is not shown: it is a secret)"
                         .into(),
                 ),
-                _ => self.wrong(
-                    token_node,
-                    "web.token".into(),
-                    "a string or null (read-only page)",
-                ),
+                _ => {
+                    self.wrong(token_node, "web.token".into(), "a string or null (read-only page)")
+                }
             }
         }
         web
@@ -756,9 +676,7 @@ fn is_device_name(text: &str) -> bool {
         && text.len() <= 15
         && text != "."
         && text != ".."
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+        && text.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
 }
 
 /// `192.0.2.1:80`, `[2001:db8::1]:80` or `br-lan:8080`.
@@ -768,10 +686,7 @@ fn parse_listen(text: &str) -> Option<Listen> {
     }
     let (device, port) = text.rsplit_once(':')?;
     let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
-    is_device_name(device).then(|| Listen::Device {
-        device: device.to_string(),
-        port,
-    })
+    is_device_name(device).then(|| Listen::Device { device: device.to_string(), port })
 }
 
 /// The known key nearest to a misspelt one, if it is near enough to be the likely intent.
@@ -804,11 +719,7 @@ mod tests {
     use super::*;
 
     fn errors(text: &str) -> Vec<String> {
-        Config::from_json(text)
-            .expect_err(text)
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        Config::from_json(text).expect_err(text).iter().map(ToString::to_string).collect()
     }
 
     const MINIMAL: &str = r#"{"links": [{"name": "wan", "device": "eth0.2"}]}"#;
@@ -820,10 +731,7 @@ mod tests {
         assert_eq!(link.name.as_str(), "wan");
         assert_eq!(link.label, "wan");
         assert_eq!(link.targets.len(), 2);
-        assert_eq!(
-            (link.interval_ms, link.timeout_ms, link.bias),
-            (1000, 800, 0)
-        );
+        assert_eq!((link.interval_ms, link.timeout_ms, link.bias), (1000, 800, 0));
         assert!(link.enabled);
         assert_eq!(link.gateway, None);
         assert_eq!(config.smoothing_ms, defaults::SMOOTHING_MS);
@@ -831,13 +739,7 @@ mod tests {
         assert_eq!(config.loss_divisor, 10);
         assert_eq!(config.window, 10);
         assert_eq!(config.forced_link_dies, ForcedLinkDies::Stay);
-        assert_eq!(
-            config.web.listen,
-            Some(Listen::Device {
-                device: "br-lan".into(),
-                port: 8080
-            })
-        );
+        assert_eq!(config.web.listen, Some(Listen::Device { device: "br-lan".into(), port: 8080 }));
         assert_eq!(config.web.token, None);
         assert_eq!(config.hook, None);
     }
@@ -850,10 +752,7 @@ mod tests {
                 {"name": "wwan", "device": "wlan0", "targets": ["198.51.100.1", "2001:db8::1"]}]}"#,
         )
         .unwrap();
-        assert_eq!(
-            config.links[0].targets,
-            vec!["192.0.2.1".parse::<IpAddr>().unwrap()]
-        );
+        assert_eq!(config.links[0].targets, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(config.links[1].targets.len(), 2);
     }
 
@@ -943,14 +842,8 @@ mod tests {
     #[test]
     fn structural_mistakes_are_named() {
         assert_eq!(errors("[]"), ["line 1: got an array, expected an object"]);
-        assert_eq!(
-            errors("{}"),
-            ["line 1: links: missing, expected an array of links"]
-        );
-        assert_eq!(
-            errors(r#"{"links": []}"#),
-            ["line 1: links: got 0 links, expected 1 to 16"]
-        );
+        assert_eq!(errors("{}"), ["line 1: links: missing, expected an array of links"]);
+        assert_eq!(errors(r#"{"links": []}"#), ["line 1: links: got 0 links, expected 1 to 16"]);
         assert_eq!(
             errors(r#"{"links": {}}"#),
             ["line 1: links: got an object, expected an array of links"]
@@ -980,10 +873,7 @@ mod tests {
         );
         let fixed = own.replace("6000", "15000");
         let config = Config::from_json(&fixed).unwrap();
-        assert_eq!(
-            (config.dead_after_ms, config.links[0].dead_after_ms),
-            (3000, 15000)
-        );
+        assert_eq!((config.dead_after_ms, config.links[0].dead_after_ms), (3000, 15000));
     }
 
     #[test]
@@ -995,23 +885,15 @@ mod tests {
             r#""web": {"listen": "[2001:db8::1]:80", "token": "0123456789abcdef"}, "hook": ["/bin/logger", "-t", "wanmon"]"#,
         ))
         .unwrap();
-        assert_eq!(
-            config.web.listen,
-            Some(Listen::Address("[2001:db8::1]:80".parse().unwrap()))
-        );
+        assert_eq!(config.web.listen, Some(Listen::Address("[2001:db8::1]:80".parse().unwrap())));
         assert_eq!(config.web.token.as_deref(), Some("0123456789abcdef"));
         assert_eq!(config.hook.unwrap(), ["/bin/logger", "-t", "wanmon"]);
         assert_eq!(
-            Config::from_json(&base(r#""web": {"listen": null}"#))
-                .unwrap()
-                .web
-                .listen,
+            Config::from_json(&base(r#""web": {"listen": null}"#)).unwrap().web.listen,
             None
         );
         assert_eq!(
-            errors(&base(
-                r#""web": {"listen": "br-lan:0", "token": "short", "tokn": 1}"#
-            )),
+            errors(&base(r#""web": {"listen": "br-lan:0", "token": "short", "tokn": 1}"#)),
             [
                 "line 1: web.tokn: unknown key (did you mean \"token\"?); known keys: listen, token",
                 "line 1: web.listen: got \"br-lan:0\", expected \"ADDRESS:PORT\", \"[IPV6]:PORT\", \"DEVICE:PORT\" or null (no web page)",

@@ -106,20 +106,10 @@ pub enum Reason {
     /// (a) The current link died; `score` is the new link's.
     CurrentDead { cause: DeadCause, score: Score },
     /// (b) Better by at least `margin` for `held`.
-    Better {
-        from_score: Score,
-        to_score: Score,
-        margin: Score,
-        held: Micros,
-    },
+    Better { from_score: Score, to_score: Score, margin: Score, held: Micros },
     /// (c) A return to a link earlier in the config, better by at least `margin` for `held`
     /// (at least the failback hold).
-    Failback {
-        from_score: Score,
-        to_score: Score,
-        margin: Score,
-        held: Micros,
-    },
+    Failback { from_score: Score, to_score: Score, margin: Score, held: Micros },
     /// (d) Every link is dead: the route stays where it is. `from` and `to` are the same link.
     AllDead,
     /// (e) The operator forced the link.
@@ -155,27 +145,14 @@ impl fmt::Display for Decision {
         match self.reason {
             Reason::Initial { score } => write!(f, "first choice, {to} scores best ({score})"),
             Reason::CurrentDead { cause, score } => {
-                write!(
-                    f,
-                    "{from} is dead ({cause}); {to} is the best live link (score {score})"
-                )
+                write!(f, "{from} is dead ({cause}); {to} is the best live link (score {score})")
             }
-            Reason::Better {
-                from_score,
-                to_score,
-                margin,
-                held,
-            } => write!(
+            Reason::Better { from_score, to_score, margin, held } => write!(
                 f,
                 "{to} scored {to_score} against {from_score} for {}, better by at least the hysteresis {margin}",
                 ShowDuration(held)
             ),
-            Reason::Failback {
-                from_score,
-                to_score,
-                margin,
-                held,
-            } => write!(
+            Reason::Failback { from_score, to_score, margin, held } => write!(
                 f,
                 "failback: {to} scored {to_score} against {from_score} for {}, better by at least the hysteresis {margin}",
                 ShowDuration(held)
@@ -298,11 +275,7 @@ pub struct Link {
 
 impl Link {
     fn new(config: &LinkConfig, window: usize, now: Instant) -> Link {
-        let state = if config.enabled {
-            LinkState::Pending
-        } else {
-            LinkState::Disabled
-        };
+        let state = if config.enabled { LinkState::Pending } else { LinkState::Disabled };
         Link {
             config: config.clone(),
             bias: Score::from_points(config.bias),
@@ -314,11 +287,7 @@ impl Link {
             state_since: now,
             next_round: now,
             cursor: config.targets.len(),
-            targets: config
-                .targets
-                .iter()
-                .map(|a| Target::new(*a, window))
-                .collect(),
+            targets: config.targets.iter().map(|a| Target::new(*a, window)).collect(),
             telemetry: None,
             raw_score: None,
             score: None,
@@ -354,11 +323,7 @@ impl Link {
 
     /// The smoothed score, the one decisions use; `None` unless the link is up.
     pub fn score(&self) -> Option<Score> {
-        if self.state == LinkState::Up {
-            self.score
-        } else {
-            None
-        }
+        if self.state == LinkState::Up { self.score } else { None }
     }
 
     pub fn targets(&self) -> &[Target] {
@@ -402,11 +367,7 @@ impl Settings {
     /// How long `to` must stay better than `current` before the route moves: a return to a link
     /// listed earlier (a failback) waits for the longer failback hold.
     fn hold(&self, to: LinkIndex, current: LinkIndex) -> Micros {
-        if to < current {
-            self.switch_hold.max(self.failback_hold)
-        } else {
-            self.switch_hold
-        }
+        if to < current { self.switch_hold.max(self.failback_hold) } else { self.switch_hold }
     }
 
     fn of(config: &Config) -> Settings {
@@ -442,11 +403,7 @@ impl Engine {
     pub fn new(config: &Config, now: Instant) -> Engine {
         let settings = Settings::of(config);
         Engine {
-            links: config
-                .links
-                .iter()
-                .map(|l| Link::new(l, settings.window, now))
-                .collect(),
+            links: config.links.iter().map(|l| Link::new(l, settings.window, now)).collect(),
             settings,
             current: None,
             mode: Mode::Auto,
@@ -462,9 +419,7 @@ impl Engine {
     }
 
     pub fn link_index(&self, name: &str) -> Option<LinkIndex> {
-        self.links
-            .iter()
-            .position(|l| l.config.name.as_str() == name)
+        self.links.iter().position(|l| l.config.name.as_str() == name)
     }
 
     /// The link the default route is on, once one has been chosen.
@@ -497,33 +452,20 @@ impl Engine {
                 link.cursor = 0;
                 let next = link.next_round.after(link.interval);
                 // A caller that fell behind resumes the rhythm instead of sending a burst.
-                link.next_round = if next > now {
-                    next
-                } else {
-                    now.after(link.interval)
-                };
+                link.next_round = if next > now { next } else { now.after(link.interval) };
             }
             let target_index = link.cursor;
             link.cursor += 1;
             let seq = self.next_seq;
             self.next_seq = self.next_seq.wrapping_add(1);
-            self.probe_cursor = if link.cursor >= link.targets.len() {
-                index + 1
-            } else {
-                index
-            };
+            self.probe_cursor = if link.cursor >= link.targets.len() { index + 1 } else { index };
             let target = &mut link.targets[target_index];
             if target.in_flight.is_some() {
                 // Only when the caller skipped the timeout: one probe per target in flight.
                 target.window.push_lost();
             }
             target.in_flight = Some(InFlight { seq, sent: now });
-            return Some(Probe {
-                link: index,
-                target: target_index,
-                seq,
-                address: target.address,
-            });
+            return Some(Probe { link: index, target: target_index, seq, address: target.address });
         }
         None
     }
@@ -555,11 +497,7 @@ impl Engine {
 
     /// The probe could not be sent (no route, device gone): it is lost now.
     pub fn on_send_failed(&mut self, now: Instant, probe: &Probe) -> Option<Decision> {
-        let target = self
-            .links
-            .get_mut(probe.link)?
-            .targets
-            .get_mut(probe.target)?;
+        let target = self.links.get_mut(probe.link)?.targets.get_mut(probe.target)?;
         if target.in_flight.is_some_and(|f| f.seq == probe.seq) {
             target.in_flight = None;
             target.window.push_lost();
@@ -713,11 +651,7 @@ impl Engine {
             self.recompute_link(now, index);
         }
         if let Mode::Forced(name) = self.mode {
-            if !self
-                .links
-                .iter()
-                .any(|l| l.config.name == name && l.config.enabled)
-            {
+            if !self.links.iter().any(|l| l.config.name == name && l.config.enabled) {
                 self.mode = Mode::Auto;
             }
         }
@@ -770,24 +704,14 @@ impl Engine {
                 target.telemetry = target.window.telemetry();
             }
         }
-        link.telemetry = consensus(
-            link.targets
-                .iter()
-                .filter(|t| t.reachable)
-                .filter_map(|t| t.telemetry),
-        );
-        let raw = link
-            .telemetry
-            .map(|t| raw_score(&t, link.bias, settings.loss_divisor));
+        link.telemetry =
+            consensus(link.targets.iter().filter(|t| t.reachable).filter_map(|t| t.telemetry));
+        let raw = link.telemetry.map(|t| raw_score(&t, link.bias, settings.loss_divisor));
         link.raw_score = raw;
         match (raw, link.score) {
             (Some(raw), Some(previous)) if link.is_up() => {
-                link.score = Some(smooth(
-                    previous,
-                    raw,
-                    now.since(link.scored_at),
-                    settings.smoothing,
-                ));
+                link.score =
+                    Some(smooth(previous, raw, now.since(link.scored_at), settings.smoothing));
             }
             (raw, _) => link.score = raw,
         }
@@ -812,9 +736,7 @@ impl Engine {
             LinkState::Up if !alive => {
                 let last = link.last_reply().unwrap_or(link.state_since);
                 link.set_state(
-                    LinkState::Dead(DeadCause::NoReply {
-                        silent_for: now.since(last),
-                    }),
+                    LinkState::Dead(DeadCause::NoReply { silent_for: now.since(last) }),
                     now,
                 );
                 link.better_since = None;
@@ -845,12 +767,7 @@ impl Engine {
         to: LinkIndex,
         reason: Reason,
     ) -> Decision {
-        let decision = Decision {
-            at: now,
-            from,
-            to: self.links[to].config.name,
-            reason,
-        };
+        let decision = Decision { at: now, from, to: self.links[to].config.name, reason };
         if decision.changes_route() {
             self.current = Some(to);
             self.all_dead_noted = false;
@@ -885,10 +802,7 @@ impl Engine {
                     now,
                     from,
                     best,
-                    Reason::ForcedLinkDead {
-                        forced: name,
-                        score,
-                    },
+                    Reason::ForcedLinkDead { forced: name, score },
                 ));
             }
         }
@@ -899,11 +813,7 @@ impl Engine {
         let Some(current) = self.current else {
             // First choice: wait until every probed link has a verdict, so the first reply to
             // arrive does not win by speed alone.
-            if self
-                .links
-                .iter()
-                .any(|l| l.probing() && l.state == LinkState::Pending)
-            {
+            if self.links.iter().any(|l| l.probing() && l.state == LinkState::Pending) {
                 return None;
             }
             let best = self.best_live(None)?;
@@ -920,10 +830,7 @@ impl Engine {
                 return Some(self.switch(now, from, best, Reason::CurrentDead { cause, score }));
             }
             if self.all_dead_noted
-                || self
-                    .links
-                    .iter()
-                    .any(|l| l.probing() && l.state == LinkState::Pending)
+                || self.links.iter().any(|l| l.probing() && l.state == LinkState::Pending)
             {
                 return None;
             }
@@ -955,19 +862,9 @@ impl Engine {
         let held = now.since(self.links[to].better_since.unwrap_or(now));
         let margin = s.hysteresis;
         let reason = if to < current {
-            Reason::Failback {
-                from_score: current_score,
-                to_score,
-                margin,
-                held,
-            }
+            Reason::Failback { from_score: current_score, to_score, margin, held }
         } else {
-            Reason::Better {
-                from_score: current_score,
-                to_score,
-                margin,
-                held,
-            }
+            Reason::Better { from_score: current_score, to_score, margin, held }
         };
         Some(self.switch(now, from, to, reason))
     }
@@ -979,18 +876,16 @@ fn carry_over(mut old: Link, config: &LinkConfig, window: usize, now: Instant) -
     link.targets = config
         .targets
         .iter()
-        .map(
-            |address| match old.targets.iter().position(|t| t.address == *address) {
-                Some(i) => {
-                    let mut target = old.targets.swap_remove(i);
-                    if target.window.capacity() != window {
-                        target.window = target.window.resized(window);
-                    }
-                    target
+        .map(|address| match old.targets.iter().position(|t| t.address == *address) {
+            Some(i) => {
+                let mut target = old.targets.swap_remove(i);
+                if target.window.capacity() != window {
+                    target.window = target.window.resized(window);
                 }
-                None => Target::new(*address, window),
-            },
-        )
+                target
+            }
+            None => Target::new(*address, window),
+        })
         .collect();
     link.carrier = old.carrier;
     link.state = old.state;

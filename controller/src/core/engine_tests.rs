@@ -13,12 +13,8 @@ fn ms(millis: u64) -> Instant {
 
 /// A config with links `wan` (eth0.2), `wwan` (wlan0), `lte` (wwan0), ... and their biases.
 fn config(biases: &[i64], extra: &str) -> Config {
-    const LINKS: [(&str, &str); 4] = [
-        ("wan", "eth0.2"),
-        ("wwan", "wlan0"),
-        ("lte", "wwan0"),
-        ("isp2", "eth1"),
-    ];
+    const LINKS: [(&str, &str); 4] =
+        [("wan", "eth0.2"), ("wwan", "wlan0"), ("lte", "wwan0"), ("isp2", "eth1")];
     let links: Vec<String> = biases
         .iter()
         .zip(LINKS)
@@ -44,9 +40,7 @@ impl Run {
         let path: Path = Box::new(move |probe, now| {
             net(probe.link, probe.target, now.as_micros() / 1000).map(|rtt| rtt * 1000)
         });
-        Run {
-            run: VirtualRun::new(&config, path, Instant::ZERO),
-        }
+        Run { run: VirtualRun::new(&config, path, Instant::ZERO) }
     }
 
     fn until(&mut self, millis: u64) -> &mut Run {
@@ -72,10 +66,7 @@ impl Run {
     }
 
     fn current(&self) -> String {
-        self.run
-            .engine()
-            .current()
-            .map_or("none".into(), |l| l.name().to_string())
+        self.run.engine().current().map_or("none".into(), |l| l.name().to_string())
     }
 
     fn link(&self, name: &str) -> &Link {
@@ -89,8 +80,7 @@ impl Run {
     }
 
     fn force(&mut self, name: &str) -> Result<(), ModeError> {
-        self.run
-            .set_mode(Mode::Forced(LinkName::new(name).unwrap()))
+        self.run.set_mode(Mode::Forced(LinkName::new(name).unwrap()))
     }
 }
 
@@ -119,19 +109,14 @@ fn first_choice_on_a_tie_is_the_first_link_in_the_config() {
 
 #[test]
 fn a_link_that_never_answers_is_dead_after_dead_after_and_does_not_block_the_first_choice() {
-    let mut run = Run::new(
-        config(&[0, 0], ""),
-        Box::new(|link, _, _| (link == 1).then_some(20)),
-    );
+    let mut run = Run::new(config(&[0, 0], ""), Box::new(|link, _, _| (link == 1).then_some(20)));
     run.until(2_999);
     assert_eq!(run.current(), "none");
     assert_eq!(run.link("wan").state(), LinkState::Pending);
     run.until(3_000);
     assert_eq!(
         run.link("wan").state(),
-        LinkState::Dead(DeadCause::NoReply {
-            silent_for: 3_000_000
-        })
+        LinkState::Dead(DeadCause::NoReply { silent_for: 3_000_000 })
     );
     assert_eq!(run.switches(), [(3_000, "none".into(), "wwan".into())]);
 }
@@ -149,9 +134,7 @@ fn hard_outage_of_the_current_link_switches_at_once_after_dead_after() {
     assert_eq!(
         decision.reason,
         Reason::CurrentDead {
-            cause: DeadCause::NoReply {
-                silent_for: 3_000_000
-            },
+            cause: DeadCause::NoReply { silent_for: 3_000_000 },
             score: Score::from_points(70)
         }
     );
@@ -167,23 +150,12 @@ fn carrier_loss_makes_the_link_dead_at_once() {
     run.until(10_000);
     assert_eq!(run.current(), "wan");
     run.event("wan", LinkEvent::Down);
-    assert_eq!(
-        run.switches().last().unwrap(),
-        &(10_000, "wan".into(), "wwan".into())
-    );
-    assert_eq!(
-        run.link("wan").state(),
-        LinkState::Dead(DeadCause::LinkDown)
-    );
+    assert_eq!(run.switches().last().unwrap(), &(10_000, "wan".into(), "wwan".into()));
+    assert_eq!(run.link("wan").state(), LinkState::Dead(DeadCause::LinkDown));
     assert_eq!(run.link("wan").telemetry(), None);
     // No probes go out through a link that is down.
     run.until(20_000);
-    assert!(
-        run.link("wan")
-            .targets()
-            .iter()
-            .all(|t| t.last_reply().is_none())
-    );
+    assert!(run.link("wan").targets().iter().all(|t| t.last_reply().is_none()));
     // Carrier back: pending, then up, then failback after the failback hold.
     run.event("wan", LinkEvent::Up);
     assert_eq!(run.link("wan").state(), LinkState::Pending);
@@ -192,11 +164,7 @@ fn carrier_loss_makes_the_link_dead_at_once() {
     run.until(120_000);
     let back = run.switches()[2].clone();
     assert_eq!((back.1.as_str(), back.2.as_str()), ("wwan", "wan"));
-    assert!(
-        back.0 >= 20_020 + 30_000,
-        "failback at {} ms, before the failback hold",
-        back.0
-    );
+    assert!(back.0 >= 20_020 + 30_000, "failback at {} ms, before the failback hold", back.0);
     assert!(matches!(run.last().reason, Reason::Failback { .. }));
 }
 
@@ -214,21 +182,13 @@ fn a_better_link_takes_over_only_after_the_whole_switch_hold() {
     assert_eq!(switches.len(), 2);
     // Better from 10 100 ms, plus the 5 s hold.
     assert_eq!(switches[1], (15_100, "wan".into(), "wwan".into()));
-    let Reason::Better {
-        from_score,
-        to_score,
-        margin,
-        held,
-    } = run.last().reason
-    else {
+    let Reason::Better { from_score, to_score, margin, held } = run.last().reason else {
         panic!("{:?}", run.last())
     };
     assert!(from_score.0 - to_score.0 >= margin.0);
     assert_eq!(held, 5_000_000);
     assert!(
-        run.last()
-            .to_string()
-            .contains("better by at least the hysteresis 20.0"),
+        run.last().to_string().contains("better by at least the hysteresis 20.0"),
         "{}",
         run.last()
     );
@@ -249,10 +209,8 @@ fn a_link_better_by_less_than_the_hysteresis_never_takes_over() {
 
 #[test]
 fn equal_scores_never_switch_even_without_hysteresis() {
-    let mut run = Run::new(
-        config(&[0, 0], r#""hysteresis": 0, "switch_hold_ms": 0,"#),
-        steady(&[30, 30]),
-    );
+    let mut run =
+        Run::new(config(&[0, 0], r#""hysteresis": 0, "switch_hold_ms": 0,"#), steady(&[30, 30]));
     run.until(300_000);
     assert_eq!(run.switches().len(), 1);
 }
@@ -261,13 +219,8 @@ fn equal_scores_never_switch_even_without_hysteresis() {
 fn an_advantage_that_lapses_restarts_the_hold() {
     // wan answers slowly for 2 s of every 6 s; with a window of 3 its score is worse for 4 s of
     // every 6 s (the slow replies and the jitter they leave): never for the whole 5 s hold.
-    let net: Net = Box::new(|link, _, t| {
-        Some(if link == 0 && (t / 2_000) % 3 == 2 {
-            200
-        } else {
-            40
-        })
-    });
+    let net: Net =
+        Box::new(|link, _, t| Some(if link == 0 && (t / 2_000) % 3 == 2 { 200 } else { 40 }));
     let mut run = Run::new(config(&[0, 0], r#""smoothing_ms": 0, "window": 3,"#), net);
     run.until(120_000);
     assert_eq!(run.switches().len(), 1, "{:?}", run.switches());
@@ -285,18 +238,13 @@ fn failback_waits_for_the_failback_hold_even_when_much_better() {
     run.until(200_000);
     let switches = run.switches();
     assert_eq!(switches.len(), 3, "{switches:?}");
-    assert_eq!(
-        (switches[1].1.as_str(), switches[1].2.as_str()),
-        ("wan", "wwan")
-    );
+    assert_eq!((switches[1].1.as_str(), switches[1].2.as_str()), ("wan", "wwan"));
     let (at, from, to) = switches[2].clone();
     assert_eq!((from.as_str(), to.as_str()), ("wwan", "wan"));
     // Back from the dead, wan is measured afresh: better from its first reply (20 010 ms), the
     // outage's losses forgotten; it may return 30 s later.
     assert_eq!(at, 50_010);
-    let Reason::Failback { held, .. } = run.last().reason else {
-        panic!()
-    };
+    let Reason::Failback { held, .. } = run.last().reason else { panic!() };
     assert_eq!(held, 30_000_000);
     assert!(
         run.last()
@@ -320,20 +268,11 @@ fn failback_after_a_degradation_also_waits_for_the_failback_hold() {
     run.until(200_000);
     let switches = run.switches();
     assert_eq!(switches.len(), 3, "{switches:?}");
-    assert_eq!(
-        (switches[1].1.as_str(), switches[1].2.as_str()),
-        ("wan", "wwan")
-    );
+    assert_eq!((switches[1].1.as_str(), switches[1].2.as_str()), ("wan", "wwan"));
     let (at, _, to) = switches[2].clone();
     assert_eq!(to, "wan");
-    assert!(
-        at >= 40_000 + 30_000,
-        "failback at {at} ms, before the failback hold"
-    );
-    assert!(
-        at <= 40_000 + 35_000,
-        "failback at {at} ms, long after the failback hold"
-    );
+    assert!(at >= 40_000 + 30_000, "failback at {at} ms, before the failback hold");
+    assert!(at <= 40_000 + 35_000, "failback at {at} ms, long after the failback hold");
     assert_eq!(run.link("wan").state(), LinkState::Up, "wan was never dead");
 }
 
@@ -347,12 +286,7 @@ fn every_link_dead_keeps_the_route_and_notes_it_once() {
     let mut run = Run::new(config(&[0, 0], ""), net);
     run.until(39_999);
     assert_eq!(run.current(), "wan", "the route stays on the last link");
-    let notes: Vec<_> = run
-        .run
-        .decisions()
-        .iter()
-        .filter(|d| !d.changes_route())
-        .collect();
+    let notes: Vec<_> = run.run.decisions().iter().filter(|d| !d.changes_route()).collect();
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0].reason, Reason::AllDead);
     assert_eq!(
@@ -361,10 +295,7 @@ fn every_link_dead_keeps_the_route_and_notes_it_once() {
     );
     // wwan returns: the route moves to it at once, without any hold.
     run.until(40_100);
-    assert_eq!(
-        run.switches().last().unwrap(),
-        &(40_030, "wan".into(), "wwan".into())
-    );
+    assert_eq!(run.switches().last().unwrap(), &(40_030, "wan".into(), "wwan".into()));
 }
 
 #[test]
@@ -373,23 +304,12 @@ fn a_forced_link_is_sticky_until_auto() {
     run.until(5_000);
     assert_eq!(run.current(), "wan");
     run.force("wwan").unwrap();
-    assert_eq!(
-        run.switches().last().unwrap(),
-        &(5_000, "wan".into(), "wwan".into())
-    );
+    assert_eq!(run.switches().last().unwrap(), &(5_000, "wan".into(), "wwan".into()));
     assert_eq!(run.last().reason, Reason::Forced);
     run.until(300_000);
-    assert_eq!(
-        run.current(),
-        "wwan",
-        "much better wan must not take over a forced link"
-    );
+    assert_eq!(run.current(), "wwan", "much better wan must not take over a forced link");
     run.run.set_mode(Mode::Auto).unwrap();
-    assert_eq!(
-        run.current(),
-        "wwan",
-        "auto applies the normal holds, no jump"
-    );
+    assert_eq!(run.current(), "wwan", "auto applies the normal holds, no jump");
     // Back to wan, listed first, is a failback: it waits for the failback hold.
     run.until(329_000);
     assert_eq!(run.current(), "wwan");
@@ -418,14 +338,7 @@ fn a_forced_link_that_dies_falls_back_and_returns_when_so_configured() {
     run.force("wan").unwrap();
     run.until(30_000);
     assert_eq!(run.current(), "wwan");
-    let fallback = run
-        .run
-        .decisions()
-        .iter()
-        .rev()
-        .find(|d| d.changes_route())
-        .copied()
-        .unwrap();
+    let fallback = run.run.decisions().iter().rev().find(|d| d.changes_route()).copied().unwrap();
     assert_eq!(
         fallback.reason,
         Reason::ForcedLinkDead {
@@ -437,10 +350,7 @@ fn a_forced_link_that_dies_falls_back_and_returns_when_so_configured() {
     run.until(40_100);
     assert_eq!(run.current(), "wan");
     assert_eq!(run.last().reason, Reason::Forced);
-    assert_eq!(
-        run.run.engine().mode(),
-        Mode::Forced(LinkName::new("wan").unwrap())
-    );
+    assert_eq!(run.run.engine().mode(), Mode::Forced(LinkName::new("wan").unwrap()));
 }
 
 #[test]
@@ -450,21 +360,12 @@ fn forcing_an_unknown_or_disabled_link_is_refused_and_changes_nothing() {
     let mut run = Run::new(cfg, steady(&[20, 20]));
     run.until(5_000);
     assert_eq!(run.force("lte"), Err(ModeError::UnknownLink("lte".into())));
-    assert_eq!(
-        run.force("wwan"),
-        Err(ModeError::LinkDisabled(LinkName::new("wwan").unwrap()))
-    );
-    assert_eq!(
-        run.force("lte").unwrap_err().to_string(),
-        "no link named \"lte\" in the config"
-    );
+    assert_eq!(run.force("wwan"), Err(ModeError::LinkDisabled(LinkName::new("wwan").unwrap())));
+    assert_eq!(run.force("lte").unwrap_err().to_string(), "no link named \"lte\" in the config");
     assert_eq!(run.run.engine().mode(), Mode::Auto);
     assert_eq!(run.link("wwan").state(), LinkState::Disabled);
     assert!(
-        run.link("wwan")
-            .targets()
-            .iter()
-            .all(|t| t.last_reply().is_none()),
+        run.link("wwan").targets().iter().all(|t| t.last_reply().is_none()),
         "disabled links are not probed"
     );
 }
@@ -486,11 +387,7 @@ fn one_silent_target_does_not_kill_the_link_or_move_the_route() {
     assert!(!wan.targets()[1].reachable());
     assert_eq!(
         wan.telemetry().unwrap(),
-        Telemetry {
-            latency_us: 20_000,
-            jitter_us: 0,
-            loss_bp: 0
-        }
+        Telemetry { latency_us: 20_000, jitter_us: 0, loss_bp: 0 }
     );
 }
 
@@ -519,18 +416,11 @@ fn a_reply_after_the_timeout_counts_as_lost() {
     engine.on_reply(ms(800), probe.link, probe.target, probe.seq);
     let target = &engine.links()[0].targets()[0];
     assert_eq!(target.last_reply(), None);
-    assert_eq!(
-        target.telemetry(),
-        None,
-        "lost, and no RTT of 800 ms recorded"
-    );
+    assert_eq!(target.telemetry(), None, "lost, and no RTT of 800 ms recorded");
     // Once the timeout has passed, a very late reply is a stranger.
     let (mut engine, probe) = manual_engine();
     engine.tick(ms(800));
-    assert_eq!(
-        engine.on_reply(ms(900), probe.link, probe.target, probe.seq),
-        None
-    );
+    assert_eq!(engine.on_reply(ms(900), probe.link, probe.target, probe.seq), None);
     assert_eq!(engine.links()[0].targets()[0].last_reply(), None);
 }
 
@@ -544,34 +434,19 @@ fn foreign_and_duplicate_replies_change_nothing() {
     engine.on_reply(ms(10), probe.link, probe.target, probe.seq);
     engine.on_reply(ms(11), probe.link, probe.target, probe.seq);
     let telemetry = engine.links()[0].targets()[0].telemetry().unwrap();
-    assert_eq!(
-        telemetry,
-        Telemetry {
-            latency_us: 10_000,
-            jitter_us: 0,
-            loss_bp: 0
-        }
-    );
+    assert_eq!(telemetry, Telemetry { latency_us: 10_000, jitter_us: 0, loss_bp: 0 });
 }
 
 #[test]
 fn probes_in_flight_are_not_counted_as_lost() {
     let (mut engine, first) = manual_engine();
     let second = engine.poll_probe(Instant::ZERO).unwrap();
-    assert_eq!(
-        engine.poll_probe(Instant::ZERO),
-        None,
-        "one round: one probe per target"
-    );
+    assert_eq!(engine.poll_probe(Instant::ZERO), None, "one round: one probe per target");
     assert_ne!(first.seq, second.seq);
     engine.on_reply(ms(10), first.link, first.target, first.seq);
     // Second probe still in flight: loss is 0 %, not 50 %.
     assert_eq!(engine.links()[0].telemetry().unwrap().loss_bp, 0);
-    assert_eq!(
-        engine.next_deadline(),
-        ms(800),
-        "the in-flight probe's timeout"
-    );
+    assert_eq!(engine.next_deadline(), ms(800), "the in-flight probe's timeout");
 }
 
 #[test]
@@ -580,10 +455,7 @@ fn a_probe_that_cannot_be_sent_is_lost_at_once() {
     engine.on_send_failed(ms(1), &probe);
     let target = &engine.links()[0].targets()[0];
     assert_eq!(target.telemetry(), None);
-    assert_eq!(
-        engine.on_reply(ms(5), probe.link, probe.target, probe.seq),
-        None
-    );
+    assert_eq!(engine.on_reply(ms(5), probe.link, probe.target, probe.seq), None);
 }
 
 #[test]
@@ -625,11 +497,7 @@ fn reload_that_removes_the_current_link_moves_the_route_at_once() {
     run.run.reload(&new);
     assert_eq!(run.current(), "lte");
     assert!(matches!(run.last().reason, Reason::LinkRemoved { .. }));
-    assert_eq!(
-        run.run.engine().mode(),
-        Mode::Auto,
-        "the forced link is gone"
-    );
+    assert_eq!(run.run.engine().mode(), Mode::Auto, "the forced link is gone");
     assert!(
         run.last()
             .to_string()
@@ -646,12 +514,7 @@ fn reload_that_disables_a_link_stops_probing_it() {
     run.run.reload(&new);
     assert_eq!(run.link("wwan").state(), LinkState::Disabled);
     run.until(20_000);
-    assert!(
-        run.link("wwan")
-            .targets()
-            .iter()
-            .all(|t| t.last_reply().is_none())
-    );
+    assert!(run.link("wwan").targets().iter().all(|t| t.last_reply().is_none()));
 }
 
 #[test]
@@ -670,10 +533,7 @@ fn the_score_is_smoothed_over_time() {
     let wan = run.link("wan");
     let (raw, smoothed) = (wan.raw_score().unwrap(), wan.score().unwrap());
     assert!(raw.0 >= 100_000, "raw {raw}");
-    assert!(
-        smoothed < raw && smoothed.0 > 20_000,
-        "smoothed {smoothed}, raw {raw}"
-    );
+    assert!(smoothed < raw && smoothed.0 > 20_000, "smoothed {smoothed}, raw {raw}");
 }
 
 #[test]

@@ -19,18 +19,12 @@ impl LinkName {
         if text.is_empty() || text.len() > MAX_NAME_LEN {
             return Err("1 to 15 characters");
         }
-        if !text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        {
+        if !text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
             return Err("only letters, digits, '_', '.' and '-'");
         }
         let mut bytes = [0; MAX_NAME_LEN];
         bytes[..text.len()].copy_from_slice(text.as_bytes());
-        Ok(LinkName {
-            bytes,
-            len: text.len() as u8,
-        })
+        Ok(LinkName { bytes, len: text.len() as u8 })
     }
 
     pub fn as_str(&self) -> &str {
@@ -67,10 +61,7 @@ mod tests {
         assert!(LinkName::new("").is_err());
         assert!(LinkName::new("x234567890123456").is_err());
         for bad in ["a b", "<img>", "a;b", "é", "a/b", "$x"] {
-            assert_eq!(
-                LinkName::new(bad).unwrap_err(),
-                "only letters, digits, '_', '.' and '-'"
-            );
+            assert_eq!(LinkName::new(bad).unwrap_err(), "only letters, digits, '_', '.' and '-'");
         }
     }
 }

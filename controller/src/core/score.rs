@@ -66,30 +66,12 @@ mod tests {
     #[test]
     fn formula_matches_the_original() {
         // 40 ms + 5 ms jitter + 30 %² / 10 + bias 100 = 40 + 5 + 90 + 100 = 235.
-        let t = Telemetry {
-            latency_us: 40_000,
-            jitter_us: 5_000,
-            loss_bp: 3_000,
-        };
-        assert_eq!(
-            raw_score(&t, Score::from_points(100), 10),
-            Score::from_points(235)
-        );
-        let lossless = Telemetry {
-            latency_us: 12_345,
-            jitter_us: 0,
-            loss_bp: 0,
-        };
-        assert_eq!(
-            raw_score(&lossless, Score::from_points(-10), 10),
-            Score(2_345)
-        );
+        let t = Telemetry { latency_us: 40_000, jitter_us: 5_000, loss_bp: 3_000 };
+        assert_eq!(raw_score(&t, Score::from_points(100), 10), Score::from_points(235));
+        let lossless = Telemetry { latency_us: 12_345, jitter_us: 0, loss_bp: 0 };
+        assert_eq!(raw_score(&lossless, Score::from_points(-10), 10), Score(2_345));
         // Full loss, divisor 1: 100² = 10 000 points.
-        let lost = Telemetry {
-            latency_us: 0,
-            jitter_us: 0,
-            loss_bp: 10_000,
-        };
+        let lost = Telemetry { latency_us: 0, jitter_us: 0, loss_bp: 10_000 };
         assert_eq!(raw_score(&lost, Score(0), 1), Score::from_points(10_000));
     }
 
@@ -112,12 +94,7 @@ mod tests {
         assert!((half.0 - 150_000).abs() <= 1, "{half:?}");
         assert_eq!(smooth(from, to, 0, 4_000_000), from);
         // Two steps of 1 s move less than one step of 2 s would not: both approach the target.
-        let two = smooth(
-            smooth(from, to, 1_000_000, 4_000_000),
-            to,
-            1_000_000,
-            4_000_000,
-        );
+        let two = smooth(smooth(from, to, 1_000_000, 4_000_000), to, 1_000_000, 4_000_000);
         assert!(two > from && two < to);
     }
 

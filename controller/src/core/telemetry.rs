@@ -40,11 +40,7 @@ pub struct Window {
 impl Window {
     pub fn new(capacity: usize) -> Window {
         let capacity = capacity.clamp(1, MAX_WINDOW);
-        Window {
-            samples: vec![LOST; capacity].into_boxed_slice(),
-            len: 0,
-            next: 0,
-        }
+        Window { samples: vec![LOST; capacity].into_boxed_slice(), len: 0, next: 0 }
     }
 
     pub fn capacity(&self) -> usize {
@@ -128,11 +124,7 @@ impl Window {
         let lost = self.len - answered;
         Some(Telemetry {
             latency_us: median(&mut rtts[..answered]),
-            jitter_us: if answered > 1 {
-                (jitter_sum / (answered as u64 - 1)) as u32
-            } else {
-                0
-            },
+            jitter_us: if answered > 1 { (jitter_sum / (answered as u64 - 1)) as u32 } else { 0 },
             loss_bp: (lost as u32 * FULL_LOSS) / self.len as u32,
         })
     }
@@ -192,15 +184,9 @@ mod tests {
 
     #[test]
     fn latency_is_a_median_robust_to_one_outlier() {
-        let t = window(&[
-            Some(10_000),
-            Some(12_000),
-            Some(900_000),
-            Some(11_000),
-            Some(13_000),
-        ])
-        .telemetry()
-        .unwrap();
+        let t = window(&[Some(10_000), Some(12_000), Some(900_000), Some(11_000), Some(13_000)])
+            .telemetry()
+            .unwrap();
         assert_eq!(t.latency_us, 12_000);
         let even = window(&[Some(10_000), Some(20_000)]).telemetry().unwrap();
         assert_eq!(even.latency_us, 15_000);
@@ -234,17 +220,11 @@ mod tests {
         for rtt in [1, 2, 3, 4, 5] {
             w.push_reply(rtt);
         }
-        assert_eq!(
-            w.outcomes().collect::<Vec<_>>(),
-            [Some(3), Some(4), Some(5)]
-        );
+        assert_eq!(w.outcomes().collect::<Vec<_>>(), [Some(3), Some(4), Some(5)]);
         let smaller = w.resized(2);
         assert_eq!(smaller.outcomes().collect::<Vec<_>>(), [Some(4), Some(5)]);
         let larger = w.resized(5);
-        assert_eq!(
-            larger.outcomes().collect::<Vec<_>>(),
-            [Some(3), Some(4), Some(5)]
-        );
+        assert_eq!(larger.outcomes().collect::<Vec<_>>(), [Some(3), Some(4), Some(5)]);
         w.clear();
         assert!(w.is_empty());
     }
@@ -261,28 +241,12 @@ mod tests {
 
     #[test]
     fn consensus_is_the_median_of_targets() {
-        let a = Telemetry {
-            latency_us: 10,
-            jitter_us: 1,
-            loss_bp: 0,
-        };
-        let b = Telemetry {
-            latency_us: 30,
-            jitter_us: 9,
-            loss_bp: 10_000,
-        };
-        let c = Telemetry {
-            latency_us: 20,
-            jitter_us: 2,
-            loss_bp: 100,
-        };
+        let a = Telemetry { latency_us: 10, jitter_us: 1, loss_bp: 0 };
+        let b = Telemetry { latency_us: 30, jitter_us: 9, loss_bp: 10_000 };
+        let c = Telemetry { latency_us: 20, jitter_us: 2, loss_bp: 100 };
         assert_eq!(
             consensus([a, b, c].into_iter()),
-            Some(Telemetry {
-                latency_us: 20,
-                jitter_us: 2,
-                loss_bp: 100
-            })
+            Some(Telemetry { latency_us: 20, jitter_us: 2, loss_bp: 100 })
         );
         assert_eq!(consensus(std::iter::empty()), None);
     }

@@ -72,12 +72,7 @@ impl<P: PathModel> VirtualRun<P> {
     pub fn run_until(&mut self, end: Instant) {
         let mut steps_here = 0;
         loop {
-            let next_arrival = self
-                .in_transit
-                .iter()
-                .map(|a| a.at)
-                .min()
-                .unwrap_or(Instant::NEVER);
+            let next_arrival = self.in_transit.iter().map(|a| a.at).min().unwrap_or(Instant::NEVER);
             let next = next_arrival.min(self.engine.next_deadline()).max(self.now);
             if next > end {
                 self.now = end;
@@ -98,9 +93,7 @@ impl<P: PathModel> VirtualRun<P> {
         let now = self.now;
         while let Some(index) = self.in_transit.iter().position(|a| a.at <= now) {
             let arrival = self.in_transit.swap_remove(index);
-            let decision = self
-                .engine
-                .on_reply(now, arrival.link, arrival.target, arrival.seq);
+            let decision = self.engine.on_reply(now, arrival.link, arrival.target, arrival.seq);
             self.decisions.extend(decision);
         }
         let decision = self.engine.tick(now);
@@ -153,11 +146,7 @@ impl<P: PathModel> VirtualRun<P> {
                     .targets()
                     .iter()
                     .position(|t| t.address() == address)?;
-                Some(Arrival {
-                    link,
-                    target,
-                    ..arrival
-                })
+                Some(Arrival { link, target, ..arrival })
             })
             .collect();
     }

@@ -47,10 +47,7 @@ pub fn answer(result: &Result<String, String>) -> String {
 pub fn listen(path: &Path) -> Result<UnixListener, String> {
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
-            return Err(format!(
-                "another wanmon is running: {} answers",
-                path.display()
-            ));
+            return Err(format!("another wanmon is running: {} answers", path.display()));
         }
         std::fs::remove_file(path)
             .map_err(|e| format!("cannot remove the stale {}: {e}", path.display()))?;
@@ -59,9 +56,7 @@ pub fn listen(path: &Path) -> Result<UnixListener, String> {
         .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| format!("cannot set up {}: {e}", path.display()))?;
+    listener.set_nonblocking(true).map_err(|e| format!("cannot set up {}: {e}", path.display()))?;
     Ok(listener)
 }
 
@@ -86,16 +81,12 @@ pub fn call(path: &Path, request: &str) -> Result<String, String> {
         }
         _ => format!("cannot reach wanmon at {}: {e}", path.display()),
     })?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
     stream
         .write_all(format!("{request}\n").as_bytes())
         .map_err(|e| format!("cannot send the request: {e}"))?;
     let mut reply = String::new();
-    stream
-        .read_to_string(&mut reply)
-        .map_err(|e| format!("no answer from wanmon: {e}"))?;
+    stream.read_to_string(&mut reply).map_err(|e| format!("no answer from wanmon: {e}"))?;
     match reply.split_once('\n') {
         Some(("ok", text)) => Ok(text.to_string()),
         Some(("error", text)) => Err(text.to_string()),
@@ -119,11 +110,7 @@ mod tests {
     #[test]
     fn bad_requests_get_a_clear_answer() {
         assert_eq!(parse(""), Err("empty request".into()));
-        assert!(
-            parse("force")
-                .unwrap_err()
-                .starts_with("unknown request \"force\"")
-        );
+        assert!(parse("force").unwrap_err().starts_with("unknown request \"force\""));
         assert!(parse("force a b").is_err());
         assert!(parse("rm -rf /").unwrap_err().contains("expected status"));
         assert_eq!(answer(&Err("x".into())), "error\nx");

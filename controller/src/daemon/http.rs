@@ -24,10 +24,7 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -79,28 +76,19 @@ pub fn parse(buffer: &[u8]) -> Result<Option<Request>, Refusal> {
         if headers.len() == MAX_HEADERS {
             return Err(refuse(431, "too many headers"));
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or(refuse(400, "malformed header"))?;
+        let (name, value) = line.split_once(':').ok_or(refuse(400, "malformed header"))?;
         if name.is_empty() || name.bytes().any(|b| !b.is_ascii_graphic()) {
             return Err(refuse(400, "malformed header name"));
         }
         headers.push((name.to_string(), value.trim().to_string()));
     }
-    let request = Request {
-        method: method.to_string(),
-        path,
-        headers,
-        body: Vec::new(),
-    };
+    let request = Request { method: method.to_string(), path, headers, body: Vec::new() };
     if request.header("transfer-encoding").is_some() {
         return Err(refuse(501, "chunked bodies are not accepted"));
     }
     let length = match request.header("content-length") {
         None => 0,
-        Some(text) => text
-            .parse::<usize>()
-            .map_err(|_| refuse(400, "malformed content-length"))?,
+        Some(text) => text.parse::<usize>().map_err(|_| refuse(400, "malformed content-length"))?,
     };
     if length > MAX_BODY {
         return Err(refuse(413, "body too large"));
@@ -109,10 +97,7 @@ pub fn parse(buffer: &[u8]) -> Result<Option<Request>, Refusal> {
     if buffer.len() < body_start + length {
         return Ok(None);
     }
-    Ok(Some(Request {
-        body: buffer[body_start..body_start + length].to_vec(),
-        ..request
-    }))
+    Ok(Some(Request { body: buffer[body_start..body_start + length].to_vec(), ..request }))
 }
 
 /// What the API should do with a request, decided without touching the daemon.
@@ -153,31 +138,21 @@ pub fn route(request: &Request, token: Option<&str>) -> Action {
 
 fn mode_change(request: &Request, token: Option<&str>) -> Action {
     let Some(token) = token else {
-        return Action::Refuse(
-            403,
-            "this page is read-only: no web token is configured".into(),
-        );
+        return Action::Refuse(403, "this page is read-only: no web token is configured".into());
     };
-    let given = request
-        .header("authorization")
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let given =
+        request.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
     if given.is_empty() {
         return Action::Refuse(401, "a token is needed to change the mode".into());
     }
     if !same_secret(given.as_bytes(), token.as_bytes()) {
         return Action::Refuse(403, "wrong token".into());
     }
-    let json_body = request.header("content-type").is_some_and(|v| {
-        v.split(';')
-            .next()
-            .is_some_and(|t| t.trim() == "application/json")
-    });
+    let json_body = request
+        .header("content-type")
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim() == "application/json"));
     if !json_body {
-        return Action::Refuse(
-            415,
-            "expected a JSON body (Content-Type: application/json)".into(),
-        );
+        return Action::Refuse(415, "expected a JSON body (Content-Type: application/json)".into());
     }
     let Ok(text) = std::str::from_utf8(&request.body) else {
         return Action::Refuse(400, "the body is not UTF-8".into());
@@ -187,17 +162,9 @@ fn mode_change(request: &Request, token: Option<&str>) -> Action {
         Err(e) => return Action::Refuse(400, format!("invalid JSON body: {e}")),
     };
     let Value::Object(members) = document.value else {
-        return Action::Refuse(
-            400,
-            "expected a JSON object such as {\"mode\": \"auto\"}".into(),
-        );
+        return Action::Refuse(400, "expected a JSON object such as {\"mode\": \"auto\"}".into());
     };
-    let field = |key: &str| {
-        members
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| &v.value)
-    };
+    let field = |key: &str| members.iter().find(|(k, _)| k == key).map(|(_, v)| &v.value);
     if let Some((unknown, _)) = members.iter().find(|(k, _)| k != "mode" && k != "link") {
         return Action::Refuse(
             400,
@@ -294,10 +261,7 @@ mod tests {
             ("POST", "/api/mode", &b"abcd"[..])
         );
         assert_eq!(r.header("HOST"), Some("x"));
-        assert_eq!(
-            request("GET /api/status?x=1 HTTP/1.1\r\n\r\n").path,
-            "/api/status"
-        );
+        assert_eq!(request("GET /api/status?x=1 HTTP/1.1\r\n\r\n").path, "/api/status");
     }
 
     #[test]
@@ -305,19 +269,10 @@ mod tests {
         let refused = |text: &[u8]| parse(text).expect_err("must be refused").status;
         assert_eq!(refused(&vec![b'a'; MAX_HEAD + 1]), 431);
         let many: String = (0..40).map(|i| format!("X-{i}: y\r\n")).collect();
-        assert_eq!(
-            refused(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()),
-            431
-        );
-        assert_eq!(
-            refused(b"GET / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n"),
-            413
-        );
+        assert_eq!(refused(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()), 431);
+        assert_eq!(refused(b"GET / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n"), 413);
         assert_eq!(refused(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"), 400);
-        assert_eq!(
-            refused(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            501
-        );
+        assert_eq!(refused(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), 501);
         assert_eq!(refused(b"GET /\r\n\r\n"), 400);
         assert_eq!(refused(b"GET / HTTP/1.1 extra\r\n\r\n"), 400);
         assert_eq!(refused(b"GET / HTTP/2.0\r\n\r\n"), 505);
@@ -330,14 +285,8 @@ mod tests {
 
     #[test]
     fn reading_is_open_and_get_never_changes_state() {
-        assert_eq!(
-            route(&request("GET / HTTP/1.1\r\n\r\n"), TOKEN),
-            Action::Page
-        );
-        assert_eq!(
-            route(&request("GET /api/status HTTP/1.1\r\n\r\n"), None),
-            Action::Status
-        );
+        assert_eq!(route(&request("GET / HTTP/1.1\r\n\r\n"), TOKEN), Action::Page);
+        assert_eq!(route(&request("GET /api/status HTTP/1.1\r\n\r\n"), None), Action::Status);
         assert!(matches!(
             route(&request("GET /api/mode?mode=auto HTTP/1.1\r\n\r\n"), TOKEN),
             Action::Refuse(405, _)
@@ -355,10 +304,7 @@ mod tests {
     #[test]
     fn changing_the_mode_needs_the_token_and_a_json_body() {
         assert_eq!(
-            route(
-                &post("0123456789abcdef", "application/json", r#"{"mode":"auto"}"#),
-                TOKEN
-            ),
+            route(&post("0123456789abcdef", "application/json", r#"{"mode":"auto"}"#), TOKEN),
             Action::Auto
         );
         assert_eq!(
@@ -377,71 +323,37 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(
-            refused(
-                &post("0123456789abcdef", "application/json", r#"{"mode":"auto"}"#),
-                None
-            ),
+            refused(&post("0123456789abcdef", "application/json", r#"{"mode":"auto"}"#), None),
             403
         );
         assert_eq!(
-            refused(
-                &post(
-                    "wrong-token-xxxxx",
-                    "application/json",
-                    r#"{"mode":"auto"}"#
-                ),
-                TOKEN
-            ),
+            refused(&post("wrong-token-xxxxx", "application/json", r#"{"mode":"auto"}"#), TOKEN),
             403
         );
-        assert_eq!(
-            refused(&post("", "application/json", r#"{"mode":"auto"}"#), TOKEN),
-            401
-        );
+        assert_eq!(refused(&post("", "application/json", r#"{"mode":"auto"}"#), TOKEN), 401);
         // A form post, which any web page can make a browser send: refused.
         assert_eq!(
             refused(
-                &post(
-                    "0123456789abcdef",
-                    "application/x-www-form-urlencoded",
-                    "mode=auto"
-                ),
+                &post("0123456789abcdef", "application/x-www-form-urlencoded", "mode=auto"),
                 TOKEN
             ),
             415
         );
         assert_eq!(
-            refused(
-                &post("0123456789abcdef", "application/json", "{mode:auto}"),
-                TOKEN
-            ),
+            refused(&post("0123456789abcdef", "application/json", "{mode:auto}"), TOKEN),
+            400
+        );
+        assert_eq!(
+            refused(&post("0123456789abcdef", "application/json", r#"["auto"]"#), TOKEN),
+            400
+        );
+        assert_eq!(
+            refused(&post("0123456789abcdef", "application/json", r#"{"mode":"force"}"#), TOKEN),
             400
         );
         assert_eq!(
             refused(
-                &post("0123456789abcdef", "application/json", r#"["auto"]"#),
-                TOKEN
-            ),
-            400
-        );
-        assert_eq!(
-            refused(
-                &post(
-                    "0123456789abcdef",
-                    "application/json",
-                    r#"{"mode":"force"}"#
-                ),
-                TOKEN
-            ),
-            400
-        );
-        assert_eq!(
-            refused(
-                &post(
-                    "0123456789abcdef",
-                    "application/json",
-                    r#"{"mode":"auto","x":1}"#
-                ),
+                &post("0123456789abcdef", "application/json", r#"{"mode":"auto","x":1}"#),
                 TOKEN
             ),
             400

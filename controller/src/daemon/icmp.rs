@@ -114,11 +114,7 @@ fn set_option(fd: RawFd, level: i32, name: i32, value: &[u8]) -> io::Result<()> 
     // SAFETY: value is a valid buffer of the length passed.
     let result =
         unsafe { libc::setsockopt(fd, level, name, value.as_ptr().cast(), value.len() as u32) };
-    if result < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if result < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 impl ProbeSocket {
@@ -145,18 +141,8 @@ impl ProbeSocket {
         }
         // SAFETY: raw is a fresh, valid descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        set_option(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_BINDTODEVICE,
-            device.as_bytes(),
-        )?;
-        set_option(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_MARK,
-            &mark.to_ne_bytes(),
-        )?;
+        set_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_BINDTODEVICE, device.as_bytes())?;
+        set_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_MARK, &mark.to_ne_bytes())?;
         if v6 {
             // Only echo replies reach this socket: no neighbour discovery or router adverts.
             let mut filter = [0xffu8; 32];
@@ -164,11 +150,7 @@ impl ProbeSocket {
             filter[reply / 8] &= !(1 << (reply % 8));
             let _ = set_option(fd.as_raw_fd(), libc::IPPROTO_ICMPV6, 1, &filter);
         }
-        Ok(ProbeSocket {
-            fd,
-            v6,
-            with_ip_header,
-        })
+        Ok(ProbeSocket { fd, v6, with_ip_header })
     }
 
     pub fn send(&self, target: IpAddr, packet: &[u8]) -> io::Result<()> {
@@ -188,11 +170,7 @@ impl ProbeSocket {
                 len,
             )
         };
-        if sent < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
     }
 
     /// The next of our replies waiting on the socket: (source, sequence). Skips foreign packets.
@@ -224,12 +202,9 @@ impl ProbeSocket {
             let Some(source) = source_address(&storage) else {
                 continue;
             };
-            if let Some(seq) = parse_reply(
-                &buffer[..got as usize],
-                self.v6,
-                self.with_ip_header,
-                session,
-            ) {
+            if let Some(seq) =
+                parse_reply(&buffer[..got as usize], self.v6, self.with_ip_header, session)
+            {
                 return Ok(Some((source, seq)));
             }
         }
@@ -247,9 +222,7 @@ fn socket_address(address: &SocketAddr) -> (libc::sockaddr_storage, libc::sockle
             };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = a.port().to_be();
-            sin.sin_addr = libc::in_addr {
-                s_addr: u32::from_ne_bytes(a.ip().octets()),
-            };
+            sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) };
             std::mem::size_of::<libc::sockaddr_in>()
         }
         SocketAddr::V6(a) => {
@@ -259,9 +232,7 @@ fn socket_address(address: &SocketAddr) -> (libc::sockaddr_storage, libc::sockle
             };
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr = libc::in6_addr {
-                s6_addr: a.ip().octets(),
-            };
+            sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
             sin6.sin6_scope_id = a.scope_id();
             std::mem::size_of::<libc::sockaddr_in6>()
         }
@@ -292,10 +263,7 @@ pub fn source_address(storage: &libc::sockaddr_storage) -> Option<IpAddr> {
 mod tests {
     use super::*;
 
-    const SESSION: Session = Session {
-        identifier: 0x1234,
-        nonce: 0xdead_beef,
-    };
+    const SESSION: Session = Session { identifier: 0x1234, nonce: 0xdead_beef };
 
     /// An IPv4 reply as the kernel hands it to a raw socket: a 20-byte IP header, then ICMP.
     fn v4_reply(seq: u16, session: Session) -> Vec<u8> {
@@ -304,26 +272,18 @@ mod tests {
         icmp[2..4].copy_from_slice(&[0, 0]);
         let sum = checksum(&icmp);
         icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-        let mut packet = vec![
-            0x45, 0, 0, 36, 0, 0, 0, 0, 64, 1, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2,
-        ];
+        let mut packet =
+            vec![0x45, 0, 0, 36, 0, 0, 0, 0, 64, 1, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2];
         packet.extend_from_slice(&icmp);
         packet
     }
 
     #[test]
     fn checksum_matches_rfc_1071_examples() {
-        assert_eq!(
-            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
-            !0xddf2
-        );
+        assert_eq!(checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), !0xddf2);
         assert_eq!(checksum(&[0xff]), !0xff00);
         let request = echo_request(false, SESSION, 7);
-        assert_eq!(
-            checksum(&request),
-            0,
-            "a request with its checksum sums to zero"
-        );
+        assert_eq!(checksum(&request), 0, "a request with its checksum sums to zero");
     }
 
     #[test]
@@ -334,31 +294,17 @@ mod tests {
         assert_eq!(&v4[8..12], b"wnmn");
         let v6 = echo_request(true, SESSION, 1);
         assert_eq!(v6[0], 128);
-        assert_eq!(
-            &v6[2..4],
-            &[0, 0],
-            "the kernel computes the ICMPv6 checksum"
-        );
+        assert_eq!(&v6[2..4], &[0, 0], "the kernel computes the ICMPv6 checksum");
     }
 
     #[test]
     fn our_replies_are_recognised() {
-        assert_eq!(
-            parse_reply(&v4_reply(77, SESSION), false, true, SESSION),
-            Some(77)
-        );
+        assert_eq!(parse_reply(&v4_reply(77, SESSION), false, true, SESSION), Some(77));
         let mut v6 = echo_request(true, SESSION, 9).to_vec();
         v6[0] = ECHO_REPLY_V6;
         assert_eq!(parse_reply(&v6, true, false, SESSION), Some(9));
         // A ping socket hands over ICMP without the IP header and with its own identifier.
-        let mut dgram = v4_reply(
-            5,
-            Session {
-                identifier: 999,
-                ..SESSION
-            },
-        )[20..]
-            .to_vec();
+        let mut dgram = v4_reply(5, Session { identifier: 999, ..SESSION })[20..].to_vec();
         assert_eq!(parse_reply(&dgram, false, false, SESSION), Some(5));
         dgram[1] = 1;
         assert_eq!(parse_reply(&dgram, false, false, SESSION), None);
@@ -369,34 +315,12 @@ mod tests {
         let good = v4_reply(1, SESSION);
         // Another program's ping: other identifier.
         assert_eq!(
-            parse_reply(
-                &v4_reply(
-                    1,
-                    Session {
-                        identifier: 1,
-                        ..SESSION
-                    }
-                ),
-                false,
-                true,
-                SESSION
-            ),
+            parse_reply(&v4_reply(1, Session { identifier: 1, ..SESSION }), false, true, SESSION),
             None
         );
         // An earlier run of wanmon: other nonce.
         assert_eq!(
-            parse_reply(
-                &v4_reply(
-                    1,
-                    Session {
-                        nonce: 1,
-                        ..SESSION
-                    }
-                ),
-                false,
-                true,
-                SESSION
-            ),
+            parse_reply(&v4_reply(1, Session { nonce: 1, ..SESSION }), false, true, SESSION),
             None
         );
         // Corrupted in flight.

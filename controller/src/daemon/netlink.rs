@@ -96,8 +96,7 @@ impl Builder {
     }
 
     fn attr(mut self, kind: u16, payload: &[u8]) -> Builder {
-        self.buffer
-            .extend_from_slice(&((payload.len() + 4) as u16).to_ne_bytes());
+        self.buffer.extend_from_slice(&((payload.len() + 4) as u16).to_ne_bytes());
         self.buffer.extend_from_slice(&kind.to_ne_bytes());
         self.buffer.extend_from_slice(payload);
         self.pad();
@@ -135,26 +134,14 @@ pub struct DefaultRoute {
 
 fn rtmsg(family: u8, table: u32, protocol: u8, scope: u8, kind: u8) -> [u8; 12] {
     let table_byte = if table < 256 { table as u8 } else { 252 }; // RT_TABLE_COMPAT; RTA_TABLE has the id
-    [
-        family, 0, 0, 0, table_byte, protocol, scope, kind, 0, 0, 0, 0,
-    ]
+    [family, 0, 0, 0, table_byte, protocol, scope, kind, 0, 0, 0, 0]
 }
 
 /// Adds or atomically replaces a default route (the kernel swaps it in one step).
 pub fn replace_default_route(seq: u32, route: &DefaultRoute) -> Vec<u8> {
-    let scope = if route.gateway.is_some() {
-        RT_SCOPE_UNIVERSE
-    } else {
-        RT_SCOPE_LINK
-    };
+    let scope = if route.gateway.is_some() { RT_SCOPE_UNIVERSE } else { RT_SCOPE_LINK };
     let mut b = Builder::new(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq)
-        .bytes(&rtmsg(
-            route.family,
-            route.table,
-            route.protocol,
-            scope,
-            RTN_UNICAST,
-        ))
+        .bytes(&rtmsg(route.family, route.table, route.protocol, scope, RTN_UNICAST))
         .attr_u32(RTA_TABLE, route.table)
         .attr_u32(RTA_OIF, route.oif)
         .attr_u32(RTA_PRIORITY, route.metric);
@@ -188,25 +175,8 @@ pub struct Rule {
 }
 
 fn rule_message(kind: u16, flags: u16, seq: u32, rule: &Rule) -> Vec<u8> {
-    let table_byte = if rule.table < 256 {
-        rule.table as u8
-    } else {
-        252
-    };
-    let header = [
-        rule.family,
-        0,
-        0,
-        0,
-        table_byte,
-        0,
-        0,
-        FR_ACT_TO_TBL,
-        0,
-        0,
-        0,
-        0,
-    ];
+    let table_byte = if rule.table < 256 { rule.table as u8 } else { 252 };
+    let header = [rule.family, 0, 0, 0, table_byte, 0, 0, FR_ACT_TO_TBL, 0, 0, 0, 0];
     let mut b = Builder::new(kind, flags, seq)
         .bytes(&header)
         .attr_u32(FRA_PRIORITY, rule.priority)
@@ -222,12 +192,7 @@ fn rule_message(kind: u16, flags: u16, seq: u32, rule: &Rule) -> Vec<u8> {
 }
 
 pub fn add_rule(seq: u32, rule: &Rule) -> Vec<u8> {
-    rule_message(
-        RTM_NEWRULE,
-        NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-        seq,
-        rule,
-    )
+    rule_message(RTM_NEWRULE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, rule)
 }
 
 pub fn delete_rule(seq: u32, rule: &Rule) -> Vec<u8> {
@@ -237,17 +202,12 @@ pub fn delete_rule(seq: u32, rule: &Rule) -> Vec<u8> {
 /// Asks for every link, address, route or rule of a family (0: all).
 pub fn dump(seq: u32, kind: DumpKind, family: u8) -> Vec<u8> {
     let (message, header): (u16, &[u8]) = match kind {
-        DumpKind::Links => (
-            RTM_GETLINK,
-            &[family, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        ),
+        DumpKind::Links => (RTM_GETLINK, &[family, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         DumpKind::Addresses => (RTM_GETADDR, &[family, 0, 0, 0, 0, 0, 0, 0]),
         DumpKind::Routes => (RTM_GETROUTE, &[family, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         DumpKind::Rules => (RTM_GETRULE, &[family, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
     };
-    Builder::new(message, NLM_F_DUMP, seq)
-        .bytes(header)
-        .finish()
+    Builder::new(message, NLM_F_DUMP, seq).bytes(header).finish()
 }
 
 /// The route the kernel would use for `destination` (as `ip route get`), for packets with `mark`.
@@ -356,9 +316,8 @@ impl LinkInfo {
 pub fn parse_link(payload: &[u8]) -> Option<LinkInfo> {
     let index = u32_of(payload.get(4..8)?)?;
     let flags = u32_of(payload.get(8..12)?)?;
-    let name = attributes(payload, 16)
-        .find(|(kind, _)| *kind == IFLA_IFNAME)
-        .map(|(_, value)| {
+    let name =
+        attributes(payload, 16).find(|(kind, _)| *kind == IFLA_IFNAME).map(|(_, value)| {
             let end = value.iter().position(|b| *b == 0).unwrap_or(value.len());
             String::from_utf8_lossy(&value[..end]).into_owned()
         })?;
@@ -381,10 +340,7 @@ pub fn parse_address(payload: &[u8]) -> Option<AddressInfo> {
             address = address_of(family, value);
         }
     }
-    Some(AddressInfo {
-        index,
-        address: address?,
-    })
+    Some(AddressInfo { index, address: address? })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -514,58 +470,33 @@ impl Socket {
 
     pub fn send(&self, message: &[u8]) -> io::Result<()> {
         // SAFETY: message is a valid buffer of the length passed.
-        let sent = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                message.as_ptr().cast(),
-                message.len(),
-                0,
-            )
-        };
-        if sent < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        let sent =
+            unsafe { libc::send(self.fd.as_raw_fd(), message.as_ptr().cast(), message.len(), 0) };
+        if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
     }
 
     /// One datagram into `buffer`; `Ok(0)` when nothing is waiting.
     pub fn receive(&self, buffer: &mut [u8]) -> io::Result<usize> {
         // SAFETY: buffer is valid for writes of its length.
-        let got = unsafe {
-            libc::recv(
-                self.fd.as_raw_fd(),
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                0,
-            )
-        };
+        let got =
+            unsafe { libc::recv(self.fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), 0) };
         if got < 0 {
             let error = io::Error::last_os_error();
-            return if error.kind() == io::ErrorKind::WouldBlock {
-                Ok(0)
-            } else {
-                Err(error)
-            };
+            return if error.kind() == io::ErrorKind::WouldBlock { Ok(0) } else { Err(error) };
         }
         Ok(got as usize)
     }
 
     /// Waits up to a second for the socket to be readable.
     fn wait(&self) -> io::Result<()> {
-        let mut pollfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pollfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
         let ready = unsafe { libc::poll(&mut pollfd, 1, 1000) };
         match ready {
             n if n < 0 => Err(io::Error::last_os_error()),
-            0 => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "no answer from the kernel within 1 s",
-            )),
+            0 => {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "no answer from the kernel within 1 s"))
+            }
             _ => Ok(()),
         }
     }
@@ -583,10 +514,9 @@ impl Socket {
                     return match error_code(message.payload) {
                         Some(0) => Ok(()),
                         Some(code) => Err(io::Error::from_raw_os_error(-code)),
-                        None => Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "short netlink error",
-                        )),
+                        None => {
+                            Err(io::Error::new(io::ErrorKind::InvalidData, "short netlink error"))
+                        }
                     };
                 }
             }
@@ -674,10 +604,7 @@ mod tests {
         let bytes = replace_default_route(42, &route);
         let (len, kind, flags, seq) = header(&bytes);
         assert_eq!((len as usize, kind, seq), (bytes.len(), RTM_NEWROUTE, 42));
-        assert_eq!(
-            flags,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
-        );
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
         assert_eq!(bytes.len() % 4, 0);
         let message = messages(&bytes).next().unwrap();
         let parsed = parse_route(message.payload).unwrap();
@@ -763,23 +690,12 @@ mod tests {
         assert_eq!(attributes(&payload, 12).count(), 0);
         let mut with_attr = payload.to_vec();
         with_attr.extend_from_slice(&[8, 0, 4, 0, 7, 0, 0, 0]);
-        assert_eq!(
-            attributes(&with_attr, 12).collect::<Vec<_>>(),
-            [(4, &[7u8, 0, 0, 0][..])]
-        );
+        assert_eq!(attributes(&with_attr, 12).collect::<Vec<_>>(), [(4, &[7u8, 0, 0, 0][..])]);
         let mut long = payload.to_vec();
         long.extend_from_slice(&[200, 0, 4, 0, 7, 0, 0, 0]);
         assert_eq!(attributes(&long, 12).count(), 0);
-        assert_eq!(
-            attributes(&payload, 40).count(),
-            0,
-            "skip beyond the payload"
-        );
-        assert_eq!(
-            parse_route(&[1, 2, 3]),
-            None,
-            "a truncated header is refused"
-        );
+        assert_eq!(attributes(&payload, 40).count(), 0, "skip beyond the payload");
+        assert_eq!(parse_route(&[1, 2, 3]), None, "a truncated header is refused");
     }
 
     #[test]
@@ -789,14 +705,7 @@ mod tests {
         link[8..12].copy_from_slice(&(IFF_UP | IFF_LOWER_UP).to_ne_bytes());
         link.extend_from_slice(&[9, 0, 3, 0, b'w', b'a', b'n', 0, 0, 0, 0, 0]);
         let info = parse_link(&link).unwrap();
-        assert_eq!(
-            info,
-            LinkInfo {
-                index: 5,
-                name: "wan".into(),
-                flags: IFF_UP | IFF_LOWER_UP
-            }
-        );
+        assert_eq!(info, LinkInfo { index: 5, name: "wan".into(), flags: IFF_UP | IFF_LOWER_UP });
         assert!(info.usable());
         assert_eq!(parse_link(&link[..16]), None, "a link without a name");
 
@@ -805,17 +714,10 @@ mod tests {
         address.extend_from_slice(&[8, 0, 1, 0, 198, 51, 100, 9, 8, 0, 2, 0, 198, 51, 100, 2]);
         assert_eq!(
             parse_address(&address).unwrap(),
-            AddressInfo {
-                index: 5,
-                address: "198.51.100.2".parse().unwrap()
-            }
+            AddressInfo { index: 5, address: "198.51.100.2".parse().unwrap() }
         );
         address[0] = 99;
-        assert_eq!(
-            parse_address(&address),
-            None,
-            "an unknown family has no address"
-        );
+        assert_eq!(parse_address(&address), None, "an unknown family has no address");
     }
 
     #[test]

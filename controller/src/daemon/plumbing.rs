@@ -40,11 +40,7 @@ fn ours(table: u32) -> bool {
 }
 
 fn family_name(family: u8) -> &'static str {
-    if family == libc::AF_INET as u8 {
-        "IPv4"
-    } else {
-        "IPv6"
-    }
+    if family == libc::AF_INET as u8 { "IPv4" } else { "IPv6" }
 }
 
 /// What the kernel says about one link's device.
@@ -122,9 +118,7 @@ impl LinkPlan {
         if self.state.addresses == 0 {
             return Some(format!("device {} has no address", self.device));
         }
-        self.probe_families
-            .iter()
-            .find_map(|f| self.next_hop(*f).err())
+        self.probe_families.iter().find_map(|f| self.next_hop(*f).err())
     }
 }
 
@@ -145,10 +139,7 @@ fn ignore(error: io::Error, codes: &[i32]) -> io::Result<()> {
 
 impl Plumbing {
     pub fn open() -> io::Result<Plumbing> {
-        Ok(Plumbing {
-            socket: Socket::open(0)?,
-            installed: [None, None],
-        })
+        Ok(Plumbing { socket: Socket::open(0)?, installed: [None, None] })
     }
 
     /// Removes every route and rule an earlier run left behind (also one killed with -9), and
@@ -199,10 +190,7 @@ impl Plumbing {
                 })
                 .or_else(|e| ignore(e, &[libc::ESRCH, libc::ENOENT]));
             if let Err(e) = result {
-                problems.push(format!(
-                    "cannot delete default route in table {}: {e}",
-                    route.table
-                ));
+                problems.push(format!("cannot delete default route in table {}: {e}", route.table));
             }
         }
         self.installed = [None, None];
@@ -242,10 +230,8 @@ impl Plumbing {
             }
         })?;
         for plan in plans.iter_mut() {
-            plan.state.addresses = plan
-                .state
-                .index
-                .map_or(0, |i| indexes.iter().filter(|x| **x == i).count() as u32);
+            plan.state.addresses =
+                plan.state.index.map_or(0, |i| indexes.iter().filter(|x| **x == i).count() as u32);
         }
         Ok(())
     }
@@ -293,9 +279,7 @@ impl Plumbing {
         self.socket.dump(DumpKind::Addresses, 0, |kind, payload| {
             if kind == netlink::RTM_NEWADDR {
                 addresses.extend(
-                    netlink::parse_address(payload)
-                        .filter(|a| a.index == index)
-                        .map(|a| a.address),
+                    netlink::parse_address(payload).filter(|a| a.index == index).map(|a| a.address),
                 );
             }
         })?;
@@ -348,9 +332,8 @@ impl Plumbing {
                         oif,
                         gateway,
                     };
-                    if let Err(e) = self
-                        .socket
-                        .request(|seq| netlink::replace_default_route(seq, &route))
+                    if let Err(e) =
+                        self.socket.request(|seq| netlink::replace_default_route(seq, &route))
                     {
                         problems.push(format!("cannot route the probes of {}: {e}", plan.device));
                     }
@@ -392,9 +375,9 @@ impl Plumbing {
                 })
             });
             let result = match &wanted {
-                Some(route) => self
-                    .socket
-                    .request(|seq| netlink::replace_default_route(seq, route)),
+                Some(route) => {
+                    self.socket.request(|seq| netlink::replace_default_route(seq, route))
+                }
                 None if self.installed[slot].is_some() => self
                     .socket
                     .request(|seq| netlink::delete_default_route(seq, *family, ROUTE_TABLE, METRIC))
@@ -403,10 +386,8 @@ impl Plumbing {
             };
             match result {
                 Ok(()) => self.installed[slot] = wanted,
-                Err(e) => problems.push(format!(
-                    "cannot write the {} default route: {e}",
-                    family_name(*family)
-                )),
+                Err(e) => problems
+                    .push(format!("cannot write the {} default route: {e}", family_name(*family))),
             }
         }
         problems

@@ -59,6 +59,8 @@ struct Daemon {
     reconcile_now: bool,
     last_full_reconcile: std::time::Instant,
     stopping: bool,
+    /// The web page could not be served yet, and that has been logged.
+    web_warned: bool,
 }
 
 /// Reads and validates the config; every error with file, line and key.
@@ -91,21 +93,14 @@ fn plans_of(config: &Config) -> Vec<LinkPlan> {
 /// Runs until SIGTERM or SIGINT; then removes every route and rule it wrote.
 pub fn run(options: Options) -> Result<(), String> {
     let config = load_config(&options.config).map_err(|errors| {
-        format!(
-            "{}\nconfig refused ({} error(s)), not starting",
-            errors.join("\n"),
-            errors.len()
-        )
+        format!("{}\nconfig refused ({} error(s)), not starting", errors.join("\n"), errors.len())
     })?;
     let log = Log::open();
     let signals = Signals::install().map_err(|e| format!("cannot catch signals: {e}"))?;
     let control = control::listen(&options.socket)?;
     let mut plumbing = Plumbing::open().map_err(|e| format!("cannot open netlink: {e}"))?;
     for problem in plumbing.remove_all() {
-        log.line(
-            Level::Warning,
-            &format!("cleaning up an earlier run: {problem}"),
-        );
+        log.line(Level::Warning, &format!("cleaning up an earlier run: {problem}"));
     }
     let events = netlink::Socket::open(netlink::EVENT_GROUPS)
         .map_err(|e| format!("cannot listen to netlink: {e}"))?;
@@ -124,10 +119,7 @@ pub fn run(options: Options) -> Result<(), String> {
         started,
         plumbing,
         events,
-        session: Session {
-            identifier: (pid & 0xffff) as u16,
-            nonce,
-        },
+        session: Session { identifier: (pid & 0xffff) as u16, nonce },
         signals,
         log,
         hooks: Hooks::default(),
@@ -137,6 +129,7 @@ pub fn run(options: Options) -> Result<(), String> {
         reconcile_now: true,
         last_full_reconcile: started,
         stopping: false,
+        web_warned: false,
     };
     daemon.start();
     let result = daemon.serve();
@@ -151,10 +144,8 @@ impl Daemon {
 
     fn start(&mut self) {
         let names: Vec<&str> = self.config.links.iter().map(|l| l.name.as_str()).collect();
-        self.log.line(
-            Level::Notice,
-            &format!("started, {} links: {}", names.len(), names.join(", ")),
-        );
+        self.log
+            .line(Level::Notice, &format!("started, {} links: {}", names.len(), names.join(", ")));
         self.observe();
         self.open_web();
     }
@@ -163,13 +154,9 @@ impl Daemon {
     /// which links are unusable.
     fn observe(&mut self) {
         if let Err(e) = self.plumbing.observe(&mut self.plans) {
-            self.log.line(
-                Level::Error,
-                &format!("cannot read the links from the kernel: {e}"),
-            );
+            self.log.line(Level::Error, &format!("cannot read the links from the kernel: {e}"));
         }
-        self.sockets
-            .resize_with(self.plans.len(), || ([None, None], None));
+        self.sockets.resize_with(self.plans.len(), || ([None, None], None));
         self.sockets.truncate(self.plans.len());
         self.usable.resize(self.plans.len(), true);
         self.update_links();
@@ -190,16 +177,12 @@ impl Daemon {
             let usable = self.plans[index].state.usable();
             if usable != self.usable[index] {
                 self.usable[index] = usable;
-                let event = if usable {
-                    LinkEvent::Up
-                } else {
-                    LinkEvent::Down
-                };
+                let event = if usable { LinkEvent::Up } else { LinkEvent::Down };
                 let name = self.config.links[index].name;
                 match self.plans[index].problem() {
-                    Some(problem) if !usable => self
-                        .log
-                        .line(Level::Notice, &format!("link {name} down: {problem}")),
+                    Some(problem) if !usable => {
+                        self.log.line(Level::Notice, &format!("link {name} down: {problem}"))
+                    }
                     _ => self.log.line(Level::Notice, &format!("link {name} up")),
                 }
                 let decision = self.engine.on_link_event(now, index, event);
@@ -233,31 +216,30 @@ impl Daemon {
             Some(Listen::Device { device, port }) => match self.plumbing.addresses_of(device) {
                 Ok(addresses) if !addresses.is_empty() => SocketAddr::new(addresses[0], *port),
                 _ => {
-                    self.log.line(
-                        Level::Warning,
-                        &format!("web page not served yet: {device} has no address"),
-                    );
+                    if !self.web_warned {
+                        self.log.line(
+                            Level::Warning,
+                            &format!("web page not served yet: {device} has no address"),
+                        );
+                        self.web_warned = true;
+                    }
                     return;
                 }
             },
         };
         match TcpListener::bind(address).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
             Ok(listener) => {
-                self.log
-                    .line(Level::Info, &format!("web page on http://{address}/"));
+                self.log.line(Level::Info, &format!("web page on http://{address}/"));
                 self.web = Some(listener);
             }
-            Err(e) => self.log.line(
-                Level::Error,
-                &format!("cannot serve the web page on {address}: {e}"),
-            ),
+            Err(e) => {
+                self.log.line(Level::Error, &format!("cannot serve the web page on {address}: {e}"))
+            }
         }
     }
 
     fn current_index(&self) -> Option<usize> {
-        self.engine
-            .current()
-            .and_then(|link| self.engine.link_index(link.name().as_str()))
+        self.engine.current().and_then(|link| self.engine.link_index(link.name().as_str()))
     }
 
     fn reconcile(&mut self) {
@@ -285,13 +267,7 @@ impl Daemon {
         }
         if let Some(argv) = &self.config.hook {
             let from = decision.from.map(|f| f.to_string()).unwrap_or_default();
-            self.hooks.start(
-                argv,
-                &from,
-                decision.to.as_str(),
-                &decision.to_string(),
-                &self.log,
-            );
+            self.hooks.start(argv, &from, decision.to.as_str(), &decision.to_string(), &self.log);
         }
     }
 
@@ -299,14 +275,9 @@ impl Daemon {
         while let Some(probe) = self.engine.poll_probe(now) {
             let slot = usize::from(probe.address.is_ipv6());
             let sent = match &self.sockets[probe.link].0[slot] {
-                Some(socket) => socket.send(
-                    probe.address,
-                    &icmp::echo_request(slot == 1, self.session, probe.seq),
-                ),
-                None => Err(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    "no probe socket",
-                )),
+                Some(socket) => socket
+                    .send(probe.address, &icmp::echo_request(slot == 1, self.session, probe.seq)),
+                None => Err(io::Error::new(io::ErrorKind::NotConnected, "no probe socket")),
             };
             if sent.is_err() {
                 let decision = self.engine.on_send_failed(now, &probe);
@@ -318,22 +289,17 @@ impl Daemon {
     fn receive_probes(&mut self, link: usize, slot: usize) {
         loop {
             // A reload may have changed the links since the poll.
-            let received = match self
-                .sockets
-                .get(link)
-                .and_then(|(sockets, _)| sockets[slot].as_ref())
-            {
-                Some(socket) => socket.receive(self.session),
-                None => return,
-            };
+            let received =
+                match self.sockets.get(link).and_then(|(sockets, _)| sockets[slot].as_ref()) {
+                    Some(socket) => socket.receive(self.session),
+                    None => return,
+                };
             let Ok(Some((source, seq))) = received else {
                 return;
             };
             let now = self.now();
-            let target = self.engine.links()[link]
-                .targets()
-                .iter()
-                .position(|t| t.address() == source);
+            let target =
+                self.engine.links()[link].targets().iter().position(|t| t.address() == source);
             if let Some(target) = target {
                 let decision = self.engine.on_reply(now, link, target, seq);
                 self.decided(decision);
@@ -411,23 +377,16 @@ impl Daemon {
         }
         if addresses_changed {
             if let Err(e) = self.plumbing.observe_addresses(&mut self.plans) {
-                self.log
-                    .line(Level::Warning, &format!("cannot read addresses: {e}"));
+                self.log.line(Level::Warning, &format!("cannot read addresses: {e}"));
             }
             self.update_links();
         }
         if gateways_changed {
             let before: Vec<_> = self.plans.iter().map(|p| p.state.system_gateways).collect();
             if let Err(e) = self.plumbing.observe_gateways(&mut self.plans) {
-                self.log
-                    .line(Level::Warning, &format!("cannot read routes: {e}"));
+                self.log.line(Level::Warning, &format!("cannot read routes: {e}"));
             }
-            if self
-                .plans
-                .iter()
-                .zip(before)
-                .any(|(p, b)| p.state.system_gateways != b)
-            {
+            if self.plans.iter().zip(before).any(|(p, b)| p.state.system_gateways != b) {
                 self.reconcile_now = true;
             }
         }
@@ -458,12 +417,10 @@ impl Daemon {
         self.sockets = self
             .plans
             .iter()
-            .map(
-                |plan| match old_devices.iter().position(|d| *d == plan.device) {
-                    Some(old) => std::mem::take(&mut old_sockets[old]),
-                    None => ([None, None], None),
-                },
-            )
+            .map(|plan| match old_devices.iter().position(|d| *d == plan.device) {
+                Some(old) => std::mem::take(&mut old_sockets[old]),
+                None => ([None, None], None),
+            })
             .collect();
         self.usable = self.engine_usable_guess();
         let decision = self.engine.reload(&self.config, now);
@@ -495,13 +452,16 @@ impl Daemon {
             .collect()
     }
 
-    fn facts_route(&self) -> Option<(&str, Option<IpAddr>)> {
-        let route = self.plumbing.installed.iter().flatten().next()?;
-        let plan = self
-            .plans
+    fn facts_routes(&self) -> Vec<(&str, Option<IpAddr>)> {
+        self.plumbing
+            .installed
             .iter()
-            .find(|p| p.state.index == Some(route.oif))?;
-        Some((plan.device.as_str(), route.gateway))
+            .flatten()
+            .filter_map(|route| {
+                let plan = self.plans.iter().find(|p| p.state.index == Some(route.oif))?;
+                Some((plan.device.as_str(), route.gateway))
+            })
+            .collect()
     }
 
     fn status(&self, json: bool) -> String {
@@ -509,14 +469,10 @@ impl Daemon {
         let facts = Facts {
             now: self.now(),
             version: env!("CARGO_PKG_VERSION"),
-            route: self.facts_route(),
+            routes: &self.facts_routes(),
             problems: &problems,
         };
-        if json {
-            status::json(&self.engine, &facts)
-        } else {
-            status::text(&self.engine, &facts)
-        }
+        if json { status::json(&self.engine, &facts) } else { status::text(&self.engine, &facts) }
     }
 
     fn set_mode(&mut self, mode: Mode) -> Result<String, String> {
@@ -526,8 +482,7 @@ impl Daemon {
             Mode::Auto => "automatic choice restored".to_string(),
             Mode::Forced(name) => format!("forced to {name}"),
         };
-        self.log
-            .line(Level::Notice, &format!("operator: {message}"));
+        self.log.line(Level::Notice, &format!("operator: {message}"));
         self.decided(decision);
         Ok(message)
     }
@@ -610,10 +565,7 @@ impl Daemon {
         }
         let connection = &mut self.connections[index];
         while connection.sent < connection.reply.len() {
-            match connection
-                .stream
-                .write(&connection.reply[connection.sent..])
-            {
+            match connection.stream.write(&connection.reply[connection.sent..]) {
                 Ok(0) => return false,
                 Ok(n) => connection.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
@@ -641,13 +593,9 @@ impl Daemon {
                 PAGE,
                 head_only,
             ),
-            Action::Status => http::response(
-                200,
-                "application/json",
-                "",
-                self.status(true).as_bytes(),
-                head_only,
-            ),
+            Action::Status => {
+                http::response(200, "application/json", "", self.status(true).as_bytes(), head_only)
+            }
             Action::Force(link) => {
                 let result = self.force(&link);
                 answer(result)
@@ -750,8 +698,7 @@ impl Daemon {
                         if signal == libc::SIGHUP {
                             let _ = self.reload();
                         } else {
-                            self.log
-                                .line(Level::Notice, &format!("signal {signal}: stopping"));
+                            self.log.line(Level::Notice, &format!("signal {signal}: stopping"));
                             self.stopping = true;
                         }
                     }
@@ -776,11 +723,9 @@ impl Daemon {
     /// Hands routing back to the system: removes every route and rule wanmon wrote.
     fn stop(&mut self) {
         for problem in self.plumbing.remove_all() {
-            self.log
-                .line(Level::Error, &format!("while stopping: {problem}"));
+            self.log.line(Level::Error, &format!("while stopping: {problem}"));
         }
         let _ = std::fs::remove_file(&self.options.socket);
-        self.log
-            .line(Level::Notice, "stopped; the system's routes apply again");
+        self.log.line(Level::Notice, "stopped; the system's routes apply again");
     }
 }

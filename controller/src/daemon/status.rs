@@ -11,8 +11,8 @@ use std::fmt::Write;
 pub struct Facts<'a> {
     pub now: Instant,
     pub version: &'a str,
-    /// The device and gateway of the route wanmon wrote, if any.
-    pub route: Option<(&'a str, Option<std::net::IpAddr>)>,
+    /// The default routes wanmon wrote (one per address family): device and gateway.
+    pub routes: &'a [(&'a str, Option<std::net::IpAddr>)],
     /// Per link, in config order: why it cannot carry the route, if it cannot.
     pub problems: &'a [Option<String>],
 }
@@ -111,11 +111,7 @@ pub fn json(engine: &Engine, facts: &Facts) -> String {
     let now = facts.now;
     out.push_str(r#"{"version":"#);
     string(&mut out, facts.version);
-    let _ = write!(
-        out,
-        r#","uptime_s":{},"mode":"#,
-        now.as_micros() / 1_000_000
-    );
+    let _ = write!(out, r#","uptime_s":{},"mode":"#, now.as_micros() / 1_000_000);
     match engine.mode() {
         Mode::Auto => out.push_str(r#""auto","forced":null"#),
         Mode::Forced(name) => {
@@ -128,20 +124,21 @@ pub fn json(engine: &Engine, facts: &Facts) -> String {
         Some(link) => string(&mut out, link.name().as_str()),
         None => out.push_str("null"),
     }
-    out.push_str(r#","route":"#);
-    match facts.route {
-        Some((device, gateway)) => {
-            out.push_str(r#"{"device":"#);
-            string(&mut out, device);
-            out.push_str(r#","gateway":"#);
-            match gateway {
-                Some(gateway) => string(&mut out, &gateway.to_string()),
-                None => out.push_str("null"),
-            }
-            out.push('}');
+    out.push_str(r#","routes":["#);
+    for (i, (device, gateway)) in facts.routes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
         }
-        None => out.push_str("null"),
+        out.push_str(r#"{"device":"#);
+        string(&mut out, device);
+        out.push_str(r#","gateway":"#);
+        match gateway {
+            Some(gateway) => string(&mut out, &gateway.to_string()),
+            None => out.push_str("null"),
+        }
+        out.push('}');
     }
+    out.push(']');
     out.push_str(r#","links":["#);
     let current = engine.current().map(Link::name);
     for (i, link) in engine.links().iter().enumerate() {
@@ -156,11 +153,7 @@ pub fn json(engine: &Engine, facts: &Facts) -> String {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(
-            out,
-            r#"{{"age_s":{},"from":"#,
-            seconds_since(now, decision.at)
-        );
+        let _ = write!(out, r#"{{"age_s":{},"from":"#, seconds_since(now, decision.at));
         match decision.from {
             Some(from) => string(&mut out, from.as_str()),
             None => out.push_str("null"),
@@ -183,10 +176,18 @@ pub fn text(engine: &Engine, facts: &Facts) -> String {
         Mode::Auto => "auto".to_string(),
         Mode::Forced(name) => format!("forced to {name}"),
     };
-    let route = match facts.route {
-        Some((device, Some(gateway))) => format!("default via {gateway} dev {device}"),
-        Some((device, None)) => format!("default dev {device}"),
-        None => "none written (the system's own routes apply)".to_string(),
+    let routes: Vec<String> = facts
+        .routes
+        .iter()
+        .map(|(device, gateway)| match gateway {
+            Some(gateway) => format!("default via {gateway} dev {device}"),
+            None => format!("default dev {device}"),
+        })
+        .collect();
+    let route = if routes.is_empty() {
+        "none written (the system's own routes apply)".to_string()
+    } else {
+        routes.join("; ")
     };
     let _ = writeln!(
         out,
@@ -202,11 +203,7 @@ pub fn text(engine: &Engine, facts: &Facts) -> String {
     );
     let current = engine.current().map(Link::name);
     for (i, link) in engine.links().iter().enumerate() {
-        let marker = if Some(link.name()) == current {
-            "*"
-        } else {
-            " "
-        };
+        let marker = if Some(link.name()) == current { "*" } else { " " };
         let dash = || "-".to_string();
         let t = link.telemetry();
         let _ = writeln!(
@@ -229,11 +226,7 @@ pub fn text(engine: &Engine, facts: &Facts) -> String {
     }
     let _ = writeln!(out, "recent decisions:");
     for decision in engine.history().rev().take(10) {
-        let _ = writeln!(
-            out,
-            "  {} s ago: {decision}",
-            seconds_since(now, decision.at)
-        );
+        let _ = writeln!(out, "  {} s ago: {decision}", seconds_since(now, decision.at));
     }
     out
 }
@@ -252,12 +245,7 @@ mod tests {
         .unwrap();
         let mut engine = Engine::new(&config, Instant::ZERO);
         let probe = engine.poll_probe(Instant::ZERO).unwrap();
-        engine.on_reply(
-            Instant::from_millis(12),
-            probe.link,
-            probe.target,
-            probe.seq,
-        );
+        engine.on_reply(Instant::from_millis(12), probe.link, probe.target, probe.seq);
         engine
     }
 
@@ -276,46 +264,27 @@ mod tests {
         let facts = Facts {
             now: Instant::from_millis(5_000),
             version: "1.0",
-            route: Some(("eth0.2", "198.51.100.1".parse().ok())),
+            routes: &[("eth0.2", "198.51.100.1".parse().ok()), ("eth0.2", None)],
             problems: &problems,
         };
         let text = json(&engine, &facts);
         assert!(!text.contains("<img"), "markup must be escaped: {text}");
         let doc = json::parse(&text).expect("valid JSON");
-        let Value::Object(members) = doc.value else {
-            panic!()
-        };
+        let Value::Object(members) = doc.value else { panic!() };
         let get = |key: &str| {
-            members
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.value.clone())
-                .unwrap()
+            members.iter().find(|(k, _)| k == key).map(|(_, v)| v.value.clone()).unwrap()
         };
         assert_eq!(get("mode"), Value::String("auto".into()));
         assert_eq!(get("uptime_s"), Value::Number("5".into()));
-        let Value::Array(links) = get("links") else {
-            panic!()
-        };
+        let Value::Array(links) = get("links") else { panic!() };
         assert_eq!(links.len(), 2);
-        let Value::Object(wan) = &links[0].value else {
-            panic!()
-        };
-        let field = |key: &str| {
-            wan.iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.value.clone())
-                .unwrap()
-        };
-        assert_eq!(
-            field("label"),
-            Value::String("<img src=x onerror=alert(1)>".into())
-        );
+        let Value::Object(wan) = &links[0].value else { panic!() };
+        let field =
+            |key: &str| wan.iter().find(|(k, _)| k == key).map(|(_, v)| v.value.clone()).unwrap();
+        assert_eq!(field("label"), Value::String("<img src=x onerror=alert(1)>".into()));
         assert_eq!(field("latency_ms"), Value::Number("12.0".into()));
         assert_eq!(field("state"), Value::String("up".into()));
-        let Value::Object(wwan) = &links[1].value else {
-            panic!()
-        };
+        let Value::Object(wwan) = &links[1].value else { panic!() };
         assert!(wwan.iter().any(|(k, v)| k == "problem"
             && v.value == Value::String("device wlan0 does not exist".into())));
     }
@@ -323,12 +292,8 @@ mod tests {
     #[test]
     fn status_text_shows_links_and_route() {
         let engine = engine();
-        let facts = Facts {
-            now: Instant::from_millis(2_000),
-            version: "1.0",
-            route: None,
-            problems: &[],
-        };
+        let facts =
+            Facts { now: Instant::from_millis(2_000), version: "1.0", routes: &[], problems: &[] };
         let text = text(&engine, &facts);
         assert!(text.contains("route: none written"), "{text}");
         assert!(text.contains(" wan "), "{text}");

@@ -59,30 +59,19 @@ impl Signals {
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         }
-        Ok(Signals {
-            read,
-            _write: write,
-        })
+        Ok(Signals { read, _write: write })
     }
 
     /// The signals that arrived since the last call.
     pub fn take(&self) -> Vec<i32> {
         let mut buffer = [0u8; 16];
         // SAFETY: buffer is valid for writes of its length.
-        let got = unsafe {
-            libc::read(
-                self.read.as_raw_fd(),
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-            )
-        };
+        let got =
+            unsafe { libc::read(self.read.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
         if got <= 0 {
             Vec::new()
         } else {
-            buffer[..got as usize]
-                .iter()
-                .map(|b| i32::from(*b))
-                .collect()
+            buffer[..got as usize].iter().map(|b| i32::from(*b)).collect()
         }
     }
 }
@@ -104,13 +93,13 @@ pub struct Log {
 
 impl Log {
     pub fn open() -> Log {
-        let syslog = UnixDatagram::unbound()
-            .ok()
-            .filter(|socket| socket.connect("/dev/log").is_ok());
-        Log {
-            syslog,
-            pid: std::process::id(),
-        }
+        Log::open_at("/dev/log")
+    }
+
+    /// Logs to the syslog socket at `path` if something listens there, else to stderr.
+    pub fn open_at(path: &str) -> Log {
+        let syslog = UnixDatagram::unbound().ok().filter(|socket| socket.connect(path).is_ok());
+        Log { syslog, pid: std::process::id() }
     }
 
     pub fn line(&self, level: Level, message: &str) {
@@ -152,37 +141,116 @@ impl Hooks {
             .spawn();
         match started {
             Ok(child) => self.running.push((child, Instant::now())),
-            Err(e) => log.line(
-                Level::Warning,
-                &format!("hook {program} could not start: {e}"),
-            ),
+            Err(e) => log.line(Level::Warning, &format!("hook {program} could not start: {e}")),
         }
     }
 
     /// Reaps finished hooks, logs failures, kills those over the time limit.
     pub fn reap(&mut self, log: &Log) {
-        self.running
-            .retain_mut(|(child, started)| match child.try_wait() {
-                Ok(Some(status)) if status.success() => false,
-                Ok(Some(status)) => {
-                    log.line(Level::Warning, &format!("hook failed: {status}"));
-                    false
-                }
-                Ok(None) if started.elapsed() > HOOK_TIME_LIMIT => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    log.line(Level::Warning, "hook killed after 30 s");
-                    false
-                }
-                Ok(None) => true,
-                Err(e) => {
-                    log.line(Level::Warning, &format!("hook lost: {e}"));
-                    false
-                }
-            });
+        self.running.retain_mut(|(child, started)| match child.try_wait() {
+            Ok(Some(status)) if status.success() => false,
+            Ok(Some(status)) => {
+                log.line(Level::Warning, &format!("hook failed: {status}"));
+                false
+            }
+            Ok(None) if started.elapsed() > HOOK_TIME_LIMIT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                log.line(Level::Warning, "hook killed after 30 s");
+                false
+            }
+            Ok(None) => true,
+            Err(e) => {
+                log.line(Level::Warning, &format!("hook lost: {e}"));
+                false
+            }
+        });
     }
 
     pub fn is_empty(&self) -> bool {
         self.running.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syslog(name: &str) -> (UnixDatagram, String, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("wanmon-log-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let _ = std::fs::remove_file(&path);
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        (socket, path.display().to_string(), dir)
+    }
+
+    fn received(socket: &UnixDatagram) -> String {
+        let mut buffer = [0u8; 512];
+        let len = socket.recv(&mut buffer).unwrap();
+        String::from_utf8_lossy(&buffer[..len]).into_owned()
+    }
+
+    #[test]
+    fn lines_go_to_syslog_with_facility_and_level() {
+        let (socket, path, dir) = syslog("levels");
+        let log = Log::open_at(&path);
+        log.line(Level::Notice, "wan -> wwan: wan is dead");
+        assert_eq!(
+            received(&socket),
+            format!("<29>wanmon[{}]: wan -> wwan: wan is dead", std::process::id())
+        );
+        log.line(Level::Error, "x");
+        assert!(received(&socket).starts_with("<27>wanmon["));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn without_syslog_the_log_falls_back_to_stderr() {
+        let log = Log::open_at("/nonexistent/log");
+        assert!(log.syslog.is_none());
+        log.line(Level::Info, "to stderr");
+    }
+
+    fn wait_for_hooks(hooks: &mut Hooks, log: &Log) {
+        let start = Instant::now();
+        while !hooks.is_empty() && start.elapsed() < Duration::from_secs(5) {
+            hooks.reap(log);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(hooks.is_empty(), "hooks still running after 5 s");
+    }
+
+    #[test]
+    fn the_hook_gets_the_switch_in_its_environment_and_failures_are_logged() {
+        let (socket, path, dir) = syslog("hook");
+        let log = Log::open_at(&path);
+        let out = dir.join("hook.out");
+        let script = dir.join("hook.sh");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$WANMON_FROM>$WANMON_TO:$1\" > {}\n", out.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut hooks = Hooks::default();
+        // A name with shell syntax stays data: an environment value, never a command.
+        hooks.start(
+            &[script.display().to_string(), "arg".into()],
+            "wan",
+            "$(reboot);wwan",
+            "reason",
+            &log,
+        );
+        wait_for_hooks(&mut hooks, &log);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "wan>$(reboot);wwan:arg\n");
+        hooks.start(&["/bin/false".into()], "a", "b", "r", &log);
+        wait_for_hooks(&mut hooks, &log);
+        assert!(received(&socket).contains("hook failed: exit status: 1"));
+        hooks.start(&["/nonexistent/hook".into()], "a", "b", "r", &log);
+        assert!(received(&socket).contains("hook /nonexistent/hook could not start"));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
