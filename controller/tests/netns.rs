@@ -195,18 +195,43 @@ impl Lab {
         }
     }
 
-    /// A netlink socket that lives in the router namespace.
-    fn netlink(&self) -> Socket {
+    /// Runs `work` on a thread that has entered the router namespace: sockets it opens live there.
+    fn in_router<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
         let path = format!("/var/run/netns/{}", self.router);
         std::thread::spawn(move || {
             let ns = std::fs::File::open(&path).expect("namespace file");
-            // SAFETY: setns on this short-lived thread only; the socket keeps the namespace.
+            // SAFETY: setns on this short-lived thread only; what it opens keeps the namespace.
             let result = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
             assert_eq!(result, 0, "setns: {}", std::io::Error::last_os_error());
-            Socket::open(0).expect("netlink socket")
+            work()
         })
         .join()
-        .expect("setns thread")
+        .expect("thread in the router namespace")
+    }
+
+    /// A netlink socket that lives in the router namespace.
+    fn netlink(&self) -> Socket {
+        self.in_router(|| Socket::open(0).expect("netlink socket"))
+    }
+
+    /// The state of a link as the daemon reports it (`up`, `dead`, ...).
+    fn link_state(&self, name: &str) -> Option<String> {
+        use wanmon::json::{self, Value};
+        let out = self.cli(&["status", "--json"]);
+        let doc = json::parse(&String::from_utf8_lossy(&out.stdout)).ok()?;
+        let field = |value: &Value, key: &str| match value {
+            Value::Object(members) => {
+                members.iter().find(|(k, _)| k == key).map(|(_, v)| v.value.clone())
+            }
+            _ => None,
+        };
+        let Some(Value::Array(links)) = field(&doc.value, "links") else { return None };
+        let link =
+            links.iter().find(|l| field(&l.value, "name") == Some(Value::String(name.into())))?;
+        match field(&link.value, "state") {
+            Some(Value::String(state)) => Some(state),
+            _ => None,
+        }
     }
 
     /// The device the kernel routes ordinary traffic to the target through.
@@ -303,12 +328,8 @@ impl Lab {
     /// An HTTP request to the daemon's web server from inside the router namespace.
     fn http(&self, request: &str) -> String {
         use std::io::{Read, Write};
-        let path = format!("/var/run/netns/{}", self.router);
         let request = request.to_string();
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).expect("namespace file");
-            // SAFETY: setns on this short-lived thread only.
-            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        self.in_router(move || {
             let mut stream =
                 std::net::TcpStream::connect("127.0.0.1:8080").expect("web server answers");
             stream.write_all(request.as_bytes()).expect("send");
@@ -317,21 +338,11 @@ impl Lab {
             // The page is gzipped: keep the head readable, whatever the body is.
             String::from_utf8_lossy(&answer).into_owned()
         })
-        .join()
-        .expect("http thread")
     }
 
     /// A netlink socket in the router namespace subscribed to link events.
     fn link_events(&self) -> Socket {
-        let path = format!("/var/run/netns/{}", self.router);
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).expect("namespace file");
-            // SAFETY: setns on this short-lived thread only; the socket keeps the namespace.
-            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-            Socket::open(1).expect("netlink event socket")
-        })
-        .join()
-        .expect("setns thread")
+        self.in_router(|| Socket::open(1).expect("netlink event socket"))
     }
 
     fn rss_kib(&self) -> Option<u64> {
@@ -452,9 +463,7 @@ fn carrier_loss_moves_the_route_within_200_ms() {
     // here it is enough that it comes back up and its probe route is in place again.
     sh(&["ip", "-n", &lab.isp_a, "link", "set", "isp", "up"]);
     lab.wait_for("wan to be up again", Duration::from_secs(5), |l| {
-        String::from_utf8_lossy(&l.cli(&["status"]).stdout).lines().any(|line| {
-            line.trim_start_matches([' ', '*']).starts_with("wan ") && line.contains(" up ")
-        })
+        l.link_state("wan").as_deref() == Some("up")
     });
 }
 
@@ -638,16 +647,12 @@ fn a_link_whose_device_appears_later_joins() {
     sh(&["ip", "-n", &lab.isp_b, "link", "set", "isp2", "up"]);
     sh(&["ip", "-n", &lab.router, "link", "set", "lte0", "up"]);
     lab.wait_for("lte to be up", Duration::from_secs(5), |l| {
-        String::from_utf8_lossy(&l.cli(&["status"]).stdout).lines().any(|line| {
-            line.trim_start_matches([' ', '*']).starts_with("lte ") && line.contains(" up ")
-        })
+        l.link_state("lte").as_deref() == Some("up")
     });
     // Unplugged again: dead at once.
     sh(&["ip", "-n", &lab.router, "link", "del", "lte0"]);
     lab.wait_for("lte to be dead", Duration::from_secs(2), |l| {
-        String::from_utf8_lossy(&l.cli(&["status"]).stdout).lines().any(|line| {
-            line.trim_start_matches([' ', '*']).starts_with("lte ") && line.contains(" dead ")
-        })
+        l.link_state("lte").as_deref() == Some("dead")
     });
 }
 
@@ -678,11 +683,7 @@ fn bad_control_requests_and_bad_web_clients_do_not_disturb_the_daemon() {
 
     // Slow clients hold a connection each, up to the limit; the next is turned away, and the
     // daemon keeps probing and answering the control socket meanwhile.
-    let path = format!("/var/run/netns/{}", lab.router);
-    let held: Vec<std::net::TcpStream> = std::thread::spawn(move || {
-        let ns = std::fs::File::open(&path).expect("namespace file");
-        // SAFETY: setns on this short-lived thread only.
-        assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+    let held: Vec<std::net::TcpStream> = lab.in_router(|| {
         (0..8)
             .map(|_| {
                 let mut s = std::net::TcpStream::connect("127.0.0.1:8080").expect("connect");
@@ -690,9 +691,7 @@ fn bad_control_requests_and_bad_web_clients_do_not_disturb_the_daemon() {
                 s
             })
             .collect()
-    })
-    .join()
-    .expect("clients");
+    });
     std::thread::sleep(Duration::from_millis(300));
     let turned_away = lab.http("GET /api/status HTTP/1.1\r\n\r\n");
     assert!(turned_away.starts_with("HTTP/1.1 503"), "{turned_away}");
