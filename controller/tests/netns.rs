@@ -254,6 +254,31 @@ impl Lab {
         name
     }
 
+    /// The device of the default route in one of wanmon's tables, read from the kernel.
+    fn table_device(&self, table: u32) -> Option<String> {
+        let mut socket = self.netlink();
+        let mut oif = None;
+        socket
+            .dump(DumpKind::Routes, 0, |_, payload| {
+                if let Some(r) =
+                    netlink::parse_route(payload).filter(|r| r.table == table && r.dst_len == 0)
+                {
+                    oif = r.oif;
+                }
+            })
+            .ok()?;
+        let oif = oif?;
+        let mut name = None;
+        socket
+            .dump(DumpKind::Links, 0, |_, payload| {
+                if let Some(link) = netlink::parse_link(payload).filter(|l| l.index == oif) {
+                    name = Some(link.name);
+                }
+            })
+            .ok()?;
+        name
+    }
+
     fn our_rules(&self) -> usize {
         let mut count = 0;
         self.netlink()
@@ -784,4 +809,51 @@ fn ipv6_links_fail_over_the_same_way() {
     lab.signal("-TERM");
     assert!(lab.wait_exit().success());
     assert_eq!(lab.our_rules(), 0);
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn a_route_removed_or_changed_by_someone_else_is_put_back_at_once() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new("back");
+    let config = lab.config("");
+    lab.start(&config);
+    let table = plumbing::ROUTE_TABLE.to_string();
+    assert_eq!(lab.table_device(plumbing::ROUTE_TABLE).as_deref(), Some("wan"));
+    // Deleted: without wanmon's route, lookups would fall through to the system's routes.
+    sh(&["ip", "-n", &lab.router, "route", "del", "default", "table", &table]);
+    let took = lab.wait_for("the route to be put back", Duration::from_secs(2), |l| {
+        l.table_device(plumbing::ROUTE_TABLE).as_deref() == Some("wan")
+    });
+    println!("deleted route put back after {} ms", took.as_millis());
+    assert!(lab.log().matches("wan").count() > 0);
+    // Pointed at the other link behind wanmon's back: restored.
+    let changed = Instant::now();
+    sh(&[
+        "ip",
+        "-n",
+        &lab.router,
+        "route",
+        "replace",
+        "default",
+        "via",
+        "198.51.100.5",
+        "dev",
+        "wwan",
+        "table",
+        &table,
+        "metric",
+        "10",
+    ]);
+    lab.wait_for("the route to be restored", Duration::from_secs(2), |l| {
+        l.table_device(plumbing::ROUTE_TABLE).as_deref() == Some("wan")
+    });
+    println!("changed route restored {} ms after the change", changed.elapsed().as_millis());
+    // A probe table's route removed: that link's probes would stop; it is put back too.
+    let probes = plumbing::link_table(1);
+    sh(&["ip", "-n", &lab.router, "route", "del", "default", "table", &probes.to_string()]);
+    lab.wait_for("the probe route to be put back", Duration::from_secs(2), |l| {
+        l.table_device(probes).as_deref() == Some("wwan")
+    });
+    assert_eq!(lab.link_state("wwan").as_deref(), Some("up"));
 }
