@@ -1,5 +1,6 @@
 //! The `wanmon` command: the daemon (`run`), its control commands, and config checking.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wanmon::core::Config;
@@ -12,6 +13,7 @@ const USAGE: &str = "usage:
   wanmon auto [--socket PATH]                let wanmon choose again
   wanmon reload [--socket PATH]              read the config file again (as SIGHUP)
   wanmon check-config FILE                   validate a config file, print every mistake
+  wanmon rpcd list | call METHOD             rpcd exec plugin (ubus object \"wanmon\") for LuCI
   wanmon --version";
 
 fn main() -> ExitCode {
@@ -129,6 +131,7 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
             extra(1)?;
             check_config(&w.positional[0])
         }
+        "rpcd" => rpcd(&w.positional, &w.socket),
         other => Err(Failure::Usage(format!("unknown command {other:?}"))),
     }
 }
@@ -148,5 +151,50 @@ fn check_config(path: &str) -> Result<(), Failure> {
             message.push(format!("{path}: {} error(s), config refused", errors.len()));
             Err(Failure::Failed(message.join("\n")))
         }
+    }
+}
+
+/// The rpcd exec plugin protocol: `list` prints the methods, `call METHOD` reads the arguments as
+/// JSON on stdin and prints a JSON object. Errors are objects too, so LuCI can show them.
+fn rpcd(words: &[String], socket: &std::path::Path) -> Result<(), Failure> {
+    use wanmon::json::{self, Value};
+    let reply = |result: Result<String, String>, raw: bool| {
+        let text = match result {
+            Ok(text) if raw => text,
+            Ok(text) => format!("{{\"message\":\"{}\"}}", json::escape(text.trim_end())),
+            Err(error) => format!("{{\"error\":\"{}\"}}", json::escape(error.trim_end())),
+        };
+        println!("{text}");
+        Ok(())
+    };
+    match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["list"] => {
+            println!(r#"{{"status":{{}},"force":{{"link":"str"}},"auto":{{}}}}"#);
+            Ok(())
+        }
+        ["call", "status"] => reply(control::call(socket, "status json"), true),
+        ["call", "auto"] => reply(control::call(socket, "auto"), false),
+        ["call", "force"] => {
+            let mut input = String::new();
+            let _ = std::io::Read::take(std::io::stdin(), 4096).read_to_string(&mut input);
+            let link = match json::parse(&input).map(|doc| doc.value) {
+                Ok(Value::Object(members)) => members
+                    .into_iter()
+                    .find(|(k, _)| k == "link")
+                    .and_then(|(_, v)| match v.value {
+                        Value::String(link) => Some(link),
+                        _ => None,
+                    }),
+                _ => None,
+            };
+            match link {
+                Some(link) if wanmon::core::LinkName::new(&link).is_ok() => {
+                    reply(control::call(socket, &format!("force {link}")), false)
+                }
+                Some(link) => reply(Err(format!("no link named {link:?} in the config")), false),
+                None => reply(Err("expected {\"link\": NAME}".into()), false),
+            }
+        }
+        _ => Err(Failure::Usage("rpcd: expected `list` or `call status|force|auto`".into())),
     }
 }

@@ -4,6 +4,11 @@
 //! - `cargo xtask ci`: everything CI checks, on a fresh Debian machine (the README's test command).
 //! - `cargo xtask bench`: the hot-path benchmark with its printed figures.
 
+mod ci;
+mod dist;
+mod package;
+mod sim;
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -12,6 +17,9 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
+  dist [--target ARCH]
+           build the router package: cross-compile for OpenWrt (default mipsel_24kc; also
+           x86_64), strip, write target/dist/*.ipk, check the 128 KB size budget
   sim      run the scenario library against the controller and print the summary table;
            JSON and SVG timelines go to target/sim/
   ci       install what a fresh Debian machine lacks, then run fmt, clippy, every test
@@ -21,9 +29,10 @@ commands:
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("sim") => sim(&args[1..]),
-        Some("ci") => ci(&args[1..]),
-        Some("bench") => bench(&args[1..]),
+        Some("sim") => sim::sim(&args[1..]),
+        Some("ci") => ci::ci(&args[1..]),
+        Some("bench") => ci::bench(&args[1..]),
+        Some("dist") => dist::dist(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -40,18 +49,18 @@ fn main() -> ExitCode {
 }
 
 /// The workspace root: xtask lives one level below it.
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     let manifest =
         env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from("xtask"), PathBuf::from);
     manifest.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
 
 /// Runs a command in the workspace root, echoing it; fails with the command named.
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
     println!("$ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
@@ -65,11 +74,11 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
-fn succeeds(program: &str, args: &[&str]) -> bool {
+pub(crate) fn succeeds(program: &str, args: &[&str]) -> bool {
     Command::new(program).args(args).output().is_ok_and(|output| output.status.success())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -77,7 +86,7 @@ fn is_root() -> bool {
 }
 
 /// A named step with its duration, so CI logs show where the time goes.
-fn step(name: &str, body: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+pub(crate) fn step(name: &str, body: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
     println!("\n==> {name}");
     let start = Instant::now();
     let result = body();
@@ -89,7 +98,7 @@ fn step(name: &str, body: impl FnOnce() -> Result<(), String>) -> Result<(), Str
 /// Debian packages the tests need, by the command that shows each is there.
 const PACKAGES: &[(&str, &str)] = &[("ip", "iproute2"), ("nft", "nftables"), ("gzip", "gzip")];
 
-fn has_command(command: &str) -> bool {
+pub(crate) fn has_command(command: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {command}")])
         .output()
@@ -97,7 +106,7 @@ fn has_command(command: &str) -> bool {
 }
 
 /// Installs what a fresh Debian machine lacks (as root, with apt); elsewhere says what to install.
-fn install_packages() -> Result<(), String> {
+pub(crate) fn install_packages() -> Result<(), String> {
     let missing: Vec<&str> = PACKAGES
         .iter()
         .filter(|(command, _)| !has_command(command))
@@ -120,7 +129,7 @@ fn install_packages() -> Result<(), String> {
 }
 
 /// Checks the machine has what the steps need; says exactly what is missing and how to get it.
-fn prerequisites() -> Result<(), String> {
+pub(crate) fn prerequisites() -> Result<(), String> {
     install_packages()?;
     let cargo = cargo();
     let mut missing = Vec::new();
@@ -131,71 +140,4 @@ fn prerequisites() -> Result<(), String> {
         missing.push("clippy (rustup component add clippy)");
     }
     if missing.is_empty() { Ok(()) } else { Err(format!("missing: {}", missing.join(", "))) }
-}
-
-fn ci(args: &[String]) -> Result<(), String> {
-    if let Some(unknown) = args.first() {
-        return Err(format!("ci takes no arguments, got {unknown:?}"));
-    }
-    let start = Instant::now();
-    let cargo = cargo();
-    step("prerequisites", prerequisites)?;
-    step("format", || run(&cargo, &["fmt", "--all", "--check"]))?;
-    step("clippy", || {
-        run(&cargo, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
-    })?;
-    step("tests", || {
-        if is_root() {
-            run(&cargo, &["test", "--workspace", "--", "--include-ignored"])
-        } else {
-            println!(
-                "!!! NOT ROOT: the tests that need root and network namespaces are SKIPPED.\n\
-                 !!! Run `sudo cargo xtask ci` (CI runs as root) to include them."
-            );
-            run(&cargo, &["test", "--workspace"])
-        }
-    })?;
-    step("scenario suite", || sim(&[]))?;
-    step("benchmark (quick)", || bench(&["--quick".to_string()]))?;
-    println!("\nci: all steps passed in {:.0} s", start.elapsed().as_secs_f64());
-    Ok(())
-}
-
-fn bench(args: &[String]) -> Result<(), String> {
-    let mut full = vec!["bench", "-p", "wanmon-benches", "--"];
-    full.extend(args.iter().map(String::as_str));
-    run(&cargo(), &full)
-}
-
-/// The scenario library through every engine this machine can run.
-fn sim(args: &[String]) -> Result<(), String> {
-    if let Some(unknown) = args.first() {
-        return Err(format!("sim takes no arguments, got {unknown:?}"));
-    }
-    let out = root().join("target/sim");
-    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let json = out.join("replay.json");
-    let svg = out.join("svg");
-    let (json, svg) = (json.to_string_lossy(), svg.to_string_lossy());
-    run(
-        &cargo(),
-        &[
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "wanmon-sim",
-            "--",
-            "run",
-            "scenarios",
-            "--engine",
-            "replay",
-            "--json",
-            &json,
-            "--svg",
-            &svg,
-        ],
-    )?;
-    println!("timelines: {json}, pictures: {svg}/");
-    Ok(())
 }

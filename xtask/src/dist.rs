@@ -1,0 +1,303 @@
+//! `cargo xtask dist`: cross-compiles the router binary for OpenWrt and packages it.
+//!
+//! The route that works on a fresh Debian machine (`shared/notes/cross-mipsel.md`): Debian's own
+//! Rust (rustc-web, cargo-web, rust-web-src) builds std from source with `-Zbuild-std`, zig from
+//! PyPI links against its bundled musl. Static, non-PIE, size flags; then `.pdr` and `.comment`
+//! are stripped and the package is checked against the flash budget.
+
+use crate::package::{self, Sizes};
+use crate::{has_command, is_root, root, run};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The whole `.ipk` must fit in this (the router this is for had 132 KB free).
+pub const BUDGET: u64 = 128 * 1024;
+const ZIG_VERSION: &str = "0.17.1";
+const DEBIAN_RUST: [&str; 3] = ["rustc-web", "cargo-web", "rust-web-src"];
+
+/// An OpenWrt architecture and how to build for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Arch {
+    pub openwrt: &'static str,
+    pub rust: &'static str,
+    zig: &'static str,
+    cpu: Option<&'static str>,
+}
+
+pub const ARCHES: [Arch; 2] = [
+    Arch {
+        openwrt: "mipsel_24kc",
+        rust: "mipsel-unknown-linux-musl",
+        zig: "mipsel-linux-musleabi",
+        cpu: Some("mips32r2+soft_float"),
+    },
+    Arch {
+        openwrt: "x86_64",
+        rust: "x86_64-unknown-linux-musl",
+        zig: "x86_64-linux-musl",
+        cpu: None,
+    },
+];
+
+/// The flags that make the binary small, each with what it is for. Measured on mipsel_24kc.
+const RUSTFLAGS: &[&str] = &[
+    // Fully static, non-PIE: runs without the router's loader; static-PIE crashes on MIPS.
+    "-C target-feature=+crt-static",
+    "-C relocation-model=static",
+    "-C link-self-contained=no",
+    // Panics abort without formatting a message: no panic machinery in the binary.
+    "-Zunstable-options",
+    "-Cpanic=immediate-abort",
+    // No file/line strings for every possible panic location.
+    "-Zlocation-detail=none",
+    // Nothing unwinds, so no unwind tables: .eh_frame went from 26 KB to 7 KB.
+    "-C force-unwind-tables=no",
+    // zig warns that rustlib/<target>/lib does not exist: there is no prebuilt std, by design.
+    "-A linker_messages",
+];
+
+fn cache_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    home.join(".cache/wanmon-cross")
+}
+
+/// Debian's Rust with its library sources, installed if this is a Debian machine and we are root.
+fn debian_rust() -> Result<(), String> {
+    let have_sources = Path::new("/usr/lib/rustlib/src/rust/library/std").exists();
+    let new_enough = Command::new("/usr/bin/rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|v| v.split_whitespace().nth(1).map(str::to_string))
+        .is_some_and(|v| {
+            v.split('.').nth(1).and_then(|m| m.parse::<u32>().ok()).is_some_and(|minor| minor >= 90)
+        });
+    if have_sources && new_enough && Path::new("/usr/bin/cargo").exists() {
+        return Ok(());
+    }
+    if !is_root() || !has_command("apt-get") {
+        return Err(format!(
+            "the cross build needs Debian's Rust with its sources (1.90 or newer): \
+             `apt-get update && apt-get install {}` (bookworm-security has 1.96)",
+            DEBIAN_RUST.join(" ")
+        ));
+    }
+    // The archive's lists may be old: bookworm itself has 1.85, bookworm-security 1.96.
+    run("apt-get", &["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq"];
+    args.extend(DEBIAN_RUST);
+    run("apt-get", &args)
+}
+
+/// zig from PyPI (it carries musl and compiler-rt for every target); returns the zig binary.
+fn zig() -> Result<PathBuf, String> {
+    let dir = cache_dir().join(format!("zig-{ZIG_VERSION}"));
+    let binary = dir.join("ziglang/zig");
+    if binary.exists() {
+        return Ok(binary);
+    }
+    let python = ["python3", "python"]
+        .into_iter()
+        .find(|p| has_command(p))
+        .ok_or("the cross build needs python3 with pip (for zig from PyPI)")?;
+    let target = dir.to_string_lossy().into_owned();
+    run(
+        python,
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            &target,
+            &format!("ziglang=={ZIG_VERSION}"),
+        ],
+    )
+    .map_err(|e| format!("{e}: zig comes from PyPI as `ziglang=={ZIG_VERSION}`"))?;
+    if binary.exists() {
+        Ok(binary)
+    } else {
+        Err(format!("pip installed ziglang but {} is missing", binary.display()))
+    }
+}
+
+/// The linker rustc calls: zig's C compiler for the target.
+fn linker(arch: &Arch, zig: &Path) -> Result<PathBuf, String> {
+    let path = cache_dir().join(format!("cc-{}", arch.openwrt));
+    let cpu = arch.cpu.map(|c| format!(" -mcpu={c}")).unwrap_or_default();
+    let script =
+        format!("#!/bin/sh\nexec \"{}\" cc -target {}{cpu} -Os \"$@\"\n", zig.display(), arch.zig);
+    std::fs::create_dir_all(cache_dir())
+        .map_err(|e| format!("cannot create {}: {e}", cache_dir().display()))?;
+    std::fs::write(&path, script).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let permissions = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&path, permissions)
+        .map_err(|e| format!("cannot make {} executable: {e}", path.display()))?;
+    Ok(path)
+}
+
+fn objcopy() -> Result<&'static str, String> {
+    ["llvm-objcopy-22", "llvm-objcopy", "llvm-objcopy-19", "llvm-objcopy-14"]
+        .into_iter()
+        .find(|c| has_command(c))
+        .ok_or_else(|| {
+            "llvm-objcopy is missing (it comes with Debian's rustc-web as llvm-22)".to_string()
+        })
+}
+
+/// Builds the stripped router binary for `arch`; returns its path.
+pub fn build(arch: &Arch) -> Result<PathBuf, String> {
+    debian_rust()?;
+    let zig = zig()?;
+    let linker = linker(arch, &zig)?;
+    let target_dir = root().join("target/dist-build");
+    let env_target = arch.rust.to_uppercase().replace('-', "_");
+    let status = Command::new("/usr/bin/cargo")
+        .current_dir(root())
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("RUSTC", "/usr/bin/rustc")
+        .env("RUSTDOC", "/usr/bin/rustdoc")
+        .env("ZIG_GLOBAL_CACHE_DIR", cache_dir().join("zig-cache"))
+        .env(format!("CARGO_TARGET_{env_target}_LINKER"), &linker)
+        .env(format!("CARGO_TARGET_{env_target}_RUSTFLAGS"), RUSTFLAGS.join(" "))
+        .args(["build", "--release", "--locked", "-p", "wanmon", "--target", arch.rust])
+        .args(["-Zbuild-std=std,panic_abort", "-Zbuild-std-features=optimize_for_size"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .status()
+        .map_err(|e| format!("cannot run /usr/bin/cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("the {} build failed ({status})", arch.openwrt));
+    }
+    let built = target_dir.join(arch.rust).join("release/wanmon");
+    let stripped = root().join("target/dist").join(arch.openwrt).join("wanmon");
+    std::fs::create_dir_all(stripped.parent().unwrap_or(Path::new(".")))
+        .map_err(|e| format!("cannot create target/dist: {e}"))?;
+    // lld keeps MIPS procedure descriptors (.pdr) and .comment even when stripping: ~9 %.
+    run(
+        objcopy()?,
+        &["-R", ".pdr", "-R", ".comment", &built.to_string_lossy(), &stripped.to_string_lossy()],
+    )?;
+    Ok(stripped)
+}
+
+pub fn arch_named(name: &str) -> Result<Arch, String> {
+    ARCHES.iter().copied().find(|a| a.openwrt == name).ok_or_else(|| {
+        let known: Vec<&str> = ARCHES.iter().map(|a| a.openwrt).collect();
+        format!("unknown --target {name:?}: expected one of {}", known.join(", "))
+    })
+}
+
+pub fn dist(args: &[String]) -> Result<(), String> {
+    let mut arch = ARCHES[0];
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--target" => {
+                arch = arch_named(
+                    iter.next()
+                        .ok_or("--target needs an OpenWrt architecture, such as mipsel_24kc")?,
+                )?
+            }
+            other => {
+                return Err(format!(
+                    "dist: unknown argument {other:?}; usage: cargo xtask dist [--target ARCH]"
+                ));
+            }
+        }
+    }
+    let binary = build(&arch)?;
+    let packages = package::build(&binary, arch.openwrt)?;
+    package::verify(&packages.daemon, arch.openwrt)?;
+    run_emulated(&arch, &binary)?;
+    let sizes = Sizes::measure(&binary, &packages.daemon)?;
+    println!("{}", sizes.report(BUDGET));
+    println!("packages:\n  {}\n  {}", packages.daemon.display(), packages.luci.display());
+    if sizes.package > BUDGET {
+        return Err(format!(
+            "{} is {} bytes, over the {BUDGET}-byte budget",
+            packages.daemon.display(),
+            sizes.package
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the built binary the way the router would, under qemu-user where the target is foreign:
+/// `--version`, `check-config` on the packaged default config and on a broken one, `rpcd list`.
+pub fn run_emulated(arch: &Arch, binary: &Path) -> Result<(), String> {
+    let runner = match arch.openwrt {
+        "x86_64" => None,
+        _ => Some("qemu-mipsel-static"),
+    };
+    if let Some(runner) = runner.filter(|r| !has_command(r)) {
+        if is_root() && has_command("apt-get") {
+            run("apt-get", &["install", "-y", "-qq", "qemu-user-static"])?;
+        } else {
+            println!(
+                "!!! {runner} is missing (apt-get install qemu-user-static): the {} binary was NOT run",
+                arch.openwrt
+            );
+            return Ok(());
+        }
+    }
+    let exec = |args: &[&str]| -> Result<std::process::Output, String> {
+        let mut command = match runner {
+            Some(runner) => {
+                let mut c = Command::new(runner);
+                c.arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        command.args(args).output().map_err(|e| format!("cannot run {}: {e}", binary.display()))
+    };
+    let version = exec(&["--version"])?;
+    let expected = format!("wanmon {}\n", env!("CARGO_PKG_VERSION"));
+    if String::from_utf8_lossy(&version.stdout) != expected {
+        return Err(format!(
+            "{} --version printed {:?}",
+            arch.openwrt,
+            String::from_utf8_lossy(&version.stdout)
+        ));
+    }
+    let config = root().join("openwrt-image/files/etc/wanmon/config.json");
+    let checked = exec(&["check-config", &config.to_string_lossy()])?;
+    if !checked.status.success() {
+        return Err(format!(
+            "{} check-config refused the default config: {}",
+            arch.openwrt,
+            String::from_utf8_lossy(&checked.stderr)
+        ));
+    }
+    let broken = std::env::temp_dir().join("wanmon-dist-broken.json");
+    std::fs::write(
+        &broken,
+        "{\"links\": [{\"name\": \"wan\", \"device\": \"eth0.2\", \"timeout_ms\": 5000}]}",
+    )
+    .map_err(|e| e.to_string())?;
+    let refused = exec(&["check-config", &broken.to_string_lossy()])?;
+    let message = String::from_utf8_lossy(&refused.stderr);
+    if refused.status.code() != Some(1) || !message.contains("links[0].timeout_ms") {
+        return Err(format!(
+            "{} check-config did not refuse a broken config as expected: {message}",
+            arch.openwrt
+        ));
+    }
+    let listed = exec(&["rpcd", "list"])?;
+    if !String::from_utf8_lossy(&listed.stdout).starts_with("{\"status\"") {
+        return Err(format!(
+            "{} rpcd list printed {:?}",
+            arch.openwrt,
+            String::from_utf8_lossy(&listed.stdout)
+        ));
+    }
+    let how = runner.map_or_else(|| "natively".to_string(), |r| format!("under {r}"));
+    println!(
+        "{} binary ran {how}: --version, check-config (valid and broken), rpcd list",
+        arch.openwrt
+    );
+    Ok(())
+}
