@@ -5,6 +5,7 @@
 //! - `cargo xtask bench`: the hot-path benchmark with its printed figures.
 
 mod ci;
+mod deploy;
 mod dist;
 mod package;
 mod sim;
@@ -20,6 +21,9 @@ commands:
   dist [--target ARCH]
            build the router package: cross-compile for OpenWrt (default mipsel_24kc; also
            x86_64), strip, write target/dist/*.ipk, check the 128 KB size budget
+  deploy --host USER@ROUTER [--port N] [--identity FILE] [--target ARCH] [--dry-run]
+           copy the package over SCP (legacy protocol, for dropbear), install it with opkg,
+           restart the service, print its status
   sim      run the scenario library against the controller and print the summary table;
            JSON and SVG timelines go to target/sim/
   ci       install what a fresh Debian machine lacks, then run fmt, clippy, every test
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::ci(&args[1..]),
         Some("bench") => ci::bench(&args[1..]),
         Some("dist") => dist::dist(&args[1..]),
+        Some("deploy") => deploy::deploy(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -96,7 +101,15 @@ pub(crate) fn step(name: &str, body: impl FnOnce() -> Result<(), String>) -> Res
 }
 
 /// Debian packages the tests need, by the command that shows each is there.
-const PACKAGES: &[(&str, &str)] = &[("ip", "iproute2"), ("nft", "nftables"), ("gzip", "gzip")];
+const PACKAGES: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("nft", "nftables"),
+    ("gzip", "gzip"),
+    ("unshare", "util-linux"),
+    ("/usr/sbin/sshd", "openssh-server"),
+    ("scp", "openssh-client"),
+    ("qemu-mipsel-static", "qemu-user-static"),
+];
 
 pub(crate) fn has_command(command: &str) -> bool {
     Command::new("sh")
@@ -122,10 +135,22 @@ pub(crate) fn install_packages() -> Result<(), String> {
             missing.join(" ")
         ));
     }
-    run("apt-get", &["update", "-qq"])?;
-    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-    args.extend(&missing);
-    run("apt-get", &args)
+    // The tests start their own sshd in a namespace; Debian must not start one on this machine.
+    let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
+    let ours = !policy.exists() && std::fs::write(policy, "#!/bin/sh\nexit 101\n").is_ok();
+    if ours {
+        let _ =
+            std::fs::set_permissions(policy, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    }
+    let result = run("apt-get", &["update", "-qq"]).and_then(|()| {
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend(&missing);
+        run("apt-get", &args)
+    });
+    if ours {
+        let _ = std::fs::remove_file(policy);
+    }
+    result
 }
 
 /// Checks the machine has what the steps need; says exactly what is missing and how to get it.
