@@ -15,8 +15,9 @@ fn sh(args: &[&str]) -> Output {
 }
 
 fn executable(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(path, text).expect("test setup");
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("test setup");
 }
 
 struct Router {
@@ -59,7 +60,7 @@ fn router(tag: &str) -> Router {
         sshd: None,
     };
     let _ = std::fs::remove_dir_all(&r.dir);
-    std::fs::create_dir_all(r.dir.join("bin")).unwrap();
+    std::fs::create_dir_all(r.dir.join("bin")).expect("test setup");
     for ns in [&r.client, &r.server] {
         let _ = Command::new("ip").args(["netns", "del", ns]).output();
         sh(&["ip", "netns", "add", ns]);
@@ -76,7 +77,8 @@ fn router(tag: &str) -> Router {
     let d = r.dir.display().to_string();
     sh(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", &format!("{d}/host_key")]);
     sh(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", &format!("{d}/client_key")]);
-    std::fs::copy(format!("{d}/client_key.pub"), format!("{d}/authorized_keys")).unwrap();
+    std::fs::copy(format!("{d}/client_key.pub"), format!("{d}/authorized_keys"))
+        .expect("test setup");
     executable(&r.dir.join("bin/opkg"), &format!("#!/bin/sh\necho \"opkg $*\" >> {d}/calls.log\n"));
     executable(
         &r.dir.join("bin/wanmon"),
@@ -96,8 +98,8 @@ fn router(tag: &str) -> Router {
              Subsystem sftp internal-sftp\nSetEnv PATH={d}/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
         ),
     )
-    .unwrap();
-    std::fs::create_dir_all("/run/sshd").unwrap();
+    .expect("test setup");
+    std::fs::create_dir_all("/run/sshd").expect("test setup");
     // The server's own mount namespace: /etc/init.d there is a tmpfs holding the stand-in.
     let start = format!(
         "mount -t tmpfs tmpfs /etc/init.d && cp {d}/init-wanmon /etc/init.d/wanmon && exec /usr/sbin/sshd -D -e -f {d}/sshd_config 2>>{d}/sshd.log"
@@ -116,7 +118,7 @@ fn router(tag: &str) -> Router {
             &start,
         ])
         .spawn()
-        .unwrap();
+        .expect("test setup");
     r.sshd = Some(sshd);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !std::fs::read_to_string(r.dir.join("sshd.log"))
@@ -149,7 +151,7 @@ fn deploy(r: &Router, extra: &[&str]) -> Output {
         .args(["--identity", &format!("{}/client_key", r.dir.display())])
         .args(extra)
         .output()
-        .unwrap()
+        .expect("test setup")
 }
 
 #[test]
@@ -158,21 +160,21 @@ fn deploy_copies_installs_restarts_and_shows_the_status() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let r = router("i");
     let package = r.dir.join("wanmon_0.1.0_mipsel_24kc.ipk");
-    std::fs::write(&package, b"not really a package, opkg here is a stand-in").unwrap();
+    std::fs::write(&package, b"not really a package, opkg here is a stand-in").expect("test setup");
     // Trust the test host key on first use, as a first deploy to a freshly flashed router would.
     let config = r.dir.join("ssh_config");
     let known = format!(
         "StrictHostKeyChecking accept-new\nUserKnownHostsFile {}/known_hosts\n",
         r.dir.display()
     );
-    std::fs::write(&config, known).unwrap();
+    std::fs::write(&config, known).expect("test setup");
     let (package, config) = (package.display().to_string(), config.display().to_string());
     let out = deploy(&r, &["--package", &package, "--ssh-config", &config]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("$ scp -O -P 2222"), "{stdout}");
     assert!(stdout.contains("stand-in wanmon: status"), "the status is printed: {stdout}");
-    let calls = std::fs::read_to_string(r.dir.join("calls.log")).unwrap();
+    let calls = std::fs::read_to_string(r.dir.join("calls.log")).expect("test setup");
     assert_eq!(
         calls,
         "opkg install --force-reinstall /tmp/wanmon_0.1.0_mipsel_24kc.ipk\ninit.d/wanmon restart\nwanmon status\n"
