@@ -20,6 +20,20 @@ use wanmon::daemon::plumbing;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const TARGET: &str = "192.0.2.1";
+
+/// `ip netns exec NS` and the daemon under test: the host build, or another build given in
+/// `WANMON_BINARY`, run through `WANMON_RUNNER` (`qemu-mipsel-static` for the router's build).
+fn daemon_in(ns: &str) -> Command {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", ns]);
+    if let Some(runner) = std::env::var_os("WANMON_RUNNER").filter(|r| !r.is_empty()) {
+        command.arg(runner);
+    }
+    command.arg(
+        std::env::var_os("WANMON_BINARY").unwrap_or_else(|| env!("CARGO_BIN_EXE_wanmon").into()),
+    );
+    command
+}
 const TOKEN: &str = "0123456789abcdef";
 
 fn sh(args: &[&str]) -> Output {
@@ -151,8 +165,8 @@ impl Lab {
 
     fn start(&mut self, config: &std::path::Path) {
         let log = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.router, env!("CARGO_BIN_EXE_wanmon"), "run", "--config"])
+        let child = daemon_in(&self.router)
+            .args(["run", "--config"])
             .arg(config)
             .args(["--socket", &self.socket()])
             .stdout(Stdio::null())
@@ -342,8 +356,7 @@ impl Lab {
     }
 
     fn cli(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.router, env!("CARGO_BIN_EXE_wanmon")])
+        daemon_in(&self.router)
             .args(args)
             .args(["--socket", &self.socket()])
             .output()
@@ -550,8 +563,8 @@ fn an_invalid_config_is_refused_at_start_and_on_reload() {
         "{\n  \"loss_divisor\": 0,\n  \"links\": [{\"name\": \"wan\", \"device\": \"wan\"}]\n}\n",
     )
     .unwrap();
-    let out = Command::new("ip")
-        .args(["netns", "exec", &lab.router, env!("CARGO_BIN_EXE_wanmon"), "run", "--config"])
+    let out = daemon_in(&lab.router)
+        .args(["run", "--config"])
         .arg(&bad)
         .args(["--socket", &lab.socket()])
         .output()
@@ -787,8 +800,8 @@ fn ipv6_links_fail_over_the_same_way() {
     .unwrap();
     let log = std::fs::File::create(lab.dir.join("daemon.log")).unwrap();
     lab.daemon = Some(
-        Command::new("ip")
-            .args(["netns", "exec", &lab.router, env!("CARGO_BIN_EXE_wanmon"), "run", "--config"])
+        daemon_in(&lab.router)
+            .args(["run", "--config"])
             .arg(&path)
             .args(["--socket", &lab.socket()])
             .stderr(log)

@@ -110,11 +110,17 @@ impl AsRawFd for ProbeSocket {
     }
 }
 
-fn set_option(fd: RawFd, level: i32, name: i32, value: &[u8]) -> io::Result<()> {
+/// Sets a socket option; the error names the option, so a kernel (or emulator) that lacks one
+/// says which.
+fn set_option(fd: RawFd, level: i32, name: i32, value: &[u8], shown: &str) -> io::Result<()> {
     // SAFETY: value is a valid buffer of the length passed.
     let result =
         unsafe { libc::setsockopt(fd, level, name, value.as_ptr().cast(), value.len() as u32) };
-    if result < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if result < 0 {
+        let error = io::Error::last_os_error();
+        return Err(io::Error::new(error.kind(), format!("{shown}: {error}")));
+    }
+    Ok(())
 }
 
 impl ProbeSocket {
@@ -141,14 +147,26 @@ impl ProbeSocket {
         }
         // SAFETY: raw is a fresh, valid descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        set_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_BINDTODEVICE, device.as_bytes())?;
-        set_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_MARK, &mark.to_ne_bytes())?;
+        set_option(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            device.as_bytes(),
+            "SO_BINDTODEVICE",
+        )?;
+        set_option(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MARK,
+            &mark.to_ne_bytes(),
+            "SO_MARK",
+        )?;
         if v6 {
             // Only echo replies reach this socket: no neighbour discovery or router adverts.
             let mut filter = [0xffu8; 32];
             let reply = usize::from(ECHO_REPLY_V6);
             filter[reply / 8] &= !(1 << (reply % 8));
-            let _ = set_option(fd.as_raw_fd(), libc::IPPROTO_ICMPV6, 1, &filter);
+            let _ = set_option(fd.as_raw_fd(), libc::IPPROTO_ICMPV6, 1, &filter, "ICMP6_FILTER");
         }
         Ok(ProbeSocket { fd, v6, with_ip_header })
     }
