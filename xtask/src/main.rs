@@ -109,6 +109,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("/usr/sbin/sshd", "openssh-server"),
     ("scp", "openssh-client"),
     ("qemu-mipsel-static", "qemu-user-static"),
+    ("chromium", "chromium"),
+    ("npm", "npm"),
 ];
 
 pub(crate) fn has_command(command: &str) -> bool {
