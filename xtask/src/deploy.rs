@@ -76,11 +76,13 @@ else
   echo "no opkg here: unpacking $pkg by hand"
   work=$(mktemp -d)
   tar -xzf "$pkg" -C "$work"
-  keep=""
-  [ -f /etc/wanmon/config.json ] && keep="--exclude=./etc/wanmon/config.json"
-  tar -xzf "$work/data.tar.gz" -C / $keep
-  tar -xzf "$work/control.tar.gz" -C "$work"
-  sh "$work/postinst"
+  mkdir "$work/data" "$work/control"
+  tar -xzf "$work/data.tar.gz" -C "$work/data"
+  tar -xzf "$work/control.tar.gz" -C "$work/control"
+  # BusyBox tar has no --exclude: keep an existing config by not copying the packaged one.
+  [ -f /etc/wanmon/config.json ] && rm -f "$work/data/etc/wanmon/config.json"
+  cp -a "$work/data/." /
+  sh "$work/control/postinst"
   rm -rf "$work"
 fi
 rm -f "$pkg"
