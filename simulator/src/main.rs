@@ -9,11 +9,16 @@ use wanmon_sim::scenario::Scenario;
 use wanmon_sim::{replay, report};
 
 const USAGE: &str = "usage: wanmon-sim run <scenario.yaml|dir> [--engine replay] [--json FILE] [--svg DIR] [--sample-every SECONDS]
+       wanmon-sim calibrate <scenario.yaml> [--pings N]
 
   --engine replay     virtual time against the decision core: deterministic, no root (default)
   --json FILE         write every run (decisions, route changes, sampled telemetry, verdicts) as JSON
   --svg DIR           write one SVG timeline per scenario into DIR
   --sample-every S    telemetry sampling period in the JSON and SVG output (default 1)
+
+  calibrate           build each link of the scenario for real (namespaces, TUN devices, the
+                      impairment relay; needs root) and print measured vs configured latency,
+                      jitter and loss (surge-ping; default 200 pings per link)
 
 exit status: 0 every expectation met, 1 some expectation not met, 2 bad command line or scenario";
 
@@ -69,6 +74,9 @@ fn main() -> ExitCode {
     if matches!(args.first().map(String::as_str), Some("-h" | "--help")) {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
+    }
+    if args.first().map(String::as_str) == Some("calibrate") {
+        return calibrate(&args[1..]);
     }
     let options = match parse(&args) {
         Ok(options) => options,
@@ -132,4 +140,56 @@ fn write_outputs(
         }
     }
     Ok(())
+}
+
+fn calibrate(args: &[String]) -> ExitCode {
+    let mut file = None;
+    let mut pings: u16 = 200;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--pings" => {
+                match iter.next().and_then(|v| v.parse().ok()).filter(|n| (10..=10_000).contains(n))
+                {
+                    Some(n) => pings = n,
+                    None => {
+                        eprintln!("wanmon-sim: --pings needs a number from 10 to 10000\n\n{USAGE}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            flag if flag.starts_with('-') => {
+                eprintln!("wanmon-sim: unknown option {flag:?}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+            _ if file.is_none() => file = Some(PathBuf::from(arg)),
+            _ => {
+                eprintln!("wanmon-sim: calibrate takes one scenario file\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(file) = file else {
+        eprintln!("wanmon-sim: calibrate needs a scenario file\n\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let scenario = match Scenario::load(&file) {
+        Ok(scenario) => scenario,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    match wanmon_sim::calibrate::calibrate(&scenario, pings) {
+        Ok(calibrations) => {
+            print!("{}", wanmon_sim::calibrate::table(&calibrations));
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("wanmon-sim: calibrate: {message} (it needs root for network namespaces)");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,222 @@
+//! The userspace impairment relay: two TUN devices in two network namespaces, and a tokio task
+//! per direction that delays, jitters and drops the packets between them. It works where the
+//! kernel has no netem (this project's machines), and it is seeded: the same packets are lost
+//! in every run.
+//!
+//! Delay is split over the two directions so a round trip sees the scenario's latency; loss and
+//! unreachable targets act on the way out (router to ISP), like a lost probe in the replay.
+
+use crate::replay::Rng;
+use crate::scenario::{Carrier, Condition};
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETCARRIER: libc::c_ulong = 0x4004_54e2;
+
+/// Opens a TUN device named `name` in the namespace of the calling thread.
+pub fn open_tun(name: &str) -> io::Result<OwnedFd> {
+    // SAFETY: plain open(2) of a device node; the result is checked before it is owned.
+    let fd = unsafe {
+        libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is fresh and owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // struct ifreq: 16 bytes of name, then the flags.
+    let mut request = [0u8; 40];
+    let bytes = name.as_bytes();
+    if bytes.len() >= 16 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("device name {name:?} is too long"),
+        ));
+    }
+    request[..bytes.len()].copy_from_slice(bytes);
+    request[16..18].copy_from_slice(&(IFF_TUN | IFF_NO_PI).to_ne_bytes());
+    // SAFETY: TUNSETIFF reads and writes an ifreq, which `request` is large enough to hold.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, request.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// A TUN device for the tokio reactor.
+pub fn async_tun(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: an OwnedFd is a valid, open descriptor that stays open and the same for as long as
+    // the AsyncFd owns it, which is what registering requires.
+    unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
+}
+
+/// Carrier off makes the device NO-CARRIER for its namespace: a pulled cable.
+pub fn set_carrier(fd: RawFd, up: bool) -> io::Result<()> {
+    let value: libc::c_int = i32::from(up);
+    // SAFETY: TUNSETCARRIER reads one int through the pointer.
+    if unsafe { libc::ioctl(fd, TUNSETCARRIER as _, &value) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The destination address of an IP packet.
+fn destination(packet: &[u8]) -> Option<IpAddr> {
+    match packet.first()? >> 4 {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(packet.get(16..20)?).ok()?)),
+        6 => Some(IpAddr::from(<[u8; 16]>::try_from(packet.get(24..40)?).ok()?)),
+        _ => None,
+    }
+}
+
+/// What the relay does to one packet.
+#[derive(Debug, PartialEq)]
+pub enum Fate {
+    Drop,
+    Deliver(Duration),
+}
+
+/// The impairment of one direction: latency/2 and jitter/√2 each way, so a round trip has the
+/// scenario's latency and jitter; loss and unreachable targets only on the way out.
+pub fn fate(
+    condition: &Condition,
+    targets: &[IpAddr],
+    packet: &[u8],
+    outbound: bool,
+    rng: &mut Rng,
+) -> Fate {
+    // Draw every number for every packet, so one change does not shift all later draws.
+    let lost = rng.unit() * 100.0 < condition.loss_percent;
+    let spread = rng.normal() * condition.jitter_ms / std::f64::consts::SQRT_2;
+    if condition.outage || condition.carrier == Carrier::Down {
+        return Fate::Drop;
+    }
+    if outbound {
+        if lost {
+            return Fate::Drop;
+        }
+        let unreachable = destination(packet)
+            .and_then(|d| targets.iter().position(|t| *t == d))
+            .is_some_and(|index| condition.unreachable_targets.contains(&index));
+        if unreachable {
+            return Fate::Drop;
+        }
+    }
+    let millis = (condition.latency_ms / 2.0 + spread).max(0.0);
+    Fate::Deliver(Duration::from_secs_f64(millis / 1000.0))
+}
+
+/// Moves packets from `from` to `to` through the shared condition until the task is dropped.
+pub async fn relay(
+    from: Arc<AsyncFd<OwnedFd>>,
+    to: Arc<AsyncFd<OwnedFd>>,
+    condition: Arc<Mutex<Condition>>,
+    targets: Arc<Vec<IpAddr>>,
+    outbound: bool,
+    seed: u64,
+) -> io::Result<()> {
+    let mut rng = Rng::new(seed);
+    let mut buffer = vec![0u8; 65_536];
+    loop {
+        let mut ready = from.readable().await?;
+        // SAFETY: buffer is valid for writes of its length.
+        let got = unsafe { libc::read(from.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+        if got < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::WouldBlock {
+                ready.clear_ready();
+                continue;
+            }
+            return Err(error);
+        }
+        let packet = buffer[..got as usize].to_vec();
+        let decided = {
+            let condition =
+                condition.lock().map_err(|_| io::Error::other("condition lock poisoned"))?;
+            fate(&condition, &targets, &packet, outbound, &mut rng)
+        };
+        if let Fate::Deliver(delay) = decided {
+            let to = Arc::clone(&to);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                // SAFETY: packet is a valid buffer of its length. A full queue drops the packet,
+                // as a congested link would.
+                unsafe { libc::write(to.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition() -> Condition {
+        Condition {
+            latency_ms: 40.0,
+            jitter_ms: 0.0,
+            loss_percent: 0.0,
+            outage: false,
+            carrier: Carrier::Up,
+            unreachable_targets: vec![1],
+        }
+    }
+
+    fn packet_to(address: [u8; 4]) -> Vec<u8> {
+        let mut p = vec![0x45; 20];
+        p[16..20].copy_from_slice(&address);
+        p
+    }
+
+    #[test]
+    fn each_direction_carries_half_the_latency() {
+        let targets: Vec<IpAddr> =
+            vec!["192.0.2.1".parse().unwrap(), "198.51.100.1".parse().unwrap()];
+        let mut rng = Rng::new(1);
+        let fate = fate(&condition(), &targets, &packet_to([192, 0, 2, 1]), true, &mut rng);
+        assert_eq!(fate, Fate::Deliver(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn outages_unreachable_targets_and_loss_drop() {
+        let targets: Vec<IpAddr> =
+            vec!["192.0.2.1".parse().unwrap(), "198.51.100.1".parse().unwrap()];
+        let mut rng = Rng::new(1);
+        assert_eq!(
+            fate(&condition(), &targets, &packet_to([198, 51, 100, 1]), true, &mut rng),
+            Fate::Drop
+        );
+        // The way back is never filtered by target: only outbound probes are.
+        assert!(matches!(
+            fate(&condition(), &targets, &packet_to([198, 51, 100, 1]), false, &mut rng),
+            Fate::Deliver(_)
+        ));
+        let outage = Condition { outage: true, ..condition() };
+        assert_eq!(
+            fate(&outage, &targets, &packet_to([192, 0, 2, 1]), false, &mut rng),
+            Fate::Drop
+        );
+        let lossy = Condition { loss_percent: 100.0, ..condition() };
+        assert_eq!(fate(&lossy, &targets, &packet_to([192, 0, 2, 1]), true, &mut rng), Fate::Drop);
+        assert_eq!(destination(&[0x60; 10]), None);
+    }
+
+    #[test]
+    fn the_same_seed_loses_the_same_packets() {
+        let lossy = Condition { loss_percent: 30.0, jitter_ms: 5.0, ..condition() };
+        let run = |seed| {
+            let mut rng = Rng::new(seed);
+            (0..200)
+                .map(|_| fate(&lossy, &[], &packet_to([192, 0, 2, 1]), true, &mut rng))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+}
