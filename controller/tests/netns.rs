@@ -68,6 +68,16 @@ struct Lab {
 }
 
 impl Lab {
+    /// A lab with the daemon running on the default two-link config, holding the lock that keeps
+    /// namespace tests one at a time.
+    fn started(tag: &str) -> (std::sync::MutexGuard<'static, ()>, Lab) {
+        let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lab = Lab::new(tag);
+        let config = lab.config("");
+        lab.start(&config);
+        (serial, lab)
+    }
+
     fn new(tag: &str) -> Lab {
         require_root();
         let id = format!("{}{}", tag, std::process::id() % 100_000);
@@ -470,10 +480,7 @@ fn drop_all_moves_the_route_and_failback_waits_for_its_hold() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn carrier_loss_moves_the_route_within_200_ms() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut lab = Lab::new("carr");
-    let config = lab.config("");
-    lab.start(&config);
+    let (_serial, lab) = Lab::started("carr");
     // The kernel tells userspace of a carrier change through linkwatch, which defers ordinary
     // devices' events by up to a second; the daemon cannot act before it hears. So the daemon's
     // reaction is timed from the kernel's notification, seen on our own netlink socket.
@@ -508,10 +515,7 @@ fn carrier_loss_moves_the_route_within_200_ms() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn sigterm_hands_routing_back_to_the_system() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut lab = Lab::new("term");
-    let config = lab.config("");
-    lab.start(&config);
+    let (_serial, mut lab) = Lab::started("term");
     // Put the route on wwan first, so handing back visibly changes where traffic goes.
     let forced = lab.cli(&["force", "wwan"]);
     assert!(forced.status.success(), "{forced:?}");
@@ -535,15 +539,13 @@ fn sigterm_hands_routing_back_to_the_system() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn a_restart_after_kill_9_cleans_the_stale_routes() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut lab = Lab::new("kill");
-    let config = lab.config("");
-    lab.start(&config);
+    let (_serial, mut lab) = Lab::started("kill");
     let rules = lab.our_rules();
     let routes = lab.routes().0;
     lab.signal("-KILL");
     let _ = lab.wait_exit();
     assert_eq!(lab.our_rules(), rules, "a killed daemon cannot clean up: the stale state is there");
+    let config = lab.config("");
     lab.start(&config);
     assert_eq!(lab.our_rules(), rules, "stale rules were removed, not doubled");
     assert_eq!(lab.routes().0, routes);
@@ -614,10 +616,7 @@ fn an_invalid_config_is_refused_at_start_and_on_reload() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn the_web_api_forces_a_link_only_with_the_token() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut lab = Lab::new("web");
-    let config = lab.config("");
-    lab.start(&config);
+    let (_serial, lab) = Lab::started("web");
     let post = |token: &str, body: &str| {
         format!(
             "POST /api/mode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
@@ -698,10 +697,7 @@ fn a_link_whose_device_appears_later_joins() {
 #[ignore = "needs root: network namespaces"]
 fn bad_control_requests_and_bad_web_clients_do_not_disturb_the_daemon() {
     use std::io::{Read, Write};
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut lab = Lab::new("abuse");
-    let config = lab.config("");
-    lab.start(&config);
+    let (_serial, lab) = Lab::started("abuse");
     let ask = |request: &[u8]| {
         let mut stream =
             std::os::unix::net::UnixStream::connect(lab.socket()).expect("control socket");
@@ -827,10 +823,7 @@ fn ipv6_links_fail_over_the_same_way() {
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn a_route_removed_or_changed_by_someone_else_is_put_back_at_once() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut lab = Lab::new("back");
-    let config = lab.config("");
-    lab.start(&config);
+    let (_serial, lab) = Lab::started("back");
     let table = plumbing::ROUTE_TABLE.to_string();
     assert_eq!(lab.table_device(plumbing::ROUTE_TABLE).as_deref(), Some("wan"));
     // Deleted: without wanmon's route, lookups would fall through to the system's routes.

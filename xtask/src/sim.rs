@@ -32,5 +32,9 @@ pub fn sim(args: &[String]) -> Result<(), String> {
         ],
     )?;
     println!("timelines: {json}, pictures: {svg}/");
+    println!(
+        "engines run: replay. The netns engine (the real daemon over the impairment relay) is not \
+         built yet; `wanmon-sim calibrate` measures the relay on its own."
+    );
     Ok(())
 }

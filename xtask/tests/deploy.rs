@@ -143,6 +143,18 @@ fn router_with(tag: &str, chroot: Option<&Path>) -> Router {
     r
 }
 
+/// An ssh_config that trusts the test host key on first use, as a first deploy to a freshly
+/// flashed router would.
+fn trusting_ssh_config(r: &Router) -> String {
+    let config = r.dir.join("ssh_config");
+    let text = format!(
+        "StrictHostKeyChecking accept-new\nUserKnownHostsFile {}/known_hosts\n",
+        r.dir.display()
+    );
+    std::fs::write(&config, text).expect("test setup");
+    config.display().to_string()
+}
+
 fn deploy(r: &Router, extra: &[&str]) -> Output {
     Command::new("ip")
         .args([
@@ -169,14 +181,7 @@ fn deploy_copies_installs_restarts_and_shows_the_status() {
     let r = router("i");
     let package = r.dir.join("wanmon_0.1.0_mipsel_24kc.ipk");
     std::fs::write(&package, b"not really a package, opkg here is a stand-in").expect("test setup");
-    // Trust the test host key on first use, as a first deploy to a freshly flashed router would.
-    let config = r.dir.join("ssh_config");
-    let known = format!(
-        "StrictHostKeyChecking accept-new\nUserKnownHostsFile {}/known_hosts\n",
-        r.dir.display()
-    );
-    std::fs::write(&config, known).expect("test setup");
-    let (package, config) = (package.display().to_string(), config.display().to_string());
+    let (package, config) = (package.display().to_string(), trusting_ssh_config(&r));
     let out = deploy(&r, &["--package", &package, "--ssh-config", &config]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -302,13 +307,7 @@ fn without_opkg_the_package_is_unpacked_by_hand_keeping_the_users_config() {
     let root = opkg_less_root(&id);
     let r = router_with("m", Some(&root));
     let package = fake_package(&r.dir);
-    let config = r.dir.join("ssh_config");
-    let known = format!(
-        "StrictHostKeyChecking accept-new\nUserKnownHostsFile {}/known_hosts\n",
-        r.dir.display()
-    );
-    std::fs::write(&config, known).expect("test setup");
-    let (package, config) = (package.display().to_string(), config.display().to_string());
+    let (package, config) = (package.display().to_string(), trusting_ssh_config(&r));
     let out = deploy(&r, &["--package", &package, "--ssh-config", &config]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let calls = std::fs::read_to_string(root.join("calls.log")).unwrap_or_default();
