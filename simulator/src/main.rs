@@ -8,10 +8,17 @@ use wanmon_sim::record::RunRecord;
 use wanmon_sim::scenario::Scenario;
 use wanmon_sim::{replay, report};
 
-const USAGE: &str = "usage: wanmon-sim run <scenario.yaml|dir> [--engine replay] [--json FILE] [--svg DIR] [--sample-every SECONDS]
+const USAGE: &str = "usage: wanmon-sim run <scenario.yaml|dir> [--engine replay|netns] [--binary PATH] [--runner CMD]
+                     [--impair auto|relay|netem] [--json FILE] [--svg DIR] [--sample-every SECONDS]
        wanmon-sim calibrate <scenario.yaml> [--pings N]
 
   --engine replay     virtual time against the decision core: deterministic, no root (default)
+  --engine netns      real namespaces, the real daemon, real time (needs root); scenarios run in
+                      parallel, each on its own namespaces, all removed afterwards
+  --binary PATH       the daemon for netns (default: wanmon next to wanmon-sim)
+  --runner CMD        run the daemon through CMD, such as qemu-mipsel-static
+  --impair KIND       netns impairment: relay (userspace TUN relay, works everywhere), netem, or
+                      auto (netem where the kernel has it; only relay is built so far)
   --json FILE         write every run (decisions, route changes, sampled telemetry, verdicts) as JSON
   --svg DIR           write one SVG timeline per scenario into DIR
   --sample-every S    telemetry sampling period in the JSON and SVG output (default 1)
@@ -24,6 +31,9 @@ exit status: 0 every expectation met, 1 some expectation not met, 2 bad command 
 
 struct Options {
     path: PathBuf,
+    netns: bool,
+    binary: Option<PathBuf>,
+    runner: Option<String>,
     json: Option<PathBuf>,
     svg: Option<PathBuf>,
     sample_every_s: f64,
@@ -37,14 +47,34 @@ fn parse(args: &[String]) -> Result<Options, String> {
         None => return Err("missing command".into()),
     }
     let mut path = None;
-    let mut options = Options { path: PathBuf::new(), json: None, svg: None, sample_every_s: 1.0 };
+    let mut options = Options {
+        path: PathBuf::new(),
+        netns: false,
+        binary: None,
+        runner: None,
+        json: None,
+        svg: None,
+        sample_every_s: 1.0,
+    };
     while let Some(arg) = iter.next() {
         let mut value =
             |flag: &str| iter.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
         match arg.as_str() {
             "--engine" => match value("--engine")?.as_str() {
-                "replay" => {}
-                other => return Err(format!("--engine: got {other:?}, expected replay")),
+                "replay" => options.netns = false,
+                "netns" => options.netns = true,
+                other => return Err(format!("--engine: got {other:?}, expected replay or netns")),
+            },
+            "--binary" => options.binary = Some(value("--binary")?.into()),
+            "--runner" => options.runner = Some(value("--runner")?),
+            "--impair" => match value("--impair")?.as_str() {
+                "relay" | "auto" => {}
+                "netem" => {
+                    return Err("--impair netem: the netem backend is not built; use relay (it needs no sch_netem)".into());
+                }
+                other => {
+                    return Err(format!("--impair: got {other:?}, expected auto, relay or netem"));
+                }
             },
             "--json" => options.json = Some(value("--json")?.into()),
             "--svg" => options.svg = Some(value("--svg")?.into()),
@@ -99,8 +129,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let records: Vec<RunRecord> =
-        scenarios.iter().map(|s| replay::run(s, options.sample_every_s)).collect();
+    let records: Vec<RunRecord> = if options.netns {
+        match run_netns(&options, &scenarios) {
+            Ok(records) => records,
+            Err(message) => {
+                eprintln!("wanmon-sim: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        scenarios.iter().map(|s| replay::run(s, options.sample_every_s)).collect()
+    };
     print!("{}", report::table(&records));
     if let Err(message) = write_outputs(&options, &scenarios, &records) {
         eprintln!("wanmon-sim: {message}");
@@ -192,4 +231,43 @@ fn calibrate(args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Every scenario on its own namespaces, all at once: they run in real time.
+fn run_netns(options: &Options, scenarios: &[Scenario]) -> Result<Vec<RunRecord>, String> {
+    let binary = match &options.binary {
+        Some(binary) => binary.clone(),
+        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("wanmon"),
+    };
+    if !binary.exists() {
+        return Err(format!(
+            "the daemon {} does not exist: build it (cargo build -p wanmon) or pass --binary",
+            binary.display()
+        ));
+    }
+    wanmon_sim::netns::catch_interrupts();
+    let netns_options = wanmon_sim::netns::Options {
+        binary,
+        runner: options.runner.clone(),
+        sample_every_s: options.sample_every_s,
+    };
+    let longest = scenarios.iter().map(|s| s.duration_s).fold(0.0, f64::max);
+    eprintln!(
+        "wanmon-sim: {} scenario(s) on namespaces in real time, about {longest:.0} s",
+        scenarios.len()
+    );
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = scenarios
+            .iter()
+            .map(|s| scope.spawn(|| wanmon_sim::netns::run(s, &netns_options)))
+            .collect();
+        runs.into_iter()
+            .zip(scenarios)
+            .map(|(run, scenario)| {
+                run.join()
+                    .map_err(|_| format!("{}: the run panicked", scenario.name))?
+                    .map_err(|e| format!("{}: {e}", scenario.name))
+            })
+            .collect()
+    })
 }

@@ -26,7 +26,8 @@ pub fn ci(args: &[String]) -> Result<(), String> {
             run(&cargo, &["test", "--workspace"])
         }
     })?;
-    step("scenario suite", || sim::sim(&[]))?;
+    // The tests step already ran the library on namespaces (simulator/tests/netns_suite.rs).
+    step("scenario suite (replay)", || sim::sim(&["--replay-only".to_string()]))?;
     step("router package (mipsel_24kc, size budget, run under qemu)", || dist::dist(&[]))?;
     step("web page in a real browser", browser)?;
     step("benchmark (quick)", || bench(&["--quick".to_string()]))?;

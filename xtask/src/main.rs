@@ -24,8 +24,9 @@ commands:
   deploy --host USER@ROUTER [--port N] [--identity FILE] [--target ARCH] [--dry-run]
            copy the package over SCP (legacy protocol, for dropbear), install it with opkg,
            restart the service, print its status
-  sim      run the scenario library against the controller and print the summary table;
-           JSON and SVG timelines go to target/sim/
+  sim [--replay-only]
+           run the scenario library against the controller (replay; and netns, the real daemon
+           on namespaces, when root) and print the summary table; JSON and SVG in target/sim/
   ci       install what a fresh Debian machine lacks, then run fmt, clippy, every test
            (root-only tests too when run as root) and a short benchmark
   bench    run the criterion benchmark of the hot path (prints ns per probe outcome)";

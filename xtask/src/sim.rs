@@ -1,17 +1,47 @@
-//! `cargo xtask sim`: the scenario library through every engine this machine can run.
+//! `cargo xtask sim`: the scenario library through every engine this machine can run: `replay`
+//! always, `netns` (the real daemon on namespaces, in real time, ~10 min) when root, and whether
+//! the two agree on the switches of every scenario.
 
-use crate::{cargo, root, run};
+use crate::{cargo, is_root, root, run};
 
-/// The scenario library through every engine this machine can run.
-pub fn sim(args: &[String]) -> Result<(), String> {
-    if let Some(unknown) = args.first() {
-        return Err(format!("sim takes no arguments, got {unknown:?}"));
+/// The links each scenario's route went to, in order, from a run's JSON output.
+fn switch_sequences(json: &std::path::Path) -> Result<Vec<(String, Vec<String>)>, String> {
+    let text = std::fs::read_to_string(json)
+        .map_err(|e| format!("cannot read {}: {e}", json.display()))?;
+    // The JSON is ours (wanmon-sim writes it): a light scan is enough, no JSON crate in xtask.
+    let mut sequences = Vec::new();
+    for record in text.split("\"scenario\": \"").skip(1) {
+        let name = record.split('"').next().unwrap_or_default().to_string();
+        let changes = record
+            .split("\"route_changes\": [")
+            .nth(1)
+            .and_then(|r| r.split(']').next())
+            .unwrap_or_default();
+        let links = changes
+            .split("\"to\": \"")
+            .skip(1)
+            .map(|t| t.split('"').next().unwrap_or_default().to_string())
+            .collect();
+        sequences.push((name, links));
     }
+    Ok(sequences)
+}
+
+pub fn sim(args: &[String]) -> Result<(), String> {
+    let replay_only = match args.first().map(String::as_str) {
+        None => false,
+        Some("--replay-only") if args.len() == 1 => true,
+        Some(other) => {
+            return Err(format!(
+                "sim: unknown argument {other:?}; usage: cargo xtask sim [--replay-only]"
+            ));
+        }
+    };
     let out = root().join("target/sim");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let json = out.join("replay.json");
-    let svg = out.join("svg");
-    let (json, svg) = (json.to_string_lossy(), svg.to_string_lossy());
+    let svg = out.join("svg").to_string_lossy().into_owned();
+    let replay_json = out.join("replay.json");
+    let replay_path = replay_json.to_string_lossy().into_owned();
     run(
         &cargo(),
         &[
@@ -26,15 +56,68 @@ pub fn sim(args: &[String]) -> Result<(), String> {
             "--engine",
             "replay",
             "--json",
-            &json,
+            &replay_path,
             "--svg",
             &svg,
         ],
     )?;
-    println!("timelines: {json}, pictures: {svg}/");
+    if replay_only {
+        println!(
+            "timelines: {replay_path}, pictures: {svg}/ (netns engine skipped: --replay-only)"
+        );
+        return Ok(());
+    }
+    if !is_root() {
+        println!(
+            "!!! NOT ROOT: the netns engine (real namespaces, the real daemon) is SKIPPED; run `sudo cargo xtask sim`."
+        );
+        return Ok(());
+    }
+    run(&cargo(), &["build", "--quiet", "--release", "-p", "wanmon"])?;
+    let netns_json = out.join("netns.json");
+    let netns_path = netns_json.to_string_lossy().into_owned();
+    let binary = root().join("target/release/wanmon").to_string_lossy().into_owned();
+    run(
+        &cargo(),
+        &[
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "wanmon-sim",
+            "--",
+            "run",
+            "scenarios",
+            "--engine",
+            "netns",
+            "--binary",
+            &binary,
+            "--json",
+            &netns_path,
+            "--svg",
+            &svg,
+            "--sample-every",
+            "2",
+        ],
+    )?;
+    let replayed = switch_sequences(&replay_json)?;
+    let real = switch_sequences(&netns_json)?;
+    let mut disagreements = 0;
+    for ((name, replay), (_, netns)) in replayed.iter().zip(&real) {
+        if replay != netns {
+            disagreements += 1;
+            println!("DISAGREE {name}: replay switched to {replay:?}, netns to {netns:?}");
+        }
+    }
     println!(
-        "engines run: replay. The netns engine (the real daemon over the impairment relay) is not \
-         built yet; `wanmon-sim calibrate` measures the relay on its own."
+        "replay and netns agree on the switches of {} of {} scenarios",
+        replayed.len() - disagreements,
+        replayed.len()
     );
-    Ok(())
+    println!("timelines: {replay_path}, {netns_path}; pictures: {svg}/");
+    if disagreements > 0 {
+        Err(format!("{disagreements} scenario(s) switch differently on netns"))
+    } else {
+        Ok(())
+    }
 }

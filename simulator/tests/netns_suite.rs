@@ -1,0 +1,117 @@
+//! The whole scenario library on real namespaces with the real daemon (the `netns` engine), all
+//! scenarios at once in real time: each meets its expectations, switches to the same links in
+//! the same order as the replay of the decision core, matches its snapshot (the links and the
+//! phase each switch fell in: no times, so noise cannot flake it), and leaves nothing behind.
+//! Needs root; `cargo xtask ci` runs it with `--include-ignored`. Set WANMON_BINARY (and
+//! WANMON_RUNNER, such as qemu-mipsel-static) to run another build of the daemon.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use wanmon_sim::record::RunRecord;
+use wanmon_sim::scenario::Scenario;
+use wanmon_sim::{netns, replay};
+
+fn daemon() -> PathBuf {
+    if let Some(binary) = std::env::var_os("WANMON_BINARY").filter(|b| !b.is_empty()) {
+        return binary.into();
+    }
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "wanmon"])
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "cannot build the daemon");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"), PathBuf::from);
+    target.join("debug/wanmon")
+}
+
+/// The switches as the snapshot shows them: the link, and the phase of the timeline it fell in.
+fn switch_log(scenario: &Scenario, record: &RunRecord) -> String {
+    record
+        .route_changes
+        .iter()
+        .map(|change| {
+            let t = change.t_ms as f64 / 1000.0;
+            let phase = scenario.timeline.iter().filter(|p| p.at_s <= t).count();
+            let during = match phase {
+                0 => "before any change".to_string(),
+                n => format!("after the change at {} s", scenario.timeline[n - 1].at_s),
+            };
+            format!("{} -> {} {during}", change.from.as_deref().unwrap_or("none"), change.to)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+#[ignore = "needs root: network namespaces; runs in real time (~10 min)"]
+fn every_scenario_on_namespaces_agrees_with_the_replay() {
+    let uid = String::from_utf8(Command::new("id").arg("-u").output().expect("id").stdout)
+        .unwrap_or_default();
+    assert_eq!(uid.trim(), "0", "needs root for network namespaces: run `sudo cargo xtask ci`");
+    let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let scenarios = Scenario::load_all(&library).unwrap_or_else(|e| panic!("{e:?}"));
+    let options = netns::Options {
+        binary: daemon(),
+        runner: std::env::var("WANMON_RUNNER").ok().filter(|r| !r.is_empty()),
+        sample_every_s: 5.0,
+    };
+    let records: Vec<RunRecord> = std::thread::scope(|scope| {
+        let runs: Vec<_> =
+            scenarios.iter().map(|s| scope.spawn(|| netns::run(s, &options))).collect();
+        runs.into_iter()
+            .map(|r| r.join().expect("run thread").unwrap_or_else(|e| panic!("{e}")))
+            .collect()
+    });
+    let mut problems = Vec::new();
+    for (scenario, record) in scenarios.iter().zip(&records) {
+        let unmet: Vec<String> = record
+            .verdicts
+            .iter()
+            .filter(|v| !v.met)
+            .map(|v| format!("{}: {}", v.expectation, v.detail))
+            .collect();
+        if !unmet.is_empty() {
+            problems.push(format!("{}: unmet on netns: {unmet:?}", scenario.name));
+        }
+        let replayed = replay::run(scenario, 1.0);
+        let links =
+            |r: &RunRecord| r.route_changes.iter().map(|c| c.to.clone()).collect::<Vec<_>>();
+        if links(record) != links(&replayed) {
+            problems.push(format!(
+                "{}: netns switched {:?}, replay {:?}",
+                scenario.name,
+                links(record),
+                links(&replayed)
+            ));
+        }
+        println!(
+            "{:<36} netns: time to switch {:>5}, {} switches | replay: {:>5}, {} switches",
+            scenario.name,
+            record.time_to_switch_s.map_or("-".into(), |t| format!("{t:.1} s")),
+            record.switches,
+            replayed.time_to_switch_s.map_or("-".into(), |t| format!("{t:.1} s")),
+            replayed.switches
+        );
+    }
+    let leftover = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let leftover = String::from_utf8_lossy(&leftover.stdout)
+        .lines()
+        .filter(|l| l.starts_with(netns::PREFIX))
+        .count();
+    assert_eq!(leftover, 0, "namespaces left behind");
+    // Each run's config lives in a directory named after the run: no daemon may still use one.
+    let daemons = Command::new("pgrep")
+        .args(["-f", &format!("wanmon-{}", netns::PREFIX)])
+        .output()
+        .expect("pgrep");
+    assert!(
+        daemons.stdout.is_empty(),
+        "daemons left running: {}",
+        String::from_utf8_lossy(&daemons.stdout)
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    for (scenario, record) in scenarios.iter().zip(&records) {
+        insta::assert_snapshot!(format!("netns-{}", scenario.name), switch_log(scenario, record));
+    }
+}
