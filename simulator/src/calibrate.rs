@@ -2,11 +2,10 @@
 //! TUN devices and the impairment relay) and measured from outside with surge-ping, so the relay
 //! can be held to what the scenario says. Needs root (network namespaces).
 
+use crate::namespaces::{Namespaces, inside, sh};
 use crate::relay;
 use crate::scenario::{Condition, Scenario};
-use netns_rs::NetNs;
 use std::net::IpAddr;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use surge_ping::{Client, Config, PingIdentifier, PingSequence};
@@ -23,46 +22,6 @@ pub struct Calibration {
     pub loss_percent: f64,
 }
 
-fn sh(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", args[0]))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
-/// Runs `work` on a thread inside the namespace `name`: sockets it opens live there.
-fn inside<T: Send + 'static>(
-    name: &str,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    let name = name.to_string();
-    std::thread::spawn(move || {
-        let ns = NetNs::get(&name).map_err(|e| format!("namespace {name}: {e}"))?;
-        ns.enter().map_err(|e| format!("cannot enter {name}: {e}"))?;
-        Ok(work())
-    })
-    .join()
-    .map_err(|_| "a thread in a namespace panicked".to_string())?
-}
-
-/// Namespaces removed when dropped, also when the run fails half-way.
-struct Namespaces(Vec<String>);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            if let Ok(ns) = NetNs::get(name) {
-                let _ = ns.remove();
-            }
-        }
-    }
-}
-
 /// Builds one link, pings through it `pings` times (10 ms apart), and reports.
 pub fn calibrate_link(
     link: &str,
@@ -72,14 +31,9 @@ pub fn calibrate_link(
 ) -> Result<Calibration, String> {
     let id = std::process::id() % 100_000;
     let (client, server) = (format!("wcc-{id}"), format!("wcs-{id}"));
-    let _cleanup = Namespaces(vec![client.clone(), server.clone()]);
-    for name in [&client, &server] {
-        if let Ok(old) = NetNs::get(name) {
-            let _ = old.remove();
-        }
-        NetNs::new(name).map_err(|e| format!("cannot create namespace {name}: {e}"))?;
-        sh(&["ip", "-n", name, "link", "set", "lo", "up"])?;
-    }
+    let mut namespaces = Namespaces::default();
+    namespaces.create(&client)?;
+    namespaces.create(&server)?;
     let client_tun =
         inside(&client, || relay::open_tun("wan"))?.map_err(|e| format!("TUN: {e}"))?;
     let server_tun =

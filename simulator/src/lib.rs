@@ -6,6 +6,7 @@
 //! outside.
 
 pub mod calibrate;
+pub mod namespaces;
 pub mod netns;
 pub mod record;
 pub mod relay;

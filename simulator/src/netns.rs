@@ -7,10 +7,10 @@
 //! changes are taken from the kernel's own route events in the router namespace, the ground
 //! truth, never from the daemon's report. Everything is torn down on every path out.
 
+use crate::namespaces::{Namespaces, inside, sh};
 use crate::record::{ConditionRecord, DecisionRecord, LinkSample, RouteChange, RunRecord, Sample};
 use crate::relay;
 use crate::scenario::{Carrier, Condition, Scenario, TARGETS};
-use netns_rs::NetNs;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
@@ -48,35 +48,9 @@ pub struct Options {
     pub sample_every_s: f64,
 }
 
-fn sh(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", args[0]))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
-fn inside<T: Send + 'static>(
-    name: &str,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    let name = name.to_string();
-    std::thread::spawn(move || {
-        let ns = NetNs::get(&name).map_err(|e| format!("namespace {name}: {e}"))?;
-        ns.enter().map_err(|e| format!("cannot enter {name}: {e}"))?;
-        Ok(work())
-    })
-    .join()
-    .map_err(|_| "a thread in a namespace panicked".to_string())?
-}
-
 /// Everything a run created, removed on drop whatever happened.
 struct Lab {
-    namespaces: Vec<String>,
+    namespaces: Namespaces,
     daemon: Option<Child>,
     runtime: Option<tokio::runtime::Runtime>,
     dir: PathBuf,
@@ -90,11 +64,6 @@ impl Drop for Lab {
         }
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(Duration::from_secs(1));
-        }
-        for name in &self.namespaces {
-            if let Ok(ns) = NetNs::get(name) {
-                let _ = ns.remove();
-            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -113,19 +82,17 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
     );
     let router = format!("{run_id}-r");
     let mut lab = Lab {
-        namespaces: vec![router.clone()],
+        namespaces: Namespaces::default(),
         daemon: None,
         runtime: None,
         dir: std::env::temp_dir().join(format!("wanmon-{run_id}")),
     };
     std::fs::create_dir_all(&lab.dir)
         .map_err(|e| format!("cannot create {}: {e}", lab.dir.display()))?;
+    // Removed in Lab's drop, after the daemon and the relay it held are gone.
+    lab.namespaces.create(&router)?;
     for i in 0..scenario.links.len() {
-        lab.namespaces.push(format!("{run_id}-{i}"));
-    }
-    for name in &lab.namespaces {
-        NetNs::new(name).map_err(|e| format!("cannot create namespace {name}: {e}"))?;
-        sh(&["ip", "-n", name, "link", "set", "lo", "up"])?;
+        lab.namespaces.create(&format!("{run_id}-{i}"))?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -135,7 +102,7 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
     let mut conditions = Vec::new();
     let mut carriers: Vec<RawFd> = Vec::new();
     for (i, link) in scenario.links.iter().enumerate() {
-        let isp = lab.namespaces[i + 1].clone();
+        let isp = lab.namespaces.0[i + 1].clone();
         let device = link.name.clone();
         let router_tun = inside(&router, move || relay::open_tun(&device))?
             .map_err(|e| format!("TUN {}: {e}", link.name))?;
@@ -286,24 +253,8 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
     stop.store(true, Ordering::SeqCst);
     let route_changes = watcher.join().map_err(|_| "the route watcher panicked")?;
     result?;
-    let mut record = RunRecord {
-        scenario: scenario.name.clone(),
-        file: scenario.file.display().to_string(),
-        engine: "netns".into(),
-        seed: scenario.seed,
-        duration_s: scenario.duration_s,
-        links: scenario.links.iter().map(|l| l.name.clone()).collect(),
-        decisions: Vec::new(),
-        route_changes,
-        samples,
-        verdicts: Vec::new(),
-        time_to_switch_s: None,
-        switches: 0,
-        bad_link_s: 0.0,
-        speed: 1.0,
-    };
-    record.decisions = decisions(&socket, start.elapsed());
-    record.judge(scenario);
+    let decisions = decisions(&socket, start.elapsed());
+    let record = RunRecord::judged(scenario, "netns", decisions, route_changes, samples, 1.0);
     if let Some(mut daemon) = lab.daemon.take() {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };

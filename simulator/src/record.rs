@@ -94,12 +94,41 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The record of a finished run of `scenario`, judged against its expectations.
+    pub fn judged(
+        scenario: &Scenario,
+        engine: &str,
+        decisions: Vec<DecisionRecord>,
+        route_changes: Vec<RouteChange>,
+        samples: Vec<Sample>,
+        speed: f64,
+    ) -> RunRecord {
+        let mut record = RunRecord {
+            scenario: scenario.name.clone(),
+            file: scenario.file.display().to_string(),
+            engine: engine.to_string(),
+            seed: scenario.seed,
+            duration_s: scenario.duration_s,
+            links: scenario.links.iter().map(|l| l.name.clone()).collect(),
+            decisions,
+            route_changes,
+            samples,
+            verdicts: Vec::new(),
+            time_to_switch_s: None,
+            switches: 0,
+            bad_link_s: 0.0,
+            speed,
+        };
+        record.judge(scenario);
+        record
+    }
+
     pub fn all_met(&self) -> bool {
         self.verdicts.iter().all(|v| v.met)
     }
 
     /// Fills in the verdicts and figures from the route changes and samples.
-    pub fn judge(&mut self, scenario: &Scenario) {
+    fn judge(&mut self, scenario: &Scenario) {
         self.switches = self.route_changes.iter().filter(|c| c.from.is_some()).count();
         self.verdicts =
             scenario.expectations.iter().map(|e| judge(e, &self.route_changes)).collect();

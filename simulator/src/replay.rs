@@ -111,24 +111,14 @@ pub fn run(scenario: &Scenario, sample_every_s: f64) -> RunRecord {
         .map(|d| RouteChange { t_ms: d.t_ms, from: d.from.clone(), to: d.to.clone() })
         .collect();
     let elapsed = wall.elapsed().as_secs_f64().max(1e-9);
-    let mut record = RunRecord {
-        scenario: scenario.name.clone(),
-        file: scenario.file.display().to_string(),
-        engine: "replay".into(),
-        seed: scenario.seed,
-        duration_s: scenario.duration_s,
-        links: scenario.links.iter().map(|l| l.name.clone()).collect(),
+    RunRecord::judged(
+        scenario,
+        "replay",
         decisions,
         route_changes,
         samples,
-        verdicts: Vec::new(),
-        time_to_switch_s: None,
-        switches: 0,
-        bad_link_s: 0.0,
-        speed: scenario.duration_s / elapsed,
-    };
-    record.judge(scenario);
-    record
+        scenario.duration_s / elapsed,
+    )
 }
 
 fn sample(run: &mut VirtualRun<ScenarioPath>, t_s: f64) -> Sample {
