@@ -94,9 +94,10 @@ impl Lab {
             sh(&["ip", "netns", "add", ns]);
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         }
-        for (link, isp, router_address, isp_address) in [
-            ("wan", &lab.isp_a, "198.51.100.2/30", "198.51.100.1/30"),
-            ("wwan", &lab.isp_b, "198.51.100.6/30", "198.51.100.5/30"),
+        // Each link, and the system's own default route through it, as netifd would set it.
+        for (link, isp, router_address, isp_address, gateway, metric) in [
+            ("wan", &lab.isp_a, "198.51.100.2/30", "198.51.100.1/30", "198.51.100.1", "10"),
+            ("wwan", &lab.isp_b, "198.51.100.6/30", "198.51.100.5/30", "198.51.100.5", "20"),
         ] {
             sh(&[
                 "ip",
@@ -120,36 +121,12 @@ impl Lab {
             for target in ["192.0.2.1/32", "203.0.113.1/32"] {
                 sh(&["ip", "-n", isp, "addr", "add", target, "dev", "lo"]);
             }
+            let router = &lab.router;
+            sh(&[
+                "ip", "-n", router, "route", "add", "default", "via", gateway, "dev", link,
+                "metric", metric,
+            ]);
         }
-        // The system's own default routes, as netifd would set them.
-        sh(&[
-            "ip",
-            "-n",
-            &lab.router,
-            "route",
-            "add",
-            "default",
-            "via",
-            "198.51.100.1",
-            "dev",
-            "wan",
-            "metric",
-            "10",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &lab.router,
-            "route",
-            "add",
-            "default",
-            "via",
-            "198.51.100.5",
-            "dev",
-            "wwan",
-            "metric",
-            "20",
-        ]);
         lab
     }
 
@@ -748,44 +725,19 @@ fn bad_control_requests_and_bad_web_clients_do_not_disturb_the_daemon() {
 fn ipv6_links_fail_over_the_same_way() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::new("six");
-    for (link, isp, router_address, isp_address) in [
-        ("wan", &lab.isp_a, "2001:db8:1::2/64", "2001:db8:1::1/64"),
-        ("wwan", &lab.isp_b, "2001:db8:2::2/64", "2001:db8:2::1/64"),
+    for (link, isp, router_address, isp_address, gateway, metric) in [
+        ("wan", &lab.isp_a, "2001:db8:1::2/64", "2001:db8:1::1/64", "2001:db8:1::1", "10"),
+        ("wwan", &lab.isp_b, "2001:db8:2::2/64", "2001:db8:2::1/64", "2001:db8:2::1", "20"),
     ] {
-        sh(&["ip", "-n", &lab.router, "addr", "add", router_address, "dev", link, "nodad"]);
+        let router = &lab.router;
+        sh(&["ip", "-n", router, "addr", "add", router_address, "dev", link, "nodad"]);
         sh(&["ip", "-n", isp, "addr", "add", isp_address, "dev", "isp", "nodad"]);
         sh(&["ip", "-n", isp, "addr", "add", "2001:db8:ff::1/128", "dev", "lo"]);
+        sh(&[
+            "ip", "-n", router, "-6", "route", "add", "default", "via", gateway, "dev", link,
+            "metric", metric,
+        ]);
     }
-    sh(&[
-        "ip",
-        "-n",
-        &lab.router,
-        "-6",
-        "route",
-        "add",
-        "default",
-        "via",
-        "2001:db8:1::1",
-        "dev",
-        "wan",
-        "metric",
-        "10",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &lab.router,
-        "-6",
-        "route",
-        "add",
-        "default",
-        "via",
-        "2001:db8:2::1",
-        "dev",
-        "wwan",
-        "metric",
-        "20",
-    ]);
     let path = lab.dir.join("v6.json");
     std::fs::write(
         &path,

@@ -2,7 +2,7 @@
 //! TUN devices and the impairment relay) and measured from outside with surge-ping, so the relay
 //! can be held to what the scenario says. Needs root (network namespaces).
 
-use crate::namespaces::{Namespaces, inside, sh};
+use crate::namespaces::{Namespaces, inside, point_to_point, sh};
 use crate::relay;
 use crate::scenario::{Condition, Scenario};
 use std::net::IpAddr;
@@ -38,23 +38,8 @@ pub fn calibrate_link(
         inside(&client, || relay::open_tun("wan"))?.map_err(|e| format!("TUN: {e}"))?;
     let server_tun =
         inside(&server, || relay::open_tun("isp"))?.map_err(|e| format!("TUN: {e}"))?;
-    for (ns, device, mine, peer) in [
-        (&client, "wan", "198.51.100.2", "198.51.100.1"),
-        (&server, "isp", "198.51.100.1", "198.51.100.2"),
-    ] {
-        // No IPv6 chatter through the relay: only the probes draw from its seeded generator.
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{device}.disable_ipv6=1"),
-        ])?;
-        sh(&["ip", "-n", ns, "addr", "add", mine, "peer", peer, "dev", device])?;
-        sh(&["ip", "-n", ns, "link", "set", device, "up"])?;
-    }
+    point_to_point(&client, "wan", "198.51.100.2", "198.51.100.1")?;
+    point_to_point(&server, "isp", "198.51.100.1", "198.51.100.2")?;
     sh(&["ip", "-n", &client, "route", "add", "default", "dev", "wan"])?;
     sh(&["ip", "-n", &server, "addr", "add", "192.0.2.1/32", "dev", "lo"])?;
 

@@ -32,6 +32,23 @@ pub fn inside<T: Send + 'static>(
     .map_err(|_| "a thread in a namespace panicked".to_string())?
 }
 
+/// Brings up one end of a point-to-point link (a TUN device) with its address and its peer's.
+/// IPv6 is off on it: no router solicitations through the relay, so only the probes draw from
+/// its seeded generator.
+pub fn point_to_point(ns: &str, device: &str, mine: &str, peer: &str) -> Result<(), String> {
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "sysctl",
+        "-qw",
+        &format!("net.ipv6.conf.{device}.disable_ipv6=1"),
+    ])?;
+    sh(&["ip", "-n", ns, "addr", "add", mine, "peer", peer, "dev", device])?;
+    sh(&["ip", "-n", ns, "link", "set", device, "up"])
+}
+
 /// Namespaces created with loopback up, removed when dropped, also when a run fails half-way.
 #[derive(Debug, Default)]
 pub struct Namespaces(pub Vec<String>);

@@ -7,7 +7,7 @@
 //! changes are taken from the kernel's own route events in the router namespace, the ground
 //! truth, never from the daemon's report. Everything is torn down on every path out.
 
-use crate::namespaces::{Namespaces, inside, sh};
+use crate::namespaces::{Namespaces, inside, point_to_point, sh};
 use crate::record::{ConditionRecord, DecisionRecord, LinkSample, RouteChange, RunRecord, Sample};
 use crate::relay;
 use crate::scenario::{Carrier, Condition, Scenario, TARGETS};
@@ -110,21 +110,8 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
             inside(&isp, || relay::open_tun("isp"))?.map_err(|e| format!("TUN isp: {e}"))?;
         let (mine, peer) =
             (format!("198.51.100.{}", 4 * i + 2), format!("198.51.100.{}", 4 * i + 1));
-        for (ns, dev, a, b) in
-            [(&router, link.name.as_str(), &mine, &peer), (&isp, "isp", &peer, &mine)]
-        {
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
-            ])?;
-            sh(&["ip", "-n", ns, "addr", "add", a, "peer", b, "dev", dev])?;
-            sh(&["ip", "-n", ns, "link", "set", dev, "up"])?;
-        }
+        point_to_point(&router, &link.name, &mine, &peer)?;
+        point_to_point(&isp, "isp", &peer, &mine)?;
         for target in &TARGETS[..link.targets] {
             sh(&["ip", "-n", &isp, "addr", "add", &format!("{target}/32"), "dev", "lo"])?;
         }

@@ -123,6 +123,15 @@ impl RunRecord {
         record
     }
 
+    /// The expectations not met, each as "expectation: what happened".
+    pub fn unmet(&self) -> Vec<String> {
+        self.verdicts
+            .iter()
+            .filter(|v| !v.met)
+            .map(|v| format!("{}: {}", v.expectation, v.detail))
+            .collect()
+    }
+
     pub fn all_met(&self) -> bool {
         self.verdicts.iter().all(|v| v.met)
     }

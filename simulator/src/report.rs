@@ -31,8 +31,8 @@ pub fn table(records: &[RunRecord]) -> String {
             r.bad_link_s,
             speed,
         );
-        for verdict in r.verdicts.iter().filter(|v| !v.met) {
-            let _ = writeln!(out, "    unmet: {}: {}", verdict.expectation, verdict.detail);
+        for unmet in r.unmet() {
+            let _ = writeln!(out, "    unmet: {unmet}");
         }
     }
     out

@@ -65,12 +65,7 @@ fn every_scenario_on_namespaces_agrees_with_the_replay() {
     });
     let mut problems = Vec::new();
     for (scenario, record) in scenarios.iter().zip(&records) {
-        let unmet: Vec<String> = record
-            .verdicts
-            .iter()
-            .filter(|v| !v.met)
-            .map(|v| format!("{}: {}", v.expectation, v.detail))
-            .collect();
+        let unmet = record.unmet();
         if !unmet.is_empty() {
             problems.push(format!("{}: unmet on netns: {unmet:?}", scenario.name));
         }

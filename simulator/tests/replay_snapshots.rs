@@ -48,12 +48,7 @@ fn the_library_has_every_required_situation() {
 fn every_scenario_meets_its_expectations_and_matches_its_snapshot() {
     for scenario in library() {
         let record = replay::run(&scenario, 1.0);
-        let unmet: Vec<String> = record
-            .verdicts
-            .iter()
-            .filter(|v| !v.met)
-            .map(|v| format!("{}: {}", v.expectation, v.detail))
-            .collect();
+        let unmet = record.unmet();
         assert!(unmet.is_empty(), "{}: {unmet:?}", scenario.name);
         insta::assert_snapshot!(format!("replay-{}", scenario.name), decision_log(&record));
     }

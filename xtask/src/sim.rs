@@ -27,6 +27,15 @@ fn switch_sequences(json: &std::path::Path) -> Result<Vec<(String, Vec<String>)>
     Ok(sequences)
 }
 
+/// The scenario library through one engine of `wanmon-sim`, with its JSON and SVG output.
+fn run_engine(engine: &str, json: &str, svg: &str, extra: &[&str]) -> Result<(), String> {
+    let mut args =
+        vec!["run", "--quiet", "--release", "-p", "wanmon-sim", "--", "run", "scenarios"];
+    args.extend(["--engine", engine, "--json", json, "--svg", svg]);
+    args.extend(extra);
+    run(&cargo(), &args)
+}
+
 pub fn sim(args: &[String]) -> Result<(), String> {
     let replay_only = match args.first().map(String::as_str) {
         None => false,
@@ -42,25 +51,7 @@ pub fn sim(args: &[String]) -> Result<(), String> {
     let svg = out.join("svg").to_string_lossy().into_owned();
     let replay_json = out.join("replay.json");
     let replay_path = replay_json.to_string_lossy().into_owned();
-    run(
-        &cargo(),
-        &[
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "wanmon-sim",
-            "--",
-            "run",
-            "scenarios",
-            "--engine",
-            "replay",
-            "--json",
-            &replay_path,
-            "--svg",
-            &svg,
-        ],
-    )?;
+    run_engine("replay", &replay_path, &svg, &[])?;
     if replay_only {
         println!(
             "timelines: {replay_path}, pictures: {svg}/ (netns engine skipped: --replay-only)"
@@ -77,29 +68,7 @@ pub fn sim(args: &[String]) -> Result<(), String> {
     let netns_json = out.join("netns.json");
     let netns_path = netns_json.to_string_lossy().into_owned();
     let binary = root().join("target/release/wanmon").to_string_lossy().into_owned();
-    run(
-        &cargo(),
-        &[
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "wanmon-sim",
-            "--",
-            "run",
-            "scenarios",
-            "--engine",
-            "netns",
-            "--binary",
-            &binary,
-            "--json",
-            &netns_path,
-            "--svg",
-            &svg,
-            "--sample-every",
-            "2",
-        ],
-    )?;
+    run_engine("netns", &netns_path, &svg, &["--binary", &binary, "--sample-every", "2"])?;
     let replayed = switch_sequences(&replay_json)?;
     let real = switch_sequences(&netns_json)?;
     let mut disagreements = 0;
