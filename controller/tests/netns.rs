@@ -784,7 +784,6 @@ fn a_route_removed_or_changed_by_someone_else_is_put_back_at_once() {
         l.table_device(plumbing::ROUTE_TABLE).as_deref() == Some("wan")
     });
     println!("deleted route put back after {} ms", took.as_millis());
-    assert!(lab.log().matches("wan").count() > 0);
     // Pointed at the other link behind wanmon's back: restored.
     let changed = Instant::now();
     sh(&[

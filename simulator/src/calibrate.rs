@@ -1,12 +1,12 @@
-//! `wanmon-sim calibrate`: every link of a scenario built for real (two namespaces joined by two
-//! TUN devices and the impairment relay) and measured from outside with surge-ping, so the relay
-//! can be held to what the scenario says. Needs root (network namespaces).
+//! `wanmon-sim calibrate`: every link of a scenario built for real (two namespaces joined by the
+//! same impaired link as the `netns` engine builds: netem or the relay) and measured from outside
+//! with surge-ping, so the impairment can be held to what the scenario says. Needs root.
 
-use crate::namespaces::{Namespaces, inside, point_to_point, sh};
-use crate::relay;
+use crate::impair::{ImpairedLink, Impairment, LinkPlan};
+use crate::namespaces::{Namespaces, inside};
 use crate::scenario::{Condition, Scenario};
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 use surge_ping::{Client, Config, PingIdentifier, PingSequence};
 
@@ -14,6 +14,7 @@ use surge_ping::{Client, Config, PingIdentifier, PingSequence};
 #[derive(Debug, Clone)]
 pub struct Calibration {
     pub link: String,
+    pub impairment: Impairment,
     pub configured: Condition,
     pub pings: usize,
     pub latency_ms: f64,
@@ -22,56 +23,29 @@ pub struct Calibration {
     pub loss_percent: f64,
 }
 
-/// Builds one link, pings through it `pings` times (10 ms apart), and reports.
+/// Builds one link with `impairment`, pings through it `pings` times (10 ms apart), and
+/// reports.
 pub fn calibrate_link(
     link: &str,
     condition: &Condition,
+    impairment: Impairment,
     pings: u16,
     seed: u64,
 ) -> Result<Calibration, String> {
     let id = std::process::id() % 100_000;
     let (client, server) = (format!("wcc-{id}"), format!("wcs-{id}"));
-    let mut namespaces = Namespaces::default();
-    namespaces.create(&client)?;
-    namespaces.create(&server)?;
-    let client_tun =
-        inside(&client, || relay::open_tun("wan"))?.map_err(|e| format!("TUN: {e}"))?;
-    let server_tun =
-        inside(&server, || relay::open_tun("isp"))?.map_err(|e| format!("TUN: {e}"))?;
-    point_to_point(&client, "wan", "198.51.100.2", "198.51.100.1")?;
-    point_to_point(&server, "isp", "198.51.100.1", "198.51.100.2")?;
-    sh(&["ip", "-n", &client, "route", "add", "default", "dev", "wan"])?;
-    sh(&["ip", "-n", &server, "addr", "add", "192.0.2.1/32", "dev", "lo"])?;
-
-    let shared = Arc::new(Mutex::new(condition.clone()));
-    let targets: Arc<Vec<IpAddr>> = Arc::new(vec![IpAddr::from([192, 0, 2, 1])]);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the relay: {e}"))?;
-    let tasks = runtime.block_on(async {
-        let a = Arc::new(relay::async_tun(client_tun)?);
-        let b = Arc::new(relay::async_tun(server_tun)?);
-        let out = tokio::spawn(relay::relay(
-            a.clone(),
-            b.clone(),
-            shared.clone(),
-            targets.clone(),
-            true,
-            seed,
-        ));
-        let back = tokio::spawn(relay::relay(
-            b,
-            a,
-            shared.clone(),
-            targets.clone(),
-            false,
-            seed.wrapping_add(1),
-        ));
-        Ok::<_, std::io::Error>((out, back))
-    });
-    let (out, back) = tasks.map_err(|e| format!("cannot start the relay: {e}"))?;
+    let mut namespaces = Namespaces::default();
+    let client_netlink = namespaces.create(&client, &runtime)?;
+    let server_netlink = namespaces.create(&server, &runtime)?;
+    let target = Ipv4Addr::new(192, 0, 2, 1);
+    let plan = LinkPlan { device: "wan", index: 0, base: condition, targets: &[target], seed };
+    let _link = ImpairedLink::build(&runtime, impairment, &client_netlink, &server_netlink, plan)?;
+    runtime.block_on(client_netlink.add_default_route("wan", 10))?;
 
     let rtts: Vec<Option<f64>> = inside(&client, move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -103,8 +77,6 @@ pub fn calibrate_link(
             Ok::<_, String>(rtts)
         })
     })??;
-    out.abort();
-    back.abort();
     drop(runtime);
 
     let answered: Vec<f64> = rtts.iter().flatten().copied().collect();
@@ -113,6 +85,7 @@ pub fn calibrate_link(
     let jitter_ms = (answered.iter().map(|r| (r - latency_ms).powi(2)).sum::<f64>() / count).sqrt();
     Ok(Calibration {
         link: link.to_string(),
+        impairment,
         configured: condition.clone(),
         pings: rtts.len(),
         latency_ms,
@@ -122,24 +95,29 @@ pub fn calibrate_link(
 }
 
 /// Every link of a scenario, in its base condition.
-pub fn calibrate(scenario: &Scenario, pings: u16) -> Result<Vec<Calibration>, String> {
+pub fn calibrate(
+    scenario: &Scenario,
+    impairment: Impairment,
+    pings: u16,
+) -> Result<Vec<Calibration>, String> {
     scenario
         .links
         .iter()
-        .map(|link| calibrate_link(&link.name, &link.base, pings, scenario.seed))
+        .map(|link| calibrate_link(&link.name, &link.base, impairment, pings, scenario.seed))
         .collect()
 }
 
 /// The measured-against-configured table.
 pub fn table(calibrations: &[Calibration]) -> String {
     let mut out = format!(
-        "{:<15} {:>22} {:>22} {:>16}\n",
-        "link", "latency (conf/meas)", "jitter (conf/meas)", "loss (conf/meas)"
+        "{:<15} {:<6} {:>22} {:>22} {:>16}\n",
+        "link", "by", "latency (conf/meas)", "jitter (conf/meas)", "loss (conf/meas)"
     );
     for c in calibrations {
         out.push_str(&format!(
-            "{:<15} {:>9.1} / {:>6.1} ms {:>9.1} / {:>6.1} ms {:>6.1} / {:>5.1} %\n",
+            "{:<15} {:<6} {:>9.1} / {:>6.1} ms {:>9.1} / {:>6.1} ms {:>6.1} / {:>5.1} %\n",
             c.link,
+            c.impairment.name(),
             c.configured.latency_ms,
             c.latency_ms,
             c.configured.jitter_ms,
@@ -149,4 +127,29 @@ pub fn table(calibrations: &[Calibration]) -> String {
         ));
     }
     out
+}
+
+/// The calibrations as JSON: per link, what impaired it, configured and measured.
+pub fn json(calibrations: &[Calibration]) -> String {
+    let links: Vec<serde_json::Value> = calibrations
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "link": c.link,
+                "impairment": c.impairment.name(),
+                "pings": c.pings,
+                "configured": {
+                    "latency_ms": c.configured.latency_ms,
+                    "jitter_ms": c.configured.jitter_ms,
+                    "loss_percent": c.configured.loss_percent,
+                },
+                "measured": {
+                    "latency_ms": c.latency_ms,
+                    "jitter_ms": c.jitter_ms,
+                    "loss_percent": c.loss_percent,
+                },
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&links).unwrap_or_default()
 }

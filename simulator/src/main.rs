@@ -1,30 +1,33 @@
 //! `wanmon-sim`: runs scenarios and prints how the controller did.
 //!
-//! `wanmon-sim run <scenario.yaml|dir> [--engine replay] [--json FILE] [--svg DIR] [--sample-every S]`
+//! `wanmon-sim run <scenario.yaml|dir> [--engine replay|netns] [--impair auto|relay|netem] ...`,
+//! `wanmon-sim calibrate <scenario.yaml>`: see USAGE.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use wanmon_sim::impair::Impairment;
 use wanmon_sim::record::RunRecord;
 use wanmon_sim::scenario::Scenario;
 use wanmon_sim::{replay, report};
 
 const USAGE: &str = "usage: wanmon-sim run <scenario.yaml|dir> [--engine replay|netns] [--binary PATH] [--runner CMD]
                      [--impair auto|relay|netem] [--json FILE] [--svg DIR] [--sample-every SECONDS]
-       wanmon-sim calibrate <scenario.yaml> [--pings N]
+       wanmon-sim calibrate <scenario.yaml> [--pings N] [--impair auto|relay|netem] [--json FILE]
 
   --engine replay     virtual time against the decision core: deterministic, no root (default)
   --engine netns      real namespaces, the real daemon, real time (needs root); scenarios run in
                       parallel, each on its own namespaces, all removed afterwards
   --binary PATH       the daemon for netns (default: wanmon next to wanmon-sim)
   --runner CMD        run the daemon through CMD, such as qemu-mipsel-static
-  --impair KIND       netns impairment: relay (userspace TUN relay, works everywhere), netem, or
-                      auto (netem where the kernel has it; only relay is built so far)
+  --impair KIND       how netns impairs the links: netem (the kernel's sch_netem on veth pairs;
+                      not seedable), relay (userspace TUN relay: seeded, works everywhere), or
+                      auto (default: netem where the kernel has it, else relay)
   --json FILE         write every run (decisions, route changes, sampled telemetry, verdicts) as JSON
   --svg DIR           write one SVG timeline per scenario into DIR
   --sample-every S    telemetry sampling period in the JSON and SVG output (default 1)
 
-  calibrate           build each link of the scenario for real (namespaces, TUN devices, the
-                      impairment relay; needs root) and print measured vs configured latency,
+  calibrate           build each link of the scenario for real (namespaces and the impairment
+                      --impair picks; needs root) and print measured vs configured latency,
                       jitter and loss (surge-ping; default 200 pings per link)
 
 exit status: 0 every expectation met, 1 some expectation not met, 2 bad command line or scenario";
@@ -34,6 +37,7 @@ struct Options {
     netns: bool,
     binary: Option<PathBuf>,
     runner: Option<String>,
+    impair: String,
     json: Option<PathBuf>,
     svg: Option<PathBuf>,
     sample_every_s: f64,
@@ -52,6 +56,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         netns: false,
         binary: None,
         runner: None,
+        impair: "auto".into(),
         json: None,
         svg: None,
         sample_every_s: 1.0,
@@ -67,15 +72,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             },
             "--binary" => options.binary = Some(value("--binary")?.into()),
             "--runner" => options.runner = Some(value("--runner")?),
-            "--impair" => match value("--impair")?.as_str() {
-                "relay" | "auto" => {}
-                "netem" => {
-                    return Err("--impair netem: the netem backend is not built; use relay (it needs no sch_netem)".into());
-                }
-                other => {
-                    return Err(format!("--impair: got {other:?}, expected auto, relay or netem"));
-                }
-            },
+            "--impair" => options.impair = impair_choice(&value("--impair")?)?,
             "--json" => options.json = Some(value("--json")?.into()),
             "--svg" => options.svg = Some(value("--svg")?.into()),
             "--sample-every" => {
@@ -97,6 +94,15 @@ fn parse(args: &[String]) -> Result<Options, String> {
     }
     options.path = path.ok_or("missing the scenario file or directory")?;
     Ok(options)
+}
+
+/// Checks the spelling of an `--impair` value; whether the kernel has netem is asked only when a
+/// run needs it.
+fn impair_choice(text: &str) -> Result<String, String> {
+    match text {
+        "auto" | "relay" | "netem" => Ok(text.to_string()),
+        other => Err(format!("--impair: got {other:?}, expected auto, relay or netem")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -184,9 +190,29 @@ fn write_outputs(
 fn calibrate(args: &[String]) -> ExitCode {
     let mut file = None;
     let mut pings: u16 = 200;
+    let mut impair = "auto".to_string();
+    let mut json: Option<PathBuf> = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
+            "--json" => match iter.next() {
+                Some(path) => json = Some(PathBuf::from(path)),
+                None => {
+                    eprintln!("wanmon-sim: --json needs a file\n\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--impair" => match iter.next().map(|v| impair_choice(v)) {
+                Some(Ok(choice)) => impair = choice,
+                Some(Err(message)) => {
+                    eprintln!("wanmon-sim: {message}\n\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+                None => {
+                    eprintln!("wanmon-sim: --impair needs a value\n\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "--pings" => {
                 match iter.next().and_then(|v| v.parse().ok()).filter(|n| (10..=10_000).contains(n))
                 {
@@ -221,9 +247,23 @@ fn calibrate(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match wanmon_sim::calibrate::calibrate(&scenario, pings) {
+    let impairment = match Impairment::choose(&impair) {
+        Ok(impairment) => impairment,
+        Err(message) => {
+            eprintln!("wanmon-sim: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match wanmon_sim::calibrate::calibrate(&scenario, impairment, pings) {
         Ok(calibrations) => {
             print!("{}", wanmon_sim::calibrate::table(&calibrations));
+            if let Some(path) = json {
+                let text = wanmon_sim::calibrate::json(&calibrations);
+                if let Err(e) = std::fs::write(&path, text) {
+                    eprintln!("wanmon-sim: cannot write {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(message) => {
@@ -245,16 +285,20 @@ fn run_netns(options: &Options, scenarios: &[Scenario]) -> Result<Vec<RunRecord>
             binary.display()
         ));
     }
+    let impairment = Impairment::choose(&options.impair)?;
     wanmon_sim::netns::catch_interrupts();
     let netns_options = wanmon_sim::netns::Options {
         binary,
         runner: options.runner.clone(),
+        impairment,
         sample_every_s: options.sample_every_s,
     };
     let longest = scenarios.iter().map(|s| s.duration_s).fold(0.0, f64::max);
     eprintln!(
-        "wanmon-sim: {} scenario(s) on namespaces in real time, about {longest:.0} s",
-        scenarios.len()
+        "wanmon-sim: {} scenario(s) on namespaces in real time, about {longest:.0} s; links \
+         impaired by {}",
+        scenarios.len(),
+        impairment.name()
     );
     std::thread::scope(|scope| {
         let runs: Vec<_> = scenarios

@@ -1,24 +1,28 @@
 //! The `netns` engine: a scenario on real network namespaces with the real daemon.
 //!
-//! A router namespace holds one TUN device per link; each link leads through the seeded
-//! impairment relay to its own ISP namespace, which holds the probe targets (documentation
-//! addresses). The daemon binary under test (the host build, or the router's build under
+//! A router namespace holds one device per link; each link leads through the impairment (netem
+//! on a veth pair, or the seeded relay between TUN devices: `impair.rs`) to its own ISP
+//! namespace, which holds the probe targets (documentation addresses). Links, addresses and
+//! routes are set up, and route events read, over rtnetlink. The daemon binary under test (the host build, or the router's build under
 //! qemu-user) runs in the router namespace. The timeline is played in real time, and the route
 //! changes are taken from the kernel's own route events in the router namespace, the ground
 //! truth, never from the daemon's report. Everything is torn down on every path out.
 
-use crate::namespaces::{Namespaces, inside, point_to_point, sh};
+use crate::impair::{ImpairedLink, Impairment, LinkPlan};
+use crate::namespaces::{Namespaces, Netlink, RouteEvents};
 use crate::record::{ConditionRecord, DecisionRecord, LinkSample, RouteChange, RunRecord, Sample};
-use crate::relay;
-use crate::scenario::{Carrier, Condition, Scenario, TARGETS};
-use std::net::IpAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use crate::scenario::{Scenario, TARGETS};
+use futures_util::StreamExt;
+use rtnetlink::packet_core::NetlinkPayload;
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::route::RouteAttribute;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wanmon::daemon::{control, netlink, plumbing};
+use wanmon::daemon::{control, plumbing};
 use wanmon::json::{self, Value};
 
 /// Set by SIGINT/SIGTERM: every run stops and tears down.
@@ -45,6 +49,8 @@ pub struct Options {
     pub binary: PathBuf,
     /// A program to run it through, such as `qemu-mipsel-static`.
     pub runner: Option<String>,
+    /// What impairs the links: netem or the relay (see `Impairment::choose`).
+    pub impairment: Impairment,
     pub sample_every_s: f64,
 }
 
@@ -80,7 +86,7 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
         std::process::id() % 100_000,
         RUNS.fetch_add(1, Ordering::SeqCst)
     );
-    let router = format!("{run_id}-r");
+    let router_name = format!("{run_id}-r");
     let mut lab = Lab {
         namespaces: Namespaces::default(),
         daemon: None,
@@ -89,87 +95,37 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
     };
     std::fs::create_dir_all(&lab.dir)
         .map_err(|e| format!("cannot create {}: {e}", lab.dir.display()))?;
-    // Removed in Lab's drop, after the daemon and the relay it held are gone.
-    lab.namespaces.create(&router)?;
-    for i in 0..scenario.links.len() {
-        lab.namespaces.create(&format!("{run_id}-{i}"))?;
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the relay: {e}"))?;
-    let mut conditions = Vec::new();
-    let mut carriers: Vec<RawFd> = Vec::new();
+    // Removed in Lab's drop, after the daemon and the relay it held are gone.
+    let router = lab.namespaces.create(&router_name, &runtime)?;
+    let mut links = Vec::new();
     for (i, link) in scenario.links.iter().enumerate() {
-        let isp = lab.namespaces.0[i + 1].clone();
-        let device = link.name.clone();
-        let router_tun = inside(&router, move || relay::open_tun(&device))?
-            .map_err(|e| format!("TUN {}: {e}", link.name))?;
-        let isp_tun =
-            inside(&isp, || relay::open_tun("isp"))?.map_err(|e| format!("TUN isp: {e}"))?;
-        let (mine, peer) =
-            (format!("198.51.100.{}", 4 * i + 2), format!("198.51.100.{}", 4 * i + 1));
-        point_to_point(&router, &link.name, &mine, &peer)?;
-        point_to_point(&isp, "isp", &peer, &mine)?;
-        for target in &TARGETS[..link.targets] {
-            sh(&["ip", "-n", &isp, "addr", "add", &format!("{target}/32"), "dev", "lo"])?;
-        }
+        let isp = lab.namespaces.create(&format!("{run_id}-{i}"), &runtime)?;
+        let targets: Vec<Ipv4Addr> =
+            TARGETS[..link.targets].iter().filter_map(|t| t.parse().ok()).collect();
+        let plan = LinkPlan {
+            device: &link.name,
+            index: i,
+            base: &link.base,
+            targets: &targets,
+            seed: scenario.seed.wrapping_mul(1000).wrapping_add(2 * i as u64),
+        };
+        links.push(ImpairedLink::build(&runtime, options.impairment, &router, &isp, plan)?);
         // The system's own default routes, as netifd would set them.
-        sh(&[
-            "ip",
-            "-n",
-            &router,
-            "route",
-            "add",
-            "default",
-            "dev",
-            &link.name,
-            "metric",
-            &(10 + i).to_string(),
-        ])?;
-        carriers.push(router_tun.as_raw_fd());
-        let condition = Arc::new(Mutex::new(link.base.clone()));
-        conditions.push(Arc::clone(&condition));
-        let targets: Arc<Vec<IpAddr>> =
-            Arc::new(TARGETS[..link.targets].iter().filter_map(|t| t.parse().ok()).collect());
-        let seed = scenario.seed.wrapping_mul(1000).wrapping_add(2 * i as u64);
-        runtime
-            .block_on(async {
-                let a = Arc::new(relay::async_tun(router_tun)?);
-                let b = Arc::new(relay::async_tun(isp_tun)?);
-                tokio::spawn(relay::relay(
-                    a.clone(),
-                    b.clone(),
-                    condition.clone(),
-                    targets.clone(),
-                    true,
-                    seed,
-                ));
-                tokio::spawn(relay::relay(b, a, condition, targets, false, seed + 1));
-                Ok::<_, std::io::Error>(())
-            })
-            .map_err(|e| format!("cannot start the relay of {}: {e}", link.name))?;
+        runtime.block_on(router.add_default_route(&link.name, 10 + i as u32))?;
     }
-    lab.runtime = Some(runtime);
 
-    // Link names to devices indexes, for reading the route events.
-    let names: Vec<String> = scenario.links.iter().map(|l| l.name.clone()).collect();
-    let indexes = inside(&router, move || -> Result<Vec<(u32, String)>, String> {
-        let mut socket = netlink::Socket::open(0).map_err(|e| e.to_string())?;
-        let mut found = Vec::new();
-        socket
-            .dump(netlink::DumpKind::Links, 0, |_, payload| {
-                if let Some(link) = netlink::parse_link(payload).filter(|l| names.contains(&l.name))
-                {
-                    found.push((link.index, link.name));
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(found)
-    })??;
-    let events = inside(&router, || netlink::Socket::open(0x40))?
-        .map_err(|e| format!("route events: {e}"))?;
+    // The ground truth: every change of wanmon's default route, timestamped as it arrives.
+    let mut indexes = Vec::new();
+    for link in &scenario.links {
+        indexes.push((runtime.block_on(router.index(&link.name))?, link.name.clone()));
+    }
+    let events = Netlink::route_events(&router_name, runtime.handle())?;
+    let route_changes = Arc::new(Mutex::new(Vec::new()));
 
     let config = lab.dir.join("config.json");
     std::fs::write(&config, &scenario.config_json)
@@ -177,7 +133,7 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
     let socket = lab.dir.join("wanmon.sock");
     let log = std::fs::File::create(lab.dir.join("daemon.log")).map_err(|e| e.to_string())?;
     let mut command = Command::new("ip");
-    command.args(["netns", "exec", &router]);
+    command.args(["netns", "exec", &router_name]);
     if let Some(runner) = &options.runner {
         command.arg(runner);
     }
@@ -189,6 +145,7 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
         .arg("--socket")
         .arg(&socket);
     let start = Instant::now();
+    runtime.spawn(record_route_changes(events, indexes, start, Arc::clone(&route_changes)));
     lab.daemon = Some(
         command
             .stdout(Stdio::null())
@@ -196,13 +153,6 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", options.binary.display()))?,
     );
-
-    // The ground truth: every change of wanmon's default route, timestamped as it happens.
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || watch_routes(events, indexes, start, stop))
-    };
 
     let mut samples = Vec::new();
     let mut phases = scenario.timeline.iter().peekable();
@@ -216,32 +166,28 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
         if now >= end {
             break Ok(());
         }
+        let mut changed = Ok(());
         while let Some(phase) = phases.next_if(|p| p.at_s <= now) {
-            let mut condition =
-                conditions[phase.link].lock().map_err(|_| "condition lock poisoned")?;
-            let before = condition.carrier;
+            let link = &mut links[phase.link];
+            let mut condition = link.condition().clone();
             phase.change.apply(&mut condition, &scenario.links[phase.link].base);
-            if condition.carrier != before {
-                relay::set_carrier(carriers[phase.link], condition.carrier == Carrier::Up)
-                    .map_err(|e| {
-                        format!(
-                            "cannot set the carrier of {}: {e}",
-                            scenario.links[phase.link].name
-                        )
-                    })?;
-            }
+            changed = changed.and(link.apply(&runtime, &condition));
+        }
+        if changed.is_err() {
+            break changed;
         }
         if now >= next_sample {
-            samples.push(sample(&socket, now, &conditions));
+            samples.push(sample(&socket, now, &links));
             next_sample += options.sample_every_s;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    stop.store(true, Ordering::SeqCst);
-    let route_changes = watcher.join().map_err(|_| "the route watcher panicked")?;
+    lab.runtime = Some(runtime);
     result?;
+    let route_changes = route_changes.lock().map_err(|_| "the route watcher panicked")?.clone();
     let decisions = decisions(&socket, start.elapsed());
-    let record = RunRecord::judged(scenario, "netns", decisions, route_changes, samples, 1.0);
+    let mut record = RunRecord::judged(scenario, "netns", decisions, route_changes, samples, 1.0);
+    record.impairment = Some(options.impairment.name().to_string());
     if let Some(mut daemon) = lab.daemon.take() {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
@@ -250,53 +196,53 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
     Ok(record)
 }
 
-/// Listens to the router namespace's route events until told to stop.
-fn watch_routes(
-    events: netlink::Socket,
+/// Records every change of wanmon's default route (its table, prefix length 0) as the router
+/// namespace's route events report it, until the runtime shuts down.
+async fn record_route_changes(
+    mut events: RouteEvents,
     indexes: Vec<(u32, String)>,
     start: Instant,
-    stop: Arc<AtomicBool>,
-) -> Vec<RouteChange> {
-    let mut changes: Vec<RouteChange> = Vec::new();
-    let mut current: Option<String> = None;
-    let mut buffer = vec![0u8; 64 * 1024];
-    while !stop.load(Ordering::SeqCst) {
-        let mut pollfd = libc::pollfd { fd: events.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut pollfd, 1, 100) } <= 0 {
+    changes: Arc<Mutex<Vec<RouteChange>>>,
+) {
+    while let Some((message, _)) = events.next().await {
+        let at = start.elapsed();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) = message.payload
+        else {
+            continue;
+        };
+        let table = route
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Table(table) => Some(*table),
+                _ => None,
+            })
+            .unwrap_or(u32::from(route.header.table));
+        let oif = route.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Oif(index) => Some(*index),
+            _ => None,
+        });
+        if table != plumbing::ROUTE_TABLE || route.header.destination_prefix_length != 0 {
             continue;
         }
-        let at = start.elapsed();
-        let Ok(len) = events.receive(&mut buffer) else { continue };
-        for message in netlink::messages(&buffer[..len]) {
-            let Some(route) = netlink::parse_route(message.payload) else { continue };
-            if route.table != plumbing::ROUTE_TABLE
-                || route.dst_len != 0
-                || message.kind != netlink::RTM_NEWROUTE
-            {
-                continue;
-            }
-            let to = indexes
-                .iter()
-                .find(|(index, _)| Some(*index) == route.oif)
-                .map(|(_, name)| name.clone())
-                .filter(|to| current.as_ref() != Some(to));
-            if let Some(to) = to {
-                changes.push(RouteChange {
-                    t_ms: at.as_millis() as u64,
-                    from: current.clone(),
-                    to: to.clone(),
-                });
-                current = Some(to);
-            }
+        let Some((_, to)) = indexes.iter().find(|(index, _)| Some(*index) == oif) else {
+            continue;
+        };
+        let Ok(mut changes) = changes.lock() else { return };
+        let current = changes.last().map(|c: &RouteChange| c.to.clone());
+        if current.as_ref() != Some(to) {
+            changes.push(RouteChange {
+                t_ms: at.as_millis() as u64,
+                from: current,
+                to: to.clone(),
+            });
         }
     }
-    changes
 }
 
 /// The daemon's own view of each link, next to the condition the scenario set: for the timeline
 /// and the picture only, never for verdicts.
-fn sample(socket: &std::path::Path, t_s: f64, conditions: &[Arc<Mutex<Condition>>]) -> Sample {
+fn sample(socket: &std::path::Path, t_s: f64, impaired: &[ImpairedLink]) -> Sample {
     let status = control::call(socket, "status json").ok().and_then(|text| json::parse(&text).ok());
     let field = |value: &Value, key: &str| match value {
         Value::Object(members) => {
@@ -312,14 +258,11 @@ fn sample(socket: &std::path::Path, t_s: f64, conditions: &[Arc<Mutex<Condition>
         Some(Value::Array(items)) => items.into_iter().map(|i| i.value).collect(),
         _ => Vec::new(),
     };
-    let links = conditions
+    let links = impaired
         .iter()
         .enumerate()
-        .map(|(i, condition)| {
-            let condition = condition
-                .lock()
-                .map(|c| ConditionRecord::from(&*c))
-                .unwrap_or_else(|p| ConditionRecord::from(&*p.into_inner()));
+        .map(|(i, impaired)| {
+            let condition = ConditionRecord::from(impaired.condition());
             let link = links.get(i).cloned().unwrap_or(Value::Null);
             LinkSample {
                 name: match field(&link, "name") {

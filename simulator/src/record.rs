@@ -76,6 +76,9 @@ pub struct RunRecord {
     pub scenario: String,
     pub file: String,
     pub engine: String,
+    /// What impaired the links of a real run (`netem` or `relay`); none for the replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impairment: Option<String>,
     pub seed: u64,
     pub duration_s: f64,
     pub links: Vec<String>,
@@ -107,6 +110,7 @@ impl RunRecord {
             scenario: scenario.name.clone(),
             file: scenario.file.display().to_string(),
             engine: engine.to_string(),
+            impairment: None,
             seed: scenario.seed,
             duration_s: scenario.duration_s,
             links: scenario.links.iter().map(|l| l.name.clone()).collect(),

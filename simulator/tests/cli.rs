@@ -71,6 +71,12 @@ fn bad_arguments_are_usage_errors() {
         &["run", "scenarios", "--json"],
         &["run", "a", "b"],
         &["run", "scenarios", "--frobnicate"],
+        &["run", "scenarios", "--engine", "netns", "--impair", "tbf"],
+        &["run", "scenarios", "--impair"],
+        &["calibrate", "scenarios/01-hard-outage.yaml", "--impair", "tbf"],
+        &["calibrate", "scenarios/01-hard-outage.yaml", "--json"],
+        &["calibrate", "scenarios/01-hard-outage.yaml", "--pings", "5"],
+        &["calibrate"],
     ] {
         let out = sim(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -85,4 +91,31 @@ fn a_bad_scenario_is_reported_and_nothing_runs() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/dir/x.yaml: cannot read"), "{stderr}");
     assert!(stderr.contains("nothing run"), "{stderr}");
+}
+
+#[test]
+fn netem_is_refused_clearly_where_it_cannot_run() {
+    let available = wanmon_sim::impair::netem_available();
+    if available == Ok(true) {
+        println!("!!! this kernel has sch_netem: the refusal cannot be shown here");
+        return;
+    }
+    let out = sim(&[
+        "run",
+        "scenarios/01-hard-outage.yaml",
+        "--engine",
+        "netns",
+        "--impair",
+        "netem",
+        "--binary",
+        "/bin/true",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = if available.is_ok() {
+        "this kernel has no sch_netem"
+    } else {
+        "cannot check for sch_netem"
+    };
+    assert!(stderr.contains(expected), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
 }

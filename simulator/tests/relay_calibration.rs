@@ -4,16 +4,16 @@
 //! (the relay is seeded). Needs root (namespaces); `cargo xtask ci` runs it with
 //! `--include-ignored`.
 
+mod common;
+
 use wanmon_sim::calibrate::calibrate_link;
+use wanmon_sim::impair::Impairment;
 use wanmon_sim::scenario::{Carrier, Condition};
 
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn the_relay_delivers_the_configured_latency_and_loss() {
-    let uid =
-        String::from_utf8(std::process::Command::new("id").arg("-u").output().expect("id").stdout)
-            .unwrap_or_default();
-    assert_eq!(uid.trim(), "0", "needs root for network namespaces: run `sudo cargo xtask ci`");
+    common::require_root();
     let configured = Condition {
         latency_ms: 50.0,
         jitter_ms: 10.0,
@@ -22,14 +22,16 @@ fn the_relay_delivers_the_configured_latency_and_loss() {
         carrier: Carrier::Up,
         unreachable_targets: Vec::new(),
     };
-    let measured = calibrate_link("wan", &configured, 400, 42).unwrap_or_else(|e| panic!("{e}"));
+    let measured = calibrate_link("wan", &configured, Impairment::Relay, 400, 42)
+        .unwrap_or_else(|e| panic!("{e}"));
     println!(
         "calibrate: configured 50 ms ± 10 ms, 20 % loss; measured {:.1} ms ± {:.1} ms, {:.1} % loss over {} pings",
         measured.latency_ms, measured.jitter_ms, measured.loss_percent, measured.pings
     );
     assert!((measured.latency_ms - 50.0).abs() <= 5.0, "latency {:.1} ms", measured.latency_ms);
     assert!((measured.loss_percent - 20.0).abs() <= 3.0, "loss {:.1} %", measured.loss_percent);
-    let again = calibrate_link("wan", &configured, 400, 42).unwrap_or_else(|e| panic!("{e}"));
+    let again = calibrate_link("wan", &configured, Impairment::Relay, 400, 42)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.loss_percent, measured.loss_percent, "the same seed loses the same packets");
     let leftover =
         std::process::Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");

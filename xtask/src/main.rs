@@ -115,6 +115,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("npm", "npm"),
     // The deploy test's router without opkg needs a static busybox (a path: a dynamic one won't do).
     ("/usr/share/doc/busybox-static", "busybox-static"),
+    // The netem backend is tested in User-Mode Linux (this kernel has no sch_netem; UML's does)
+    // and UML loads its modules with modprobe.
+    ("linux.uml", "user-mode-linux"),
+    ("/usr/sbin/modprobe", "kmod"),
 ];
 
 pub(crate) fn has_command(command: &str) -> bool {
