@@ -166,6 +166,20 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
         if now >= end {
             break Ok(());
         }
+        if let Some(Ok(Some(status))) = lab.daemon.as_mut().map(Child::try_wait) {
+            let log = std::fs::read_to_string(lab.dir.join("daemon.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            let said = if tail.is_empty() {
+                "it wrote nothing".to_string()
+            } else {
+                format!("its last words:\n{}", tail.join("\n"))
+            };
+            break Err(format!(
+                "the daemon {} exited at {now:.1} s ({status}); {said}",
+                options.binary.display()
+            ));
+        }
         let mut changed = Ok(());
         while let Some(phase) = phases.next_if(|p| p.at_s <= now) {
             let link = &mut links[phase.link];

@@ -318,6 +318,13 @@ impl Scenario {
                     path("name"),
                     format!("got {:?}, expected {expected}", link.name.value),
                 );
+            } else if link.name.value == "lo" {
+                // The real runs name each link's device after it, next to the loopback.
+                checker.error(
+                    link.name.referenced.line(),
+                    path("name"),
+                    "got \"lo\", expected another name: the loopback device has it".to_string(),
+                );
             } else if names.contains(&link.name.value) {
                 checker.error(
                     link.name.referenced.line(),

@@ -79,6 +79,7 @@ links:
   - { name: wan, latency_ms: -1, targets: 9 }
   - { name: wan, latency_ms: 10 }
   - { name: \"<b>\", latency_ms: 10 }
+  - { name: lo, latency_ms: 10 }
 expect:
   - final: wan
 ";
@@ -89,6 +90,7 @@ expect:
             "bad.yaml:3: links[0].targets: got 9, expected 1 to 3",
             "bad.yaml:4: links[1].name: duplicate link name \"wan\"",
             "bad.yaml:5: links[2].name: got \"<b>\", expected only letters, digits, '_', '.' and '-'",
+            "bad.yaml:6: links[3].name: got \"lo\", expected another name: the loopback device has it",
         ]
     );
 }
