@@ -139,8 +139,10 @@ expect:
   - initial: wan
 ";
 
-/// The first thing User-Mode Linux runs: its own /proc, /sys, /tmp and /run over the host's
-/// files, modprobe pointed at UML's modules, then the two runs, then power off.
+/// The first thing User-Mode Linux runs: its own /proc and /sys, and a tmpfs on /run for what
+/// must not reach the host's files (namespace mount points, temporary files, the modprobe
+/// wrapper pointed at UML's modules); then the two runs, then power off. Everything else, the
+/// results directory included, is the host's own files.
 fn init_script(out: &Path, simulator: &Path, daemon: &Path) -> String {
     let (out, simulator, daemon) = (out.display(), simulator.display(), daemon.display());
     format!(
@@ -148,13 +150,13 @@ fn init_script(out: &Path, simulator: &Path, daemon: &Path) -> String {
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
-mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
-mkdir -p /tmp/modules/lib/modules
-ln -s /usr/lib/uml/modules/$(uname -r) /tmp/modules/lib/modules/$(uname -r)
-printf '#!/bin/sh\nexec /usr/sbin/modprobe -d /tmp/modules "$@"\n' > /tmp/modprobe
-chmod +x /tmp/modprobe
-echo /tmp/modprobe > /proc/sys/kernel/modprobe
+mkdir -p /run/tmp /run/modules/lib/modules
+export TMPDIR=/run/tmp
+ln -s /usr/lib/uml/modules/$(uname -r) /run/modules/lib/modules/$(uname -r)
+printf '#!/bin/sh\nexec /usr/sbin/modprobe -d /run/modules "$@"\n' > /run/modprobe
+chmod +x /run/modprobe
+echo /run/modprobe > /proc/sys/kernel/modprobe
 ip link set lo up
 uname -r > {out}/kernel
 ip -o link show > {out}/links-before
@@ -196,6 +198,12 @@ fn netem_delivers_the_configured_condition_and_the_library_passes_on_it() {
         "linux.uml is missing: `cargo xtask ci` installs Debian's user-mode-linux"
     );
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("netem-uml");
+    assert!(
+        !out.starts_with("/run"),
+        "the results of User-Mode Linux cannot live under /run, which it covers with its own \
+         tmpfs: check out the project elsewhere ({})",
+        out.display()
+    );
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("scenarios")).expect("results directory");
     let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
