@@ -7,7 +7,8 @@ fn wanmon(args: &[&str]) -> Output {
 }
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("wanmon-cli-{}", std::process::id()));
+    // Under target/, not /tmp: nothing is left on the machine after the tests.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wanmon-cli");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(name);
     std::fs::write(&path, text).expect("temp file");

@@ -5,7 +5,7 @@
 //! half the latency and jitter/√2 each way, loss on the way out, an outage drops everything,
 //! carrier down is a pulled cable, an unreachable target does not answer on that link.
 
-use crate::namespaces::{Namespaces, Netlink, sh};
+use crate::namespaces::{Namespaces, Netlink, inside, sh};
 use crate::relay;
 use crate::scenario::{Carrier, Condition};
 use std::net::{IpAddr, Ipv4Addr};
@@ -152,34 +152,18 @@ impl ImpairedLink {
             }
             Impairment::Relay => {
                 let device = plan.device.to_string();
-                let router_tun =
-                    crate::namespaces::inside(&router.namespace, move || relay::open_tun(&device))?
-                        .map_err(|e| format!("TUN {}: {e}", plan.device))?;
-                let isp_tun = crate::namespaces::inside(&isp.namespace, || relay::open_tun("isp"))?
+                let router_tun = inside(&router.namespace, move || relay::open_tun(&device))?
+                    .map_err(|e| format!("TUN {}: {e}", plan.device))?;
+                let isp_tun = inside(&isp.namespace, || relay::open_tun("isp"))?
                     .map_err(|e| format!("TUN isp: {e}"))?;
                 router.disable_ipv6(plan.device)?;
                 isp.disable_ipv6("isp")?;
                 let shared = Arc::new(Mutex::new(plan.base.clone()));
-                let targets: Arc<Vec<IpAddr>> =
-                    Arc::new(plan.targets.iter().map(|t| IpAddr::V4(*t)).collect());
-                let router_end = runtime
-                    .block_on(async {
-                        let a = Arc::new(relay::async_tun(router_tun)?);
-                        let b = Arc::new(relay::async_tun(isp_tun)?);
-                        let (out, back) = (plan.seed, plan.seed.wrapping_add(1));
-                        let (c, t) = (shared.clone(), targets.clone());
-                        tokio::spawn(relay::relay(a.clone(), b.clone(), c, t, true, out));
-                        tokio::spawn(relay::relay(
-                            b,
-                            a.clone(),
-                            shared.clone(),
-                            targets,
-                            false,
-                            back,
-                        ));
-                        Ok::<_, std::io::Error>(a)
-                    })
-                    .map_err(|e| format!("cannot start the relay of {}: {e}", plan.device))?;
+                let targets = plan.targets.iter().map(|t| IpAddr::V4(*t)).collect();
+                let _context = runtime.enter();
+                let router_end =
+                    relay::start(router_tun, isp_tun, shared.clone(), targets, plan.seed)
+                        .map_err(|e| format!("cannot start the relay of {}: {e}", plan.device))?;
                 Backend::Relay { shared, router_end }
             }
         };

@@ -112,6 +112,32 @@ pub fn fate(
     Fate::Deliver(Duration::from_secs_f64(millis / 1000.0))
 }
 
+/// Starts the relay between the router's end and the ISP's end of a link, one task per
+/// direction (seeds `seed` and `seed + 1`), on the current tokio runtime. Returns the router's
+/// end, which pulls the carrier (`set_carrier`).
+pub fn start(
+    router_end: OwnedFd,
+    isp_end: OwnedFd,
+    condition: Arc<Mutex<Condition>>,
+    targets: Vec<IpAddr>,
+    seed: u64,
+) -> io::Result<Arc<AsyncFd<OwnedFd>>> {
+    let router_end = Arc::new(async_tun(router_end)?);
+    let isp_end = Arc::new(async_tun(isp_end)?);
+    let targets = Arc::new(targets);
+    let (out, back) = (seed, seed.wrapping_add(1));
+    tokio::spawn(relay(
+        router_end.clone(),
+        isp_end.clone(),
+        condition.clone(),
+        targets.clone(),
+        true,
+        out,
+    ));
+    tokio::spawn(relay(isp_end, router_end.clone(), condition, targets, false, back));
+    Ok(router_end)
+}
+
 /// Moves packets from `from` to `to` through the shared condition until the task is dropped.
 pub async fn relay(
     from: Arc<AsyncFd<OwnedFd>>,

@@ -11,7 +11,9 @@ fn sim(args: &[&str]) -> Output {
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("wanmon-sim-cli-{}-{name}", std::process::id()));
+    // Under target/, not /tmp: nothing is left on the machine after the tests.
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("wanmon-sim-cli-{name}"));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }

@@ -278,7 +278,9 @@ pub fn run_emulated(arch: &Arch, binary: &Path) -> Result<(), String> {
         "{\"links\": [{\"name\": \"wan\", \"device\": \"eth0.2\", \"timeout_ms\": 5000}]}",
     )
     .map_err(|e| e.to_string())?;
-    let refused = exec(&["check-config", &broken.to_string_lossy()])?;
+    let refused = exec(&["check-config", &broken.to_string_lossy()]);
+    let _ = std::fs::remove_file(&broken);
+    let refused = refused?;
     let message = String::from_utf8_lossy(&refused.stderr);
     if refused.status.code() != Some(1) || !message.contains("links[0].timeout_ms") {
         return Err(format!(
