@@ -268,8 +268,14 @@ impl Checker<'_> {
     ) -> Option<usize> {
         let index = names.iter().position(|n| *n == name.value);
         if index.is_none() {
+            let mut known: Vec<&str> = Vec::new();
+            for n in names {
+                if !known.contains(&n.as_str()) {
+                    known.push(n);
+                }
+            }
             let message =
-                format!("no link named {:?}; the links are {}", name.value, names.join(", "));
+                format!("no link named {:?}; the links are {}", name.value, known.join(", "));
             self.error(name.referenced.line(), path, message);
         }
         index
