@@ -30,6 +30,7 @@ const USAGE: &str = "usage: wanmon-sim run <scenario.yaml|dir> [--engine replay|
                       --impair picks; needs root) and print measured vs configured latency,
                       jitter and loss (surge-ping; default 200 pings per link)
 
+the scenario format: docs/scenarios.md
 exit status: 0 every expectation met, 1 some expectation not met, 2 bad command line or scenario";
 
 struct Options {
