@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: what CI runs on a fresh Debian machine (the README's test command), and
 //! `cargo xtask bench`.
 
-use crate::{cargo, dist, is_root, prerequisites, run, sim, step};
+use crate::{cargo, dist, is_root, prerequisites, run, sim, step, vm};
 use std::time::Instant;
 
 pub fn ci(args: &[String]) -> Result<(), String> {
@@ -29,6 +29,7 @@ pub fn ci(args: &[String]) -> Result<(), String> {
     // The tests step already ran the library on namespaces (simulator/tests/netns_suite.rs).
     step("scenario suite (replay)", || sim::sim(&["--replay-only".to_string()]))?;
     step("router package (mipsel_24kc, size budget, run under qemu)", || dist::dist(&[]))?;
+    step("router build as a daemon on a MIPS kernel (qemu-system)", || vm::vm(&[]))?;
     step("web page in a real browser", browser)?;
     step("benchmark (quick)", || bench(&["--quick".to_string()]))?;
     println!("\nci: all steps passed in {:.0} s", start.elapsed().as_secs_f64());

@@ -3,12 +3,15 @@
 //! - `cargo xtask sim`: the scenario suite against the controller (the README's main job).
 //! - `cargo xtask ci`: everything CI checks, on a fresh Debian machine (the README's test command).
 //! - `cargo xtask bench`: the hot-path benchmark with its printed figures.
+//! - `cargo xtask dist`, `deploy`, `vm`: the router package, its deployment, and its build run
+//!   as a daemon on a MIPS kernel.
 
 mod ci;
 mod deploy;
 mod dist;
 mod package;
 mod sim;
+mod vm;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -24,6 +27,10 @@ commands:
   deploy --host USER@ROUTER [--port N] [--identity FILE] [--target ARCH] [--dry-run]
            copy the package over SCP (legacy protocol, for dropbear), install it with opkg,
            restart the service, print its status
+  vm [--binary PATH]
+           run the router build (default target/dist/mipsel_24kc/wanmon) as a daemon on
+           Debian's MIPS kernel under qemu-system-mipsel: an ISP outage and recovery, judged
+           by the guest kernel's routes
   sim [--replay-only]
            run the scenario library against the controller (replay; and netns, the real daemon
            on namespaces, when root) and print the summary table; JSON and SVG in target/sim/
@@ -39,6 +46,7 @@ fn main() -> ExitCode {
         Some("bench") => ci::bench(&args[1..]),
         Some("dist") => dist::dist(&args[1..]),
         Some("deploy") => deploy::deploy(&args[1..]),
+        Some("vm") => vm::vm(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -118,6 +126,8 @@ const PACKAGES: &[(&str, &str)] = &[
     // The netem backend is tested in User-Mode Linux (this kernel has no sch_netem; UML's does)
     // and UML loads its modules with modprobe.
     ("linux.uml", "user-mode-linux"),
+    // The router build as a daemon on a MIPS kernel (`cargo xtask vm`).
+    ("qemu-system-mipsel", "qemu-system-mips"),
     ("/usr/sbin/modprobe", "kmod"),
 ];
 

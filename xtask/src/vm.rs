@@ -1,0 +1,423 @@
+//! `cargo xtask vm`: the router build as a daemon on a MIPS kernel. qemu-user cannot run
+//! wanmon's routing (it translates neither `SO_MARK` nor the routing-rule messages), so this
+//! boots Debian's 32-bit little-endian MIPS kernel (`4kc-malta`) under qemu-system-mipsel with
+//! an initramfs of BusyBox and the mipsel wanmon. Inside, two WAN links lead to two ISP
+//! namespaces; the primary's ISP stops answering and comes back; the daemon is judged by the
+//! route the kernel resolves for LAN traffic (`ip route get`, every 100 ms), never by its own
+//! report, and must hand routing back (no rule left) when stopped.
+
+use crate::{has_command, is_root, root, run};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's packages for the guest: its kernel (a metapackage naming the current one) and a
+/// static BusyBox, from the same suite as the host.
+const KERNEL_META: &str = "linux-image-4kc-malta";
+const BUSYBOX: &str = "busybox-static";
+
+/// When the primary's ISP stops answering and when it answers again, in the guest's seconds
+/// after the daemon started; and what the daemon may take for each.
+const OUTAGE_AFTER_S: u32 = 15;
+const RESTORE_AFTER_S: u32 = 25;
+const SETTLE_S: u32 = 30;
+/// dead_after_ms is 3 s; the slack covers the probe interval and the 100 ms sampling.
+const FAILOVER_LIMIT_S: f64 = 5.0;
+/// failback_hold_ms is 10 s; the link must first be measured alive again (a window of probes).
+const FAILBACK_LIMIT_S: f64 = 30.0;
+
+const CONFIG: &str = r#"{
+  "targets": ["192.0.2.1", "203.0.113.1"],
+  "hysteresis": 20,
+  "switch_hold_ms": 5000,
+  "failback_hold_ms": 10000,
+  "dead_after_ms": 3000,
+  "web": {"listen": "127.0.0.1:8080", "token": null},
+  "links": [
+    {"name": "wan", "device": "wan"},
+    {"name": "wwan", "device": "wwan", "bias": 40}
+  ]
+}
+"#;
+
+/// The guest's first process. Each ISP is a namespace held by a sleeping process, its targets
+/// (documentation addresses) on its loopback; an outage removes them, so probes vanish silently
+/// while the link stays up, as when an ISP is down.
+fn init_script() -> String {
+    format!(
+        r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmpfs /run
+now() {{ cut -d' ' -f1 /proc/uptime; }}
+say() {{ echo "WANMON-VM $(now) $*"; }}
+say KERNEL $(uname -m) $(uname -r)
+insmod /lib/modules/veth.ko || say FAILED cannot load veth
+ip link set lo up
+i=0
+for link in wan wwan; do
+  unshare -n sleep 100000 &
+  pid=$!
+  sleep 1
+  # BusyBox names the peer itself: veth0, free again once the last one moved away.
+  ip link add $link type veth
+  ip link set veth0 netns $pid
+  mine=198.51.100.$((130 + 4 * i)); peer=198.51.100.$((129 + 4 * i))
+  ip addr add $mine peer $peer dev $link
+  ip link set $link up
+  nsenter -t $pid -n ip link set lo up
+  nsenter -t $pid -n ip addr add $peer peer $mine dev veth0
+  nsenter -t $pid -n ip link set veth0 up
+  nsenter -t $pid -n ip addr add 192.0.2.1/32 dev lo
+  nsenter -t $pid -n ip addr add 203.0.113.1/32 dev lo
+  ip route add default via $peer dev $link metric $((10 + 10 * i))
+  eval isp_$link=$pid
+  i=$((i + 1))
+done
+wanmon run --config /etc/wanmon.json --socket /run/wanmon.sock 2>/run/daemon.log &
+daemon=$!
+say STARTED
+(
+  last=""
+  while :; do
+    r=$(ip route get 192.0.2.1 | grep -o "dev [a-z]*")
+    if [ "$r" != "$last" ]; then say "ROUTE $r"; last="$r"; fi
+    sleep 0.1
+  done
+) &
+watcher=$!
+sleep {OUTAGE_AFTER_S}
+say OUTAGE wan
+nsenter -t $isp_wan -n ip addr del 192.0.2.1/32 dev lo
+nsenter -t $isp_wan -n ip addr del 203.0.113.1/32 dev lo
+sleep {RESTORE_AFTER_S}
+say RESTORE wan
+nsenter -t $isp_wan -n ip addr add 192.0.2.1/32 dev lo
+nsenter -t $isp_wan -n ip addr add 203.0.113.1/32 dev lo
+sleep {SETTLE_S}
+wanmon status --socket /run/wanmon.sock
+say STOPPING
+kill -TERM $daemon
+sleep 2
+kill $watcher
+say RULES $(ip rule | grep -c 2234)
+sed 's/^/daemon: /' /run/daemon.log
+say DONE
+poweroff -f
+"#
+    )
+}
+
+/// A `newc` cpio archive (what the kernel unpacks as its initramfs) of `(path, mode, bytes)`.
+fn cpio(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut add = |name: &str, mode: u32, data: &[u8], inode: usize| {
+        let header = format!(
+            "070701{inode:08x}{mode:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            0,
+            0,
+            name.len() + 1,
+            0
+        );
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(data);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+    };
+    for (inode, (name, mode, data)) in entries.iter().enumerate() {
+        add(name, *mode, data, inode + 1);
+    }
+    add("TRAILER!!!", 0, &[], 0);
+    out
+}
+
+/// What the guest reported, judged: the figures, or what went wrong.
+#[derive(Debug, PartialEq)]
+pub struct Outcome {
+    pub kernel: String,
+    pub failover_s: f64,
+    pub failback_s: f64,
+}
+
+fn judge(console: &str) -> Result<Outcome, String> {
+    let events: Vec<(f64, Vec<&str>)> = console
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("WANMON-VM "))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let t = words.next()?.parse::<f64>().ok()?;
+            Some((t, words.collect()))
+        })
+        .collect();
+    let find = |word: &str| events.iter().find(|(_, w)| w.first() == Some(&word));
+    if let Some((_, words)) = find("FAILED") {
+        return Err(format!("the guest failed: {}", words.join(" ")));
+    }
+    let kernel = find("KERNEL").map(|(_, w)| w[1..].join(" ")).ok_or("the guest never started")?;
+    let (outage, _) = find("OUTAGE").ok_or("the guest never cut the primary's ISP off")?;
+    let (restore, _) = find("RESTORE").ok_or("the guest never brought the primary back")?;
+    let (stopping, _) = find("STOPPING").ok_or("the guest never stopped the daemon")?;
+    let (_, rules) = find("RULES").ok_or("the guest never stopped the daemon")?;
+    find("DONE").ok_or("the guest did not finish")?;
+    // Once the daemon is told to stop, the system's own routes apply again: not its doing.
+    let routes: Vec<(f64, &str)> = events
+        .iter()
+        .filter(|(t, w)| w.first() == Some(&"ROUTE") && t < stopping)
+        .map(|(t, w)| (*t, w.last().copied().unwrap_or("none")))
+        .collect();
+    let expected = ["wan", "wwan", "wan"];
+    let devices: Vec<&str> = routes.iter().map(|(_, d)| *d).collect();
+    if devices != expected {
+        return Err(format!("the route went {devices:?}, expected {expected:?}"));
+    }
+    let (failover, failback) = (routes[1].0 - outage, routes[2].0 - restore);
+    if routes[0].0 > *outage || !(0.0..=FAILOVER_LIMIT_S).contains(&failover) {
+        return Err(format!(
+            "the route moved to wwan {failover:.1} s after the outage, expected within \
+             {FAILOVER_LIMIT_S} s"
+        ));
+    }
+    if !(0.0..=FAILBACK_LIMIT_S).contains(&failback) {
+        return Err(format!(
+            "the route came back to wan {failback:.1} s after the recovery, expected within \
+             {FAILBACK_LIMIT_S} s"
+        ));
+    }
+    if rules.get(1) != Some(&"0") {
+        return Err(format!("{} of wanmon's rules left after SIGTERM", rules[1..].join(" ")));
+    }
+    Ok(Outcome { kernel, failover_s: failover, failback_s: failback })
+}
+
+/// Debian's MIPS kernel, the veth module and a static BusyBox, downloaded once with apt
+/// (signatures checked by apt, the system's own apt state untouched) and unpacked.
+fn guest_parts(cache: &Path) -> Result<(PathBuf, PathBuf, PathBuf), String> {
+    let state = cache.join("apt-mipsel");
+    for dir in ["lists/partial", "cache/archives/partial", "debs"] {
+        std::fs::create_dir_all(state.join(dir))
+            .map_err(|e| format!("{}: {e}", state.display()))?;
+    }
+    let options: Vec<String> = vec![
+        format!("-oDir::State::Lists={}", state.join("lists").display()),
+        format!("-oDir::Cache={}", state.join("cache").display()),
+        "-oAPT::Architecture=mipsel".into(),
+        "-oAPT::Architectures::=mipsel".into(),
+    ];
+    let apt = |tool: &str, args: &[&str]| -> Result<String, String> {
+        let out = Command::new(tool)
+            .args(&options)
+            .args(args)
+            .current_dir(state.join("debs"))
+            .output()
+            .map_err(|e| format!("cannot run {tool}: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!("{tool} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
+        }
+    };
+    if !state
+        .join("lists")
+        .read_dir()
+        .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().is_file())))
+    {
+        apt("apt-get", &["update", "-qq"])?;
+    }
+    let depends = apt("apt-cache", &["depends", KERNEL_META])?;
+    let kernel_package = depends
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends: "))
+        .find(|p| p.starts_with("linux-image-"))
+        .ok_or_else(|| format!("{KERNEL_META} names no kernel: {depends}"))?
+        .to_string();
+    let release = kernel_package.trim_start_matches("linux-image-").to_string();
+    let unpacked = cache.join(format!("mips-{release}"));
+    let kernel = unpacked.join(format!("boot/vmlinuz-{release}"));
+    let veth = unpacked.join(format!("lib/modules/{release}/kernel/drivers/net/veth.ko"));
+    let busybox = unpacked.join("bin/busybox");
+    if kernel.exists() && veth.exists() && busybox.exists() {
+        return Ok((kernel, veth, busybox));
+    }
+    apt("apt-get", &["download", &kernel_package, BUSYBOX])?;
+    for entry in std::fs::read_dir(state.join("debs")).map_err(|e| e.to_string())?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&kernel_package) || name.starts_with(BUSYBOX) {
+            run("dpkg-deb", &["-x", &entry.path().to_string_lossy(), &unpacked.to_string_lossy()])?;
+        }
+    }
+    for part in [&kernel, &veth, &busybox] {
+        if !part.exists() {
+            return Err(format!("{} is not in the downloaded packages", part.display()));
+        }
+    }
+    Ok((kernel, veth, busybox))
+}
+
+pub fn vm(args: &[String]) -> Result<(), String> {
+    let mut binary = root().join("target/dist/mipsel_24kc/wanmon");
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--binary" => binary = iter.next().ok_or("--binary needs a path")?.into(),
+            other => {
+                return Err(format!(
+                    "vm: unknown argument {other:?}; usage: cargo xtask vm [--binary PATH]"
+                ));
+            }
+        }
+    }
+    if !binary.exists() {
+        return Err(format!(
+            "{} does not exist: build it with `cargo xtask dist` (or pass --binary)",
+            binary.display()
+        ));
+    }
+    if !has_command("qemu-system-mipsel") {
+        if is_root() && has_command("apt-get") {
+            run(
+                "apt-get",
+                &["install", "-y", "-qq", "--no-install-recommends", "qemu-system-mips"],
+            )?;
+        } else {
+            return Err("qemu-system-mipsel is missing: apt-get install qemu-system-mips".into());
+        }
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    let (kernel, veth, busybox) = guest_parts(&home.join(".cache/wanmon-cross"))?;
+    let read = |path: &Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+    let (daemon, veth, busybox) = (read(&binary)?, read(&veth)?, read(&busybox)?);
+    let init = init_script();
+    let directory: &[u8] = &[];
+    let archive = cpio(&[
+        ("bin", 0o040755, directory),
+        ("bin/busybox", 0o100755, &busybox),
+        ("bin/wanmon", 0o100755, &daemon),
+        ("dev", 0o040755, directory),
+        ("etc", 0o040755, directory),
+        ("etc/wanmon.json", 0o100644, CONFIG.as_bytes()),
+        ("init", 0o100755, init.as_bytes()),
+        ("lib", 0o040755, directory),
+        ("lib/modules", 0o040755, directory),
+        ("lib/modules/veth.ko", 0o100644, &veth),
+        ("proc", 0o040755, directory),
+        ("run", 0o040755, directory),
+        ("sys", 0o040755, directory),
+        ("var", 0o040755, directory),
+        ("var/run", 0o120777, b"/run"),
+    ]);
+    let out = root().join("target/vm");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let initramfs = out.join("initramfs.cpio");
+    std::fs::write(&initramfs, archive).map_err(|e| e.to_string())?;
+    run("gzip", &["-9nf", &initramfs.to_string_lossy()])?;
+    let console_path = out.join("console.log");
+    let console = std::fs::File::create(&console_path).map_err(|e| e.to_string())?;
+    println!("booting {} under qemu-system-mipsel (about 90 s)", kernel.display());
+    let started = Instant::now();
+    let mut qemu = Command::new("qemu-system-mipsel")
+        .args(["-M", "malta", "-m", "256", "-nographic", "-no-reboot", "-net", "none"])
+        .args(["-vga", "none", "-kernel"])
+        .arg(&kernel)
+        .arg("-initrd")
+        .arg(out.join("initramfs.cpio.gz"))
+        .args(["-append", "console=ttyS0 rdinit=/init quiet"])
+        .stdin(Stdio::null())
+        .stdout(console)
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start qemu-system-mipsel: {e}"))?;
+    let limit = Duration::from_secs(u64::from(OUTAGE_AFTER_S + RESTORE_AFTER_S + SETTLE_S) + 120);
+    loop {
+        if qemu.try_wait().map_err(|e| e.to_string())?.is_some() {
+            break;
+        }
+        if started.elapsed() > limit {
+            let _ = qemu.kill();
+            let _ = qemu.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let console = std::fs::read_to_string(&console_path).map_err(|e| e.to_string())?;
+    let outcome = judge(&console)
+        .map_err(|e| format!("{e}; the guest's console: {}", console_path.display()))?;
+    println!(
+        "mipsel wanmon on a {} kernel: moved to wwan {:.1} s after the primary's ISP went silent \
+         (dead_after 3 s), back on wan {:.1} s after it recovered (failback_hold 10 s), \
+         no rule left after SIGTERM ({:.0} s in all)",
+        outcome.kernel,
+        outcome.failover_s,
+        outcome.failback_s,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "[    1.0] boot noise\n\
+        WANMON-VM 1.61 KERNEL mips 6.1.0-50-4kc-malta\n\
+        WANMON-VM 5.16 STARTED\n\
+        WANMON-VM 5.29 ROUTE dev wan\n\
+        WANMON-VM 20.22 OUTAGE wan\n\
+        WANMON-VM 22.34 ROUTE dev wwan\n\
+        WANMON-VM 45.28 RESTORE wan\n\
+        WANMON-VM 63.44 ROUTE dev wan\n\
+        WANMON-VM 75.40 STOPPING\n\
+        WANMON-VM 77.48 RULES 0\n\
+        WANMON-VM 77.51 DONE\n";
+
+    #[test]
+    fn a_failover_and_failback_in_time_is_measured() {
+        let outcome = judge(GOOD).expect("good run");
+        assert_eq!(outcome.kernel, "mips 6.1.0-50-4kc-malta");
+        assert!((outcome.failover_s - 2.12).abs() < 1e-6);
+        assert!((outcome.failback_s - 18.16).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_route_that_never_moves_or_rules_left_behind_fail() {
+        let stuck = GOOD.replace("WANMON-VM 22.34 ROUTE dev wwan\n", "");
+        assert!(judge(&stuck).unwrap_err().contains("the route went"));
+        let slow = GOOD.replace("22.34 ROUTE dev wwan", "29.00 ROUTE dev wwan");
+        assert!(judge(&slow).unwrap_err().contains("after the outage"));
+        // Back on wan only because the daemon stopped: the system's route, not a failback.
+        let handed_back = GOOD.replace("63.44 ROUTE dev wan", "75.41 ROUTE dev wan");
+        assert!(judge(&handed_back).unwrap_err().contains("the route went"));
+        let leftover = GOOD.replace("RULES 0", "RULES 3");
+        assert!(judge(&leftover).unwrap_err().contains("rules left"));
+        let cut_short = GOOD.replace("WANMON-VM 77.51 DONE\n", "");
+        assert!(judge(&cut_short).unwrap_err().contains("did not finish"));
+        assert!(judge("kernel panic").unwrap_err().contains("never started"));
+    }
+
+    #[test]
+    fn the_initramfs_is_a_newc_archive_with_a_trailer() {
+        let archive = cpio(&[("init", 0o100755, b"#!/bin/sh\n")]);
+        assert!(archive.starts_with(b"070701"));
+        assert_eq!(archive.len() % 4, 0);
+        let text = String::from_utf8_lossy(&archive);
+        assert!(text.contains("init\0") && text.contains("#!/bin/sh\n"));
+        assert!(text.contains("TRAILER!!!\0"));
+        // The name size field counts the terminating NUL: "init" is 5.
+        assert_eq!(&text[94..102], "00000005");
+    }
+}
