@@ -243,16 +243,7 @@ impl Lab {
     fn route_device_to(&self, target: &str) -> Option<String> {
         let mut socket = self.netlink();
         let route = socket.route_to(&target.parse::<IpAddr>().ok()?, 0).ok()?;
-        let index = route.oif?;
-        let mut name = None;
-        socket
-            .dump(DumpKind::Links, 0, |_, payload| {
-                if let Some(link) = netlink::parse_link(payload).filter(|l| l.index == index) {
-                    name = Some(link.name);
-                }
-            })
-            .ok()?;
-        name
+        device_name(&mut socket, route.oif?)
     }
 
     /// The device of the default route in one of wanmon's tables, read from the kernel.
@@ -268,16 +259,7 @@ impl Lab {
                 }
             })
             .ok()?;
-        let oif = oif?;
-        let mut name = None;
-        socket
-            .dump(DumpKind::Links, 0, |_, payload| {
-                if let Some(link) = netlink::parse_link(payload).filter(|l| l.index == oif) {
-                    name = Some(link.name);
-                }
-            })
-            .ok()?;
-        name
+        device_name(&mut socket, oif?)
     }
 
     fn our_rules(&self) -> usize {
@@ -381,6 +363,19 @@ impl Lab {
 }
 
 /// Waits for the kernel to announce that `device` lost its carrier; returns when it did.
+/// The name of the device with this index, from the kernel's link dump.
+fn device_name(socket: &mut Socket, index: u32) -> Option<String> {
+    let mut name = None;
+    socket
+        .dump(DumpKind::Links, 0, |_, payload| {
+            if let Some(link) = netlink::parse_link(payload).filter(|l| l.index == index) {
+                name = Some(link.name);
+            }
+        })
+        .ok()?;
+    name
+}
+
 fn wait_no_carrier(events: &Socket, device: &str) -> Instant {
     let start = Instant::now();
     let mut buffer = vec![0u8; 16 * 1024];

@@ -261,14 +261,7 @@ mod tests {
     use super::*;
 
     fn condition() -> Condition {
-        Condition {
-            latency_ms: 50.0,
-            jitter_ms: 10.0,
-            loss_percent: 20.0,
-            outage: false,
-            carrier: Carrier::Up,
-            unreachable_targets: Vec::new(),
-        }
+        Condition::new(50.0, 10.0, 20.0)
     }
 
     #[test]

@@ -111,18 +111,24 @@ impl Netlink {
         }
     }
 
+    /// Changes a device's flags or address (`ip link set DEV ...`); `what` names the change in
+    /// the error.
+    async fn set_link(
+        &self,
+        device: &str,
+        what: &str,
+        change: impl FnOnce(LinkMessageBuilder<LinkUnspec>) -> LinkMessageBuilder<LinkUnspec>,
+    ) -> Result<(), String> {
+        let index = self.index(device).await?;
+        let message = change(LinkUnspec::new_with_index(index)).build();
+        self.handle.link().set(message).execute().await.map_err(|e| self.fail(what, e))
+    }
+
     /// Brings a device up or down (`ip link set DEV up|down`); for veth, down on one end is a
     /// pulled cable (NO-CARRIER) on the other.
     pub async fn set_up(&self, device: &str, up: bool) -> Result<(), String> {
-        let index = self.index(device).await?;
-        let message = LinkUnspec::new_with_index(index);
-        let message = if up { message.up() } else { message.down() };
-        self.handle
-            .link()
-            .set(message.build())
-            .execute()
-            .await
-            .map_err(|e| self.fail(&format!("set {device} {}", if up { "up" } else { "down" }), e))
+        let what = format!("set {device} {}", if up { "up" } else { "down" });
+        self.set_link(device, &what, |m| if up { m.up() } else { m.down() }).await
     }
 
     /// Turns ARP off on a point-to-point veth end, so no ARP packet is delayed or lost by the
@@ -130,17 +136,9 @@ impl Netlink {
     /// device's own MAC address, so both ends get the same one (each is in its own namespace)
     /// and the peer takes the frames as its own.
     pub async fn no_arp(&self, device: &str) -> Result<(), String> {
-        let index = self.index(device).await?;
-        let message = LinkUnspec::new_with_index(index)
-            .arp(false)
-            .address(vec![0x02, 0, 0x57, 0x4d, 0, 1])
-            .build();
-        self.handle
-            .link()
-            .set(message)
-            .execute()
+        let what = format!("turn ARP off on {device}");
+        self.set_link(device, &what, |m| m.arp(false).address(vec![0x02, 0, 0x57, 0x4d, 0, 1]))
             .await
-            .map_err(|e| self.fail(&format!("turn ARP off on {device}"), e))
     }
 
     /// Adds `local` to a device, as a /32 with `peer` on the other end of the link when given

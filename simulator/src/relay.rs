@@ -184,14 +184,7 @@ mod tests {
     use super::*;
 
     fn condition() -> Condition {
-        Condition {
-            latency_ms: 40.0,
-            jitter_ms: 0.0,
-            loss_percent: 0.0,
-            outage: false,
-            carrier: Carrier::Up,
-            unreachable_targets: vec![1],
-        }
+        Condition { unreachable_targets: vec![1], ..Condition::new(40.0, 0.0, 0.0) }
     }
 
     fn packet_to(address: [u8; 4]) -> Vec<u8> {

@@ -121,6 +121,21 @@ pub struct Condition {
     pub unreachable_targets: Vec<usize>,
 }
 
+impl Condition {
+    /// A working link with this latency, jitter and loss: carrier up, no outage, every target
+    /// answering.
+    pub fn new(latency_ms: f64, jitter_ms: f64, loss_percent: f64) -> Condition {
+        Condition {
+            latency_ms,
+            jitter_ms,
+            loss_percent,
+            outage: false,
+            carrier: Carrier::Up,
+            unreachable_targets: Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinkSpec {
     pub name: String,
@@ -339,24 +354,13 @@ impl Scenario {
                 );
             }
             names.push(link.name.value.clone());
-            let base = Condition {
-                latency_ms: checker.range(
-                    &link.latency_ms,
-                    path("latency_ms"),
-                    0.0,
-                    10_000.0,
-                    " ms",
-                ),
-                jitter_ms: checker
-                    .optional(&link.jitter_ms, path("jitter_ms"), 5_000.0, " ms")
-                    .unwrap_or(0.0),
-                loss_percent: checker
+            let base = Condition::new(
+                checker.range(&link.latency_ms, path("latency_ms"), 0.0, 10_000.0, " ms"),
+                checker.optional(&link.jitter_ms, path("jitter_ms"), 5_000.0, " ms").unwrap_or(0.0),
+                checker
                     .optional(&link.loss_percent, path("loss_percent"), 100.0, " %")
                     .unwrap_or(0.0),
-                outage: false,
-                carrier: Carrier::Up,
-                unreachable_targets: Vec::new(),
-            };
+            );
             let targets = match &link.targets {
                 Some(t) if !(1..=TARGETS.len()).contains(&t.value) => {
                     let message = format!("got {}, expected 1 to {}", t.value, TARGETS.len());

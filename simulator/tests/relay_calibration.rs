@@ -8,20 +8,13 @@ mod common;
 
 use wanmon_sim::calibrate::calibrate_link;
 use wanmon_sim::impair::Impairment;
-use wanmon_sim::scenario::{Carrier, Condition};
+use wanmon_sim::scenario::Condition;
 
 #[test]
 #[ignore = "needs root: network namespaces"]
 fn the_relay_delivers_the_configured_latency_and_loss() {
     common::require_root();
-    let configured = Condition {
-        latency_ms: 50.0,
-        jitter_ms: 10.0,
-        loss_percent: 20.0,
-        outage: false,
-        carrier: Carrier::Up,
-        unreachable_targets: Vec::new(),
-    };
+    let configured = Condition::new(50.0, 10.0, 20.0);
     let measured = calibrate_link("wan", &configured, Impairment::Relay, 400, 42)
         .unwrap_or_else(|e| panic!("{e}"));
     println!(
