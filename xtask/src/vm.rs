@@ -267,41 +267,55 @@ fn guest_parts(cache: &Path) -> Result<(PathBuf, PathBuf, PathBuf), String> {
             Err(format!("{tool} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
         }
     };
-    if !state
+    let kernel_named = || -> Result<String, String> {
+        let depends = apt("apt-cache", &["depends", KERNEL_META])?;
+        depends
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Depends: "))
+            .find(|p| p.starts_with("linux-image-"))
+            .map(str::to_string)
+            .ok_or_else(|| format!("{KERNEL_META} names no kernel: {depends}"))
+    };
+    let parts = |kernel_package: &str| {
+        let release = kernel_package.trim_start_matches("linux-image-");
+        let unpacked = cache.join(format!("mips-{release}"));
+        let kernel = unpacked.join(format!("boot/vmlinuz-{release}"));
+        let veth = unpacked.join(format!("lib/modules/{release}/kernel/drivers/net/veth.ko"));
+        let busybox = unpacked.join("bin/busybox");
+        let ready = kernel.exists() && veth.exists() && busybox.exists();
+        (unpacked, ready, (kernel, veth, busybox))
+    };
+    let have_lists = state
         .join("lists")
         .read_dir()
-        .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().is_file())))
-    {
-        apt("apt-get", &["update", "-qq"])?;
+        .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().is_file())));
+    if have_lists && let (_, true, found) = parts(&kernel_named()?) {
+        return Ok(found);
     }
-    let depends = apt("apt-cache", &["depends", KERNEL_META])?;
-    let kernel_package = depends
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("Depends: "))
-        .find(|p| p.starts_with("linux-image-"))
-        .ok_or_else(|| format!("{KERNEL_META} names no kernel: {depends}"))?
-        .to_string();
-    let release = kernel_package.trim_start_matches("linux-image-").to_string();
-    let unpacked = cache.join(format!("mips-{release}"));
-    let kernel = unpacked.join(format!("boot/vmlinuz-{release}"));
-    let veth = unpacked.join(format!("lib/modules/{release}/kernel/drivers/net/veth.ko"));
-    let busybox = unpacked.join("bin/busybox");
-    if kernel.exists() && veth.exists() && busybox.exists() {
-        return Ok((kernel, veth, busybox));
+    // Fresh lists before downloading: old ones may name a kernel the archive no longer has.
+    apt("apt-get", &["update", "-qq"])?;
+    let kernel_package = kernel_named()?;
+    let (unpacked, ready, found) = parts(&kernel_package);
+    if ready {
+        return Ok(found);
+    }
+    let debs = state.join("debs");
+    for old in std::fs::read_dir(&debs).map_err(|e| e.to_string())?.flatten() {
+        let _ = std::fs::remove_file(old.path());
     }
     apt("apt-get", &["download", &kernel_package, BUSYBOX])?;
-    for entry in std::fs::read_dir(state.join("debs")).map_err(|e| e.to_string())?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&kernel_package) || name.starts_with(BUSYBOX) {
-            run("dpkg-deb", &["-x", &entry.path().to_string_lossy(), &unpacked.to_string_lossy()])?;
-        }
+    for entry in std::fs::read_dir(&debs).map_err(|e| e.to_string())?.flatten() {
+        run("dpkg-deb", &["-x", &entry.path().to_string_lossy(), &unpacked.to_string_lossy()])?;
     }
-    for part in [&kernel, &veth, &busybox] {
-        if !part.exists() {
-            return Err(format!("{} is not in the downloaded packages", part.display()));
-        }
+    match parts(&kernel_package) {
+        (_, true, found) => Ok(found),
+        (_, false, (kernel, veth, busybox)) => Err(format!(
+            "{}, {} or {} is not in the downloaded packages",
+            kernel.display(),
+            veth.display(),
+            busybox.display()
+        )),
     }
-    Ok((kernel, veth, busybox))
 }
 
 pub fn vm(args: &[String]) -> Result<(), String> {
