@@ -23,6 +23,34 @@ pub struct Calibration {
     pub loss_percent: f64,
 }
 
+impl Calibration {
+    /// Whether the link measured what it was configured to be, within what chance allows over
+    /// a few hundred pings: latency within ±10 % (at least ±2 ms, the relay's timer), loss
+    /// within ±3 points. Otherwise says which figure strayed and by how much.
+    pub fn faithful(&self) -> Result<(), String> {
+        let latency_tolerance = (self.configured.latency_ms * 0.10).max(2.0);
+        if (self.latency_ms - self.configured.latency_ms).abs() > latency_tolerance {
+            return Err(format!(
+                "{} by {}: latency {:.1} ms, configured {:.1} ms (±{latency_tolerance:.1})",
+                self.link,
+                self.impairment.name(),
+                self.latency_ms,
+                self.configured.latency_ms
+            ));
+        }
+        if (self.loss_percent - self.configured.loss_percent).abs() > 3.0 {
+            return Err(format!(
+                "{} by {}: loss {:.1} %, configured {:.1} % (±3 points)",
+                self.link,
+                self.impairment.name(),
+                self.loss_percent,
+                self.configured.loss_percent
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Builds one link with `impairment`, pings through it `pings` times (10 ms apart), and
 /// reports.
 pub fn calibrate_link(
@@ -152,4 +180,41 @@ pub fn json(calibrations: &[Calibration]) -> String {
         })
         .collect();
     serde_json::to_string_pretty(&links).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(latency_ms: f64, loss_percent: f64) -> Calibration {
+        Calibration {
+            link: "wan".into(),
+            impairment: Impairment::Relay,
+            configured: Condition::new(50.0, 10.0, 20.0),
+            pings: 400,
+            latency_ms,
+            jitter_ms: 10.0,
+            loss_percent,
+        }
+    }
+
+    #[test]
+    fn faithful_within_ten_percent_of_latency_and_three_points_of_loss() {
+        assert!(measured(50.0, 20.0).faithful().is_ok());
+        assert!(measured(55.0, 23.0).faithful().is_ok());
+        assert!(measured(45.0, 17.0).faithful().is_ok());
+        let slow = measured(55.2, 20.0).faithful().unwrap_err();
+        assert_eq!(slow, "wan by relay: latency 55.2 ms, configured 50.0 ms (±5.0)");
+        let lossy = measured(50.0, 23.5).faithful().unwrap_err();
+        assert_eq!(lossy, "wan by relay: loss 23.5 %, configured 20.0 % (±3 points)");
+    }
+
+    #[test]
+    fn a_short_latency_is_held_to_the_relay_timer_not_to_ten_percent() {
+        let mut fast = measured(6.5, 20.0);
+        fast.configured = Condition::new(5.0, 0.0, 20.0);
+        assert!(fast.faithful().is_ok());
+        fast.latency_ms = 7.5;
+        assert!(fast.faithful().is_err());
+    }
 }

@@ -11,8 +11,10 @@ use wanmon_sim::scenario::Scenario;
 use wanmon_sim::{replay, report};
 
 const USAGE: &str = "usage: wanmon-sim run <scenario.yaml|dir> [--engine replay|netns] [--binary PATH] [--runner CMD]
-                     [--impair auto|relay|netem] [--json FILE] [--svg DIR] [--sample-every SECONDS]
-       wanmon-sim calibrate <scenario.yaml> [--pings N] [--impair auto|relay|netem] [--json FILE]
+                     [--impair auto|relay|netem] [--check-replay] [--json FILE] [--svg DIR]
+                     [--sample-every SECONDS]
+       wanmon-sim calibrate <scenario.yaml> [--pings N] [--impair auto|relay|netem] [--check]
+                     [--json FILE]
 
   --engine replay     virtual time against the decision core: deterministic, no root (default)
   --engine netns      real namespaces, the real daemon, real time (needs root); scenarios run in
@@ -22,6 +24,8 @@ const USAGE: &str = "usage: wanmon-sim run <scenario.yaml|dir> [--engine replay|
   --impair KIND       how netns impairs the links: netem (the kernel's sch_netem on veth pairs;
                       not seedable), relay (userspace TUN relay: seeded, works everywhere), or
                       auto (default: netem where the kernel has it, else relay)
+  --check-replay      after a netns run, replay each scenario too and fail (exit 1) where the
+                      two switched to different links or in another order
   --json FILE         write every run (decisions, route changes, sampled telemetry, verdicts) as JSON
   --svg DIR           write one SVG timeline per scenario into DIR
   --sample-every S    telemetry sampling period in the JSON and SVG output (default 1)
@@ -29,6 +33,8 @@ const USAGE: &str = "usage: wanmon-sim run <scenario.yaml|dir> [--engine replay|
   calibrate           build each link of the scenario for real (namespaces and the impairment
                       --impair picks; needs root) and print measured vs configured latency,
                       jitter and loss (surge-ping; default 200 pings per link)
+  --check             fail (exit 1) when a link's measured latency or loss is off its
+                      configuration by more than the tolerance (latency ±10 %, loss ±3 points)
 
 the scenario format: docs/scenarios.md
 exit status: 0 every expectation met, 1 some expectation not met, 2 bad command line or scenario";
@@ -39,6 +45,7 @@ struct Options {
     binary: Option<PathBuf>,
     runner: Option<String>,
     impair: String,
+    check_replay: bool,
     json: Option<PathBuf>,
     svg: Option<PathBuf>,
     sample_every_s: f64,
@@ -58,6 +65,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         binary: None,
         runner: None,
         impair: "auto".into(),
+        check_replay: false,
         json: None,
         svg: None,
         sample_every_s: 1.0,
@@ -74,6 +82,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--binary" => options.binary = Some(value("--binary")?.into()),
             "--runner" => options.runner = Some(value("--runner")?),
             "--impair" => options.impair = impair_choice(&value("--impair")?)?,
+            "--check-replay" => options.check_replay = true,
             "--json" => options.json = Some(value("--json")?.into()),
             "--svg" => options.svg = Some(value("--svg")?.into()),
             "--sample-every" => {
@@ -94,6 +103,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
         }
     }
     options.path = path.ok_or("missing the scenario file or directory")?;
+    if options.check_replay && !options.netns {
+        return Err(
+            "--check-replay compares a netns run with the replay: add --engine netns".into()
+        );
+    }
     Ok(options)
 }
 
@@ -155,11 +169,29 @@ fn main() -> ExitCode {
     let failed = records.iter().filter(|r| !r.all_met()).count();
     if failed == 0 {
         println!("{} scenario runs, every expectation met", records.len());
-        ExitCode::SUCCESS
     } else {
         println!("{failed} of {} scenario runs missed expectations", records.len());
-        ExitCode::from(1)
     }
+    let disagreements = if options.check_replay { check_replay(&scenarios, &records) } else { 0 };
+    if failed == 0 && disagreements == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// Replays every scenario and counts those whose real run switched differently.
+fn check_replay(scenarios: &[Scenario], records: &[RunRecord]) -> usize {
+    let mut disagreements = 0;
+    for (scenario, record) in scenarios.iter().zip(records) {
+        if let Some(difference) = record.disagreement_with(&replay::run(scenario, 1.0)) {
+            println!("DISAGREE {difference}");
+            disagreements += 1;
+        }
+    }
+    println!(
+        "replay and {} agree on the switches of {} of {} scenarios",
+        records.first().map_or("netns", |r| r.engine.as_str()),
+        records.len() - disagreements,
+        records.len()
+    );
+    disagreements
 }
 
 fn write_outputs(
@@ -193,9 +225,11 @@ fn calibrate(args: &[String]) -> ExitCode {
     let mut pings: u16 = 200;
     let mut impair = "auto".to_string();
     let mut json: Option<PathBuf> = None;
+    let mut check = false;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
+            "--check" => check = true,
             "--json" => match iter.next() {
                 Some(path) => json = Some(PathBuf::from(path)),
                 None => {
@@ -265,7 +299,19 @@ fn calibrate(args: &[String]) -> ExitCode {
                     return ExitCode::from(2);
                 }
             }
-            ExitCode::SUCCESS
+            let unfaithful: Vec<String> =
+                calibrations.iter().filter_map(|c| c.faithful().err()).collect();
+            if !check {
+                ExitCode::SUCCESS
+            } else if unfaithful.is_empty() {
+                println!("every link within tolerance (latency ±10 %, loss ±3 points)");
+                ExitCode::SUCCESS
+            } else {
+                for problem in unfaithful {
+                    println!("OUT OF TOLERANCE {problem}");
+                }
+                ExitCode::FAILURE
+            }
         }
         Err(message) => {
             eprintln!("wanmon-sim: calibrate: {message} (it needs root for network namespaces)");

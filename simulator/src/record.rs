@@ -140,6 +140,23 @@ impl RunRecord {
         self.verdicts.iter().all(|v| v.met)
     }
 
+    /// The links the route went to, in order, the first choice included.
+    pub fn switch_sequence(&self) -> Vec<&str> {
+        self.route_changes.iter().map(|c| c.to.as_str()).collect()
+    }
+
+    /// How this run and another of the same scenario (a real run and its replay) switched
+    /// differently, or `None` when they went to the same links in the same order.
+    pub fn disagreement_with(&self, other: &RunRecord) -> Option<String> {
+        let (mine, theirs) = (self.switch_sequence(), other.switch_sequence());
+        (mine != theirs).then(|| {
+            format!(
+                "{}: {} switched to {mine:?}, {} to {theirs:?}",
+                self.scenario, self.engine, other.engine
+            )
+        })
+    }
+
     /// Fills in the verdicts and figures from the route changes and samples.
     fn judge(&mut self, scenario: &Scenario) {
         self.switches = self.route_changes.iter().filter(|c| c.from.is_some()).count();

@@ -75,6 +75,7 @@ fn bad_arguments_are_usage_errors() {
         &["run", "scenarios", "--frobnicate"],
         &["run", "scenarios", "--engine", "netns", "--impair", "tbf"],
         &["run", "scenarios", "--impair"],
+        &["run", "scenarios", "--check-replay"],
         &["calibrate", "scenarios/01-hard-outage.yaml", "--impair", "tbf"],
         &["calibrate", "scenarios/01-hard-outage.yaml", "--json"],
         &["calibrate", "scenarios/01-hard-outage.yaml", "--pings", "5"],

@@ -9,6 +9,8 @@
 mod ci;
 mod deploy;
 mod dist;
+mod guest;
+mod netem;
 mod package;
 mod sim;
 mod vm;
@@ -31,12 +33,17 @@ commands:
            run the router build (default target/dist/mipsel_24kc/wanmon) as a daemon on
            Debian's MIPS kernel under qemu-system-mipsel: an ISP outage and recovery, judged
            by the guest kernel's routes
+  netem [--simulator PATH --daemon PATH]
+           check the simulator's netem backend on a kernel that has sch_netem: Debian's amd64
+           kernel under qemu-system-x86_64 (no KVM needed), the host's files over 9p
   sim [--replay-only]
            run the scenario library against the controller (replay; and netns, the real daemon
            on namespaces, when root) and print the summary table; JSON and SVG in target/sim/
   ci       install what a fresh Debian machine lacks, then run fmt, clippy, every test
-           (root-only tests too when run as root) and a short benchmark
-  bench    run the criterion benchmark of the hot path (prints ns per probe outcome)";
+           (root-only tests too when run as root), the package, both emulated kernels, the
+           browser test and a short benchmark; prints a table of each stage's time
+  bench    run the criterion benchmark of the hot path (prints ns per probe outcome)
+  browser  the status page in Debian's Chromium against the real daemon in namespaces (root)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -44,9 +51,11 @@ fn main() -> ExitCode {
         Some("sim") => sim::sim(&args[1..]),
         Some("ci") => ci::ci(&args[1..]),
         Some("bench") => ci::bench(&args[1..]),
+        Some("browser") => ci::browser(&args[1..]),
         Some("dist") => dist::dist(&args[1..]),
         Some("deploy") => deploy::deploy(&args[1..]),
         Some("vm") => vm::vm(&args[1..]),
+        Some("netem") => netem::netem(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -123,12 +132,11 @@ const PACKAGES: &[(&str, &str)] = &[
     ("npm", "npm"),
     // The deploy test's router without opkg needs a static busybox (a path: a dynamic one won't do).
     ("/usr/share/doc/busybox-static", "busybox-static"),
-    // The netem backend is tested in User-Mode Linux (this kernel has no sch_netem; UML's does)
-    // and UML loads its modules with modprobe.
-    ("linux.uml", "user-mode-linux"),
-    // The router build as a daemon on a MIPS kernel (`cargo xtask vm`).
+    // The emulated kernels: the router build as a daemon on MIPS (`cargo xtask vm`), the netem
+    // backend on Debian's amd64 kernel (`cargo xtask netem`). Installed here, not in the lanes,
+    // so no two apt runs ever overlap.
     ("qemu-system-mipsel", "qemu-system-mips"),
-    ("/usr/sbin/modprobe", "kmod"),
+    ("qemu-system-x86_64", "qemu-system-x86"),
 ];
 
 pub(crate) fn has_command(command: &str) -> bool {

@@ -6,15 +6,13 @@
 //! route the kernel resolves for LAN traffic (`ip route get`, every 100 ms), never by its own
 //! report, and must hand routing back (no rule left) when stopped.
 
-use crate::{has_command, is_root, root, run};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use crate::{guest, root};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Debian's packages for the guest: its kernel (a metapackage naming the current one) and a
-/// static BusyBox, from the same suite as the host.
+/// Debian's kernel for the guest: a metapackage naming the current one, from the host's suite.
 const KERNEL_META: &str = "linux-image-4kc-malta";
-const BUSYBOX: &str = "busybox-static";
 
 /// What happens to the primary (wan) in the guest, one phase after the other: the marker the
 /// guest prints, the shell commands, how long the phase lasts, where the route must go, and
@@ -82,7 +80,13 @@ const CONFIG: &str = r#"{
 
 /// The guest's first process. Each ISP is a namespace held by a sleeping process, its targets
 /// (documentation addresses) on its loopback; then the `PHASES`, each announced on the console.
-fn init_script() -> String {
+fn init_script(modules: &[(String, Vec<u8>)]) -> String {
+    let load: String = modules
+        .iter()
+        .map(|(name, _)| {
+            format!("insmod /lib/modules/{name}.ko || say FAILED cannot load {name}\n")
+        })
+        .collect();
     let phases: String = PHASES
         .iter()
         .map(|p| format!("say {}\n{}\nsleep {}\n", p.marker, p.commands, p.lasts_s))
@@ -98,8 +102,7 @@ mount -t tmpfs tmpfs /run
 now() {{ cut -d' ' -f1 /proc/uptime; }}
 say() {{ echo "WANMON-VM $(now) $*"; }}
 say KERNEL $(uname -m) $(uname -r)
-insmod /lib/modules/veth.ko || say FAILED cannot load veth
-ip link set lo up
+{load}ip link set lo up
 i=0
 for link in wan wwan; do
   unshare -n sleep 100000 &
@@ -147,42 +150,6 @@ poweroff -f
     )
 }
 
-/// A `newc` cpio archive (what the kernel unpacks as its initramfs) of `(path, mode, bytes)`.
-fn cpio(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut add = |name: &str, mode: u32, data: &[u8], inode: usize| {
-        let header = format!(
-            "070701{inode:08x}{mode:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            0,
-            0,
-            1,
-            0,
-            data.len(),
-            0,
-            0,
-            0,
-            0,
-            name.len() + 1,
-            0
-        );
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        while out.len() % 4 != 0 {
-            out.push(0);
-        }
-        out.extend_from_slice(data);
-        while out.len() % 4 != 0 {
-            out.push(0);
-        }
-    };
-    for (inode, (name, mode, data)) in entries.iter().enumerate() {
-        add(name, *mode, data, inode + 1);
-    }
-    add("TRAILER!!!", 0, &[], 0);
-    out
-}
-
 /// What the guest reported, judged: the figures, or what went wrong.
 #[derive(Debug, PartialEq)]
 pub struct Outcome {
@@ -192,15 +159,7 @@ pub struct Outcome {
 }
 
 fn judge(console: &str) -> Result<Outcome, String> {
-    let events: Vec<(f64, Vec<&str>)> = console
-        .lines()
-        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("WANMON-VM "))
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            let t = words.next()?.parse::<f64>().ok()?;
-            Some((t, words.collect()))
-        })
-        .collect();
+    let events = guest::events(console, "WANMON-VM ");
     let find = |word: &str| events.iter().find(|(_, w)| w.first() == Some(&word));
     if let Some((_, words)) = find("FAILED") {
         return Err(format!("the guest failed: {}", words.join(" ")));
@@ -240,84 +199,6 @@ fn judge(console: &str) -> Result<Outcome, String> {
     Ok(Outcome { kernel, reactions })
 }
 
-/// Debian's MIPS kernel, the veth module and a static BusyBox, downloaded once with apt
-/// (signatures checked by apt, the system's own apt state untouched) and unpacked.
-fn guest_parts(cache: &Path) -> Result<(PathBuf, PathBuf, PathBuf), String> {
-    let state = cache.join("apt-mipsel");
-    for dir in ["lists/partial", "cache/archives/partial", "debs"] {
-        std::fs::create_dir_all(state.join(dir))
-            .map_err(|e| format!("{}: {e}", state.display()))?;
-    }
-    let options: Vec<String> = vec![
-        format!("-oDir::State::Lists={}", state.join("lists").display()),
-        format!("-oDir::Cache={}", state.join("cache").display()),
-        "-oAPT::Architecture=mipsel".into(),
-        "-oAPT::Architectures::=mipsel".into(),
-    ];
-    let apt = |tool: &str, args: &[&str]| -> Result<String, String> {
-        let out = Command::new(tool)
-            .args(&options)
-            .args(args)
-            .current_dir(state.join("debs"))
-            .output()
-            .map_err(|e| format!("cannot run {tool}: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!("{tool} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
-        }
-    };
-    let kernel_named = || -> Result<String, String> {
-        let depends = apt("apt-cache", &["depends", KERNEL_META])?;
-        depends
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("Depends: "))
-            .find(|p| p.starts_with("linux-image-"))
-            .map(str::to_string)
-            .ok_or_else(|| format!("{KERNEL_META} names no kernel: {depends}"))
-    };
-    let parts = |kernel_package: &str| {
-        let release = kernel_package.trim_start_matches("linux-image-");
-        let unpacked = cache.join(format!("mips-{release}"));
-        let kernel = unpacked.join(format!("boot/vmlinuz-{release}"));
-        let veth = unpacked.join(format!("lib/modules/{release}/kernel/drivers/net/veth.ko"));
-        let busybox = unpacked.join("bin/busybox");
-        let ready = kernel.exists() && veth.exists() && busybox.exists();
-        (unpacked, ready, (kernel, veth, busybox))
-    };
-    let have_lists = state
-        .join("lists")
-        .read_dir()
-        .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().is_file())));
-    if have_lists && let (_, true, found) = parts(&kernel_named()?) {
-        return Ok(found);
-    }
-    // Fresh lists before downloading: old ones may name a kernel the archive no longer has.
-    apt("apt-get", &["update", "-qq"])?;
-    let kernel_package = kernel_named()?;
-    let (unpacked, ready, found) = parts(&kernel_package);
-    if ready {
-        return Ok(found);
-    }
-    let debs = state.join("debs");
-    for old in std::fs::read_dir(&debs).map_err(|e| e.to_string())?.flatten() {
-        let _ = std::fs::remove_file(old.path());
-    }
-    apt("apt-get", &["download", &kernel_package, BUSYBOX])?;
-    for entry in std::fs::read_dir(&debs).map_err(|e| e.to_string())?.flatten() {
-        run("dpkg-deb", &["-x", &entry.path().to_string_lossy(), &unpacked.to_string_lossy()])?;
-    }
-    match parts(&kernel_package) {
-        (_, true, found) => Ok(found),
-        (_, false, (kernel, veth, busybox)) => Err(format!(
-            "{}, {} or {} is not in the downloaded packages",
-            kernel.display(),
-            veth.display(),
-            busybox.display()
-        )),
-    }
-}
-
 pub fn vm(args: &[String]) -> Result<(), String> {
     let mut binary = root().join("target/dist/mipsel_24kc/wanmon");
     let mut iter = args.iter();
@@ -337,74 +218,48 @@ pub fn vm(args: &[String]) -> Result<(), String> {
             binary.display()
         ));
     }
-    if !has_command("qemu-system-mipsel") {
-        if is_root() && has_command("apt-get") {
-            run(
-                "apt-get",
-                &["install", "-y", "-qq", "--no-install-recommends", "qemu-system-mips"],
-            )?;
-        } else {
-            return Err("qemu-system-mipsel is missing: apt-get install qemu-system-mips".into());
-        }
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-    let (kernel, veth, busybox) = guest_parts(&home.join(".cache/wanmon-cross"))?;
+    guest::need_emulator("qemu-system-mipsel", "qemu-system-mips")?;
+    let parts = guest::debian_parts(&guest::cache(), "mipsel", KERNEL_META)?;
     let read = |path: &Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
-    let (daemon, veth, busybox) = (read(&binary)?, read(&veth)?, read(&busybox)?);
-    let init = init_script();
-    let directory: &[u8] = &[];
-    let archive = cpio(&[
-        ("bin", 0o040755, directory),
-        ("bin/busybox", 0o100755, &busybox),
-        ("bin/wanmon", 0o100755, &daemon),
-        ("dev", 0o040755, directory),
-        ("etc", 0o040755, directory),
-        ("etc/wanmon.json", 0o100644, CONFIG.as_bytes()),
-        ("init", 0o100755, init.as_bytes()),
-        ("lib", 0o040755, directory),
-        ("lib/modules", 0o040755, directory),
-        ("lib/modules/veth.ko", 0o100644, &veth),
-        ("proc", 0o040755, directory),
-        ("run", 0o040755, directory),
-        ("sys", 0o040755, directory),
-        ("var", 0o040755, directory),
-        ("var/run", 0o120777, b"/run"),
-    ]);
+    let (daemon, busybox) = (read(&binary)?, read(&parts.busybox())?);
+    let modules = parts.modules_with_dependencies(&["veth"])?;
+    let init = init_script(&modules);
+    let mut entries: Vec<guest::Entry> = vec![
+        ("bin", guest::DIRECTORY, &[]),
+        ("bin/busybox", guest::EXECUTABLE, &busybox),
+        ("bin/wanmon", guest::EXECUTABLE, &daemon),
+        ("dev", guest::DIRECTORY, &[]),
+        ("etc", guest::DIRECTORY, &[]),
+        ("etc/wanmon.json", guest::FILE, CONFIG.as_bytes()),
+        ("init", guest::EXECUTABLE, init.as_bytes()),
+        ("lib", guest::DIRECTORY, &[]),
+        ("lib/modules", guest::DIRECTORY, &[]),
+        ("proc", guest::DIRECTORY, &[]),
+        ("run", guest::DIRECTORY, &[]),
+        ("sys", guest::DIRECTORY, &[]),
+        ("var", guest::DIRECTORY, &[]),
+        ("var/run", guest::SYMLINK, b"/run"),
+    ];
+    let module_paths: Vec<String> =
+        modules.iter().map(|(name, _)| format!("lib/modules/{name}.ko")).collect();
+    for ((_, bytes), path) in modules.iter().zip(&module_paths) {
+        entries.push((path, guest::FILE, bytes));
+    }
     let out = root().join("target/vm");
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let initramfs = out.join("initramfs.cpio");
-    std::fs::write(&initramfs, archive).map_err(|e| e.to_string())?;
-    run("gzip", &["-9nf", &initramfs.to_string_lossy()])?;
+    let initramfs = guest::initramfs(&out, &entries)?;
     let console_path = out.join("console.log");
-    let console = std::fs::File::create(&console_path).map_err(|e| e.to_string())?;
-    println!("booting {} under qemu-system-mipsel (about 2 min)", kernel.display());
+    println!("booting {} under qemu-system-mipsel (about 2 min)", parts.kernel().display());
     let started = Instant::now();
-    let mut qemu = Command::new("qemu-system-mipsel")
-        .args(["-M", "malta", "-m", "256", "-nographic", "-no-reboot", "-net", "none"])
+    let mut qemu = Command::new("qemu-system-mipsel");
+    qemu.args(["-M", "malta", "-m", "256", "-nographic", "-no-reboot", "-net", "none"])
         .args(["-vga", "none", "-kernel"])
-        .arg(&kernel)
+        .arg(parts.kernel())
         .arg("-initrd")
-        .arg(out.join("initramfs.cpio.gz"))
-        .args(["-append", "console=ttyS0 rdinit=/init quiet"])
-        .stdin(Stdio::null())
-        .stdout(console)
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start qemu-system-mipsel: {e}"))?;
+        .arg(&initramfs)
+        .args(["-append", "console=ttyS0 rdinit=/init quiet"]);
     let phases: u32 = PHASES.iter().map(|p| p.lasts_s).sum();
     let limit = Duration::from_secs(u64::from(FIRST_PHASE_AFTER_S + phases) + 120);
-    loop {
-        if qemu.try_wait().map_err(|e| e.to_string())?.is_some() {
-            break;
-        }
-        if started.elapsed() > limit {
-            let _ = qemu.kill();
-            let _ = qemu.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let console = std::fs::read_to_string(&console_path).map_err(|e| e.to_string())?;
+    let console = guest::boot(qemu, &console_path, limit)?;
     let outcome = judge(&console)
         .map_err(|e| format!("{e}; the guest's console: {}", console_path.display()))?;
     let reactions: Vec<String> =
@@ -467,17 +322,5 @@ mod tests {
         assert!(judge("kernel panic").unwrap_err().contains("never started"));
         let failed = GOOD.replace("STARTED", "FAILED status --json");
         assert!(judge(&failed).unwrap_err().contains("status --json"));
-    }
-
-    #[test]
-    fn the_initramfs_is_a_newc_archive_with_a_trailer() {
-        let archive = cpio(&[("init", 0o100755, b"#!/bin/sh\n")]);
-        assert!(archive.starts_with(b"070701"));
-        assert_eq!(archive.len() % 4, 0);
-        let text = String::from_utf8_lossy(&archive);
-        assert!(text.contains("init\0") && text.contains("#!/bin/sh\n"));
-        assert!(text.contains("TRAILER!!!\0"));
-        // The name size field counts the terminating NUL: "init" is 5.
-        assert_eq!(&text[94..102], "00000005");
     }
 }
