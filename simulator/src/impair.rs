@@ -35,6 +35,15 @@ impl Impairment {
     /// `auto`, `netem` or `relay` from the command line; `auto` picks netem when the kernel has
     /// it. Asking for netem where the kernel has none is an error, not a silent fallback.
     pub fn choose(asked: &str) -> Result<Impairment, String> {
+        Impairment::choose_given(asked, netem_available)
+    }
+
+    /// [`Impairment::choose`] with the kernel's answer given, so every branch can be tested on
+    /// any kernel.
+    fn choose_given(
+        asked: &str,
+        netem_available: impl FnOnce() -> Result<bool, String>,
+    ) -> Result<Impairment, String> {
         match asked {
             "relay" => Ok(Impairment::Relay),
             "auto" => Ok(match netem_available() {
@@ -307,5 +316,20 @@ mod tests {
         let error = Impairment::choose("tbf").unwrap_err();
         assert!(error.contains("expected auto, relay or netem"), "{error}");
         assert_eq!(Impairment::choose("relay"), Ok(Impairment::Relay));
+    }
+
+    #[test]
+    fn auto_picks_netem_only_where_the_kernel_takes_it_and_netem_is_never_a_silent_fallback() {
+        let has = || Ok(true);
+        let lacks = || Ok(false);
+        let unknown = || Err("not root".to_string());
+        assert_eq!(Impairment::choose_given("auto", has), Ok(Impairment::Netem));
+        assert_eq!(Impairment::choose_given("auto", lacks), Ok(Impairment::Relay));
+        assert_eq!(Impairment::choose_given("auto", unknown), Ok(Impairment::Relay));
+        assert_eq!(Impairment::choose_given("netem", has), Ok(Impairment::Netem));
+        let refused = Impairment::choose_given("netem", lacks).unwrap_err();
+        assert!(refused.contains("this kernel has no sch_netem"), "{refused}");
+        let unknown = Impairment::choose_given("netem", unknown).unwrap_err();
+        assert!(unknown.contains("cannot check for sch_netem: not root"), "{unknown}");
     }
 }
