@@ -8,3 +8,5 @@ pub mod core;
 #[cfg(target_os = "linux")]
 pub mod daemon;
 pub mod json;
+#[cfg(unix)]
+pub mod protocol;

@@ -4,7 +4,8 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wanmon::core::Config;
-use wanmon::daemon::{control, run};
+use wanmon::daemon::run;
+use wanmon::protocol::{self, Request};
 
 const USAGE: &str = "usage:
   wanmon run --config FILE [--socket PATH]   run the daemon in the foreground
@@ -47,7 +48,7 @@ struct Words {
 fn words(args: &[String]) -> Result<Words, Failure> {
     let mut parsed = Words {
         positional: Vec::new(),
-        socket: PathBuf::from(control::DEFAULT_SOCKET),
+        socket: PathBuf::from(protocol::DEFAULT_SOCKET),
         config: None,
         json: false,
     };
@@ -95,8 +96,9 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
             )))
         }
     };
-    let call = |request: &str| -> Result<(), Failure> {
-        let answer = control::call(&w.socket, request).map_err(Failure::Failed)?;
+    let call = |request: Request| -> Result<(), Failure> {
+        let answer =
+            protocol::call(&w.socket, &request).map_err(|e| Failure::Failed(e.to_string()))?;
         print!("{answer}");
         if !answer.ends_with('\n') {
             println!();
@@ -113,19 +115,19 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
         }
         "status" => {
             extra(0)?;
-            call(if w.json { "status json" } else { "status" })
+            call(Request::Status { json: w.json })
         }
         "force" => {
             extra(1)?;
-            call(&format!("force {}", w.positional[0]))
+            call(Request::Force(w.positional[0].clone()))
         }
         "auto" => {
             extra(0)?;
-            call("auto")
+            call(Request::Auto)
         }
         "reload" => {
             extra(0)?;
-            call("reload")
+            call(Request::Reload)
         }
         "check-config" => {
             extra(1)?;
@@ -158,6 +160,7 @@ fn check_config(path: &str) -> Result<(), Failure> {
 /// JSON on stdin and prints a JSON object. Errors are objects too, so LuCI can show them.
 fn rpcd(words: &[String], socket: &std::path::Path) -> Result<(), Failure> {
     use wanmon::json::{self, Value};
+    let ask = |request: Request| protocol::call(socket, &request).map_err(|e| e.to_string());
     let reply = |result: Result<String, String>, raw: bool| {
         let text = match result {
             Ok(text) if raw => text,
@@ -172,8 +175,8 @@ fn rpcd(words: &[String], socket: &std::path::Path) -> Result<(), Failure> {
             println!(r#"{{"status":{{}},"force":{{"link":"str"}},"auto":{{}}}}"#);
             Ok(())
         }
-        ["call", "status"] => reply(control::call(socket, "status json"), true),
-        ["call", "auto"] => reply(control::call(socket, "auto"), false),
+        ["call", "status"] => reply(ask(Request::Status { json: true }), true),
+        ["call", "auto"] => reply(ask(Request::Auto), false),
         ["call", "force"] => {
             let mut input = String::new();
             let _ = std::io::Read::take(std::io::stdin(), 4096).read_to_string(&mut input);
@@ -189,9 +192,11 @@ fn rpcd(words: &[String], socket: &std::path::Path) -> Result<(), Failure> {
             };
             match link {
                 Some(link) if wanmon::core::LinkName::new(&link).is_ok() => {
-                    reply(control::call(socket, &format!("force {link}")), false)
+                    reply(ask(Request::Force(link)), false)
                 }
-                Some(link) => reply(Err(format!("no link named {link:?} in the config")), false),
+                Some(link) => {
+                    reply(Err(wanmon::core::ModeError::UnknownLink(link).to_string()), false)
+                }
                 None => reply(Err("expected {\"link\": NAME}".into()), false),
             }
         }

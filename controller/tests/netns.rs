@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use wanmon::daemon::netlink::{self, DumpKind, Socket};
-use wanmon::daemon::plumbing;
+use wanmon::protocol;
 
 /// Namespace tests run one at a time: timings stay meaningful on a 2-core machine.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -267,7 +267,7 @@ impl Lab {
         self.netlink()
             .dump(DumpKind::Rules, 0, |_, payload| {
                 count += usize::from(
-                    netlink::parse_rule(payload).is_some_and(|r| r.protocol == plumbing::PROTOCOL),
+                    netlink::parse_rule(payload).is_some_and(|r| r.protocol == protocol::PROTOCOL),
                 );
             })
             .expect("rule dump");
@@ -280,11 +280,11 @@ impl Lab {
         self.netlink()
             .dump(DumpKind::Routes, 0, |_, payload| {
                 if let Some(r) = netlink::parse_route(payload) {
-                    ours += usize::from(r.protocol == plumbing::PROTOCOL);
+                    ours += usize::from(r.protocol == protocol::PROTOCOL);
                     system += usize::from(
                         r.dst_len == 0
                             && r.table == netlink::RT_TABLE_MAIN
-                            && r.protocol != plumbing::PROTOCOL,
+                            && r.protocol != protocol::PROTOCOL,
                     );
                 }
             })
@@ -771,12 +771,12 @@ fn ipv6_links_fail_over_the_same_way() {
 #[ignore = "needs root: network namespaces"]
 fn a_route_removed_or_changed_by_someone_else_is_put_back_at_once() {
     let (_serial, lab) = Lab::started("back");
-    let table = plumbing::ROUTE_TABLE.to_string();
-    assert_eq!(lab.table_device(plumbing::ROUTE_TABLE).as_deref(), Some("wan"));
+    let table = protocol::ROUTE_TABLE.to_string();
+    assert_eq!(lab.table_device(protocol::ROUTE_TABLE).as_deref(), Some("wan"));
     // Deleted: without wanmon's route, lookups would fall through to the system's routes.
     sh(&["ip", "-n", &lab.router, "route", "del", "default", "table", &table]);
     let took = lab.wait_for("the route to be put back", Duration::from_secs(2), |l| {
-        l.table_device(plumbing::ROUTE_TABLE).as_deref() == Some("wan")
+        l.table_device(protocol::ROUTE_TABLE).as_deref() == Some("wan")
     });
     println!("deleted route put back after {} ms", took.as_millis());
     // Pointed at the other link behind wanmon's back: restored.
@@ -798,11 +798,11 @@ fn a_route_removed_or_changed_by_someone_else_is_put_back_at_once() {
         "10",
     ]);
     lab.wait_for("the route to be restored", Duration::from_secs(2), |l| {
-        l.table_device(plumbing::ROUTE_TABLE).as_deref() == Some("wan")
+        l.table_device(protocol::ROUTE_TABLE).as_deref() == Some("wan")
     });
     println!("changed route restored {} ms after the change", changed.elapsed().as_millis());
     // A probe table's route removed: that link's probes would stop; it is put back too.
-    let probes = plumbing::link_table(1);
+    let probes = protocol::link_table(1);
     sh(&["ip", "-n", &lab.router, "route", "del", "default", "table", &probes.to_string()]);
     lab.wait_for("the probe route to be put back", Duration::from_secs(2), |l| {
         l.table_device(probes).as_deref() == Some("wwan")

@@ -220,60 +220,57 @@ fn write_outputs(
     Ok(())
 }
 
-fn calibrate(args: &[String]) -> ExitCode {
+/// `calibrate`'s command line.
+struct CalibrateOptions {
+    file: PathBuf,
+    pings: u16,
+    impair: String,
+    json: Option<PathBuf>,
+    check: bool,
+}
+
+fn parse_calibrate(args: &[String]) -> Result<CalibrateOptions, String> {
     let mut file = None;
-    let mut pings: u16 = 200;
-    let mut impair = "auto".to_string();
-    let mut json: Option<PathBuf> = None;
-    let mut check = false;
+    let mut options = CalibrateOptions {
+        file: PathBuf::new(),
+        pings: 200,
+        impair: "auto".into(),
+        json: None,
+        check: false,
+    };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
+        let mut value =
+            |flag: &str| iter.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
         match arg.as_str() {
-            "--check" => check = true,
-            "--json" => match iter.next() {
-                Some(path) => json = Some(PathBuf::from(path)),
-                None => {
-                    eprintln!("wanmon-sim: --json needs a file\n\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-            "--impair" => match iter.next().map(|v| impair_choice(v)) {
-                Some(Ok(choice)) => impair = choice,
-                Some(Err(message)) => {
-                    eprintln!("wanmon-sim: {message}\n\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-                None => {
-                    eprintln!("wanmon-sim: --impair needs a value\n\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
+            "--check" => options.check = true,
+            "--json" => options.json = Some(value("--json")?.into()),
+            "--impair" => options.impair = impair_choice(&value("--impair")?)?,
             "--pings" => {
-                match iter.next().and_then(|v| v.parse().ok()).filter(|n| (10..=10_000).contains(n))
-                {
-                    Some(n) => pings = n,
-                    None => {
-                        eprintln!("wanmon-sim: --pings needs a number from 10 to 10000\n\n{USAGE}");
-                        return ExitCode::from(2);
-                    }
-                }
+                options.pings = value("--pings")?
+                    .parse()
+                    .ok()
+                    .filter(|n| (10..=10_000).contains(n))
+                    .ok_or("--pings needs a number from 10 to 10000")?;
             }
-            flag if flag.starts_with('-') => {
-                eprintln!("wanmon-sim: unknown option {flag:?}\n\n{USAGE}");
-                return ExitCode::from(2);
-            }
-            _ if file.is_none() => file = Some(PathBuf::from(arg)),
-            _ => {
-                eprintln!("wanmon-sim: calibrate takes one scenario file\n\n{USAGE}");
-                return ExitCode::from(2);
-            }
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}")),
+            _ if file.is_some() => return Err("calibrate takes one scenario file".into()),
+            _ => file = Some(PathBuf::from(arg)),
         }
     }
-    let Some(file) = file else {
-        eprintln!("wanmon-sim: calibrate needs a scenario file\n\n{USAGE}");
-        return ExitCode::from(2);
+    options.file = file.ok_or("calibrate needs a scenario file")?;
+    Ok(options)
+}
+
+fn calibrate(args: &[String]) -> ExitCode {
+    let options = match parse_calibrate(args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("wanmon-sim: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
     };
-    let scenario = match Scenario::load(&file) {
+    let scenario = match Scenario::load(&options.file) {
         Ok(scenario) => scenario,
         Err(errors) => {
             for error in &errors {
@@ -282,42 +279,40 @@ fn calibrate(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let impairment = match Impairment::choose(&impair) {
+    let impairment = match Impairment::choose(&options.impair) {
         Ok(impairment) => impairment,
         Err(message) => {
             eprintln!("wanmon-sim: {message}");
             return ExitCode::FAILURE;
         }
     };
-    match wanmon_sim::calibrate::calibrate(&scenario, impairment, pings) {
-        Ok(calibrations) => {
-            print!("{}", wanmon_sim::calibrate::table(&calibrations));
-            if let Some(path) = json {
-                let text = wanmon_sim::calibrate::json(&calibrations);
-                if let Err(e) = std::fs::write(&path, text) {
-                    eprintln!("wanmon-sim: cannot write {}: {e}", path.display());
-                    return ExitCode::from(2);
-                }
-            }
-            let unfaithful: Vec<String> =
-                calibrations.iter().filter_map(|c| c.faithful().err()).collect();
-            if !check {
-                ExitCode::SUCCESS
-            } else if unfaithful.is_empty() {
-                println!("every link within tolerance (latency ±10 %, loss ±3 points)");
-                ExitCode::SUCCESS
-            } else {
-                for problem in unfaithful {
-                    println!("OUT OF TOLERANCE {problem}");
-                }
-                ExitCode::FAILURE
-            }
-        }
+    let calibrations = match wanmon_sim::calibrate::calibrate(&scenario, impairment, options.pings)
+    {
+        Ok(calibrations) => calibrations,
         Err(message) => {
             eprintln!("wanmon-sim: calibrate: {message} (it needs root for network namespaces)");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    print!("{}", wanmon_sim::calibrate::table(&calibrations));
+    if let Some(path) = &options.json
+        && let Err(e) = std::fs::write(path, wanmon_sim::calibrate::json(&calibrations))
+    {
+        eprintln!("wanmon-sim: cannot write {}: {e}", path.display());
+        return ExitCode::from(2);
     }
+    let unfaithful: Vec<String> = calibrations.iter().filter_map(|c| c.faithful().err()).collect();
+    if !options.check {
+        return ExitCode::SUCCESS;
+    }
+    if unfaithful.is_empty() {
+        println!("every link within tolerance (latency ±10 %, loss ±3 points)");
+        return ExitCode::SUCCESS;
+    }
+    for problem in unfaithful {
+        println!("OUT OF TOLERANCE {problem}");
+    }
+    ExitCode::FAILURE
 }
 
 /// Every scenario on its own namespaces, all at once: they run in real time.

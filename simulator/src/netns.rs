@@ -22,8 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wanmon::daemon::{control, plumbing};
-use wanmon::json::{self, Value};
+use tokio::runtime::Runtime;
+use wanmon::protocol::{self, ROUTE_TABLE, Request, Status};
 
 /// Set by SIGINT/SIGTERM: every run stops and tears down.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -102,22 +102,7 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
         .map_err(|e| format!("cannot start the relay: {e}"))?;
     // Removed in Lab's drop, after the daemon and the relay it held are gone.
     let router = lab.namespaces.create(&router_name, &runtime)?;
-    let mut links = Vec::new();
-    for (i, link) in scenario.links.iter().enumerate() {
-        let isp = lab.namespaces.create(&format!("{run_id}-{i}"), &runtime)?;
-        let targets: Vec<Ipv4Addr> =
-            TARGETS[..link.targets].iter().filter_map(|t| t.parse().ok()).collect();
-        let plan = LinkPlan {
-            device: &link.name,
-            index: i,
-            base: &link.base,
-            targets: &targets,
-            seed: scenario.seed.wrapping_mul(1000).wrapping_add(2 * i as u64),
-        };
-        links.push(ImpairedLink::build(&runtime, options.impairment, &router, &isp, plan)?);
-        // The system's own default routes, as netifd would set them.
-        runtime.block_on(router.add_default_route(&link.name, 10 + i as u32))?;
-    }
+    let mut links = build_links(&mut lab, &runtime, &router, scenario, options, &run_id)?;
 
     // The ground truth: every change of wanmon's default route, timestamped as it arrives.
     let mut indexes = Vec::new();
@@ -126,78 +111,13 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
     }
     let events = Netlink::route_events(&router_name, runtime.handle())?;
     let route_changes = Arc::new(Mutex::new(Vec::new()));
-
-    let config = lab.dir.join("config.json");
-    std::fs::write(&config, &scenario.config_json)
-        .map_err(|e| format!("cannot write the config: {e}"))?;
     let socket = lab.dir.join("wanmon.sock");
-    let log = std::fs::File::create(lab.dir.join("daemon.log")).map_err(|e| e.to_string())?;
-    let mut command = Command::new("ip");
-    command.args(["netns", "exec", &router_name]);
-    if let Some(runner) = &options.runner {
-        command.arg(runner);
-    }
-    command
-        .arg(&options.binary)
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .arg("--socket")
-        .arg(&socket);
     let start = Instant::now();
     runtime.spawn(record_route_changes(events, indexes, start, Arc::clone(&route_changes)));
-    lab.daemon = Some(
-        command
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", options.binary.display()))?,
-    );
-
-    let mut samples = Vec::new();
-    let mut phases = scenario.timeline.iter().peekable();
-    let mut next_sample = 0.0;
-    let end = scenario.duration_s;
-    let result = loop {
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            break Err("interrupted".to_string());
-        }
-        let now = start.elapsed().as_secs_f64();
-        if now >= end {
-            break Ok(());
-        }
-        if let Some(Ok(Some(status))) = lab.daemon.as_mut().map(Child::try_wait) {
-            let log = std::fs::read_to_string(lab.dir.join("daemon.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            let said = if tail.is_empty() {
-                "it wrote nothing".to_string()
-            } else {
-                format!("its last words:\n{}", tail.join("\n"))
-            };
-            break Err(format!(
-                "the daemon {} exited at {now:.1} s ({status}); {said}",
-                options.binary.display()
-            ));
-        }
-        let mut changed = Ok(());
-        while let Some(phase) = phases.next_if(|p| p.at_s <= now) {
-            let link = &mut links[phase.link];
-            let mut condition = link.condition().clone();
-            phase.change.apply(&mut condition, &scenario.links[phase.link].base);
-            changed = changed.and(link.apply(&runtime, &condition));
-        }
-        if changed.is_err() {
-            break changed;
-        }
-        if now >= next_sample {
-            samples.push(sample(&socket, now, &links));
-            next_sample += options.sample_every_s;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    start_daemon(&mut lab, scenario, options, &router_name, &socket)?;
+    let played = play(&mut lab, &runtime, &mut links, scenario, options, &socket, start);
     lab.runtime = Some(runtime);
-    result?;
+    let samples = played?;
     let route_changes = route_changes.lock().map_err(|_| "the route watcher panicked")?.clone();
     let decisions = decisions(&socket, start.elapsed());
     let mut record = RunRecord::judged(scenario, "netns", decisions, route_changes, samples, 1.0);
@@ -208,6 +128,121 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
         let _ = daemon.wait();
     }
     Ok(record)
+}
+
+/// Every link of the scenario, impaired, each leading to its own ISP namespace; the system's
+/// own default routes through them, as netifd would set them.
+fn build_links(
+    lab: &mut Lab,
+    runtime: &Runtime,
+    router: &Netlink,
+    scenario: &Scenario,
+    options: &Options,
+    run_id: &str,
+) -> Result<Vec<ImpairedLink>, String> {
+    let mut links = Vec::new();
+    for (i, link) in scenario.links.iter().enumerate() {
+        let isp = lab.namespaces.create(&format!("{run_id}-{i}"), runtime)?;
+        let targets: Vec<Ipv4Addr> =
+            TARGETS[..link.targets].iter().filter_map(|t| t.parse().ok()).collect();
+        let plan = LinkPlan {
+            device: &link.name,
+            index: i,
+            base: &link.base,
+            targets: &targets,
+            seed: scenario.seed.wrapping_mul(1000).wrapping_add(2 * i as u64),
+        };
+        links.push(ImpairedLink::build(runtime, options.impairment, router, &isp, plan)?);
+        runtime.block_on(router.add_default_route(&link.name, 10 + i as u32))?;
+    }
+    Ok(links)
+}
+
+/// The daemon under test in the router namespace, with the scenario's config.
+fn start_daemon(
+    lab: &mut Lab,
+    scenario: &Scenario,
+    options: &Options,
+    router_name: &str,
+    socket: &std::path::Path,
+) -> Result<(), String> {
+    let config = lab.dir.join("config.json");
+    std::fs::write(&config, &scenario.config_json)
+        .map_err(|e| format!("cannot write the config: {e}"))?;
+    let log = std::fs::File::create(lab.dir.join("daemon.log")).map_err(|e| e.to_string())?;
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", router_name]);
+    if let Some(runner) = &options.runner {
+        command.arg(runner);
+    }
+    command
+        .arg(&options.binary)
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(socket);
+    let daemon = command
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", options.binary.display()))?;
+    lab.daemon = Some(daemon);
+    Ok(())
+}
+
+/// Plays the timeline in real time, sampling the daemon's view, until the scenario's end, an
+/// interrupt, or the daemon's death.
+fn play(
+    lab: &mut Lab,
+    runtime: &Runtime,
+    links: &mut [ImpairedLink],
+    scenario: &Scenario,
+    options: &Options,
+    socket: &std::path::Path,
+    start: Instant,
+) -> Result<Vec<Sample>, String> {
+    let mut samples = Vec::new();
+    let mut phases = scenario.timeline.iter().peekable();
+    let mut next_sample = 0.0;
+    loop {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            return Err("interrupted".to_string());
+        }
+        let now = start.elapsed().as_secs_f64();
+        if now >= scenario.duration_s {
+            return Ok(samples);
+        }
+        if let Some(Ok(Some(status))) = lab.daemon.as_mut().map(Child::try_wait) {
+            return Err(format!(
+                "the daemon {} exited at {now:.1} s ({status}); {}",
+                options.binary.display(),
+                last_words(&lab.dir.join("daemon.log"))
+            ));
+        }
+        while let Some(phase) = phases.next_if(|p| p.at_s <= now) {
+            let link = &mut links[phase.link];
+            let mut condition = link.condition().clone();
+            phase.change.apply(&mut condition, &scenario.links[phase.link].base);
+            link.apply(runtime, &condition)?;
+        }
+        if now >= next_sample {
+            samples.push(sample(socket, now, links));
+            next_sample += options.sample_every_s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The end of a dead daemon's log, for the error that says it died.
+fn last_words(log: &std::path::Path) -> String {
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+    if tail.is_empty() {
+        return "it wrote nothing".to_string();
+    }
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    format!("its last words:\n{}", tail.join("\n"))
 }
 
 /// Records every change of wanmon's default route (its table, prefix length 0) as the router
@@ -236,7 +271,7 @@ async fn record_route_changes(
             RouteAttribute::Oif(index) => Some(*index),
             _ => None,
         });
-        if table != plumbing::ROUTE_TABLE || route.header.destination_prefix_length != 0 {
+        if table != ROUTE_TABLE || route.header.destination_prefix_length != 0 {
             continue;
         }
         let Some((_, to)) = indexes.iter().find(|(index, _)| Some(*index) == oif) else {
@@ -254,45 +289,36 @@ async fn record_route_changes(
     }
 }
 
+/// The daemon's status, if it answers.
+fn status(socket: &std::path::Path) -> Option<Status> {
+    let text = protocol::call(socket, &Request::Status { json: true }).ok()?;
+    Status::from_json(&text).ok()
+}
+
+fn thousandths(value: i64) -> f64 {
+    value as f64 / 1000.0
+}
+
 /// The daemon's own view of each link, next to the condition the scenario set: for the timeline
 /// and the picture only, never for verdicts.
 fn sample(socket: &std::path::Path, t_s: f64, impaired: &[ImpairedLink]) -> Sample {
-    let status = control::call(socket, "status json").ok().and_then(|text| json::parse(&text).ok());
-    let field = |value: &Value, key: &str| match value {
-        Value::Object(members) => {
-            members.iter().find(|(k, _)| k == key).map(|(_, v)| v.value.clone())
-        }
-        _ => None,
-    };
-    let number = |value: Option<Value>| match value {
-        Some(Value::Number(text)) => text.parse::<f64>().ok(),
-        _ => None,
-    };
-    let links: Vec<Value> = match status.as_ref().and_then(|s| field(&s.value, "links")) {
-        Some(Value::Array(items)) => items.into_iter().map(|i| i.value).collect(),
-        _ => Vec::new(),
-    };
+    let links = status(socket).map(|s| s.links).unwrap_or_default();
     let links = impaired
         .iter()
         .enumerate()
         .map(|(i, impaired)| {
             let condition = ConditionRecord::from(impaired.condition());
-            let link = links.get(i).cloned().unwrap_or(Value::Null);
+            let link = links.get(i);
+            let figures = link.and_then(|l| l.figures);
             LinkSample {
-                name: match field(&link, "name") {
-                    Some(Value::String(name)) => name,
-                    _ => String::new(),
-                },
+                name: link.map(|l| l.name.clone()).unwrap_or_default(),
                 condition,
-                state: match field(&link, "state") {
-                    Some(Value::String(state)) => state,
-                    _ => "unknown".into(),
-                },
-                latency_ms: number(field(&link, "latency_ms")),
-                jitter_ms: number(field(&link, "jitter_ms")),
-                loss_percent: number(field(&link, "loss_percent")),
-                score: number(field(&link, "score")),
-                carries_route: field(&link, "current") == Some(Value::Bool(true)),
+                state: link.map_or_else(|| "unknown".into(), |l| l.state.clone()),
+                latency_ms: figures.map(|f| thousandths(f.latency)),
+                jitter_ms: figures.map(|f| thousandths(f.jitter)),
+                loss_percent: figures.map(|f| thousandths(f.loss)),
+                score: link.and_then(|l| l.score).map(thousandths),
+                carries_route: link.is_some_and(|l| l.current),
             }
         })
         .collect();
@@ -302,38 +328,16 @@ fn sample(socket: &std::path::Path, t_s: f64, impaired: &[ImpairedLink]) -> Samp
 /// The daemon's recent decisions with their reasons, from its status: what it says it decided
 /// (its history keeps the last 32), shown beside the route changes the kernel reported.
 fn decisions(socket: &std::path::Path, now: Duration) -> Vec<DecisionRecord> {
-    let Some(status) =
-        control::call(socket, "status json").ok().and_then(|text| json::parse(&text).ok())
-    else {
-        return Vec::new();
-    };
-    let field = |value: &Value, key: &str| match value {
-        Value::Object(members) => {
-            members.iter().find(|(k, _)| k == key).map(|(_, v)| v.value.clone())
-        }
-        _ => None,
-    };
-    let text = |value: Option<Value>| match value {
-        Some(Value::String(text)) => Some(text),
-        _ => None,
-    };
-    let Some(Value::Array(items)) = field(&status.value, "decisions") else { return Vec::new() };
-    let mut decisions: Vec<DecisionRecord> = items
-        .iter()
-        .filter_map(|item| {
-            let age_s = match field(&item.value, "age_s") {
-                Some(Value::Number(n)) => n.parse::<u64>().ok()?,
-                _ => return None,
-            };
-            let from = text(field(&item.value, "from"));
-            let to = text(field(&item.value, "to"))?;
-            Some(DecisionRecord {
-                t_ms: (now.as_millis() as u64).saturating_sub(age_s * 1000),
-                changes_route: from.as_deref() != Some(to.as_str()),
-                from,
-                to,
-                reason: text(field(&item.value, "reason")).unwrap_or_default(),
-            })
+    let Some(status) = status(socket) else { return Vec::new() };
+    let mut decisions: Vec<DecisionRecord> = status
+        .decisions
+        .into_iter()
+        .map(|d| DecisionRecord {
+            t_ms: (now.as_millis() as u64).saturating_sub(d.age_s * 1000),
+            changes_route: d.from.as_deref() != Some(d.to.as_str()),
+            from: d.from,
+            to: d.to,
+            reason: d.reason,
         })
         .collect();
     decisions.reverse();

@@ -54,95 +54,109 @@ fn tick_step(duration_s: f64) -> f64 {
         .unwrap_or(14_400.0)
 }
 
-/// The timeline of one run as an SVG document.
-pub fn svg(scenario: &Scenario, record: &RunRecord) -> String {
-    const WIDTH: f64 = 960.0;
-    const LEFT: f64 = 120.0;
-    const RIGHT: f64 = 20.0;
-    const ROUTE_TOP: f64 = 60.0;
-    const ROUTE_HEIGHT: f64 = 22.0;
-    const ROW_HEIGHT: f64 = 80.0;
-    let plot = WIDTH - LEFT - RIGHT;
-    let x = |t: f64| LEFT + plot * (t / record.duration_s).clamp(0.0, 1.0);
-    let rows_top = ROUTE_TOP + ROUTE_HEIGHT + 20.0;
-    let height = rows_top + ROW_HEIGHT * record.links.len() as f64 + 70.0;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let verdict = if record.all_met() { "expectations met" } else { "EXPECTATIONS NOT MET" };
-    let _ = writeln!(
-        out,
-        r#"<text x="10" y="20" font-size="15" font-weight="bold">{} ({} engine, seed {}): {verdict}</text>"#,
-        escape(&record.scenario),
-        escape(&record.engine),
-        record.seed
-    );
-    let _ = writeln!(
-        out,
-        r##"<text x="10" y="38" fill="#444">{}</text>"##,
-        escape(&scenario.description)
-    );
+const WIDTH: f64 = 960.0;
+const LEFT: f64 = 120.0;
+const RIGHT: f64 = 20.0;
+const ROUTE_TOP: f64 = 60.0;
+const ROUTE_HEIGHT: f64 = 22.0;
+const ROW_HEIGHT: f64 = 80.0;
+const ROWS_TOP: f64 = ROUTE_TOP + ROUTE_HEIGHT + 20.0;
+const PLOT: f64 = WIDTH - LEFT - RIGHT;
 
-    // Which link carried the route, as coloured segments.
-    let _ = writeln!(out, r#"<text x="10" y="{}">route on</text>"#, ROUTE_TOP + 15.0);
-    let changes = &record.route_changes;
-    for (i, change) in changes.iter().enumerate() {
-        let start = change.t_ms as f64 / 1000.0;
-        let end = changes.get(i + 1).map_or(record.duration_s, |c| c.t_ms as f64 / 1000.0);
-        let index = record.links.iter().position(|l| *l == change.to).unwrap_or(0);
-        let (x0, x1) = (x(start), x(end));
+/// One run's picture being drawn: the scale of its time axis and the SVG so far.
+struct Picture<'a> {
+    scenario: &'a Scenario,
+    record: &'a RunRecord,
+    out: String,
+}
+
+impl Picture<'_> {
+    fn x(&self, t: f64) -> f64 {
+        LEFT + PLOT * (t / self.record.duration_s).clamp(0.0, 1.0)
+    }
+
+    fn header(&mut self) {
+        let record = self.record;
+        let height = ROWS_TOP + ROW_HEIGHT * record.links.len() as f64 + 70.0;
         let _ = writeln!(
-            out,
-            r#"<rect x="{x0:.1}" y="{ROUTE_TOP}" width="{:.1}" height="{ROUTE_HEIGHT}" fill="{}"/>"#,
-            (x1 - x0).max(0.5),
-            PALETTE[index % PALETTE.len()]
+            self.out,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
         );
-        if x1 - x0 > 40.0 {
+        let _ = writeln!(self.out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        let verdict = if record.all_met() { "expectations met" } else { "EXPECTATIONS NOT MET" };
+        let _ = writeln!(
+            self.out,
+            r#"<text x="10" y="20" font-size="15" font-weight="bold">{} ({} engine, seed {}): {verdict}</text>"#,
+            escape(&record.scenario),
+            escape(&record.engine),
+            record.seed
+        );
+        let _ = writeln!(
+            self.out,
+            r##"<text x="10" y="38" fill="#444">{}</text>"##,
+            escape(&self.scenario.description)
+        );
+    }
+
+    /// Which link carried the route, as coloured segments.
+    fn route_band(&mut self) {
+        let _ = writeln!(self.out, r#"<text x="10" y="{}">route on</text>"#, ROUTE_TOP + 15.0);
+        let changes = &self.record.route_changes;
+        for (i, change) in changes.iter().enumerate() {
+            let start = change.t_ms as f64 / 1000.0;
+            let end = changes.get(i + 1).map_or(self.record.duration_s, |c| c.t_ms as f64 / 1000.0);
+            let index = self.record.links.iter().position(|l| *l == change.to).unwrap_or(0);
+            let (x0, x1) = (self.x(start), self.x(end));
             let _ = writeln!(
-                out,
-                r#"<text x="{:.1}" y="{}" fill="white" font-weight="bold">{}</text>"#,
-                x0 + 4.0,
-                ROUTE_TOP + 15.0,
-                escape(&change.to)
+                self.out,
+                r#"<rect x="{x0:.1}" y="{ROUTE_TOP}" width="{:.1}" height="{ROUTE_HEIGHT}" fill="{}"/>"#,
+                (x1 - x0).max(0.5),
+                PALETTE[index % PALETTE.len()]
             );
+            if x1 - x0 > 40.0 {
+                let _ = writeln!(
+                    self.out,
+                    r#"<text x="{:.1}" y="{}" fill="white" font-weight="bold">{}</text>"#,
+                    x0 + 4.0,
+                    ROUTE_TOP + 15.0,
+                    escape(&change.to)
+                );
+            }
         }
     }
 
-    // One row per link: bad periods shaded, the score as a line.
-    let score_max = record
-        .samples
-        .iter()
-        .flat_map(|s| s.links.iter().filter_map(|l| l.score))
-        .fold(50.0_f64, f64::max)
-        .min(2_000.0);
-    for (row, name) in record.links.iter().enumerate() {
-        let top = rows_top + ROW_HEIGHT * row as f64;
+    /// One link's row: its name, bad periods shaded, its score as a line on a log scale.
+    fn link_row(&mut self, row: usize, score_max: f64) {
+        let top = ROWS_TOP + ROW_HEIGHT * row as f64;
         let bottom = top + ROW_HEIGHT - 16.0;
         let colour = PALETTE[row % PALETTE.len()];
         let _ = writeln!(
-            out,
+            self.out,
             r#"<text x="10" y="{:.1}" fill="{colour}" font-weight="bold">{}</text>"#,
             top + 14.0,
-            escape(name)
+            escape(&self.record.links[row])
         );
         let _ = writeln!(
-            out,
+            self.out,
             r##"<text x="10" y="{:.1}" fill="#666">score (log) 0–{score_max:.0}</text>"##,
             top + 30.0
         );
         let _ = writeln!(
-            out,
-            r##"<rect x="{LEFT}" y="{top:.1}" width="{plot:.1}" height="{:.1}" fill="#f7f7f7" stroke="#ddd"/>"##,
+            self.out,
+            r##"<rect x="{LEFT}" y="{top:.1}" width="{PLOT:.1}" height="{:.1}" fill="#f7f7f7" stroke="#ddd"/>"##,
             bottom - top
         );
-        // Shaded spans, merged so a long outage is one rectangle.
+        self.shade_bad_spans(row, top, bottom);
+        self.score_line(row, top, bottom, score_max, colour);
+    }
+
+    /// Shaded spans where the link was down or degraded, merged so an outage is one rectangle.
+    fn shade_bad_spans(&mut self, row: usize, top: f64, bottom: f64) {
+        let record = self.record;
+        let base = &self.scenario.links[row].base;
         let mut span: Option<(f64, &str)> = None;
         for (i, sample) in record.samples.iter().enumerate() {
             let c = &sample.links[row].condition;
-            let base = &scenario.links[row].base;
             let down = c.outage || !c.carrier_up;
             let degraded = !c.unreachable_targets.is_empty()
                 || c.loss_percent > base.loss_percent
@@ -154,72 +168,96 @@ pub fn svg(scenario: &Scenario, record: &RunRecord) -> String {
                 if let Some((start, colour)) = span {
                     let end =
                         if last && fill == Some(colour) { record.duration_s } else { sample.t_s };
+                    let (x0, x1) = (self.x(start), self.x(end));
                     let _ = writeln!(
-                        out,
-                        r#"<rect x="{:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{colour}"/>"#,
-                        x(start),
-                        x(end) - x(start),
+                        self.out,
+                        r#"<rect x="{x0:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{colour}"/>"#,
+                        x1 - x0,
                         bottom - top
                     );
                 }
                 span = fill.map(|f| (sample.t_s, f));
             }
         }
+    }
+
+    fn score_line(&mut self, row: usize, top: f64, bottom: f64, score_max: f64, colour: &str) {
         let mut points = String::new();
-        for sample in &record.samples {
+        let mut lines = Vec::new();
+        for sample in &self.record.samples {
             match sample.links[row].score {
                 Some(score) => {
                     // Log scale: 10 against 100 points stays visible beside 1000.
                     let share =
                         (1.0 + score.clamp(0.0, score_max)).log10() / (1.0 + score_max).log10();
                     let y = bottom - (bottom - top - 4.0) * share;
-                    let _ = write!(points, "{:.1},{y:.1} ", x(sample.t_s));
+                    let _ = write!(points, "{:.1},{y:.1} ", self.x(sample.t_s));
                 }
-                None if !points.is_empty() => {
-                    let _ = writeln!(
-                        out,
-                        r#"<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"/>"#
-                    );
-                    points.clear();
-                }
+                None if !points.is_empty() => lines.push(std::mem::take(&mut points)),
                 None => {}
             }
         }
-        if !points.is_empty() {
+        lines.extend((!points.is_empty()).then_some(points));
+        for points in lines {
             let _ = writeln!(
-                out,
+                self.out,
                 r#"<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"/>"#
             );
         }
     }
 
-    // Route changes across every row, and the time axis.
-    let axis = rows_top + ROW_HEIGHT * record.links.len() as f64;
-    for change in changes.iter().filter(|c| c.from.is_some()) {
-        let cx = x(change.t_ms as f64 / 1000.0);
+    /// Route changes across every row, the time axis and the legend.
+    fn switches_and_axis(&mut self) {
+        let record = self.record;
+        let axis = ROWS_TOP + ROW_HEIGHT * record.links.len() as f64;
+        for change in record.route_changes.iter().filter(|c| c.from.is_some()) {
+            let cx = self.x(change.t_ms as f64 / 1000.0);
+            let _ = writeln!(
+                self.out,
+                r#"<line x1="{cx:.1}" y1="{ROUTE_TOP}" x2="{cx:.1}" y2="{axis:.1}" stroke="black" stroke-dasharray="3,3"/>"#
+            );
+        }
+        let step = tick_step(record.duration_s);
+        let mut t = 0.0;
+        while t <= record.duration_s + 1e-9 {
+            let tx = self.x(t);
+            let _ = writeln!(
+                self.out,
+                r##"<line x1="{tx:.1}" y1="{axis:.1}" x2="{tx:.1}" y2="{:.1}" stroke="#333"/>"##,
+                axis + 5.0
+            );
+            let _ = writeln!(
+                self.out,
+                r#"<text x="{tx:.1}" y="{:.1}" text-anchor="middle">{t:.0} s</text>"#,
+                axis + 18.0
+            );
+            t += step;
+        }
+        let legend =
+            "red: link down or all traffic dropped; orange: degraded; dashed: route change";
         let _ = writeln!(
-            out,
-            r#"<line x1="{cx:.1}" y1="{ROUTE_TOP}" x2="{cx:.1}" y2="{axis:.1}" stroke="black" stroke-dasharray="3,3"/>"#
+            self.out,
+            r##"<text x="10" y="{:.1}" fill="#444">{legend}</text>"##,
+            axis + 40.0
         );
     }
-    let step = tick_step(record.duration_s);
-    let mut t = 0.0;
-    while t <= record.duration_s + 1e-9 {
-        let tx = x(t);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{tx:.1}" y1="{axis:.1}" x2="{tx:.1}" y2="{:.1}" stroke="#333"/>"##,
-            axis + 5.0
-        );
-        let _ = writeln!(
-            out,
-            r#"<text x="{tx:.1}" y="{:.1}" text-anchor="middle">{t:.0} s</text>"#,
-            axis + 18.0
-        );
-        t += step;
+}
+
+/// The timeline of one run as an SVG document.
+pub fn svg(scenario: &Scenario, record: &RunRecord) -> String {
+    let mut picture = Picture { scenario, record, out: String::new() };
+    picture.header();
+    picture.route_band();
+    let score_max = record
+        .samples
+        .iter()
+        .flat_map(|s| s.links.iter().filter_map(|l| l.score))
+        .fold(50.0_f64, f64::max)
+        .min(2_000.0);
+    for row in 0..record.links.len() {
+        picture.link_row(row, score_max);
     }
-    let legend = "red: link down or all traffic dropped; orange: degraded; dashed: route change";
-    let _ = writeln!(out, r##"<text x="10" y="{:.1}" fill="#444">{legend}</text>"##, axis + 40.0);
-    out.push_str("</svg>\n");
-    out
+    picture.switches_and_axis();
+    picture.out.push_str("</svg>\n");
+    picture.out
 }

@@ -295,6 +295,175 @@ impl Checker<'_> {
         }
         index
     }
+
+    /// The links: names checked (valid, not `lo`, unique), base conditions in range.
+    fn links(&mut self, raw: &Spanned<Vec<RawLink>>) -> Vec<LinkSpec> {
+        if raw.value.is_empty() || raw.value.len() > 8 {
+            let message = format!("got {} links, expected 1 to 8", raw.value.len());
+            self.error(raw.referenced.line(), "links", message);
+        }
+        let mut links: Vec<LinkSpec> = Vec::new();
+        for (i, link) in raw.value.iter().enumerate() {
+            let path = |key: &str| format!("links[{i}].{key}");
+            let line = link.name.referenced.line();
+            if let Err(expected) = wanmon::core::LinkName::new(&link.name.value) {
+                self.error(
+                    line,
+                    path("name"),
+                    format!("got {:?}, expected {expected}", link.name.value),
+                );
+            } else if link.name.value == "lo" {
+                // The real runs name each link's device after it, next to the loopback.
+                let message = "got \"lo\", expected another name: the loopback device has it";
+                self.error(line, path("name"), message);
+            } else if links.iter().any(|l| l.name == link.name.value) {
+                self.error(
+                    line,
+                    path("name"),
+                    format!("duplicate link name {:?}", link.name.value),
+                );
+            }
+            let base = Condition::new(
+                self.range(&link.latency_ms, path("latency_ms"), 0.0, 10_000.0, " ms"),
+                self.optional(&link.jitter_ms, path("jitter_ms"), 5_000.0, " ms").unwrap_or(0.0),
+                self.optional(&link.loss_percent, path("loss_percent"), 100.0, " %").unwrap_or(0.0),
+            );
+            let targets = match &link.targets {
+                Some(t) if !(1..=TARGETS.len()).contains(&t.value) => {
+                    let message = format!("got {}, expected 1 to {}", t.value, TARGETS.len());
+                    self.error(t.referenced.line(), path("targets"), message);
+                    2
+                }
+                Some(t) => t.value,
+                None => 2,
+            };
+            links.push(LinkSpec { name: link.name.value.clone(), base, targets });
+        }
+        links
+    }
+
+    /// The timeline, sorted by time (phases at the same time keep their file order).
+    fn timeline(
+        &mut self,
+        raw: &[Spanned<RawPhase>],
+        names: &[String],
+        links: &[LinkSpec],
+        duration_s: f64,
+    ) -> Vec<Phase> {
+        let mut timeline = Vec::new();
+        for (i, phase) in raw.iter().enumerate() {
+            let p = &phase.value;
+            let path = |key: &str| format!("timeline[{i}].{key}");
+            let within = " seconds (within duration_s)";
+            let at_s = self.range(&p.at_s, path("at_s"), 0.0, duration_s, within);
+            let Some(link) = self.link_index(names, &p.link, path("link")) else {
+                continue;
+            };
+            if let Some(targets) = &p.unreachable_targets {
+                let count = links[link].targets;
+                if let Some(bad) = targets.value.iter().find(|t| **t >= count) {
+                    let message = format!(
+                        "target {bad} does not exist: link {} has targets 0 to {}",
+                        names[link],
+                        count - 1
+                    );
+                    self.error(targets.referenced.line(), path("unreachable_targets"), message);
+                }
+            }
+            let change = Change {
+                latency_ms: self.optional(&p.latency_ms, path("latency_ms"), 10_000.0, " ms"),
+                jitter_ms: self.optional(&p.jitter_ms, path("jitter_ms"), 5_000.0, " ms"),
+                loss_percent: self.optional(&p.loss_percent, path("loss_percent"), 100.0, " %"),
+                outage: p.outage,
+                carrier: p.carrier,
+                unreachable_targets: p.unreachable_targets.as_ref().map(|t| t.value.clone()),
+                restore: p.restore.unwrap_or(false),
+            };
+            if change == Change::default() {
+                let message = "changes nothing: expected at least one of latency_ms, jitter_ms, loss_percent, outage, carrier, unreachable_targets, restore";
+                self.error(phase.referenced.line(), format!("timeline[{i}]"), message);
+            }
+            timeline.push(Phase { at_s, link, change });
+        }
+        timeline.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        timeline
+    }
+
+    fn expectations(
+        &mut self,
+        raw: &[Spanned<RawExpectation>],
+        names: &[String],
+        duration_s: f64,
+    ) -> Vec<Expectation> {
+        if raw.is_empty() {
+            self.error(0, "expect", "missing: a scenario proves nothing without expectations");
+        }
+        raw.iter()
+            .enumerate()
+            .map(|(i, expectation)| self.expectation(i, expectation, names, duration_s))
+            .collect()
+    }
+
+    fn expectation(
+        &mut self,
+        i: usize,
+        expectation: &Spanned<RawExpectation>,
+        names: &[String],
+        duration_s: f64,
+    ) -> Expectation {
+        let path = |key: &str| format!("expect[{i}].{key}");
+        let seconds = |checker: &mut Self, value: &Spanned<f64>, key: &str| {
+            checker.range(value, path(key), 0.0, duration_s, " seconds")
+        };
+        match &expectation.value {
+            RawExpectation::Switch { to, after_s, within_s } => {
+                self.link_index(names, to, path("switch.to"));
+                Expectation::Switch {
+                    to: to.value.clone(),
+                    after_s: seconds(self, after_s, "switch.after_s"),
+                    within_s: seconds(self, within_s, "switch.within_s"),
+                }
+            }
+            RawExpectation::NoSwitch { from_s, until_s } => {
+                let from_s = from_s.as_ref().map_or(0.0, |v| seconds(self, v, "no_switch.from_s"));
+                let until_s =
+                    until_s.as_ref().map_or(duration_s, |v| seconds(self, v, "no_switch.until_s"));
+                if from_s > until_s {
+                    let message = format!("from_s {from_s} is after until_s {until_s}");
+                    self.error(expectation.referenced.line(), path("no_switch"), message);
+                }
+                Expectation::NoSwitch { from_s, until_s }
+            }
+            RawExpectation::Initial(link) => {
+                self.link_index(names, link, path("initial"));
+                Expectation::Initial(link.value.clone())
+            }
+            RawExpectation::Final(link) => {
+                self.link_index(names, link, path("final"));
+                Expectation::Final(link.value.clone())
+            }
+            RawExpectation::MaxSwitches(n) => Expectation::MaxSwitches(*n),
+        }
+    }
+
+    /// Config overrides may not set what the simulator sets from the scenario's links.
+    fn config_overrides(&mut self, raw: &RawScenario) {
+        let per_link = raw
+            .links
+            .value
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("links[{i}].config"), &l.config));
+        for (path, config) in std::iter::once(("config".to_string(), &raw.config)).chain(per_link) {
+            let Some(config) = config else { continue };
+            for key in SIMULATOR_KEYS {
+                if config.value.contains_key(key) {
+                    let message = "is set by the simulator from the scenario's links, not by a config override";
+                    self.error(config.referenced.line(), format!("{path}.{key}"), message);
+                }
+            }
+        }
+    }
 }
 
 impl Scenario {
@@ -324,168 +493,14 @@ impl Scenario {
         let mut checker = Checker { file, errors: Vec::new() };
         let duration_s =
             checker.range(&raw.duration_s, "duration_s".into(), 1.0, MAX_DURATION_S, " seconds");
-        if raw.links.value.is_empty() || raw.links.value.len() > 8 {
-            let message = format!("got {} links, expected 1 to 8", raw.links.value.len());
-            checker.error(raw.links.referenced.line(), "links", message);
-        }
-        let mut links = Vec::new();
-        let mut names: Vec<String> = Vec::new();
         let errors_before_links = checker.errors.len();
-        for (i, link) in raw.links.value.iter().enumerate() {
-            let path = |key: &str| format!("links[{i}].{key}");
-            if let Err(expected) = wanmon::core::LinkName::new(&link.name.value) {
-                checker.error(
-                    link.name.referenced.line(),
-                    path("name"),
-                    format!("got {:?}, expected {expected}", link.name.value),
-                );
-            } else if link.name.value == "lo" {
-                // The real runs name each link's device after it, next to the loopback.
-                checker.error(
-                    link.name.referenced.line(),
-                    path("name"),
-                    "got \"lo\", expected another name: the loopback device has it".to_string(),
-                );
-            } else if names.contains(&link.name.value) {
-                checker.error(
-                    link.name.referenced.line(),
-                    path("name"),
-                    format!("duplicate link name {:?}", link.name.value),
-                );
-            }
-            names.push(link.name.value.clone());
-            let base = Condition::new(
-                checker.range(&link.latency_ms, path("latency_ms"), 0.0, 10_000.0, " ms"),
-                checker.optional(&link.jitter_ms, path("jitter_ms"), 5_000.0, " ms").unwrap_or(0.0),
-                checker
-                    .optional(&link.loss_percent, path("loss_percent"), 100.0, " %")
-                    .unwrap_or(0.0),
-            );
-            let targets = match &link.targets {
-                Some(t) if !(1..=TARGETS.len()).contains(&t.value) => {
-                    let message = format!("got {}, expected 1 to {}", t.value, TARGETS.len());
-                    checker.error(t.referenced.line(), path("targets"), message);
-                    2
-                }
-                Some(t) => t.value,
-                None => 2,
-            };
-            links.push(LinkSpec { name: link.name.value.clone(), base, targets });
-        }
+        let links = checker.links(&raw.links);
         // The controller would repeat a bad link name in its own words: check it once, here.
         let names_ok = checker.errors.len() == errors_before_links;
-        let mut timeline = Vec::new();
-        for (i, phase) in raw.timeline.iter().enumerate() {
-            let line = phase.referenced.line();
-            let p = &phase.value;
-            let path = |key: &str| format!("timeline[{i}].{key}");
-            let at_s = checker.range(
-                &p.at_s,
-                path("at_s"),
-                0.0,
-                duration_s,
-                " seconds (within duration_s)",
-            );
-            let Some(link) = checker.link_index(&names, &p.link, path("link")) else {
-                continue;
-            };
-            if let Some(targets) = &p.unreachable_targets {
-                let count = links[link].targets;
-                if let Some(bad) = targets.value.iter().find(|t| **t >= count) {
-                    let message = format!(
-                        "target {bad} does not exist: link {} has targets 0 to {}",
-                        names[link],
-                        count - 1
-                    );
-                    checker.error(targets.referenced.line(), path("unreachable_targets"), message);
-                }
-            }
-            let change = Change {
-                latency_ms: checker.optional(&p.latency_ms, path("latency_ms"), 10_000.0, " ms"),
-                jitter_ms: checker.optional(&p.jitter_ms, path("jitter_ms"), 5_000.0, " ms"),
-                loss_percent: checker.optional(&p.loss_percent, path("loss_percent"), 100.0, " %"),
-                outage: p.outage,
-                carrier: p.carrier,
-                unreachable_targets: p.unreachable_targets.as_ref().map(|t| t.value.clone()),
-                restore: p.restore.unwrap_or(false),
-            };
-            if change == Change::default() {
-                let message = "changes nothing: expected at least one of latency_ms, jitter_ms, loss_percent, outage, carrier, unreachable_targets, restore";
-                checker.error(line, format!("timeline[{i}]"), message);
-            }
-            timeline.push(Phase { at_s, link, change });
-        }
-        timeline.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-        let mut expectations = Vec::new();
-        for (i, expectation) in raw.expect.iter().enumerate() {
-            let path = |key: &str| format!("expect[{i}].{key}");
-            let checked = match &expectation.value {
-                RawExpectation::Switch { to, after_s, within_s } => {
-                    checker.link_index(&names, to, path("switch.to"));
-                    Expectation::Switch {
-                        to: to.value.clone(),
-                        after_s: checker.range(
-                            after_s,
-                            path("switch.after_s"),
-                            0.0,
-                            duration_s,
-                            " seconds",
-                        ),
-                        within_s: checker.range(
-                            within_s,
-                            path("switch.within_s"),
-                            0.0,
-                            duration_s,
-                            " seconds",
-                        ),
-                    }
-                }
-                RawExpectation::NoSwitch { from_s, until_s } => {
-                    let from_s = from_s.as_ref().map_or(0.0, |v| {
-                        checker.range(v, path("no_switch.from_s"), 0.0, duration_s, " seconds")
-                    });
-                    let until_s = until_s.as_ref().map_or(duration_s, |v| {
-                        checker.range(v, path("no_switch.until_s"), 0.0, duration_s, " seconds")
-                    });
-                    if from_s > until_s {
-                        checker.error(
-                            expectation.referenced.line(),
-                            path("no_switch"),
-                            format!("from_s {from_s} is after until_s {until_s}"),
-                        );
-                    }
-                    Expectation::NoSwitch { from_s, until_s }
-                }
-                RawExpectation::Initial(link) => {
-                    checker.link_index(&names, link, path("initial"));
-                    Expectation::Initial(link.value.clone())
-                }
-                RawExpectation::Final(link) => {
-                    checker.link_index(&names, link, path("final"));
-                    Expectation::Final(link.value.clone())
-                }
-                RawExpectation::MaxSwitches(n) => Expectation::MaxSwitches(*n),
-            };
-            expectations.push(checked);
-        }
-        if raw.expect.is_empty() {
-            checker.error(0, "expect", "missing: a scenario proves nothing without expectations");
-        }
-        for (path, config) in std::iter::once(("config".to_string(), &raw.config)).chain(
-            raw.links
-                .value
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (format!("links[{i}].config"), &l.config)),
-        ) {
-            let Some(config) = config else { continue };
-            for key in SIMULATOR_KEYS {
-                if config.value.contains_key(key) {
-                    let message = "is set by the simulator from the scenario's links, not by a config override";
-                    checker.error(config.referenced.line(), format!("{path}.{key}"), message);
-                }
-            }
-        }
+        let names: Vec<String> = links.iter().map(|l| l.name.clone()).collect();
+        let timeline = checker.timeline(&raw.timeline, &names, &links, duration_s);
+        let expectations = checker.expectations(&raw.expect, &names, duration_s);
+        checker.config_overrides(&raw);
         let config_json = controller_config(&raw, &links);
         let config = match Config::from_json(&config_json) {
             _ if !names_ok => None,
@@ -551,15 +566,6 @@ impl Scenario {
             }
         }
         if errors.is_empty() { Ok(scenarios) } else { Err(errors) }
-    }
-
-    /// The condition of every link at time `t_s`, by replaying the timeline.
-    pub fn conditions_at(&self, t_s: f64) -> Vec<Condition> {
-        let mut conditions: Vec<Condition> = self.links.iter().map(|l| l.base.clone()).collect();
-        for phase in self.timeline.iter().take_while(|p| p.at_s <= t_s) {
-            phase.change.apply(&mut conditions[phase.link], &self.links[phase.link].base);
-        }
-        conditions
     }
 }
 

@@ -3,6 +3,7 @@
 //! Every key, its unit, range and default is documented in `docs/config.md`; a test keeps the two
 //! in step. All values are whole numbers so the router needs no float parsing or formatting.
 
+use super::limits::{MAX_LINKS, MAX_TARGETS, MAX_WINDOW};
 use super::name::LinkName;
 use crate::json::{self, Node, Value};
 use std::fmt;
@@ -55,9 +56,6 @@ pub const LINK_KEYS: &[&str] = &[
 /// Keys of the `web` object.
 pub const WEB_KEYS: &[&str] = &["listen", "token"];
 
-const MAX_LINKS: usize = 16;
-const MAX_TARGETS: usize = 8;
-const MAX_WINDOW: u64 = 64;
 const MAX_LABEL_CHARS: usize = 64;
 
 /// What the controller does when the link forced by the operator dies.
@@ -170,11 +168,6 @@ impl Config {
         let mut errors = checker.errors;
         errors.sort_by_key(|e| e.line);
         Err(errors)
-    }
-
-    /// The enabled links, in preference order.
-    pub fn enabled_links(&self) -> impl Iterator<Item = &LinkConfig> {
-        self.links.iter().filter(|link| link.enabled)
     }
 }
 
@@ -384,18 +377,9 @@ impl Checker {
         );
         let loss_divisor =
             self.unsigned(&fields, "loss_divisor", defaults::LOSS_DIVISOR, 1, 1_000_000, "");
-        let window = self.unsigned(&fields, "window", defaults::WINDOW, 3, MAX_WINDOW, " (probes)");
-        let forced_link_dies = match fields.get("forced_link_dies") {
-            None => ForcedLinkDies::Stay,
-            Some(node) => match &node.value {
-                Value::String(s) if s == "stay" => ForcedLinkDies::Stay,
-                Value::String(s) if s == "fallback" => ForcedLinkDies::Fallback,
-                _ => {
-                    self.wrong(node, "forced_link_dies".into(), "\"stay\" or \"fallback\"");
-                    ForcedLinkDies::Stay
-                }
-            },
-        };
+        let window =
+            self.unsigned(&fields, "window", defaults::WINDOW, 3, MAX_WINDOW as u64, " (probes)");
+        let forced_link_dies = self.forced_link_dies(&fields);
         let web = self.web(&fields);
         let hook = self.hook(&fields);
         let link_defaults = LinkDefaults {
@@ -425,6 +409,18 @@ impl Checker {
             hook,
         };
         complete.then_some(config)
+    }
+
+    fn forced_link_dies(&mut self, fields: &Fields) -> ForcedLinkDies {
+        let Some(node) = fields.get("forced_link_dies") else { return ForcedLinkDies::Stay };
+        match &node.value {
+            Value::String(s) if s == "stay" => ForcedLinkDies::Stay,
+            Value::String(s) if s == "fallback" => ForcedLinkDies::Fallback,
+            _ => {
+                self.wrong(node, "forced_link_dies".into(), "\"stay\" or \"fallback\"");
+                ForcedLinkDies::Stay
+            }
+        }
     }
 
     /// The links, if all could be read; duplicates are reported even while a link has a mistake.
@@ -480,29 +476,7 @@ impl Checker {
 
     fn link(&mut self, node: &Node, path: String, defaults: &LinkDefaults) -> Option<LinkConfig> {
         let fields = self.object(node, path.clone(), LINK_KEYS)?;
-        let name = match fields.get("name") {
-            None => {
-                self.error(
-                    node.line,
-                    fields.path("name"),
-                    "missing, expected the link's name".into(),
-                );
-                None
-            }
-            Some(name_node) => match &name_node.value {
-                Value::String(text) => match LinkName::new(text) {
-                    Ok(name) => Some(name),
-                    Err(expected) => {
-                        self.wrong(name_node, fields.path("name"), expected);
-                        None
-                    }
-                },
-                _ => {
-                    self.wrong(name_node, fields.path("name"), "a string");
-                    None
-                }
-            },
-        };
+        let name = self.link_name(node, &fields);
         let label = match self.string(&fields, "label") {
             Some(label) if label.is_empty() || label.chars().count() > MAX_LABEL_CHARS => {
                 let node = fields.get("label")?;
@@ -511,21 +485,7 @@ impl Checker {
             }
             other => other.map(str::to_string),
         };
-        let device = match fields.get("device") {
-            None => {
-                let message = "missing, expected the network device, such as \"eth0.2\"".into();
-                self.error(node.line, fields.path("device"), message);
-                None
-            }
-            Some(device_node) => match &device_node.value {
-                Value::String(text) if is_device_name(text) => Some(text.clone()),
-                _ => {
-                    let expected = "a device name of 1 to 15 characters without '/', ':' or spaces";
-                    self.wrong(device_node, fields.path("device"), expected);
-                    None
-                }
-            },
-        };
+        let device = self.link_device(node, &fields);
         let gateway = match fields.get("gateway") {
             None => Some(None),
             Some(Node { value: Value::Null, .. }) => Some(None),
@@ -536,44 +496,7 @@ impl Checker {
             None => defaults.targets.map(<[IpAddr]>::to_vec),
         };
         let bias = self.integer(&fields, "bias", defaults::BIAS, -1_000_000, 1_000_000, " (ms)");
-        let interval_ms =
-            self.unsigned(&fields, "interval_ms", defaults::INTERVAL_MS, 100, 3_600_000, " (ms)");
-        let timeout_ms =
-            self.unsigned(&fields, "timeout_ms", defaults::TIMEOUT_MS, 10, 60_000, " (ms)");
-        if timeout_ms >= interval_ms {
-            let line = fields
-                .get("timeout_ms")
-                .or(fields.get("interval_ms"))
-                .map_or(node.line, |n| n.line);
-            let message = format!(
-                "timeout_ms {timeout_ms} is not shorter than interval_ms {interval_ms}: \
-                 a probe must be answered or lost before the next one to the same target"
-            );
-            self.error(line, fields.path("timeout_ms"), message);
-        }
-        let dead_after_ms = self.unsigned(
-            &fields,
-            "dead_after_ms",
-            defaults.dead_after_ms,
-            200,
-            3_600_000,
-            " (ms)",
-        );
-        let gap = interval_ms + timeout_ms;
-        if dead_after_ms < gap {
-            let problem = format!(
-                "{dead_after_ms} is shorter than interval_ms + timeout_ms = {gap} of {path}: \
-                 a healthy link would be declared dead between two probes"
-            );
-            match fields.get("dead_after_ms") {
-                Some(own) => self.error(own.line, fields.path("dead_after_ms"), problem),
-                None => {
-                    let line = defaults.dead_after_line.unwrap_or(node.line);
-                    let message = format!("{problem} (set dead_after_ms on the link to differ)");
-                    self.error(line, "dead_after_ms".into(), message);
-                }
-            }
-        }
+        let (interval_ms, timeout_ms, dead_after_ms) = self.link_timing(node, &fields, defaults);
         let enabled = match fields.get("enabled") {
             None => true,
             Some(Node { value: Value::Bool(b), .. }) => *b,
@@ -595,6 +518,80 @@ impl Checker {
             dead_after_ms,
             enabled,
         })
+    }
+
+    fn link_name(&mut self, node: &Node, fields: &Fields) -> Option<LinkName> {
+        let Some(name_node) = fields.get("name") else {
+            self.error(node.line, fields.path("name"), "missing, expected the link's name".into());
+            return None;
+        };
+        let Value::String(text) = &name_node.value else {
+            self.wrong(name_node, fields.path("name"), "a string");
+            return None;
+        };
+        LinkName::new(text)
+            .map_err(|expected| self.wrong(name_node, fields.path("name"), expected))
+            .ok()
+    }
+
+    fn link_device(&mut self, node: &Node, fields: &Fields) -> Option<String> {
+        let Some(device_node) = fields.get("device") else {
+            let message = "missing, expected the network device, such as \"eth0.2\"".into();
+            self.error(node.line, fields.path("device"), message);
+            return None;
+        };
+        match &device_node.value {
+            Value::String(text) if is_device_name(text) => Some(text.clone()),
+            _ => {
+                let expected = "a device name of 1 to 15 characters without '/', ':' or spaces";
+                self.wrong(device_node, fields.path("device"), expected);
+                None
+            }
+        }
+    }
+
+    /// A link's probe interval, timeout and dead-after, checked against each other: a probe is
+    /// resolved before the next one, and a healthy link is never dead between two probes.
+    fn link_timing(
+        &mut self,
+        node: &Node,
+        fields: &Fields,
+        defaults: &LinkDefaults,
+    ) -> (u64, u64, u64) {
+        let interval_ms =
+            self.unsigned(fields, "interval_ms", defaults::INTERVAL_MS, 100, 3_600_000, " (ms)");
+        let timeout_ms =
+            self.unsigned(fields, "timeout_ms", defaults::TIMEOUT_MS, 10, 60_000, " (ms)");
+        if timeout_ms >= interval_ms {
+            let line = fields
+                .get("timeout_ms")
+                .or(fields.get("interval_ms"))
+                .map_or(node.line, |n| n.line);
+            let message = format!(
+                "timeout_ms {timeout_ms} is not shorter than interval_ms {interval_ms}: \
+                 a probe must be answered or lost before the next one to the same target"
+            );
+            self.error(line, fields.path("timeout_ms"), message);
+        }
+        let dead_after_ms =
+            self.unsigned(fields, "dead_after_ms", defaults.dead_after_ms, 200, 3_600_000, " (ms)");
+        let gap = interval_ms + timeout_ms;
+        if dead_after_ms < gap {
+            let problem = format!(
+                "{dead_after_ms} is shorter than interval_ms + timeout_ms = {gap} of {}: \
+                 a healthy link would be declared dead between two probes",
+                fields.path
+            );
+            match fields.get("dead_after_ms") {
+                Some(own) => self.error(own.line, fields.path("dead_after_ms"), problem),
+                None => {
+                    let line = defaults.dead_after_line.unwrap_or(node.line);
+                    let message = format!("{problem} (set dead_after_ms on the link to differ)");
+                    self.error(line, "dead_after_ms".into(), message);
+                }
+            }
+        }
+        (interval_ms, timeout_ms, dead_after_ms)
     }
 
     fn web(&mut self, fields: &Fields) -> WebConfig {

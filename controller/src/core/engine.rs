@@ -13,6 +13,8 @@
 //! A link event (carrier lost, device gone) makes a link dead at once (f).
 
 use super::config::{Config, ForcedLinkDies, LinkConfig};
+use super::link_state::StateCell;
+pub use super::link_state::{DeadCause, LinkState};
 use super::name::LinkName;
 use super::score::{Score, raw_score, smooth};
 use super::telemetry::{Telemetry, Window, consensus};
@@ -23,6 +25,9 @@ use std::net::IpAddr;
 
 /// How many decisions the engine remembers for the status page.
 pub const HISTORY_LEN: usize = 32;
+
+/// Decisions one input can make: a reload can remove the route's link and let another rule act.
+const QUEUE_LEN: usize = 8;
 
 /// Index of a link in the engine's current config.
 pub type LinkIndex = usize;
@@ -45,49 +50,6 @@ pub enum LinkEvent {
     Down,
     /// The device is back with carrier and an address: probe it again.
     Up,
-}
-
-/// Why a link is dead.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum DeadCause {
-    /// No target answered for this long.
-    NoReply { silent_for: Micros },
-    /// The device lost carrier, its address, or disappeared.
-    LinkDown,
-}
-
-impl fmt::Display for DeadCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DeadCause::NoReply { silent_for } => {
-                write!(f, "no reply for {}", ShowDuration(*silent_for))
-            }
-            DeadCause::LinkDown => f.write_str("link down"),
-        }
-    }
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum LinkState {
-    /// Probing, no verdict yet (just started, joined, or its device came back).
-    Pending,
-    /// At least one target answers: the link has a score.
-    Up,
-    Dead(DeadCause),
-    /// `enabled: false` in the config: never probed, never chosen.
-    Disabled,
-}
-
-impl LinkState {
-    /// One word for the status page and the CLI.
-    pub fn word(&self) -> &'static str {
-        match self {
-            LinkState::Pending => "pending",
-            LinkState::Up => "up",
-            LinkState::Dead(_) => "dead",
-            LinkState::Disabled => "disabled",
-        }
-    }
 }
 
 /// Who chooses the link.
@@ -257,10 +219,7 @@ pub struct Link {
     interval: Micros,
     timeout: Micros,
     dead_after: Micros,
-    /// False between a [`LinkEvent::Down`] and the next [`LinkEvent::Up`]: nothing to probe.
-    carrier: bool,
-    state: LinkState,
-    state_since: Instant,
+    state: StateCell,
     next_round: Instant,
     /// Next target to probe in the current round; `targets.len()` once the round is sent.
     cursor: usize,
@@ -282,9 +241,7 @@ impl Link {
             interval: config.interval_ms * 1000,
             timeout: config.timeout_ms * 1000,
             dead_after: config.dead_after_ms * 1000,
-            carrier: true,
-            state,
-            state_since: now,
+            state: StateCell::new(state, now),
             next_round: now,
             cursor: config.targets.len(),
             targets: config.targets.iter().map(|a| Target::new(*a, window)).collect(),
@@ -305,12 +262,12 @@ impl Link {
     }
 
     pub fn state(&self) -> LinkState {
-        self.state
+        self.state.get()
     }
 
     /// When the link entered its state.
     pub fn state_since(&self) -> Instant {
-        self.state_since
+        self.state.since()
     }
 
     pub fn telemetry(&self) -> Option<Telemetry> {
@@ -323,7 +280,7 @@ impl Link {
 
     /// The smoothed score, the one decisions use; `None` unless the link is up.
     pub fn score(&self) -> Option<Score> {
-        if self.state == LinkState::Up { self.score } else { None }
+        if self.is_up() { self.score } else { None }
     }
 
     pub fn targets(&self) -> &[Target] {
@@ -336,18 +293,15 @@ impl Link {
     }
 
     fn probing(&self) -> bool {
-        self.config.enabled && self.carrier
+        self.state.get().probed()
     }
 
     fn is_up(&self) -> bool {
-        self.state == LinkState::Up
+        self.state.get() == LinkState::Up
     }
 
-    fn set_state(&mut self, state: LinkState, now: Instant) {
-        if std::mem::discriminant(&state) != std::mem::discriminant(&self.state) {
-            self.state_since = now;
-        }
-        self.state = state;
+    fn is_pending(&self) -> bool {
+        self.state.get() == LinkState::Pending
     }
 }
 
@@ -396,6 +350,9 @@ pub struct Engine {
     /// Where the next probe search starts, so no link is starved by an earlier one.
     probe_cursor: usize,
     history: VecDeque<Decision>,
+    /// Decisions not yet taken by [`Engine::poll_decision`]; room for a burst is reserved at
+    /// start, so queueing never allocates.
+    decisions: VecDeque<Decision>,
 }
 
 impl Engine {
@@ -411,6 +368,7 @@ impl Engine {
             next_seq: 0,
             probe_cursor: 0,
             history: VecDeque::with_capacity(HISTORY_LEN),
+            decisions: VecDeque::with_capacity(QUEUE_LEN),
         }
     }
 
@@ -434,6 +392,12 @@ impl Engine {
     /// Recent decisions, oldest first.
     pub fn history(&self) -> impl DoubleEndedIterator<Item = &Decision> {
         self.history.iter()
+    }
+
+    /// The next decision the inputs so far have made, oldest first; call until `None` after every
+    /// input. One input may make several (a reload, a link event while forced).
+    pub fn poll_decision(&mut self) -> Option<Decision> {
+        self.decisions.pop_front()
     }
 
     /// The next probe due at `now`, if any; call until `None`. The probe counts as in flight.
@@ -472,16 +436,10 @@ impl Engine {
 
     /// A reply to probe `seq` arrived at `now`. Replies that match no probe in flight (foreign,
     /// duplicated, or later than the timeout) change nothing.
-    pub fn on_reply(
-        &mut self,
-        now: Instant,
-        link: LinkIndex,
-        target: usize,
-        seq: u16,
-    ) -> Option<Decision> {
-        let timeout = self.links.get(link)?.timeout;
-        let target_state = self.links[link].targets.get_mut(target)?;
-        let in_flight = target_state.in_flight.filter(|f| f.seq == seq)?;
+    pub fn on_reply(&mut self, now: Instant, link: LinkIndex, target: usize, seq: u16) {
+        let Some(timeout) = self.links.get(link).map(|l| l.timeout) else { return };
+        let Some(target_state) = self.links[link].targets.get_mut(target) else { return };
+        let Some(in_flight) = target_state.in_flight.filter(|f| f.seq == seq) else { return };
         target_state.in_flight = None;
         let rtt = now.since(in_flight.sent);
         if rtt >= timeout {
@@ -492,34 +450,29 @@ impl Engine {
             target_state.last_reply = Some(now);
         }
         self.refresh_target(now, link, target);
-        self.evaluate(now)
+        self.evaluate(now);
     }
 
     /// The probe could not be sent (no route, device gone): it is lost now.
-    pub fn on_send_failed(&mut self, now: Instant, probe: &Probe) -> Option<Decision> {
-        let target = self.links.get_mut(probe.link)?.targets.get_mut(probe.target)?;
+    pub fn on_send_failed(&mut self, now: Instant, probe: &Probe) {
+        let target = self.links.get_mut(probe.link).and_then(|l| l.targets.get_mut(probe.target));
+        let Some(target) = target else { return };
         if target.in_flight.is_some_and(|f| f.seq == probe.seq) {
             target.in_flight = None;
             target.window.push_lost();
             self.refresh_target(now, probe.link, probe.target);
         }
-        self.evaluate(now)
+        self.evaluate(now);
     }
 
     /// Carrier, device or address news for a link.
-    pub fn on_link_event(
-        &mut self,
-        now: Instant,
-        link: LinkIndex,
-        event: LinkEvent,
-    ) -> Option<Decision> {
-        let state = self.links.get_mut(link)?;
+    pub fn on_link_event(&mut self, now: Instant, link: LinkIndex, event: LinkEvent) {
+        let Some(state) = self.links.get_mut(link) else { return };
         if !state.config.enabled {
-            return None;
+            return;
         }
         match event {
             LinkEvent::Down => {
-                state.carrier = false;
                 for target in &mut state.targets {
                     target.forget();
                 }
@@ -528,22 +481,21 @@ impl Engine {
                 state.raw_score = None;
                 state.score = None;
                 state.better_since = None;
-                state.set_state(LinkState::Dead(DeadCause::LinkDown), now);
+                state.state.enter(LinkState::Dead(DeadCause::LinkDown), now);
             }
             LinkEvent::Up => {
-                if state.carrier {
-                    return None;
+                if state.probing() {
+                    return;
                 }
-                state.carrier = true;
                 state.next_round = now;
-                state.set_state(LinkState::Pending, now);
+                state.state.enter(LinkState::Pending, now);
             }
         }
-        self.evaluate(now)
+        self.evaluate(now);
     }
 
     /// Lets time pass: lost probes, silent targets and expired holds take effect.
-    pub fn tick(&mut self, now: Instant) -> Option<Decision> {
+    pub fn tick(&mut self, now: Instant) {
         for link in 0..self.links.len() {
             for target in 0..self.links[link].targets.len() {
                 let timeout = self.links[link].timeout;
@@ -564,7 +516,7 @@ impl Engine {
             }
             self.refresh_liveness(now, link);
         }
-        self.evaluate(now)
+        self.evaluate(now);
     }
 
     /// When the engine next needs [`Engine::tick`] or [`Engine::poll_probe`], if nothing else
@@ -590,8 +542,8 @@ impl Engine {
                     next = next.min(at.after(link.dead_after));
                 }
             }
-            if link.state == LinkState::Pending {
-                next = next.min(link.state_since.after(link.dead_after));
+            if link.is_pending() {
+                next = next.min(link.state.since().after(link.dead_after));
             }
             if let (Some(since), Some(current)) = (link.better_since, self.current) {
                 if current_score.is_some() {
@@ -603,7 +555,7 @@ impl Engine {
     }
 
     /// The operator's choice. Forcing an unknown or disabled link is refused and changes nothing.
-    pub fn set_mode(&mut self, now: Instant, mode: Mode) -> Result<Option<Decision>, ModeError> {
+    pub fn set_mode(&mut self, now: Instant, mode: Mode) -> Result<(), ModeError> {
         if let Mode::Forced(name) = mode {
             let index = self
                 .link_index(name.as_str())
@@ -616,13 +568,14 @@ impl Engine {
         for link in &mut self.links {
             link.better_since = None;
         }
-        Ok(self.evaluate(now))
+        self.evaluate(now);
+        Ok(())
     }
 
     /// Takes a new config. Links that keep their name and device keep their state, telemetry and
     /// scores; targets that stay keep their windows. The route stays on its link if that link is
     /// still enabled.
-    pub fn reload(&mut self, config: &Config, now: Instant) -> Option<Decision> {
+    pub fn reload(&mut self, config: &Config, now: Instant) {
         let settings = Settings::of(config);
         let mut old_links = std::mem::take(&mut self.links);
         let current_name = self.current.map(|c| old_links[c].config.name);
@@ -665,7 +618,7 @@ impl Engine {
             // The route's link is gone: move at once to the best live link, if there is one.
             if let Some(best) = self.best_live(None) {
                 let score = self.links[best].score.unwrap_or_default();
-                return Some(self.switch(now, Some(from), best, Reason::LinkRemoved { score }));
+                self.switch(now, Some(from), best, Reason::LinkRemoved { score });
             }
         }
         for (index, link) in self.links.iter_mut().enumerate() {
@@ -673,7 +626,7 @@ impl Engine {
                 link.better_since = None;
             }
         }
-        self.evaluate(now)
+        self.evaluate(now);
     }
 
     /// Recomputes one target's telemetry and reachability, then its link's telemetry and score.
@@ -694,7 +647,7 @@ impl Engine {
     fn refresh_link(&mut self, now: Instant, index: LinkIndex) {
         let settings = self.settings;
         let link = &mut self.links[index];
-        if matches!(link.state, LinkState::Dead(DeadCause::NoReply { .. }))
+        if matches!(link.state.get(), LinkState::Dead(DeadCause::NoReply { .. }))
             && link.targets.iter().any(|t| t.reachable)
         {
             // Back from the dead: the outage's lost probes describe a path that is gone. The link
@@ -727,23 +680,24 @@ impl Engine {
             return;
         }
         let alive = link.telemetry.is_some();
-        match link.state {
+        let since = link.state.since();
+        match link.state.get() {
             LinkState::Pending | LinkState::Dead(_) if alive => {
-                link.set_state(LinkState::Up, now);
+                link.state.enter(LinkState::Up, now);
                 link.score = link.raw_score;
                 link.better_since = None;
             }
             LinkState::Up if !alive => {
-                let last = link.last_reply().unwrap_or(link.state_since);
-                link.set_state(
+                let last = link.last_reply().unwrap_or(since);
+                link.state.enter(
                     LinkState::Dead(DeadCause::NoReply { silent_for: now.since(last) }),
                     now,
                 );
                 link.better_since = None;
             }
-            LinkState::Pending if now.since(link.state_since) >= dead_after => {
-                let silent_for = now.since(link.state_since);
-                link.set_state(LinkState::Dead(DeadCause::NoReply { silent_for }), now);
+            LinkState::Pending if now.since(since) >= dead_after => {
+                let silent_for = now.since(since);
+                link.state.enter(LinkState::Dead(DeadCause::NoReply { silent_for }), now);
             }
             _ => {}
         }
@@ -779,6 +733,11 @@ impl Engine {
             self.history.pop_front();
         }
         self.history.push_back(decision);
+        if self.decisions.len() == QUEUE_LEN {
+            // Nobody polls: the oldest is in the history still; never grow on the hot path.
+            self.decisions.pop_front();
+        }
+        self.decisions.push_back(decision);
         decision
     }
 
@@ -813,7 +772,7 @@ impl Engine {
         let Some(current) = self.current else {
             // First choice: wait until every probed link has a verdict, so the first reply to
             // arrive does not win by speed alone.
-            if self.links.iter().any(|l| l.probing() && l.state == LinkState::Pending) {
+            if self.links.iter().any(Link::is_pending) {
                 return None;
             }
             let best = self.best_live(None)?;
@@ -822,16 +781,14 @@ impl Engine {
         };
         let Some(current_score) = self.links[current].score() else {
             if let Some(best) = self.best_live(Some(current)) {
-                let cause = match self.links[current].state {
+                let cause = match self.links[current].state.get() {
                     LinkState::Dead(cause) => cause,
                     _ => DeadCause::LinkDown,
                 };
                 let score = self.links[best].score.unwrap_or_default();
                 return Some(self.switch(now, from, best, Reason::CurrentDead { cause, score }));
             }
-            if self.all_dead_noted
-                || self.links.iter().any(|l| l.probing() && l.state == LinkState::Pending)
-            {
+            if self.all_dead_noted || self.links.iter().any(Link::is_pending) {
                 return None;
             }
             self.all_dead_noted = true;
@@ -887,9 +844,7 @@ fn carry_over(mut old: Link, config: &LinkConfig, window: usize, now: Instant) -
             None => Target::new(*address, window),
         })
         .collect();
-    link.carrier = old.carrier;
     link.state = old.state;
-    link.state_since = old.state_since;
     link.next_round = old.next_round.min(now.after(link.interval));
     link.score = old.score;
     link.scored_at = old.scored_at;

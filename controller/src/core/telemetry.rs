@@ -5,17 +5,13 @@
 //! loss the share of lost probes among the resolved ones: a probe still in flight is not in the
 //! window yet. Everything is integer: microseconds and basis points (1/100 of a percent).
 
+use super::limits::{MAX_TARGETS, MAX_WINDOW};
+
 /// Marks a lost probe in a window.
 const LOST: u32 = u32::MAX;
 
 /// Basis points in 100 %.
 pub const FULL_LOSS: u32 = 10_000;
-
-/// The largest window the config allows; bounds the stack buffers used for medians.
-pub const MAX_WINDOW: usize = 64;
-
-/// The most targets a link may have; bounds the stack buffers used for the consensus.
-pub const MAX_TARGETS: usize = 8;
 
 /// What a window, or a link's set of targets, says about the path.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]

@@ -1,119 +1,126 @@
-//! The control socket: a unix socket only root can open. One request line in, one answer out:
-//! `ok` or `error` on the first line, then the text for the person at the terminal.
+//! The control socket: a unix socket only root can open, served like the web page, without ever
+//! blocking the loop. One request line in ([`crate::protocol::Request`]), one answer out.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use super::clients::{Client, Received};
+use crate::protocol::{MAX_REQUEST, Request, RequestError};
+use std::fmt;
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::time::Duration;
 
-pub const DEFAULT_SOCKET: &str = "/var/run/wanmon.sock";
-const MAX_REQUEST: u64 = 256;
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Request {
-    Status { json: bool },
-    Force(String),
-    Auto,
-    Reload,
+/// Why the control socket cannot be served.
+#[derive(Debug)]
+pub enum ListenError {
+    AnotherRunning(String),
+    RemoveStale { socket: String, cause: io::Error },
+    Bind { socket: String, cause: io::Error },
+    Restrict { socket: String, cause: io::Error },
 }
 
-/// Reads one request line; the error is the answer to send back.
-pub fn parse(line: &str) -> Result<Request, String> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    match words.as_slice() {
-        ["status"] => Ok(Request::Status { json: false }),
-        ["status", "json"] => Ok(Request::Status { json: true }),
-        ["force", link] => Ok(Request::Force((*link).to_string())),
-        ["auto"] => Ok(Request::Auto),
-        ["reload"] => Ok(Request::Reload),
-        [] => Err("empty request".into()),
-        _ => Err(format!(
-            "unknown request {:?}: expected status, status json, force LINK, auto or reload",
-            line.trim()
-        )),
+impl fmt::Display for ListenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenError::AnotherRunning(socket) => {
+                write!(f, "another wanmon is running: {socket} answers")
+            }
+            ListenError::RemoveStale { socket, cause } => {
+                write!(f, "cannot remove the stale {socket}: {cause}")
+            }
+            ListenError::Bind { socket, cause } => write!(f, "cannot listen on {socket}: {cause}"),
+            ListenError::Restrict { socket, cause } => {
+                write!(f, "cannot restrict {socket}: {cause}")
+            }
+        }
     }
 }
 
-/// The answer to a request as it goes on the wire.
-pub fn answer(result: &Result<String, String>) -> String {
-    match result {
-        Ok(text) => format!("ok\n{text}"),
-        Err(text) => format!("error\n{text}"),
-    }
-}
+impl std::error::Error for ListenError {}
 
 /// Binds the socket, refusing if another wanmon answers on it; only root may connect.
-pub fn listen(path: &Path) -> Result<UnixListener, String> {
+pub fn listen(path: &Path) -> Result<UnixListener, ListenError> {
+    let socket = path.display().to_string();
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
-            return Err(format!("another wanmon is running: {} answers", path.display()));
+            return Err(ListenError::AnotherRunning(socket));
         }
         std::fs::remove_file(path)
-            .map_err(|e| format!("cannot remove the stale {}: {e}", path.display()))?;
+            .map_err(|cause| ListenError::RemoveStale { socket: socket.clone(), cause })?;
     }
     let listener = UnixListener::bind(path)
-        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        .map_err(|cause| ListenError::Bind { socket: socket.clone(), cause })?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
-    listener.set_nonblocking(true).map_err(|e| format!("cannot set up {}: {e}", path.display()))?;
+        .map_err(|cause| ListenError::Restrict { socket: socket.clone(), cause })?;
+    listener.set_nonblocking(true).map_err(|cause| ListenError::Bind { socket, cause })?;
     Ok(listener)
 }
 
-/// Reads one request from a client that connected, with a time limit.
-pub fn read_request(stream: &UnixStream) -> io::Result<String> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(1)))?;
-    let mut line = String::new();
-    BufReader::new(stream.take(MAX_REQUEST)).read_line(&mut line)?;
-    Ok(line)
+/// What a control client's bytes so far come to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// No whole line yet.
+    Waiting,
+    /// A request (or what is wrong with it) to answer.
+    Request(Result<Request, RequestError>),
+    /// The connection failed: nobody to answer.
+    Done,
 }
 
-/// The CLI side: sends a request and returns the daemon's answer.
-pub fn call(path: &Path, request: &str) -> Result<String, String> {
-    let mut stream = UnixStream::connect(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-            format!("wanmon is not running ({} does not answer)", path.display())
-        }
-        io::ErrorKind::PermissionDenied => {
-            format!("{}: permission denied (root only)", path.display())
-        }
-        _ => format!("cannot reach wanmon at {}: {e}", path.display()),
-    })?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-    stream
-        .write_all(format!("{request}\n").as_bytes())
-        .map_err(|e| format!("cannot send the request: {e}"))?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).map_err(|e| format!("no answer from wanmon: {e}"))?;
-    match reply.split_once('\n') {
-        Some(("ok", text)) => Ok(text.to_string()),
-        Some(("error", text)) => Err(text.to_string()),
-        _ => Err(format!("unreadable answer from wanmon: {reply:?}")),
-    }
+/// Reads what a control client sent and says what to do with it: a line ends the request, as
+/// does the client closing its end.
+pub fn read(client: &mut Client<UnixStream>) -> Step {
+    let received = client.receive(MAX_REQUEST);
+    let line = client.request();
+    let whole = match received {
+        Received::Failed => return Step::Done,
+        Received::TooLarge => return Step::Request(Err(RequestError::TooLong)),
+        Received::Closed => line,
+        Received::Waiting => match line.iter().position(|b| *b == b'\n') {
+            Some(end) => &line[..end],
+            None => return Step::Waiting,
+        },
+    };
+    Step::Request(
+        std::str::from_utf8(whole).map_err(|_| RequestError::NotText).and_then(Request::parse),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::time::{Duration, Instant};
 
-    #[test]
-    fn requests_parse() {
-        assert_eq!(parse("status\n"), Ok(Request::Status { json: false }));
-        assert_eq!(parse("status json"), Ok(Request::Status { json: true }));
-        assert_eq!(parse("force wwan"), Ok(Request::Force("wwan".into())));
-        assert_eq!(parse(" auto "), Ok(Request::Auto));
-        assert_eq!(parse("reload"), Ok(Request::Reload));
+    fn client() -> (Client<UnixStream>, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().expect("pair");
+        ours.set_nonblocking(true).expect("non-blocking");
+        (Client::new(ours, Instant::now() + Duration::from_secs(1)), theirs)
     }
 
     #[test]
-    fn bad_requests_get_a_clear_answer() {
-        assert_eq!(parse(""), Err("empty request".into()));
-        assert!(parse("force").unwrap_err().starts_with("unknown request \"force\""));
-        assert!(parse("force a b").is_err());
-        assert!(parse("rm -rf /").unwrap_err().contains("expected status"));
-        assert_eq!(answer(&Err("x".into())), "error\nx");
-        assert_eq!(answer(&Ok("y".into())), "ok\ny");
+    fn a_line_or_a_half_close_ends_the_request() {
+        let (mut ours, mut theirs) = client();
+        assert_eq!(read(&mut ours), Step::Waiting);
+        theirs.write_all(b"status js").expect("write");
+        assert_eq!(read(&mut ours), Step::Waiting);
+        theirs.write_all(b"on\n").expect("write");
+        assert_eq!(read(&mut ours), Step::Request(Ok(Request::Status { json: true })));
+        let (mut ours, mut theirs) = client();
+        theirs.write_all(b"auto").expect("write");
+        theirs.shutdown(std::net::Shutdown::Write).expect("half-close");
+        assert_eq!(read(&mut ours), Step::Request(Ok(Request::Auto)));
+    }
+
+    #[test]
+    fn junk_and_silence_get_a_reason() {
+        let (mut ours, mut theirs) = client();
+        theirs.write_all(&[b'x'; MAX_REQUEST + 1]).expect("write");
+        assert_eq!(read(&mut ours), Step::Request(Err(RequestError::TooLong)));
+        let (mut ours, mut theirs) = client();
+        theirs.write_all(b"\xff\xfe\n").expect("write");
+        assert_eq!(read(&mut ours), Step::Request(Err(RequestError::NotText)));
+        let (mut ours, theirs) = client();
+        theirs.shutdown(std::net::Shutdown::Write).expect("half-close");
+        assert_eq!(read(&mut ours), Step::Request(Err(RequestError::Empty)));
     }
 }

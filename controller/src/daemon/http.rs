@@ -12,7 +12,7 @@ pub const MAX_BODY: usize = 1024;
 pub const MAX_HEADERS: usize = 32;
 pub const MAX_CONNECTIONS: usize = 8;
 /// A client has this long to send its request and take the answer.
-pub const CONNECTION_DEADLINE_MS: u64 = 5_000;
+pub const CONNECTION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Request {

@@ -171,6 +171,17 @@ impl ProbeSocket {
         Ok(ProbeSocket { fd, v6, with_ip_header })
     }
 
+    /// Marks the socket's packets for another link's table (its link was renumbered).
+    pub fn set_mark(&self, mark: u32) -> io::Result<()> {
+        set_option(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MARK,
+            &mark.to_ne_bytes(),
+            "SO_MARK",
+        )
+    }
+
     pub fn send(&self, target: IpAddr, packet: &[u8]) -> io::Result<()> {
         let address: SocketAddr = match target {
             IpAddr::V4(a) => SocketAddrV4::new(a, 0).into(),

@@ -1,11 +1,13 @@
 //! The router daemon: probes, routes, events, the control socket and the web page, around the
 //! decision core. std and libc only, one poll loop, no threads.
 
+pub mod clients;
 pub mod control;
 pub mod http;
 pub mod icmp;
 pub mod netlink;
 pub mod plumbing;
+pub mod probes;
 pub mod run;
 pub mod status;
 pub mod system;

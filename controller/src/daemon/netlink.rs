@@ -27,7 +27,7 @@ pub const RTM_NEWROUTE: u16 = 24;
 pub const RTM_DELROUTE: u16 = 25;
 const RTM_GETROUTE: u16 = 26;
 pub const RTM_NEWRULE: u16 = 32;
-const RTM_DELRULE: u16 = 33;
+pub const RTM_DELRULE: u16 = 33;
 const RTM_GETRULE: u16 = 34;
 
 const RTA_DST: u16 = 1;
@@ -56,8 +56,8 @@ const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_LINK: u8 = 253;
 const FR_ACT_TO_TBL: u8 = 1;
 
-/// Multicast groups: links, IPv4/IPv6 addresses and routes.
-pub const EVENT_GROUPS: u32 = 0x1 | 0x10 | 0x40 | 0x100 | 0x400;
+/// Multicast groups: links, IPv4/IPv6 addresses, routes and rules.
+pub const EVENT_GROUPS: u32 = 0x1 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x40000;
 
 const AF_INET: u8 = libc::AF_INET as u8;
 const AF_INET6: u8 = libc::AF_INET6 as u8;

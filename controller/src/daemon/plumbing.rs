@@ -8,118 +8,66 @@
 //! rules hands routing straight back to the system.
 
 use super::netlink::{self, DefaultRoute, DumpKind, LinkInfo, Rule, Socket};
+use crate::core::{DeviceFacts, Family, LinkPlan};
+use crate::protocol::{
+    METRIC, PRIORITY_PROBES, PRIORITY_ROUTE, PRIORITY_SUPPRESS, PROTOCOL, ROUTE_TABLE,
+    is_our_table, link_mark, link_table,
+};
+use std::fmt;
 use std::io;
 use std::net::IpAddr;
 
-/// The `proto` of every route and rule wanmon writes (`ip route show proto 87`).
-pub const PROTOCOL: u8 = 87;
-/// wanmon's default route table.
-pub const ROUTE_TABLE: u32 = 22349;
-/// Link `i` has table `LINK_TABLE_BASE + i`.
-pub const LINK_TABLE_BASE: u32 = 22350;
-/// Link `i` marks its probes `MARK_BASE + i + 1`.
-pub const MARK_BASE: u32 = 0x574d_0000;
-pub const PRIORITY_PROBES: u32 = 22340;
-pub const PRIORITY_SUPPRESS: u32 = 22341;
-pub const PRIORITY_ROUTE: u32 = 22342;
-pub const METRIC: u32 = 10;
-const MAX_LINKS: u32 = 16;
-
-pub const FAMILIES: [u8; 2] = [libc::AF_INET as u8, libc::AF_INET6 as u8];
-
-pub fn link_table(index: usize) -> u32 {
-    LINK_TABLE_BASE + index as u32
-}
-
-pub fn link_mark(index: usize) -> u32 {
-    MARK_BASE + index as u32 + 1
-}
-
-fn ours(table: u32) -> bool {
-    table == ROUTE_TABLE || (LINK_TABLE_BASE..LINK_TABLE_BASE + MAX_LINKS).contains(&table)
-}
-
-fn family_name(family: u8) -> &'static str {
-    if family == libc::AF_INET as u8 { "IPv4" } else { "IPv6" }
-}
-
-/// What the kernel says about one link's device.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DeviceState {
-    pub index: Option<u32>,
-    pub flags: u32,
-    pub addresses: u32,
-    /// Default routes of the system (not ours) through this device, per family: the gateway, or
-    /// `None` for a device route.
-    pub system_gateways: [Option<Option<IpAddr>>; 2],
-}
-
-impl DeviceState {
-    /// Up, with carrier and an address: can carry traffic.
-    pub fn usable(&self) -> bool {
-        self.index.is_some()
-            && self.flags & netlink::IFF_UP != 0
-            && self.flags & netlink::IFF_LOWER_UP != 0
-            && self.addresses > 0
-    }
-
-    fn point_to_point(&self) -> bool {
-        self.flags & netlink::IFF_POINTOPOINT != 0
+fn family_code(family: Family) -> u8 {
+    match family {
+        Family::V4 => libc::AF_INET as u8,
+        Family::V6 => libc::AF_INET6 as u8,
     }
 }
 
-/// One link as the plumbing sees it.
-#[derive(Clone, Debug)]
-pub struct LinkPlan {
-    pub device: String,
-    pub configured_gateway: Option<IpAddr>,
-    /// Families of the link's targets: the probes need routing in these.
-    pub probe_families: Vec<u8>,
-    pub state: DeviceState,
+/// What went wrong while writing or removing wanmon's routing; the loop logs it and goes on.
+#[derive(Debug)]
+pub enum PlumbingError {
+    List { what: &'static str, cause: io::Error },
+    AddRule { priority: u32, table: u32, cause: io::Error },
+    DeleteRule { priority: u32, table: u32, cause: io::Error },
+    DeleteRoute { table: u32, cause: io::Error },
+    ProbeRoute { device: String, cause: io::Error },
+    DefaultRoute { family: Family, cause: io::Error },
 }
 
-impl LinkPlan {
-    /// The next hop for `family`: a gateway, or `None` for a device route; the error says why
-    /// there is none.
-    pub fn next_hop(&self, family: u8) -> Result<Option<IpAddr>, String> {
-        if self.state.index.is_none() {
-            return Err(format!("device {} does not exist", self.device));
-        }
-        if let Some(gateway) = self.configured_gateway {
-            if netlink::family_of(&gateway) == family {
-                return Ok(Some(gateway));
+impl fmt::Display for PlumbingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlumbingError::List { what, cause } => write!(f, "cannot list {what}: {cause}"),
+            PlumbingError::AddRule { priority, table, cause } => {
+                write!(f, "cannot add rule priority {priority} table {table}: {cause}")
+            }
+            PlumbingError::DeleteRule { priority, table, cause } => {
+                write!(f, "cannot delete rule priority {priority} table {table}: {cause}")
+            }
+            PlumbingError::DeleteRoute { table, cause } => {
+                write!(f, "cannot delete default route in table {table}: {cause}")
+            }
+            PlumbingError::ProbeRoute { device, cause } => {
+                write!(f, "cannot route the probes of {device}: {cause}")
+            }
+            PlumbingError::DefaultRoute { family, cause } => {
+                write!(f, "cannot write the {} default route: {cause}", family.name())
             }
         }
-        let slot = if family == FAMILIES[0] { 0 } else { 1 };
-        if let Some(found) = self.state.system_gateways[slot] {
-            return Ok(found);
-        }
-        if self.state.point_to_point() {
-            return Ok(None);
-        }
-        Err(format!(
-            "no {} gateway for {}: set the link's gateway in the config, or give the device a default route",
-            family_name(family),
-            self.device
-        ))
     }
+}
 
-    /// Why this link cannot carry traffic now, if it cannot.
-    pub fn problem(&self) -> Option<String> {
-        if self.state.index.is_none() {
-            return Some(format!("device {} does not exist (yet)", self.device));
-        }
-        if self.state.flags & netlink::IFF_UP == 0 {
-            return Some(format!("device {} is down", self.device));
-        }
-        if self.state.flags & netlink::IFF_LOWER_UP == 0 {
-            return Some(format!("device {} has no carrier", self.device));
-        }
-        if self.state.addresses == 0 {
-            return Some(format!("device {} has no address", self.device));
-        }
-        self.probe_families.iter().find_map(|f| self.next_hop(*f).err())
-    }
+impl std::error::Error for PlumbingError {}
+
+/// What one kernel event means for wanmon.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct News {
+    /// A link's device changed (flags, addresses, the system's default route through it): read
+    /// the devices again.
+    pub devices: bool,
+    /// Something of wanmon's own routing was removed or changed: write it again.
+    pub routing: bool,
 }
 
 /// The kernel's routing as wanmon wants it, and the means to make it so.
@@ -144,43 +92,41 @@ impl Plumbing {
 
     /// Removes every route and rule an earlier run left behind (also one killed with -9), and
     /// everything this run wrote. Keeps going past failures and reports them all.
-    pub fn remove_all(&mut self) -> Vec<String> {
+    pub fn remove_all(&mut self) -> Vec<PlumbingError> {
         let mut problems = Vec::new();
         let mut rules = Vec::new();
-        if let Err(e) = self.socket.dump(DumpKind::Rules, 0, |_, payload| {
+        if let Err(cause) = self.socket.dump(DumpKind::Rules, 0, |_, payload| {
             if let Some(rule) = netlink::parse_rule(payload) {
                 if rule.protocol == PROTOCOL
                     || ([PRIORITY_PROBES, PRIORITY_SUPPRESS, PRIORITY_ROUTE]
                         .contains(&rule.priority)
-                        && (ours(rule.table) || rule.suppress_prefixlength.is_some()))
+                        && (is_our_table(rule.table) || rule.suppress_prefixlength.is_some()))
                 {
                     rules.push(rule);
                 }
             }
         }) {
-            problems.push(format!("cannot list rules: {e}"));
+            problems.push(PlumbingError::List { what: "rules", cause });
         }
         for rule in rules {
-            if let Err(e) = self
+            if let Err(cause) = self
                 .socket
                 .request(|seq| netlink::delete_rule(seq, &rule))
                 .or_else(|e| ignore(e, &[libc::ENOENT]))
             {
-                problems.push(format!(
-                    "cannot delete rule priority {} table {}: {e}",
-                    rule.priority, rule.table
-                ));
+                let (priority, table) = (rule.priority, rule.table);
+                problems.push(PlumbingError::DeleteRule { priority, table, cause });
             }
         }
         let mut routes = Vec::new();
-        if let Err(e) = self.socket.dump(DumpKind::Routes, 0, |_, payload| {
+        if let Err(cause) = self.socket.dump(DumpKind::Routes, 0, |_, payload| {
             if let Some(route) = netlink::parse_route(payload) {
-                if ours(route.table) && route.dst_len == 0 {
+                if is_our_table(route.table) && route.dst_len == 0 {
                     routes.push(route);
                 }
             }
         }) {
-            problems.push(format!("cannot list routes: {e}"));
+            problems.push(PlumbingError::List { what: "routes", cause });
         }
         for route in routes {
             let result = self
@@ -189,54 +135,35 @@ impl Plumbing {
                     netlink::delete_default_route(seq, route.family, route.table, route.metric)
                 })
                 .or_else(|e| ignore(e, &[libc::ESRCH, libc::ENOENT]));
-            if let Err(e) = result {
-                problems.push(format!("cannot delete default route in table {}: {e}", route.table));
+            if let Err(cause) = result {
+                problems.push(PlumbingError::DeleteRoute { table: route.table, cause });
             }
         }
         self.installed = [None, None];
         problems
     }
 
-    /// Reads every device's index, flags, address count and system default routes.
-    pub fn observe(&mut self, plans: &mut [LinkPlan]) -> io::Result<()> {
+    /// What the kernel says about each named device: index, flags, addresses, the system's
+    /// default routes through it.
+    pub fn observe(&mut self, devices: &[&str]) -> io::Result<Vec<DeviceFacts>> {
         let mut links: Vec<LinkInfo> = Vec::new();
         self.socket.dump(DumpKind::Links, 0, |kind, payload| {
             if kind == netlink::RTM_NEWLINK {
                 links.extend(netlink::parse_link(payload));
             }
         })?;
-        for plan in plans.iter_mut() {
-            plan.state = DeviceState::default();
-            if let Some(info) = links.iter().find(|l| l.name == plan.device) {
-                plan.state.index = Some(info.index);
-                plan.state.flags = info.flags;
-            }
-        }
-        self.observe_addresses(plans)?;
-        self.observe_gateways(plans)
-    }
-
-    pub fn observe_addresses(&mut self, plans: &mut [LinkPlan]) -> io::Result<()> {
-        let mut indexes = Vec::new();
+        let mut addressed = Vec::new();
         self.socket.dump(DumpKind::Addresses, 0, |kind, payload| {
             if kind == netlink::RTM_NEWADDR {
                 if let Some(address) = netlink::parse_address(payload) {
                     // Link-local IPv6 addresses come and go with the device; they carry nothing.
                     let link_local = matches!(address.address, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
                     if !link_local {
-                        indexes.push(address.index);
+                        addressed.push(address.index);
                     }
                 }
             }
         })?;
-        for plan in plans.iter_mut() {
-            plan.state.addresses =
-                plan.state.index.map_or(0, |i| indexes.iter().filter(|x| **x == i).count() as u32);
-        }
-        Ok(())
-    }
-
-    pub fn observe_gateways(&mut self, plans: &mut [LinkPlan]) -> io::Result<()> {
         let mut defaults = Vec::new();
         self.socket.dump(DumpKind::Routes, 0, |kind, payload| {
             if kind == netlink::RTM_NEWROUTE {
@@ -250,16 +177,27 @@ impl Plumbing {
                 }
             }
         })?;
-        for plan in plans.iter_mut() {
-            for (slot, family) in FAMILIES.iter().enumerate() {
-                plan.state.system_gateways[slot] = defaults
+        let facts_of = |device: &str| {
+            let Some(info) = links.iter().find(|l| l.name == device) else {
+                return DeviceFacts::default();
+            };
+            let gateway = |family: Family| {
+                defaults
                     .iter()
-                    .filter(|r| r.family == *family && r.oif.is_some() && r.oif == plan.state.index)
+                    .filter(|r| r.family == family_code(family) && r.oif == Some(info.index))
                     .min_by_key(|r| r.metric)
-                    .map(|r| r.gateway);
+                    .map(|r| r.gateway)
+            };
+            DeviceFacts {
+                index: Some(info.index),
+                up: info.flags & netlink::IFF_UP != 0,
+                carrier: info.flags & netlink::IFF_LOWER_UP != 0,
+                point_to_point: info.flags & netlink::IFF_POINTOPOINT != 0,
+                addresses: addressed.iter().filter(|i| **i == info.index).count() as u32,
+                system_gateways: [gateway(Family::V4), gateway(Family::V6)],
             }
-        }
-        Ok(())
+        };
+        Ok(devices.iter().map(|d| facts_of(d)).collect())
     }
 
     /// The addresses of a device (for the web page's `DEVICE:PORT`), IPv4 first.
@@ -289,20 +227,18 @@ impl Plumbing {
 
     /// Writes the probe routing of every link and the rules, then the default route through
     /// `chosen`. Idempotent: it is also how wanmon puts back what someone else removed.
-    pub fn apply(&mut self, plans: &[LinkPlan], chosen: Option<usize>) -> Vec<String> {
+    pub fn apply(&mut self, plans: &[LinkPlan], chosen: Option<usize>) -> Vec<PlumbingError> {
         let mut problems = Vec::new();
-        let families: Vec<u8> = FAMILIES
-            .iter()
-            .copied()
-            .filter(|f| plans.iter().any(|p| p.probe_families.contains(f)))
-            .collect();
-        for family in &families {
+        for family in Family::ALL {
+            if !plans.iter().any(|p| p.probe_families.contains(&family)) {
+                continue;
+            }
             for (priority, table, suppress) in [
                 (PRIORITY_SUPPRESS, netlink::RT_TABLE_MAIN, Some(0)),
                 (PRIORITY_ROUTE, ROUTE_TABLE, None),
             ] {
                 let rule = Rule {
-                    family: *family,
+                    family: family_code(family),
                     priority,
                     table,
                     fwmark: None,
@@ -315,7 +251,7 @@ impl Plumbing {
         for (index, plan) in plans.iter().enumerate() {
             for family in &plan.probe_families {
                 let rule = Rule {
-                    family: *family,
+                    family: family_code(*family),
                     priority: PRIORITY_PROBES,
                     table: link_table(index),
                     fwmark: Some(link_mark(index)),
@@ -323,19 +259,20 @@ impl Plumbing {
                     protocol: PROTOCOL,
                 };
                 self.add_rule(&rule, &mut problems);
-                if let (Some(oif), Ok(gateway)) = (plan.state.index, plan.next_hop(*family)) {
+                if let (Some(oif), Ok(gateway)) = (plan.facts.index, plan.next_hop(*family)) {
                     let route = DefaultRoute {
-                        family: *family,
+                        family: family_code(*family),
                         table: link_table(index),
                         protocol: PROTOCOL,
                         metric: METRIC,
                         oif,
                         gateway,
                     };
-                    if let Err(e) =
+                    if let Err(cause) =
                         self.socket.request(|seq| netlink::replace_default_route(seq, &route))
                     {
-                        problems.push(format!("cannot route the probes of {}: {e}", plan.device));
+                        let device = plan.device.clone();
+                        problems.push(PlumbingError::ProbeRoute { device, cause });
                     }
                 }
             }
@@ -344,29 +281,28 @@ impl Plumbing {
         problems
     }
 
-    fn add_rule(&mut self, rule: &Rule, problems: &mut Vec<String>) {
+    fn add_rule(&mut self, rule: &Rule, problems: &mut Vec<PlumbingError>) {
         let result = self
             .socket
             .request(|seq| netlink::add_rule(seq, rule))
             .or_else(|e| ignore(e, &[libc::EEXIST]));
-        if let Err(e) = result {
-            problems.push(format!(
-                "cannot add rule priority {} table {}: {e}",
-                rule.priority, rule.table
-            ));
+        if let Err(cause) = result {
+            let (priority, table) = (rule.priority, rule.table);
+            problems.push(PlumbingError::AddRule { priority, table, cause });
         }
     }
 
     /// Replaces wanmon's default route (per family) with one through `chosen`, in one step;
     /// removes it for a family `chosen` cannot carry.
-    pub fn set_default(&mut self, plans: &[LinkPlan], chosen: Option<usize>) -> Vec<String> {
+    pub fn set_default(&mut self, plans: &[LinkPlan], chosen: Option<usize>) -> Vec<PlumbingError> {
         let mut problems = Vec::new();
-        for (slot, family) in FAMILIES.iter().enumerate() {
+        for family in Family::ALL {
+            let slot = family.slot();
             let wanted = chosen.and_then(|index| {
-                let plan = &plans[index];
-                let oif = plan.state.index?;
-                plan.next_hop(*family).ok().map(|gateway| DefaultRoute {
-                    family: *family,
+                let plan = plans.get(index)?;
+                let oif = plan.facts.index?;
+                plan.next_hop(family).ok().map(|gateway| DefaultRoute {
+                    family: family_code(family),
                     table: ROUTE_TABLE,
                     protocol: PROTOCOL,
                     metric: METRIC,
@@ -380,29 +316,69 @@ impl Plumbing {
                 }
                 None if self.installed[slot].is_some() => self
                     .socket
-                    .request(|seq| netlink::delete_default_route(seq, *family, ROUTE_TABLE, METRIC))
+                    .request(|seq| {
+                        netlink::delete_default_route(seq, family_code(family), ROUTE_TABLE, METRIC)
+                    })
                     .or_else(|e| ignore(e, &[libc::ESRCH, libc::ENOENT])),
                 None => Ok(()),
             };
             match result {
                 Ok(()) => self.installed[slot] = wanted,
-                Err(e) => problems
-                    .push(format!("cannot write the {} default route: {e}", family_name(*family))),
+                Err(cause) => problems.push(PlumbingError::DefaultRoute { family, cause }),
             }
         }
         problems
     }
 
+    /// What a netlink event means for wanmon's links and its routing.
+    pub fn news(&self, message: &netlink::Message, plans: &[LinkPlan]) -> News {
+        let ours =
+            |index: Option<u32>| index.is_some() && plans.iter().any(|p| p.facts.index == index);
+        match message.kind {
+            netlink::RTM_NEWLINK | netlink::RTM_DELLINK => {
+                let devices = netlink::parse_link(message.payload).is_some_and(|info| {
+                    plans.iter().any(|p| p.device == info.name) || ours(Some(info.index))
+                });
+                News { devices, routing: false }
+            }
+            netlink::RTM_NEWADDR | netlink::RTM_DELADDR => {
+                let index = netlink::parse_address(message.payload).map(|a| a.index);
+                News { devices: ours(index), routing: false }
+            }
+            netlink::RTM_NEWROUTE | netlink::RTM_DELROUTE => {
+                let Some(route) = netlink::parse_route(message.payload) else {
+                    return News::default();
+                };
+                let system_default = route.dst_len == 0
+                    && route.table == netlink::RT_TABLE_MAIN
+                    && route.protocol != PROTOCOL;
+                News {
+                    devices: system_default && ours(route.oif),
+                    routing: self.disturbed(message.kind, &route),
+                }
+            }
+            netlink::RTM_DELRULE => {
+                let removed = netlink::parse_rule(message.payload).is_some_and(|rule| {
+                    rule.protocol == PROTOCOL
+                        && [PRIORITY_PROBES, PRIORITY_SUPPRESS, PRIORITY_ROUTE]
+                            .contains(&rule.priority)
+                });
+                News { devices: false, routing: removed }
+            }
+            _ => News::default(),
+        }
+    }
+
     /// Whether a route event shows wanmon's own route missing or different from what it wrote.
     pub fn disturbed(&self, kind: u16, route: &netlink::RouteInfo) -> bool {
-        if route.dst_len != 0 || !ours(route.table) {
+        if route.dst_len != 0 || !is_our_table(route.table) {
             return false;
         }
         if route.table != ROUTE_TABLE {
             // A link table lost its route (its device went down and came back): put it back.
             return kind == netlink::RTM_DELROUTE;
         }
-        let slot = if route.family == FAMILIES[0] { 0 } else { 1 };
+        let slot = usize::from(route.family == family_code(Family::V6));
         match (&self.installed[slot], kind) {
             (Some(_), netlink::RTM_DELROUTE) => true,
             (Some(ours), netlink::RTM_NEWROUTE) => {

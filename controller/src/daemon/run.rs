@@ -1,25 +1,36 @@
-//! `wanmon run`: the daemon. One poll loop serves the probe sockets, the netlink events, the
-//! control socket, the web server and the signals; the decision core decides, this file acts.
+//! `wanmon run`: the daemon, a thin poll loop around the [`Controller`]. It performs the
+//! controller's actions (sockets, routes, hooks, log lines), feeds it what the sockets bring (probe
+//! replies, netlink news, operator commands, SIGHUP reloads), and serves the control socket and the
+//! web page. Everything it decides is I/O: which link is usable and what a switch means is the
+//! controller's.
 
-use super::control::{self, Request as ControlRequest};
-use super::http::{self, Action};
-use super::icmp::{self, ProbeSocket, Session};
+use super::clients::{Received, Server};
+use super::control::{self, ListenError, Step};
+use super::http::{self, Action as WebAction};
+use super::icmp::Session;
 use super::netlink;
-use super::plumbing::{self, LinkPlan, Plumbing};
-use super::status::{self, Facts};
+use super::plumbing::Plumbing;
+use super::probes::Probes;
+use super::status;
 use super::system::{Hooks, Level, Log, Signals};
 use crate::core::config::Listen;
-use crate::core::{Config, Decision, Engine, Instant, LinkEvent, LinkName, Mode};
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use crate::core::{Action, Config, Controller, Instant, LinkIndex, Mode};
+use crate::protocol::status::{RouteStatus, Status};
+use crate::protocol::{self, Request, RequestError};
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
 const PAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/page.html.gz"));
-/// Everything is written again this often, in case someone removed a rule.
-const FULL_RECONCILE: Duration = Duration::from_secs(30);
+/// Everything is written again this often, in case a change went unnoticed.
+const FULL_REWRITE: Duration = Duration::from_secs(30);
+/// Control clients at a time; each must be done within a second.
+const CONTROL_CLIENTS: usize = 8;
+const CONTROL_DEADLINE: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct Options {
@@ -27,40 +38,57 @@ pub struct Options {
     pub socket: PathBuf,
 }
 
-/// A web client: what it sent so far, what it is being sent, and its deadline.
+/// Why the daemon did not start, or stopped on its own.
 #[derive(Debug)]
-struct Connection {
-    stream: TcpStream,
-    received: Vec<u8>,
-    reply: Vec<u8>,
-    sent: usize,
-    deadline: std::time::Instant,
+pub enum RunError {
+    Config(Vec<String>),
+    Signals(io::Error),
+    Control(ListenError),
+    Netlink(io::Error),
+    Poll(io::Error),
 }
 
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Config(errors) => write!(
+                f,
+                "{}\nconfig refused ({} error(s)), not starting",
+                errors.join("\n"),
+                errors.len()
+            ),
+            RunError::Signals(cause) => write!(f, "cannot catch signals: {cause}"),
+            RunError::Control(cause) => cause.fmt(f),
+            RunError::Netlink(cause) => write!(f, "cannot open netlink: {cause}"),
+            RunError::Poll(cause) => write!(f, "poll failed: {cause}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Why an operator's command (control socket, web API, SIGHUP) was refused.
 #[derive(Debug)]
-struct Daemon {
-    options: Options,
-    config: Config,
-    engine: Engine,
-    started: std::time::Instant,
-    plans: Vec<LinkPlan>,
-    usable: Vec<bool>,
-    /// Per link: the probe socket for IPv4 and IPv6, and the device index they were opened on.
-    sockets: Vec<([Option<ProbeSocket>; 2], Option<u32>)>,
-    plumbing: Plumbing,
-    events: netlink::Socket,
-    session: Session,
-    signals: Signals,
-    log: Log,
-    hooks: Hooks,
-    control: UnixListener,
-    web: Option<TcpListener>,
-    connections: Vec<Connection>,
-    reconcile_now: bool,
-    last_full_reconcile: std::time::Instant,
-    stopping: bool,
-    /// The web page could not be served yet, and that has been logged.
-    web_warned: bool,
+enum Refusal {
+    Mode(crate::core::ModeError),
+    /// The new config, with every error; the daemon runs on the previous one.
+    Config(Vec<String>),
+    Request(RequestError),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Mode(e) => e.fmt(f),
+            Refusal::Config(errors) => write!(
+                f,
+                "{}\nconfig refused ({} error(s)), still running on the previous one",
+                errors.join("\n"),
+                errors.len()
+            ),
+            Refusal::Request(e) => e.fmt(f),
+        }
+    }
 }
 
 /// Reads and validates the config; every error with file, line and key.
@@ -72,64 +100,71 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, Vec<String>> {
         .map_err(|errors| errors.iter().map(|e| format!("{shown}:{e}")).collect())
 }
 
-fn plans_of(config: &Config) -> Vec<LinkPlan> {
-    config
-        .links
-        .iter()
-        .map(|link| {
-            let mut probe_families: Vec<u8> = link.targets.iter().map(netlink::family_of).collect();
-            probe_families.sort_unstable();
-            probe_families.dedup();
-            LinkPlan {
-                device: link.device.clone(),
-                configured_gateway: link.gateway,
-                probe_families,
-                state: plumbing::DeviceState::default(),
-            }
-        })
-        .collect()
+#[derive(Debug)]
+struct Daemon {
+    options: Options,
+    controller: Controller,
+    started: std::time::Instant,
+    plumbing: Plumbing,
+    events: netlink::Socket,
+    /// Where netlink events are read into: allocated once.
+    event_buffer: Vec<u8>,
+    probes: Probes,
+    signals: Signals,
+    log: Log,
+    hooks: Hooks,
+    control: Server<UnixListener>,
+    web: Server<TcpListener>,
+    /// The web page could not be served yet, and that has been logged.
+    web_warned: bool,
+    last_full_write: std::time::Instant,
+    stopping: bool,
+}
+
+/// What a ready descriptor of the poll set belongs to.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Signals,
+    Netlink,
+    Control,
+    ControlClient(usize),
+    Web,
+    WebClient(usize),
+    Probe(LinkIndex, usize),
 }
 
 /// Runs until SIGTERM or SIGINT; then removes every route and rule it wrote.
-pub fn run(options: Options) -> Result<(), String> {
-    let config = load_config(&options.config).map_err(|errors| {
-        format!("{}\nconfig refused ({} error(s)), not starting", errors.join("\n"), errors.len())
-    })?;
+pub fn run(options: Options) -> Result<(), RunError> {
+    let config = load_config(&options.config).map_err(RunError::Config)?;
     let log = Log::open();
-    let signals = Signals::install().map_err(|e| format!("cannot catch signals: {e}"))?;
-    let control = control::listen(&options.socket)?;
-    let mut plumbing = Plumbing::open().map_err(|e| format!("cannot open netlink: {e}"))?;
+    let signals = Signals::install().map_err(RunError::Signals)?;
+    let control = control::listen(&options.socket).map_err(RunError::Control)?;
+    let mut plumbing = Plumbing::open().map_err(RunError::Netlink)?;
     for problem in plumbing.remove_all() {
         log.line(Level::Warning, &format!("cleaning up an earlier run: {problem}"));
     }
-    let events = netlink::Socket::open(netlink::EVENT_GROUPS)
-        .map_err(|e| format!("cannot listen to netlink: {e}"))?;
+    let events = netlink::Socket::open(netlink::EVENT_GROUPS).map_err(RunError::Netlink)?;
     let started = std::time::Instant::now();
     let pid = std::process::id();
     let nonce = started.elapsed().subsec_nanos()
         ^ pid.rotate_left(16)
         ^ (std::ptr::addr_of!(log) as usize as u32);
     let mut daemon = Daemon {
-        engine: Engine::new(&config, Instant::ZERO),
-        plans: plans_of(&config),
-        usable: vec![true; config.links.len()],
-        sockets: Vec::new(),
-        config,
+        controller: Controller::new(config, Instant::ZERO),
         options,
         started,
         plumbing,
         events,
-        session: Session { identifier: (pid & 0xffff) as u16, nonce },
+        event_buffer: vec![0; 64 * 1024],
+        probes: Probes::new(Session { identifier: (pid & 0xffff) as u16, nonce }),
         signals,
         log,
         hooks: Hooks::default(),
-        control,
-        web: None,
-        connections: Vec::new(),
-        reconcile_now: true,
-        last_full_reconcile: started,
-        stopping: false,
+        control: Server::new(Some(control), CONTROL_CLIENTS, CONTROL_DEADLINE),
+        web: Server::new(None, http::MAX_CONNECTIONS, http::CONNECTION_DEADLINE),
         web_warned: false,
+        last_full_write: started,
+        stopping: false,
     };
     daemon.start();
     let result = daemon.serve();
@@ -143,84 +178,115 @@ impl Daemon {
     }
 
     fn start(&mut self) {
-        let names: Vec<&str> = self.config.links.iter().map(|l| l.name.as_str()).collect();
-        self.log
-            .line(Level::Notice, &format!("started, {} links: {}", names.len(), names.join(", ")));
-        self.observe();
+        let names: Vec<&str> =
+            self.controller.config().links.iter().map(|l| l.name.as_str()).collect();
+        let line = format!("started, {} links: {}", names.len(), names.join(", "));
+        self.log.line(Level::Notice, &line);
         self.open_web();
+        self.perform();
     }
 
-    /// Reads the kernel's view of every link, opens missing probe sockets, tells the engine
-    /// which links are unusable.
-    fn observe(&mut self) {
-        if let Err(e) = self.plumbing.observe(&mut self.plans) {
-            self.log.line(Level::Error, &format!("cannot read the links from the kernel: {e}"));
-        }
-        self.sockets.resize_with(self.plans.len(), || ([None, None], None));
-        self.sockets.truncate(self.plans.len());
-        self.usable.resize(self.plans.len(), true);
-        self.update_links();
-    }
-
-    /// Follows devices that appeared, vanished, lost carrier or their address.
-    fn update_links(&mut self) {
+    /// Performs the controller's actions and sends the probes that are due, until it has
+    /// neither (the controller's contract).
+    fn perform(&mut self) {
         let now = self.now();
-        for index in 0..self.plans.len() {
-            let plan = &self.plans[index];
-            let device_index = plan.state.index;
-            if self.sockets[index].1 != device_index {
-                self.sockets[index] = ([None, None], device_index);
-                if device_index.is_some() {
-                    self.open_sockets(index);
+        loop {
+            while let Some(action) = self.controller.poll_action() {
+                self.act(action, now);
+            }
+            let mut sent = false;
+            while let Some(probe) = self.controller.poll_probe(now) {
+                sent = true;
+                if self.probes.send(&probe).is_err() {
+                    self.controller.handle_send_failed(now, &probe);
                 }
             }
-            let usable = self.plans[index].state.usable();
-            if usable != self.usable[index] {
-                self.usable[index] = usable;
-                let event = if usable { LinkEvent::Up } else { LinkEvent::Down };
-                let name = self.config.links[index].name;
-                match self.plans[index].problem() {
-                    Some(problem) if !usable => {
-                        self.log.line(Level::Notice, &format!("link {name} down: {problem}"))
-                    }
-                    _ => self.log.line(Level::Notice, &format!("link {name} up")),
-                }
-                let decision = self.engine.on_link_event(now, index, event);
-                self.reconcile_now = true;
-                self.decided(decision);
+            if !sent {
+                return;
             }
         }
     }
 
-    fn open_sockets(&mut self, index: usize) {
-        let plan = &self.plans[index];
-        for (slot, family) in plumbing::FAMILIES.iter().enumerate() {
-            if !plan.probe_families.contains(family) {
-                continue;
+    fn act(&mut self, action: Action, now: Instant) {
+        match action {
+            Action::BindProbes { link, device } => {
+                for (family, e) in self.probes.bind(self.controller.plans(), link, device) {
+                    let device = &self.controller.plans()[link].device;
+                    let what =
+                        format!("cannot open an {} probe socket on {device}: {e}", family.name());
+                    self.log.line(Level::Error, &what);
+                }
             }
-            match ProbeSocket::open(slot == 1, &plan.device, plumbing::link_mark(index)) {
-                Ok(socket) => self.sockets[index].0[slot] = Some(socket),
-                Err(e) => self.log.line(
-                    Level::Error,
-                    &format!("cannot open a probe socket on {}: {e}", plan.device),
-                ),
+            Action::KeepProbes(keep) => {
+                for e in self.probes.keep(&keep) {
+                    self.log.line(Level::Error, &format!("cannot re-mark a probe socket: {e}"));
+                }
+            }
+            Action::Observe => self.observe(now),
+            Action::ClearRouting => self.problems(Level::Warning, |d| d.plumbing.remove_all()),
+            Action::WriteRouting => {
+                self.last_full_write = std::time::Instant::now();
+                let current = self.controller.current();
+                let plans = self.controller.plans();
+                for problem in self.plumbing.apply(plans, current) {
+                    self.log.line(Level::Warning, &problem.to_string());
+                }
+                if self.web.listener.is_none() && self.controller.config().web.listen.is_some() {
+                    self.open_web();
+                }
+            }
+            Action::WriteDefaultRoute => {
+                let current = self.controller.current();
+                let plans = self.controller.plans();
+                for problem in self.plumbing.set_default(plans, current) {
+                    self.log.line(Level::Error, &problem.to_string());
+                }
+            }
+            Action::RunHook(decision) => {
+                if let Some(argv) = &self.controller.config().hook {
+                    let from = decision.from.map(|f| f.to_string()).unwrap_or_default();
+                    let reason = decision.to_string();
+                    self.hooks.start(argv, &from, decision.to.as_str(), &reason, &self.log);
+                }
+            }
+            Action::Log(event) => self.log.line(event.level(), &event.to_string()),
+        }
+    }
+
+    fn problems<E: fmt::Display>(
+        &mut self,
+        level: Level,
+        work: impl FnOnce(&mut Daemon) -> Vec<E>,
+    ) {
+        for problem in work(self) {
+            self.log.line(level, &problem.to_string());
+        }
+    }
+
+    /// Reads every link's device from the kernel and tells the controller.
+    fn observe(&mut self, now: Instant) {
+        let devices: Vec<&str> =
+            self.controller.plans().iter().map(|p| p.device.as_str()).collect();
+        match self.plumbing.observe(&devices) {
+            Ok(facts) => self.controller.handle_devices(now, facts),
+            Err(e) => {
+                let line = format!("cannot read the links from the kernel: {e}");
+                self.log.line(Level::Error, &line);
             }
         }
     }
 
     fn open_web(&mut self) {
-        self.web = None;
-        let address = match &self.config.web.listen {
+        self.web.listener = None;
+        let address = match &self.controller.config().web.listen {
             None => return,
             Some(Listen::Address(address)) => *address,
             Some(Listen::Device { device, port }) => match self.plumbing.addresses_of(device) {
                 Ok(addresses) if !addresses.is_empty() => SocketAddr::new(addresses[0], *port),
                 _ => {
                     if !self.web_warned {
-                        self.log.line(
-                            Level::Warning,
-                            &format!("web page not served yet: {device} has no address"),
-                        );
+                        let line = format!("web page not served yet: {device} has no address");
+                        self.log.line(Level::Warning, &line);
                         self.web_warned = true;
                     }
                     return;
@@ -230,203 +296,57 @@ impl Daemon {
         match TcpListener::bind(address).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
             Ok(listener) => {
                 self.log.line(Level::Info, &format!("web page on http://{address}/"));
-                self.web = Some(listener);
+                self.web.listener = Some(listener);
             }
             Err(e) => {
-                self.log.line(Level::Error, &format!("cannot serve the web page on {address}: {e}"))
+                let line = format!("cannot serve the web page on {address}: {e}");
+                self.log.line(Level::Error, &line);
             }
         }
     }
 
-    fn current_index(&self) -> Option<usize> {
-        self.engine.current().and_then(|link| self.engine.link_index(link.name().as_str()))
-    }
-
-    fn reconcile(&mut self) {
-        self.reconcile_now = false;
-        self.last_full_reconcile = std::time::Instant::now();
-        let chosen = self.current_index();
-        for problem in self.plumbing.apply(&self.plans, chosen) {
-            self.log.line(Level::Warning, &problem);
-        }
-        if self.web.is_none() && self.config.web.listen.is_some() {
-            self.open_web();
-        }
-    }
-
-    /// Acts on a decision: logs it, moves the route, runs the hook.
-    fn decided(&mut self, decision: Option<Decision>) {
-        let Some(decision) = decision else { return };
-        self.log.line(Level::Notice, &decision.to_string());
-        if !decision.changes_route() {
-            return;
-        }
-        let chosen = self.current_index();
-        for problem in self.plumbing.set_default(&self.plans, chosen) {
-            self.log.line(Level::Error, &problem);
-        }
-        if let Some(argv) = &self.config.hook {
-            let from = decision.from.map(|f| f.to_string()).unwrap_or_default();
-            self.hooks.start(argv, &from, decision.to.as_str(), &decision.to_string(), &self.log);
-        }
-    }
-
-    fn send_probes(&mut self, now: Instant) {
-        while let Some(probe) = self.engine.poll_probe(now) {
-            let slot = usize::from(probe.address.is_ipv6());
-            let sent = match &self.sockets[probe.link].0[slot] {
-                Some(socket) => socket
-                    .send(probe.address, &icmp::echo_request(slot == 1, self.session, probe.seq)),
-                None => Err(io::Error::new(io::ErrorKind::NotConnected, "no probe socket")),
-            };
-            if sent.is_err() {
-                let decision = self.engine.on_send_failed(now, &probe);
-                self.decided(decision);
-            }
-        }
-    }
-
-    fn receive_probes(&mut self, link: usize, slot: usize) {
-        loop {
-            // A reload may have changed the links since the poll.
-            let received =
-                match self.sockets.get(link).and_then(|(sockets, _)| sockets[slot].as_ref()) {
-                    Some(socket) => socket.receive(self.session),
-                    None => return,
-                };
-            let Ok(Some((source, seq))) = received else {
-                return;
-            };
-            let now = self.now();
-            let target =
-                self.engine.links()[link].targets().iter().position(|t| t.address() == source);
-            if let Some(target) = target {
-                let decision = self.engine.on_reply(now, link, target, seq);
-                self.decided(decision);
-            }
-        }
-    }
-
+    /// Reads the netlink events: news of the links' devices makes the daemon observe them again,
+    /// a disturbed route of wanmon's makes it write its routing again.
     fn netlink_events(&mut self) {
-        let mut buffer = vec![0u8; 64 * 1024];
-        let mut links_changed = false;
-        let mut addresses_changed = false;
-        let mut gateways_changed = false;
+        let (mut observe, mut disturbed) = (false, false);
         loop {
-            let len = match self.events.receive(&mut buffer) {
+            let len = match self.events.receive(&mut self.event_buffer) {
                 Ok(0) => break,
                 Ok(len) => len,
                 Err(e) => {
                     // ENOBUFS: events were lost. Read everything afresh.
-                    self.log.line(
-                        Level::Warning,
-                        &format!("netlink events lost ({e}); reading the state again"),
-                    );
-                    links_changed = true;
+                    let line = format!("netlink events lost ({e}); reading the state again");
+                    self.log.line(Level::Warning, &line);
+                    (observe, disturbed) = (true, true);
                     break;
                 }
             };
-            for message in netlink::messages(&buffer[..len]) {
-                match message.kind {
-                    netlink::RTM_NEWLINK | netlink::RTM_DELLINK => {
-                        if let Some(info) = netlink::parse_link(message.payload) {
-                            let gone = message.kind == netlink::RTM_DELLINK;
-                            for plan in &mut self.plans {
-                                if plan.device == info.name || plan.state.index == Some(info.index)
-                                {
-                                    links_changed = true;
-                                    if gone {
-                                        plan.state.index = None;
-                                        plan.state.flags = 0;
-                                    } else {
-                                        plan.state.index = Some(info.index);
-                                        plan.state.flags = info.flags;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    netlink::RTM_NEWADDR | netlink::RTM_DELADDR => {
-                        let index = netlink::parse_address(message.payload).map(|a| a.index);
-                        addresses_changed |= self
-                            .plans
-                            .iter()
-                            .any(|p| p.state.index.is_some() && p.state.index == index);
-                    }
-                    netlink::RTM_NEWROUTE | netlink::RTM_DELROUTE => {
-                        if let Some(route) = netlink::parse_route(message.payload) {
-                            if self.plumbing.disturbed(message.kind, &route) {
-                                self.reconcile_now = true;
-                            }
-                            let ours = route.protocol == plumbing::PROTOCOL;
-                            let system_default = route.dst_len == 0
-                                && route.table == netlink::RT_TABLE_MAIN
-                                && !ours;
-                            gateways_changed |= system_default
-                                && self.plans.iter().any(|p| p.state.index == route.oif);
-                        }
-                    }
-                    _ => {}
-                }
+            for message in netlink::messages(&self.event_buffer[..len]) {
+                let news = self.plumbing.news(&message, self.controller.plans());
+                observe |= news.devices;
+                disturbed |= news.routing;
             }
         }
-        if links_changed {
-            self.observe();
-            self.reconcile_now = true;
-            return;
+        if disturbed {
+            self.controller.handle_routing_disturbed();
         }
-        if addresses_changed {
-            if let Err(e) = self.plumbing.observe_addresses(&mut self.plans) {
-                self.log.line(Level::Warning, &format!("cannot read addresses: {e}"));
-            }
-            self.update_links();
+        if observe {
+            self.observe(self.now());
         }
-        if gateways_changed {
-            let before: Vec<_> = self.plans.iter().map(|p| p.state.system_gateways).collect();
-            if let Err(e) = self.plumbing.observe_gateways(&mut self.plans) {
-                self.log.line(Level::Warning, &format!("cannot read routes: {e}"));
-            }
-            if self.plans.iter().zip(before).any(|(p, b)| p.state.system_gateways != b) {
-                self.reconcile_now = true;
-            }
-        }
+        self.perform();
     }
 
-    fn reload(&mut self) -> Result<String, String> {
+    fn reload(&mut self) -> Result<String, Refusal> {
         let config = load_config(&self.options.config).map_err(|errors| {
-            for error in &errors {
-                self.log.line(Level::Error, error);
+            let refusal = Refusal::Config(errors);
+            for line in refusal.to_string().lines() {
+                self.log.line(Level::Error, line);
             }
-            let message = format!(
-                "config refused ({} error(s)), still running on the previous one",
-                errors.len()
-            );
-            self.log.line(Level::Error, &message);
-            format!("{}\n{message}", errors.join("\n"))
+            refusal
         })?;
-        let now = self.now();
-        let web_changed = config.web.listen != self.config.web.listen;
-        let old_devices: Vec<String> = self.plans.iter().map(|p| p.device.clone()).collect();
-        let mut old_sockets = std::mem::take(&mut self.sockets);
-        for problem in self.plumbing.remove_all() {
-            self.log.line(Level::Warning, &problem);
-        }
-        self.config = config;
-        self.plans = plans_of(&self.config);
-        // Sockets of devices that stay are kept: replies in flight still find their probe.
-        self.sockets = self
-            .plans
-            .iter()
-            .map(|plan| match old_devices.iter().position(|d| *d == plan.device) {
-                Some(old) => std::mem::take(&mut old_sockets[old]),
-                None => ([None, None], None),
-            })
-            .collect();
-        self.usable = self.engine_usable_guess();
-        let decision = self.engine.reload(&self.config, now);
-        self.decided(decision);
-        self.observe();
-        self.reconcile();
+        let web_changed = config.web.listen != self.controller.config().web.listen;
+        self.controller.handle_reload(self.now(), config);
+        self.perform();
         if web_changed {
             self.open_web();
         }
@@ -435,289 +355,240 @@ impl Daemon {
         Ok(message)
     }
 
-    /// After a reload the engine keeps each link's state; this makes the next observation
-    /// report only real changes.
-    fn engine_usable_guess(&self) -> Vec<bool> {
-        self.config
-            .links
-            .iter()
-            .map(|l| {
-                self.engine.link_index(l.name.as_str()).is_none_or(|i| {
-                    !matches!(
-                        self.engine.links()[i].state(),
-                        crate::core::LinkState::Dead(crate::core::DeadCause::LinkDown)
-                    )
-                })
-            })
-            .collect()
-    }
-
-    fn facts_routes(&self) -> Vec<(&str, Option<IpAddr>)> {
-        self.plumbing
+    fn status(&self) -> Status {
+        let plans = self.controller.plans();
+        let routes = self
+            .plumbing
             .installed
             .iter()
             .flatten()
             .filter_map(|route| {
-                let plan = self.plans.iter().find(|p| p.state.index == Some(route.oif))?;
-                Some((plan.device.as_str(), route.gateway))
+                let plan = plans.iter().find(|p| p.facts.index == Some(route.oif))?;
+                let gateway = route.gateway.map(|g| g.to_string());
+                Some(RouteStatus { device: plan.device.clone(), gateway })
             })
-            .collect()
+            .collect();
+        status::of(&self.controller, routes, self.now())
     }
 
-    fn status(&self, json: bool) -> String {
-        let problems: Vec<Option<String>> = self.plans.iter().map(LinkPlan::problem).collect();
-        let facts = Facts {
-            now: self.now(),
-            version: env!("CARGO_PKG_VERSION"),
-            routes: &self.facts_routes(),
-            problems: &problems,
-        };
-        if json { status::json(&self.engine, &facts) } else { status::text(&self.engine, &facts) }
-    }
-
-    fn set_mode(&mut self, mode: Mode) -> Result<String, String> {
-        let now = self.now();
-        let decision = self.engine.set_mode(now, mode).map_err(|e| e.to_string())?;
-        let message = match mode {
+    fn set_mode(&mut self, mode: Mode) -> Result<String, Refusal> {
+        self.controller.handle_mode(self.now(), mode).map_err(Refusal::Mode)?;
+        self.perform();
+        Ok(match mode {
             Mode::Auto => "automatic choice restored".to_string(),
             Mode::Forced(name) => format!("forced to {name}"),
-        };
-        self.log.line(Level::Notice, &format!("operator: {message}"));
-        self.decided(decision);
-        Ok(message)
+        })
     }
 
-    fn force(&mut self, link: &str) -> Result<String, String> {
-        let name =
-            LinkName::new(link).map_err(|_| format!("no link named {link:?} in the config"))?;
-        self.set_mode(Mode::Forced(name))
+    fn force(&mut self, link: &str) -> Result<String, Refusal> {
+        self.controller.handle_force(self.now(), link).map_err(Refusal::Mode)?;
+        self.perform();
+        Ok(format!("forced to {link}"))
     }
 
-    fn control_request(&mut self) {
-        let Ok((stream, _)) = self.control.accept() else {
-            return;
+    fn control_answer(&mut self, request: Result<Request, RequestError>) -> String {
+        let result = match request {
+            Err(e) => Err(Refusal::Request(e)),
+            Ok(Request::Status { json: true }) => Ok(self.status().to_json()),
+            Ok(Request::Status { json: false }) => Ok(self.status().to_text()),
+            Ok(Request::Force(link)) => self.force(&link),
+            Ok(Request::Auto) => self.set_mode(Mode::Auto),
+            Ok(Request::Reload) => self.reload(),
         };
-        let result = match control::read_request(&stream) {
-            Err(e) => Err(format!("cannot read the request: {e}")),
-            Ok(line) => match control::parse(&line) {
-                Err(e) => Err(e),
-                Ok(ControlRequest::Status { json }) => Ok(self.status(json)),
-                Ok(ControlRequest::Force(link)) => self.force(&link),
-                Ok(ControlRequest::Auto) => self.set_mode(Mode::Auto),
-                Ok(ControlRequest::Reload) => self.reload(),
+        protocol::answer(&result)
+    }
+
+    /// Serves control client `index`; false once it is done.
+    fn control_client(&mut self, index: usize) -> bool {
+        let Some(client) = self.control.client(index) else { return false };
+        if client.answered() {
+            return client.send();
+        }
+        let request = match control::read(client) {
+            Step::Waiting => return true,
+            Step::Done => return false,
+            Step::Request(request) => request,
+        };
+        let answer = self.control_answer(request);
+        self.control.client(index).is_some_and(|c| c.answer(answer.into_bytes()))
+    }
+
+    /// Serves web client `index`; false once it is done.
+    fn web_client(&mut self, index: usize) -> bool {
+        let Some(client) = self.web.client(index) else { return false };
+        if client.answered() {
+            return client.send();
+        }
+        let received = client.receive(http::MAX_HEAD + http::MAX_BODY + 4);
+        let reply = match received {
+            Received::Failed => return false,
+            Received::TooLarge => http::error_response(413, "request too large"),
+            Received::Waiting | Received::Closed => match http::parse(client.request()) {
+                Ok(None) if received == Received::Closed => return false,
+                Ok(None) => return true,
+                Ok(Some(request)) => self.respond(&request),
+                Err(refusal) => http::error_response(refusal.status, refusal.reason),
             },
         };
-        let _ = (&stream).write_all(control::answer(&result).as_bytes());
-    }
-
-    fn accept_web(&mut self) {
-        let Some(listener) = &self.web else { return };
-        while let Ok((stream, _)) = listener.accept() {
-            if self.connections.len() >= http::MAX_CONNECTIONS {
-                let _ = stream.set_nonblocking(true);
-                let _ = (&stream).write_all(&http::error_response(503, "too many connections"));
-                continue;
-            }
-            if stream.set_nonblocking(true).is_err() {
-                continue;
-            }
-            let deadline =
-                std::time::Instant::now() + Duration::from_millis(http::CONNECTION_DEADLINE_MS);
-            self.connections.push(Connection {
-                stream,
-                received: Vec::new(),
-                reply: Vec::new(),
-                sent: 0,
-                deadline,
-            });
-        }
-    }
-
-    /// Reads from, answers and writes to one web client; false when it is done.
-    fn serve_connection(&mut self, index: usize) -> bool {
-        if self.connections[index].reply.is_empty() {
-            let mut chunk = [0u8; 2048];
-            loop {
-                match self.connections[index].stream.read(&mut chunk) {
-                    Ok(0) => return false,
-                    Ok(n) => {
-                        let connection = &mut self.connections[index];
-                        connection.received.extend_from_slice(&chunk[..n]);
-                        if connection.received.len() > http::MAX_HEAD + http::MAX_BODY + 4 {
-                            connection.reply = http::error_response(413, "request too large");
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => return false,
-                }
-            }
-            if self.connections[index].reply.is_empty() {
-                match http::parse(&self.connections[index].received) {
-                    Ok(None) => return true,
-                    Ok(Some(request)) => self.connections[index].reply = self.respond(&request),
-                    Err(refusal) => {
-                        self.connections[index].reply =
-                            http::error_response(refusal.status, refusal.reason)
-                    }
-                }
-            }
-        }
-        let connection = &mut self.connections[index];
-        while connection.sent < connection.reply.len() {
-            match connection.stream.write(&connection.reply[connection.sent..]) {
-                Ok(0) => return false,
-                Ok(n) => connection.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(_) => return false,
-            }
-        }
-        false
+        self.web.client(index).is_some_and(|c| c.answer(reply))
     }
 
     fn respond(&mut self, request: &http::Request) -> Vec<u8> {
         let head_only = request.method == "HEAD";
-        let token = self.config.web.token.clone();
-        let answer = |result: Result<String, String>| match result {
+        let answer = |result: Result<String, Refusal>| match result {
             Ok(message) => {
                 let body = format!("{{\"message\":\"{}\"}}", crate::json::escape(&message));
                 http::response(200, "application/json", "", body.as_bytes(), false)
             }
-            Err(message) => http::error_response(409, &message),
+            Err(refusal) => http::error_response(409, &refusal.to_string()),
         };
-        match http::route(request, token.as_deref()) {
-            Action::Page => http::response(
+        let token = self.controller.config().web.token.as_deref();
+        match http::route(request, token) {
+            WebAction::Page => http::response(
                 200,
                 "text/html; charset=utf-8",
                 "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n",
                 PAGE,
                 head_only,
             ),
-            Action::Status => {
-                http::response(200, "application/json", "", self.status(true).as_bytes(), head_only)
+            WebAction::Status => {
+                let body = self.status().to_json();
+                http::response(200, "application/json", "", body.as_bytes(), head_only)
             }
-            Action::Force(link) => {
-                let result = self.force(&link);
-                answer(result)
-            }
-            Action::Auto => {
-                let result = self.set_mode(Mode::Auto);
-                answer(result)
-            }
-            Action::Refuse(status, message) => http::error_response(status, &message),
+            WebAction::Force(link) => answer(self.force(&link)),
+            WebAction::Auto => answer(self.set_mode(Mode::Auto)),
+            WebAction::Refuse(status, message) => http::error_response(status, &message),
         }
     }
 
-    fn serve(&mut self) -> Result<(), String> {
+    fn serve(&mut self) -> Result<(), RunError> {
         loop {
-            let now = self.now();
-            self.send_probes(now);
-            let decision = self.engine.tick(now);
-            self.decided(decision);
-            if self.reconcile_now || self.last_full_reconcile.elapsed() >= FULL_RECONCILE {
-                self.reconcile();
+            self.controller.handle_timeout(self.now());
+            if self.last_full_write.elapsed() >= FULL_REWRITE {
+                self.controller.handle_routing_disturbed();
             }
+            self.perform();
             self.hooks.reap(&self.log);
             let wall = std::time::Instant::now();
-            self.connections.retain(|c| c.deadline > wall);
+            self.control.expire(wall);
+            self.web.expire(wall);
             if self.stopping {
                 return Ok(());
             }
-            let mut timeout = Duration::from_micros(self.engine.next_deadline().since(self.now()))
-                .min(Duration::from_secs(1));
-            if let Some(first) = self.connections.iter().map(|c| c.deadline).min() {
-                timeout = timeout.min(first.saturating_duration_since(wall));
-            }
-            if !self.hooks.is_empty() {
-                timeout = timeout.min(Duration::from_millis(200));
-            }
-            self.wait(timeout)?;
+            self.wait(self.timeout(wall))?;
         }
     }
 
-    /// Waits for any input or the timeout, then handles what became ready.
-    fn wait(&mut self, timeout: Duration) -> Result<(), String> {
-        #[derive(Clone, Copy)]
-        enum Source {
-            Signals,
-            Netlink,
-            Control,
-            Web,
-            Probe(usize, usize),
-            Client(usize),
+    /// How long the loop may sleep: until the controller's next deadline, a client's deadline,
+    /// or a hook's check, and never more than a second.
+    fn timeout(&self, wall: std::time::Instant) -> Duration {
+        let until = self.controller.poll_timeout().since(self.now());
+        let mut timeout = Duration::from_micros(until).min(Duration::from_secs(1));
+        for deadline in
+            [self.control.next_deadline(), self.web.next_deadline()].into_iter().flatten()
+        {
+            timeout = timeout.min(deadline.saturating_duration_since(wall));
         }
+        if !self.hooks.is_empty() {
+            timeout = timeout.min(Duration::from_millis(200));
+        }
+        timeout
+    }
+
+    /// Every descriptor the loop waits on, with what it belongs to.
+    fn poll_set(&self) -> (Vec<Source>, Vec<libc::pollfd>) {
         let mut sources = vec![
-            (Source::Signals, self.signals.as_raw_fd()),
-            (Source::Netlink, self.events.as_raw_fd()),
-            (Source::Control, self.control.as_raw_fd()),
+            (Source::Signals, self.signals.as_raw_fd(), false),
+            (Source::Netlink, self.events.as_raw_fd(), false),
         ];
-        if let Some(web) = &self.web {
-            sources.push((Source::Web, web.as_raw_fd()));
+        if let Some(listener) = &self.control.listener {
+            sources.push((Source::Control, listener.as_raw_fd(), false));
         }
-        for (link, (sockets, _)) in self.sockets.iter().enumerate() {
-            for (slot, socket) in sockets.iter().enumerate() {
-                if let Some(socket) = socket {
-                    sources.push((Source::Probe(link, slot), socket.as_raw_fd()));
-                }
-            }
+        for (i, client) in self.control.clients().iter().enumerate() {
+            sources.push((Source::ControlClient(i), client.fd(), client.answered()));
         }
-        for (index, connection) in self.connections.iter().enumerate() {
-            sources.push((Source::Client(index), connection.stream.as_raw_fd()));
+        if let Some(listener) = &self.web.listener {
+            sources.push((Source::Web, listener.as_raw_fd(), false));
         }
-        let mut fds: Vec<libc::pollfd> = sources
+        for (i, client) in self.web.clients().iter().enumerate() {
+            sources.push((Source::WebClient(i), client.fd(), client.answered()));
+        }
+        for (link, slot, fd) in self.probes.descriptors() {
+            sources.push((Source::Probe(link, slot), fd, false));
+        }
+        let fds = sources
             .iter()
-            .map(|(source, fd)| {
-                let writing =
-                    matches!(source, Source::Client(i) if !self.connections[*i].reply.is_empty());
-                libc::pollfd {
-                    fd: *fd as RawFd,
-                    events: if writing { libc::POLLOUT } else { libc::POLLIN },
-                    revents: 0,
-                }
+            .map(|(_, fd, writing)| libc::pollfd {
+                fd: *fd,
+                events: if *writing { libc::POLLOUT } else { libc::POLLIN },
+                revents: 0,
             })
             .collect();
+        (sources.into_iter().map(|(source, _, _)| source).collect(), fds)
+    }
+
+    /// Waits for any input or the timeout, then handles what became ready.
+    fn wait(&mut self, timeout: Duration) -> Result<(), RunError> {
+        let (sources, mut fds) = self.poll_set();
         let millis = timeout.as_millis().min(1000) as i32;
         // SAFETY: fds is a valid array of pollfd of the length passed.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
         if ready < 0 {
             let error = io::Error::last_os_error();
-            return if error.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(format!("poll failed: {error}"))
+            return match error.kind() {
+                io::ErrorKind::Interrupted => Ok(()),
+                _ => Err(RunError::Poll(error)),
             };
         }
-        let mut finished = Vec::new();
-        for (fd, (source, _)) in fds.iter().zip(&sources) {
-            if fd.revents == 0 {
-                continue;
-            }
-            match *source {
-                Source::Signals => {
-                    for signal in self.signals.take() {
-                        if signal == libc::SIGHUP {
-                            let _ = self.reload();
-                        } else {
-                            self.log.line(Level::Notice, &format!("signal {signal}: stopping"));
-                            self.stopping = true;
-                        }
-                    }
-                }
-                Source::Netlink => self.netlink_events(),
-                Source::Control => self.control_request(),
-                Source::Web => self.accept_web(),
-                Source::Probe(link, slot) => self.receive_probes(link, slot),
-                Source::Client(index) => {
-                    if !self.serve_connection(index) {
-                        finished.push(index);
-                    }
-                }
+        let (mut control_done, mut web_done) = (Vec::new(), Vec::new());
+        for (fd, source) in fds.iter().zip(sources) {
+            if fd.revents != 0 {
+                self.dispatch(source, &mut control_done, &mut web_done);
             }
         }
-        for index in finished.into_iter().rev() {
-            self.connections.swap_remove(index);
-        }
+        self.control.remove(control_done);
+        self.web.remove(web_done);
         Ok(())
+    }
+
+    fn dispatch(
+        &mut self,
+        source: Source,
+        control_done: &mut Vec<usize>,
+        web_done: &mut Vec<usize>,
+    ) {
+        let wall = std::time::Instant::now();
+        match source {
+            Source::Signals => self.signalled(),
+            Source::Netlink => self.netlink_events(),
+            Source::Control => {
+                let busy = protocol::answer(&Err::<String, _>("busy: too many control clients"));
+                self.control.accept(wall, busy.as_bytes());
+            }
+            Source::ControlClient(index) if !self.control_client(index) => control_done.push(index),
+            Source::Web => {
+                self.web.accept(wall, &http::error_response(503, "too many connections"))
+            }
+            Source::WebClient(index) if !self.web_client(index) => web_done.push(index),
+            Source::Probe(link, slot) => {
+                while let Some((source, seq)) = self.probes.receive(link, slot) {
+                    self.controller.handle_reply(self.now(), link, source, seq);
+                    self.perform();
+                }
+            }
+            Source::ControlClient(_) | Source::WebClient(_) => {}
+        }
+    }
+
+    fn signalled(&mut self) {
+        for signal in self.signals.take() {
+            if signal == libc::SIGHUP {
+                let _ = self.reload();
+            } else {
+                self.log.line(Level::Notice, &format!("signal {signal}: stopping"));
+                self.stopping = true;
+            }
+        }
     }
 
     /// Hands routing back to the system: removes every route and rule wanmon wrote.

@@ -1,6 +1,7 @@
 //! The daemon's contact with the OS besides sockets: signals (through a self-pipe, so the poll
 //! loop sees them), the log (syslog's /dev/log for OpenWrt's logread, else stderr), and the hook.
 
+pub use crate::core::Level;
 use std::ffi::CString;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -74,14 +75,6 @@ impl Signals {
             buffer[..got as usize].iter().map(|b| i32::from(*b)).collect()
         }
     }
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Level {
-    Error = 3,
-    Warning = 4,
-    Notice = 5,
-    Info = 6,
 }
 
 /// One line per event: to syslog (daemon facility) when /dev/log exists, else to stderr.

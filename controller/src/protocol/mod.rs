@@ -1,0 +1,227 @@
+//! What the daemon and its clients (the CLI, LuCI's rpcd plugin, the simulator, the tests) agree
+//! on, each part defined once: the control socket's requests and answers, the status document,
+//! and the numbers wanmon's routing uses in the kernel (tables, marks, rule priorities).
+
+pub mod status;
+
+pub use status::Status;
+
+use crate::core::limits::MAX_LINKS;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// Where the daemon listens for control requests unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/var/run/wanmon.sock";
+
+/// The `proto` of every route and rule wanmon writes (`ip route show proto 87`).
+pub const PROTOCOL: u8 = 87;
+/// wanmon's default route table.
+pub const ROUTE_TABLE: u32 = 22349;
+/// Link `i` has table `LINK_TABLE_BASE + i`.
+pub const LINK_TABLE_BASE: u32 = 22350;
+/// Link `i` marks its probes `MARK_BASE + i + 1`.
+pub const MARK_BASE: u32 = 0x574d_0000;
+/// The rule sending each link's marked probes to its table.
+pub const PRIORITY_PROBES: u32 = 22340;
+/// `lookup main suppress_prefixlength 0`: the system's specific routes keep working.
+pub const PRIORITY_SUPPRESS: u32 = 22341;
+/// `lookup ROUTE_TABLE`: wanmon's default route.
+pub const PRIORITY_ROUTE: u32 = 22342;
+/// The metric of every route wanmon writes in its tables.
+pub const METRIC: u32 = 10;
+
+pub fn link_table(index: usize) -> u32 {
+    LINK_TABLE_BASE + index as u32
+}
+
+pub fn link_mark(index: usize) -> u32 {
+    MARK_BASE + index as u32 + 1
+}
+
+/// Whether a routing table is one of wanmon's own.
+pub fn is_our_table(table: u32) -> bool {
+    table == ROUTE_TABLE || (LINK_TABLE_BASE..LINK_TABLE_BASE + MAX_LINKS as u32).contains(&table)
+}
+
+/// The longest request line the daemon reads.
+pub const MAX_REQUEST: usize = 256;
+
+/// One request on the control socket: a line of words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Status { json: bool },
+    Force(String),
+    Auto,
+    Reload,
+}
+
+/// A request line the daemon cannot take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    Empty,
+    TooLong,
+    NotText,
+    Unknown(String),
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::Empty => f.write_str("empty request"),
+            RequestError::TooLong => write!(f, "request longer than {MAX_REQUEST} bytes"),
+            RequestError::NotText => f.write_str("request is not UTF-8 text"),
+            RequestError::Unknown(line) => write!(
+                f,
+                "unknown request {line:?}: expected status, status json, force LINK, auto or reload"
+            ),
+        }
+    }
+}
+
+impl Request {
+    pub fn parse(line: &str) -> Result<Request, RequestError> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["status"] => Ok(Request::Status { json: false }),
+            ["status", "json"] => Ok(Request::Status { json: true }),
+            ["force", link] => Ok(Request::Force((*link).to_string())),
+            ["auto"] => Ok(Request::Auto),
+            ["reload"] => Ok(Request::Reload),
+            [] => Err(RequestError::Empty),
+            _ => Err(RequestError::Unknown(line.trim().to_string())),
+        }
+    }
+
+    /// The request as it goes on the wire, newline included.
+    pub fn line(&self) -> String {
+        match self {
+            Request::Status { json: false } => "status\n".into(),
+            Request::Status { json: true } => "status json\n".into(),
+            Request::Force(link) => format!("force {link}\n"),
+            Request::Auto => "auto\n".into(),
+            Request::Reload => "reload\n".into(),
+        }
+    }
+}
+
+/// The answer to a request as it goes on the wire: `ok` or `error`, a newline, then the text
+/// for the person at the terminal.
+pub fn answer<E: fmt::Display>(result: &Result<String, E>) -> String {
+    match result {
+        Ok(text) => format!("ok\n{text}"),
+        Err(text) => format!("error\n{text}"),
+    }
+}
+
+/// Why a client got no answer, or an error for one.
+#[derive(Debug)]
+pub enum CallError {
+    /// Nothing listens on the socket.
+    NotRunning(String),
+    PermissionDenied(String),
+    Unreachable {
+        socket: String,
+        cause: io::Error,
+    },
+    Send(io::Error),
+    NoAnswer(io::Error),
+    Unreadable(String),
+    /// The daemon answered with an error.
+    Refused(String),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::NotRunning(socket) => {
+                write!(f, "wanmon is not running ({socket} does not answer)")
+            }
+            CallError::PermissionDenied(socket) => {
+                write!(f, "{socket}: permission denied (root only)")
+            }
+            CallError::Unreachable { socket, cause } => {
+                write!(f, "cannot reach wanmon at {socket}: {cause}")
+            }
+            CallError::Send(cause) => write!(f, "cannot send the request: {cause}"),
+            CallError::NoAnswer(cause) => write!(f, "no answer from wanmon: {cause}"),
+            CallError::Unreadable(reply) => write!(f, "unreadable answer from wanmon: {reply:?}"),
+            CallError::Refused(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// Reads an answer off the wire: the daemon's text, or its refusal.
+pub fn parse_answer(reply: &str) -> Result<String, CallError> {
+    match reply.split_once('\n') {
+        Some(("ok", text)) => Ok(text.to_string()),
+        Some(("error", text)) => Err(CallError::Refused(text.to_string())),
+        _ => Err(CallError::Unreadable(reply.to_string())),
+    }
+}
+
+/// The client side: sends one request to the daemon at `socket` and returns its answer.
+pub fn call(socket: &Path, request: &Request) -> Result<String, CallError> {
+    let shown = || socket.display().to_string();
+    let mut stream = UnixStream::connect(socket).map_err(|cause| match cause.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+            CallError::NotRunning(shown())
+        }
+        io::ErrorKind::PermissionDenied => CallError::PermissionDenied(shown()),
+        _ => CallError::Unreachable { socket: shown(), cause },
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(CallError::NoAnswer)?;
+    stream.write_all(request.line().as_bytes()).map_err(CallError::Send)?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).map_err(CallError::NoAnswer)?;
+    parse_answer(&reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_go_on_the_wire_as_they_parse() {
+        for request in [
+            Request::Status { json: false },
+            Request::Status { json: true },
+            Request::Force("wwan".into()),
+            Request::Auto,
+            Request::Reload,
+        ] {
+            assert_eq!(Request::parse(&request.line()), Ok(request.clone()), "{request:?}");
+        }
+        assert_eq!(Request::parse(" auto "), Ok(Request::Auto));
+    }
+
+    #[test]
+    fn bad_requests_get_a_clear_answer() {
+        assert_eq!(Request::parse("").unwrap_err().to_string(), "empty request");
+        let force = Request::parse("force").unwrap_err().to_string();
+        assert!(force.starts_with("unknown request \"force\""), "{force}");
+        assert!(Request::parse("force a b").is_err());
+        let rm = Request::parse("rm -rf /").unwrap_err().to_string();
+        assert!(rm.contains("expected status"), "{rm}");
+    }
+
+    #[test]
+    fn answers_round_trip() {
+        assert_eq!(answer(&Err::<String, _>("x")), "error\nx");
+        assert_eq!(answer(&Ok::<_, String>("y".into())), "ok\ny");
+        assert_eq!(parse_answer("ok\ny").ok(), Some("y".into()));
+        assert!(matches!(parse_answer("error\nx"), Err(CallError::Refused(t)) if t == "x"));
+        assert!(matches!(parse_answer("garbage"), Err(CallError::Unreadable(_))));
+    }
+
+    #[test]
+    fn tables_and_marks_are_per_link_and_ours() {
+        assert_eq!((link_table(0), link_mark(0)), (22350, 0x574d_0001));
+        assert!(is_our_table(ROUTE_TABLE) && is_our_table(link_table(MAX_LINKS - 1)));
+        assert!(!is_our_table(link_table(MAX_LINKS)) && !is_our_table(254));
+    }
+}
