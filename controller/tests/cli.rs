@@ -49,7 +49,7 @@ fn check_config_prints_every_error_with_file_line_and_key_and_fails() {
     assert_eq!(
         stderr,
         format!(
-            "{shown}:line 2: loss_divisor: got 0, expected a whole number from 1 to 1000000\n\
+            "{shown}:line 2: loss_divisor: got 0, expected a number from 0.01 to 1000000 with at most two decimals\n\
              {shown}:line 3: links[0].interval_ms: got -5, expected a whole number from 100 to 3600000 (ms)\n\
              {shown}: 2 error(s), config refused\n"
         )

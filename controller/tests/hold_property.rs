@@ -85,14 +85,15 @@ proptest! {
         }
         for decision in &switches[1..] {
             match decision.reason {
-                Reason::Better { from_score, to_score, held, .. } => {
+                Reason::Better { evidence, held } => {
                     prop_assert!(held >= hold);
-                    prop_assert!(from_score.0 - to_score.0 >= (hysteresis * 1000) as i64);
-                    prop_assert!(from_score > to_score);
+                    // Better even at the bounds: the current link at its best, the new at its worst.
+                    prop_assert!(evidence.from_low.0 - evidence.to_high.0 >= (hysteresis * 1000) as i64);
+                    prop_assert!(evidence.from_score > evidence.to_score);
                 }
-                Reason::Failback { from_score, to_score, held, .. } => {
+                Reason::Failback { evidence, held } => {
                     prop_assert!(held >= hold.max(failback_hold_ms * 1000));
-                    prop_assert!(from_score.0 - to_score.0 >= (hysteresis * 1000) as i64);
+                    prop_assert!(evidence.from_low.0 - evidence.to_high.0 >= (hysteresis * 1000) as i64);
                 }
                 other => prop_assert!(false, "unexpected reason with no dead link: {:?}", other),
             }

@@ -66,40 +66,39 @@ fn probe_outcomes_allocate_nothing() {
     controller.handle_devices(Instant::ZERO, (2..10).map(working).collect());
     let mut outcomes = 0u64;
     let mut during_run = 0u64;
-    // 10 minutes of probing: RTTs vary, a probe in seven is lost, scores move; the first
-    // decision (the initial choice) is made in the first second and is outside the count.
-    for second in 0..600u64 {
-        let now = Instant::from_millis(second * 1000);
+    // Ten minutes in steps of 50 ms: RTTs vary, a probe in seven is lost (so links turn suspect
+    // and are probed in bursts), scores move; the first half minute (the initial choice, the
+    // windows filling) is outside the count.
+    for step in 0..12_000u64 {
+        let now = Instant::from_millis(step * 50);
         let before = allocations();
-        let mut probes = [None; 24];
+        let mut probes = [None; 64];
         let mut count = 0;
         while let Some(probe) = controller.poll_probe(now) {
             probes[count] = Some(probe);
             count += 1;
         }
         for probe in probes.iter().flatten() {
-            let lost = (second + probe.target as u64 + probe.link as u64) % 7 == 0;
+            let lost = (step + probe.target as u64 + probe.link as u64) % 7 == 0;
             if !lost {
-                let rtt_ms =
-                    10 + probe.link as u64 * 5 + (second * 7 + probe.target as u64 * 3) % 13;
+                let rtt_ms = 10 + (step * 7 + probe.target as u64 * 3 + probe.link as u64) % 30;
                 let at = now.after(rtt_ms * 1000);
                 controller.handle_reply(at, probe.link, probe.address, probe.seq);
             }
         }
-        // The lost ones time out here: every probe has had its outcome.
-        controller.handle_timeout(now.after(900_000));
+        controller.handle_timeout(now.after(45_000));
         let mut actions = 0;
         while let Some(action) = controller.poll_action() {
             std::hint::black_box(action);
             actions += 1;
         }
         outcomes += count as u64;
-        if second > 0 {
+        if step >= 600 {
             during_run += allocations() - before;
-            assert_eq!(actions, 0, "something to do at {second} s");
+            assert_eq!(actions, 0, "something to do at {} ms", step * 50);
         }
     }
     println!("{outcomes} probe outcomes, {during_run} heap allocations");
-    assert!(outcomes > 10_000);
+    assert!(outcomes > 3_000, "{outcomes}");
     assert_eq!(during_run, 0, "heap allocations on the hot path");
 }

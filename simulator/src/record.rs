@@ -253,7 +253,7 @@ fn bad_link_seconds(scenario: &Scenario, samples: &[Sample]) -> f64 {
         usable.then(|| {
             c.latency_ms
                 + c.jitter_ms
-                + c.loss_percent * c.loss_percent / config.loss_divisor as f64
+                + c.loss_percent * c.loss_percent * 100.0 / config.loss_divisor_centi as f64
                 + bias
         })
     };

@@ -3,7 +3,7 @@
 //! Every key, its unit, range and default is documented in `docs/config.md`; a test keeps the two
 //! in step. All values are whole numbers so the router needs no float parsing or formatting.
 
-use super::limits::{MAX_LINKS, MAX_TARGETS, MAX_WINDOW};
+use super::limits::{MAX_LINKS, MAX_TARGETS};
 use super::name::LinkName;
 use crate::json::{self, Node, Value};
 use std::fmt;
@@ -14,13 +14,15 @@ pub mod defaults {
     pub const TARGETS: [&str; 2] = ["1.1.1.1", "8.8.8.8"];
     pub const BIAS: i64 = 0;
     pub const INTERVAL_MS: u64 = 1000;
-    pub const TIMEOUT_MS: u64 = 800;
+    pub const STANDBY_INTERVAL_MS: u64 = 12_000;
+    pub const TIMEOUT_MS: u64 = 1000;
     pub const SMOOTHING_MS: u64 = 4000;
     pub const HYSTERESIS: u64 = 20;
-    pub const SWITCH_HOLD_MS: u64 = 5000;
+    pub const SWITCH_HOLD_MS: u64 = 2000;
     pub const FAILBACK_HOLD_MS: u64 = 30_000;
-    pub const DEAD_AFTER_MS: u64 = 3000;
-    pub const LOSS_DIVISOR: u64 = 10;
+    pub const DEAD_AFTER_MS: u64 = 1400;
+    /// In hundredths: 1.25.
+    pub const LOSS_DIVISOR_CENTI: u64 = 125;
     pub const WINDOW: u64 = 10;
     pub const WEB_LISTEN: &str = "br-lan:8080";
 }
@@ -49,6 +51,7 @@ pub const LINK_KEYS: &[&str] = &[
     "targets",
     "bias",
     "interval_ms",
+    "standby_interval_ms",
     "timeout_ms",
     "dead_after_ms",
     "enabled",
@@ -79,9 +82,16 @@ pub struct LinkConfig {
     pub targets: Vec<IpAddr>,
     /// Added to the score, in ms: lower is preferred.
     pub bias: i64,
+    /// How often each target is probed while the link carries the route (or is dead, or no
+    /// choice is made yet).
     pub interval_ms: u64,
+    /// How often each target is probed while the link stands by healthy: rarely, so a metered
+    /// backup costs almost nothing.
+    pub standby_interval_ms: u64,
+    /// A probe unanswered this long is lost.
     pub timeout_ms: u64,
-    /// Silence after which the link is dead; defaults to the global `dead_after_ms`.
+    /// Silence after which the link is dead (with enough unanswered probes that random loss
+    /// cannot explain it); defaults to the global `dead_after_ms`.
     pub dead_after_ms: u64,
     pub enabled: bool,
 }
@@ -115,7 +125,10 @@ pub struct Config {
     pub failback_hold_ms: u64,
     /// The default of every link's `dead_after_ms`.
     pub dead_after_ms: u64,
-    pub loss_divisor: u64,
+    /// In hundredths: 125 is 1.25.
+    pub loss_divisor_centi: u64,
+    /// Latency and jitter are measured over the last `window` probe intervals; loss over three
+    /// times that.
     pub window: u64,
     pub forced_link_dies: ForcedLinkDies,
     pub web: WebConfig,
@@ -175,11 +188,33 @@ struct Checker {
     errors: Vec<ConfigError>,
 }
 
+/// A link's probe timing, checked.
+struct Timing {
+    interval_ms: u64,
+    standby_interval_ms: u64,
+    timeout_ms: u64,
+    dead_after_ms: u64,
+}
+
+/// `"1.25"` as 125; at most two decimals, no sign, no exponent.
+fn parse_hundredths(text: &str) -> Option<u64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit());
+    if whole.is_empty() || fraction.len() > 2 || !digits {
+        return None;
+    }
+    let cents = match fraction.len() {
+        0 => 0,
+        1 => fraction.parse::<u64>().ok()? * 10,
+        _ => fraction.parse::<u64>().ok()?,
+    };
+    whole.parse::<u64>().ok()?.checked_mul(100)?.checked_add(cents)
+}
+
 /// What a link takes from the global keys when it does not set its own.
 struct LinkDefaults<'a> {
     targets: Option<&'a [IpAddr]>,
     dead_after_ms: u64,
-    dead_after_line: Option<u32>,
 }
 
 /// An object's members with the keys the checker has read, to report the unknown rest.
@@ -274,6 +309,26 @@ impl Checker {
         unit: &str,
     ) -> u64 {
         self.integer(fields, key, default as i64, min as i64, max as i64, unit) as u64
+    }
+
+    /// A number with at most two decimals, from 0.01 to 1 000 000, in hundredths: integer
+    /// parsing only, so the router needs no float.
+    fn hundredths(&mut self, fields: &Fields, key: &str, default: u64) -> u64 {
+        let Some(node) = fields.get(key) else {
+            return default;
+        };
+        let parsed = match &node.value {
+            Value::Number(text) => parse_hundredths(text),
+            _ => None,
+        };
+        match parsed.filter(|v| (1..=100_000_000).contains(v)) {
+            Some(value) => value,
+            None => {
+                let expected = "a number from 0.01 to 1000000 with at most two decimals";
+                self.wrong(node, fields.path(key), expected);
+                default
+            }
+        }
     }
 
     fn string<'a>(&mut self, fields: &Fields<'a>, key: &str) -> Option<&'a str> {
@@ -375,18 +430,14 @@ impl Checker {
             3_600_000,
             " (ms)",
         );
-        let loss_divisor =
-            self.unsigned(&fields, "loss_divisor", defaults::LOSS_DIVISOR, 1, 1_000_000, "");
+        let loss_divisor_centi =
+            self.hundredths(&fields, "loss_divisor", defaults::LOSS_DIVISOR_CENTI);
         let window =
-            self.unsigned(&fields, "window", defaults::WINDOW, 3, MAX_WINDOW as u64, " (probes)");
+            self.unsigned(&fields, "window", defaults::WINDOW, 3, 60, " (probe intervals)");
         let forced_link_dies = self.forced_link_dies(&fields);
         let web = self.web(&fields);
         let hook = self.hook(&fields);
-        let link_defaults = LinkDefaults {
-            targets: default_targets.as_deref(),
-            dead_after_ms,
-            dead_after_line: fields.get("dead_after_ms").map(|node| node.line),
-        };
+        let link_defaults = LinkDefaults { targets: default_targets.as_deref(), dead_after_ms };
         let (links, complete) = match fields.get("links") {
             None => {
                 let message = "missing, expected an array of links".into();
@@ -402,7 +453,7 @@ impl Checker {
             switch_hold_ms,
             failback_hold_ms,
             dead_after_ms,
-            loss_divisor,
+            loss_divisor_centi,
             window,
             forced_link_dies,
             web,
@@ -496,7 +547,7 @@ impl Checker {
             None => defaults.targets.map(<[IpAddr]>::to_vec),
         };
         let bias = self.integer(&fields, "bias", defaults::BIAS, -1_000_000, 1_000_000, " (ms)");
-        let (interval_ms, timeout_ms, dead_after_ms) = self.link_timing(node, &fields, defaults);
+        let timing = self.link_timing(&fields, defaults);
         let enabled = match fields.get("enabled") {
             None => true,
             Some(Node { value: Value::Bool(b), .. }) => *b,
@@ -513,9 +564,10 @@ impl Checker {
             gateway: gateway?,
             targets: targets?,
             bias,
-            interval_ms,
-            timeout_ms,
-            dead_after_ms,
+            interval_ms: timing.interval_ms,
+            standby_interval_ms: timing.standby_interval_ms,
+            timeout_ms: timing.timeout_ms,
+            dead_after_ms: timing.dead_after_ms,
             enabled,
         })
     }
@@ -550,48 +602,24 @@ impl Checker {
         }
     }
 
-    /// A link's probe interval, timeout and dead-after, checked against each other: a probe is
-    /// resolved before the next one, and a healthy link is never dead between two probes.
-    fn link_timing(
-        &mut self,
-        node: &Node,
-        fields: &Fields,
-        defaults: &LinkDefaults,
-    ) -> (u64, u64, u64) {
+    /// A link's probe intervals, timeout and dead-after. (A short dead-after cannot kill a
+    /// healthy link between two probes: death also needs several unanswered probes.)
+    fn link_timing(&mut self, fields: &Fields, defaults: &LinkDefaults) -> Timing {
         let interval_ms =
             self.unsigned(fields, "interval_ms", defaults::INTERVAL_MS, 100, 3_600_000, " (ms)");
+        let standby_interval_ms = self.unsigned(
+            fields,
+            "standby_interval_ms",
+            defaults::STANDBY_INTERVAL_MS.max(interval_ms),
+            interval_ms,
+            86_400_000,
+            " (ms, at least interval_ms)",
+        );
         let timeout_ms =
             self.unsigned(fields, "timeout_ms", defaults::TIMEOUT_MS, 10, 60_000, " (ms)");
-        if timeout_ms >= interval_ms {
-            let line = fields
-                .get("timeout_ms")
-                .or(fields.get("interval_ms"))
-                .map_or(node.line, |n| n.line);
-            let message = format!(
-                "timeout_ms {timeout_ms} is not shorter than interval_ms {interval_ms}: \
-                 a probe must be answered or lost before the next one to the same target"
-            );
-            self.error(line, fields.path("timeout_ms"), message);
-        }
         let dead_after_ms =
             self.unsigned(fields, "dead_after_ms", defaults.dead_after_ms, 200, 3_600_000, " (ms)");
-        let gap = interval_ms + timeout_ms;
-        if dead_after_ms < gap {
-            let problem = format!(
-                "{dead_after_ms} is shorter than interval_ms + timeout_ms = {gap} of {}: \
-                 a healthy link would be declared dead between two probes",
-                fields.path
-            );
-            match fields.get("dead_after_ms") {
-                Some(own) => self.error(own.line, fields.path("dead_after_ms"), problem),
-                None => {
-                    let line = defaults.dead_after_line.unwrap_or(node.line);
-                    let message = format!("{problem} (set dead_after_ms on the link to differ)");
-                    self.error(line, "dead_after_ms".into(), message);
-                }
-            }
-        }
-        (interval_ms, timeout_ms, dead_after_ms)
+        Timing { interval_ms, standby_interval_ms, timeout_ms, dead_after_ms }
     }
 
     fn web(&mut self, fields: &Fields) -> WebConfig {
@@ -728,12 +756,13 @@ mod tests {
         assert_eq!(link.name.as_str(), "wan");
         assert_eq!(link.label, "wan");
         assert_eq!(link.targets.len(), 2);
-        assert_eq!((link.interval_ms, link.timeout_ms, link.bias), (1000, 800, 0));
+        assert_eq!((link.interval_ms, link.timeout_ms, link.bias), (1000, 1000, 0));
+        assert_eq!((link.standby_interval_ms, link.dead_after_ms), (12_000, 1_400));
         assert!(link.enabled);
         assert_eq!(link.gateway, None);
         assert_eq!(config.smoothing_ms, defaults::SMOOTHING_MS);
         assert_eq!(config.hysteresis, 20);
-        assert_eq!(config.loss_divisor, 10);
+        assert_eq!(config.loss_divisor_centi, 125);
         assert_eq!(config.window, 10);
         assert_eq!(config.forced_link_dies, ForcedLinkDies::Stay);
         assert_eq!(config.web.listen, Some(Listen::Device { device: "br-lan".into(), port: 8080 }));
@@ -768,7 +797,9 @@ mod tests {
         let text = r#"{"loss_divisor": 0, "links": [{"name": "wan", "device": "eth0.2"}]}"#;
         assert_eq!(
             errors(text),
-            ["line 1: loss_divisor: got 0, expected a whole number from 1 to 1000000"]
+            [
+                "line 1: loss_divisor: got 0, expected a number from 0.01 to 1000000 with at most two decimals"
+            ]
         );
     }
 
@@ -794,7 +825,6 @@ mod tests {
                 "line 6: links[1].device: duplicate device \"eth0.2\", already used by links[0]",
                 "line 6: links[1].targets: got 0 targets, expected 1 to 8",
                 "line 7: links[2].bias: got 1.5, expected a whole number from -1000000 to 1000000 (ms)",
-                "line 7: links[2].timeout_ms: timeout_ms 2000 is not shorter than interval_ms 1000: a probe must be answered or lost before the next one to the same target",
                 "line 7: links[2].enabled: got \"yes\", expected true or false",
             ]
         );
@@ -852,25 +882,46 @@ mod tests {
     }
 
     #[test]
-    fn dead_after_must_cover_a_probe_gap() {
-        let text = r#"{"dead_after_ms": 1500, "links": [{"name": "wan", "device": "eth0.2"}]}"#;
+    fn link_timing_is_the_links_own_or_the_global_default() {
+        let own = r#"{"dead_after_ms": 2500, "links": [
+            {"name": "lte", "device": "wwan0", "interval_ms": 5000, "standby_interval_ms": 60000, "dead_after_ms": 15000},
+            {"name": "wan", "device": "eth0.2", "interval_ms": 20000}]}"#;
+        let config = Config::from_json(own).unwrap();
+        let lte = &config.links[0];
         assert_eq!(
-            errors(text),
+            (lte.interval_ms, lte.standby_interval_ms, lte.dead_after_ms),
+            (5000, 60000, 15000)
+        );
+        let wan = &config.links[1];
+        // A standby is never probed more often than an active link.
+        assert_eq!((wan.standby_interval_ms, wan.dead_after_ms), (20000, 2500));
+        let faster =
+            r#"{"links": [{"name": "wan", "device": "eth0.2", "standby_interval_ms": 500}]}"#;
+        assert_eq!(
+            errors(faster),
             [
-                "line 1: dead_after_ms: 1500 is shorter than interval_ms + timeout_ms = 1800 of links[0]: a healthy link would be declared dead between two probes (set dead_after_ms on the link to differ)"
+                "line 1: links[0].standby_interval_ms: got 500, expected a whole number from 1000 to 86400000 (ms, at least interval_ms)"
             ]
         );
-        let own = r#"{"links": [
-            {"name": "lte", "device": "wwan0", "interval_ms": 5000, "timeout_ms": 2000, "dead_after_ms": 6000}]}"#;
+    }
+
+    #[test]
+    fn the_loss_divisor_takes_two_decimals() {
+        let with = |value: &str| {
+            Config::from_json(&format!(
+                r#"{{"loss_divisor": {value}, "links": [{{"name": "wan", "device": "eth0.2"}}]}}"#
+            ))
+        };
+        assert_eq!(with("1.25").unwrap().loss_divisor_centi, 125);
         assert_eq!(
-            errors(own),
-            [
-                "line 2: links[0].dead_after_ms: 6000 is shorter than interval_ms + timeout_ms = 7000 of links[0]: a healthy link would be declared dead between two probes"
-            ]
+            with("10").unwrap().loss_divisor_centi,
+            1_000,
+            "a v0.1 config keeps its meaning"
         );
-        let fixed = own.replace("6000", "15000");
-        let config = Config::from_json(&fixed).unwrap();
-        assert_eq!((config.dead_after_ms, config.links[0].dead_after_ms), (3000, 15000));
+        assert_eq!(with("0.5").unwrap().loss_divisor_centi, 50);
+        for bad in ["0", "1.255", "-1", "1e2", "1000001"] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

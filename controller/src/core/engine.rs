@@ -1,27 +1,32 @@
-//! The decision engine: schedules probes, takes their outcomes and link events, keeps telemetry and
-//! scores, and decides which link carries the default route. Sans-IO: the caller hands in the time
-//! and every event, sends the probes it is asked to send, and applies the decisions it gets back.
+//! The decision engine: schedules probes, takes their outcomes and link events, keeps each link's
+//! figures, and decides which link carries the default route. Sans-IO: the caller hands in the
+//! time and every event, sends the probes it is asked to send, and takes the decisions it gets
+//! back from [`Engine::poll_decision`].
 //!
 //! The rules, in the order they are tried:
 //! - (e) an operator's forced link wins, while it lives or when `forced_link_dies` is `stay`;
 //! - (a) the current link is dead: switch at once to the best live link;
 //! - (d) every link is dead: keep the current route, the router is never left without one;
-//! - (b) another link scores better by at least the hysteresis for the whole switch hold: switch;
-//! - (c) if that link comes earlier in the config (a failback), it must have been better for the
+//! - (b) another link is better by at least the hysteresis *even at the bounds* of what both
+//!   links' samples allow (the current one at its best, the other at its worst), without a break
+//!   for the whole switch hold: switch. Noise cannot do that; a real difference does it fast;
+//! - (c) if that link comes earlier in the config (a failback), it must have been so for the
 //!   failback hold instead (when that is longer): a link the route left proves itself first.
 //!
-//! A link event (carrier lost, device gone) makes a link dead at once (f).
+//! When the evidence is not there yet but the scores point to a switch (or a probe of the current
+//! link is late), the links concerned are probed in a burst: doubt is settled in a second, not by
+//! waiting. A link event (carrier lost, device gone) makes a link dead at once (f).
 
-use super::config::{Config, ForcedLinkDies, LinkConfig};
-use super::link_state::StateCell;
+use super::config::{Config, ForcedLinkDies};
+pub use super::decision::{
+    Decision, Evidence, LinkEvent, LinkIndex, Mode, ModeError, Probe, Reason,
+};
+use super::link::{BURST_PROBES, Figures, Pace};
+pub use super::link::{Link, Target};
 pub use super::link_state::{DeadCause, LinkState};
-use super::name::LinkName;
-use super::score::{Score, raw_score, smooth};
-use super::telemetry::{Telemetry, Window, consensus};
-use super::time::{Instant, Micros, ShowDuration};
+use super::score::Score;
+use super::time::{Instant, Micros};
 use std::collections::VecDeque;
-use std::fmt;
-use std::net::IpAddr;
 
 /// How many decisions the engine remembers for the status page.
 pub const HISTORY_LEN: usize = 32;
@@ -29,292 +34,14 @@ pub const HISTORY_LEN: usize = 32;
 /// Decisions one input can make: a reload can remove the route's link and let another rule act.
 const QUEUE_LEN: usize = 8;
 
-/// Index of a link in the engine's current config.
-pub type LinkIndex = usize;
-
-/// A probe the caller must send now: an ICMP echo to `address` through link `link`, identified by
-/// `seq`. Report its reply with [`Engine::on_reply`] or a failure to send with
-/// [`Engine::on_send_failed`]; if neither comes, the engine counts it lost after the link's timeout.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Probe {
-    pub link: LinkIndex,
-    pub target: usize,
-    pub seq: u16,
-    pub address: IpAddr,
-}
-
-/// What the OS said about a link's device.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum LinkEvent {
-    /// Carrier lost, device removed, or its address gone: the link is dead now.
-    Down,
-    /// The device is back with carrier and an address: probe it again.
-    Up,
-}
-
-/// Who chooses the link.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Auto,
-    /// The operator forced this link; sticky until [`Mode::Auto`].
-    Forced(LinkName),
-}
-
-/// The rule that made a decision, with the numbers that triggered it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Reason {
-    /// The first choice after start: every link has a verdict, this one scores best.
-    Initial { score: Score },
-    /// (a) The current link died; `score` is the new link's.
-    CurrentDead { cause: DeadCause, score: Score },
-    /// (b) Better by at least `margin` for `held`.
-    Better { from_score: Score, to_score: Score, margin: Score, held: Micros },
-    /// (c) A return to a link earlier in the config, better by at least `margin` for `held`
-    /// (at least the failback hold).
-    Failback { from_score: Score, to_score: Score, margin: Score, held: Micros },
-    /// (d) Every link is dead: the route stays where it is. `from` and `to` are the same link.
-    AllDead,
-    /// (e) The operator forced the link.
-    Forced,
-    /// (e) The forced link is dead and `forced_link_dies` is `fallback`: the best live link instead.
-    ForcedLinkDead { forced: LinkName, score: Score },
-    /// The link the route was on was removed or disabled by a config reload.
-    LinkRemoved { score: Score },
-}
-
-/// A decision: move the default route from `from` to `to` (or, for [`Reason::AllDead`], keep it).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
-    pub at: Instant,
-    pub from: Option<LinkName>,
-    pub to: LinkName,
-    pub reason: Reason,
-}
-
-impl Decision {
-    /// False only for the note that every link is dead: the route stays.
-    pub fn changes_route(&self) -> bool {
-        self.from != Some(self.to)
-    }
-}
-
-impl fmt::Display for Decision {
-    /// One log line: `wan -> wwan: wan is dead (no reply for 3.0 s); wwan is the best live link (score 85.2)`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let from = self.from.as_ref().map_or("none", LinkName::as_str);
-        let to = self.to;
-        write!(f, "{from} -> {to}: ")?;
-        match self.reason {
-            Reason::Initial { score } => write!(f, "first choice, {to} scores best ({score})"),
-            Reason::CurrentDead { cause, score } => {
-                write!(f, "{from} is dead ({cause}); {to} is the best live link (score {score})")
-            }
-            Reason::Better { from_score, to_score, margin, held } => write!(
-                f,
-                "{to} scored {to_score} against {from_score} for {}, better by at least the hysteresis {margin}",
-                ShowDuration(held)
-            ),
-            Reason::Failback { from_score, to_score, margin, held } => write!(
-                f,
-                "failback: {to} scored {to_score} against {from_score} for {}, better by at least the hysteresis {margin}",
-                ShowDuration(held)
-            ),
-            Reason::AllDead => write!(f, "every link is dead; keeping the default route on {to}"),
-            Reason::Forced => write!(f, "forced by the operator"),
-            Reason::ForcedLinkDead { forced, score } => write!(
-                f,
-                "forced link {forced} is dead, falling back to the best live link {to} (score {score})"
-            ),
-            Reason::LinkRemoved { score } => write!(
-                f,
-                "{from} was removed or disabled by a config reload; {to} is the best live link (score {score})"
-            ),
-        }
-    }
-}
-
-/// Why the operator's command was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ModeError {
-    UnknownLink(String),
-    LinkDisabled(LinkName),
-}
-
-impl fmt::Display for ModeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ModeError::UnknownLink(name) => write!(f, "no link named {name:?} in the config"),
-            ModeError::LinkDisabled(name) => write!(f, "link {name} is disabled in the config"),
-        }
-    }
-}
-
-impl std::error::Error for ModeError {}
-
-#[derive(Copy, Clone, Debug)]
-struct InFlight {
-    seq: u16,
-    sent: Instant,
-}
-
-/// One probe target of a link.
-#[derive(Clone, Debug)]
-pub struct Target {
-    address: IpAddr,
-    window: Window,
-    in_flight: Option<InFlight>,
-    last_reply: Option<Instant>,
-    /// Answered within `dead_after`: takes part in the link's consensus.
-    reachable: bool,
-    telemetry: Option<Telemetry>,
-}
-
-impl Target {
-    fn new(address: IpAddr, window: usize) -> Target {
-        Target {
-            address,
-            window: Window::new(window),
-            in_flight: None,
-            last_reply: None,
-            reachable: false,
-            telemetry: None,
-        }
-    }
-
-    pub fn address(&self) -> IpAddr {
-        self.address
-    }
-
-    pub fn telemetry(&self) -> Option<Telemetry> {
-        self.telemetry
-    }
-
-    pub fn last_reply(&self) -> Option<Instant> {
-        self.last_reply
-    }
-
-    pub fn reachable(&self) -> bool {
-        self.reachable
-    }
-
-    fn refresh(&mut self, now: Instant, dead_after: Micros) {
-        self.telemetry = self.window.telemetry();
-        self.reachable = self.last_reply.is_some_and(|at| now.since(at) < dead_after);
-    }
-
-    fn forget(&mut self) {
-        self.window.clear();
-        self.in_flight = None;
-        self.last_reply = None;
-        self.reachable = false;
-        self.telemetry = None;
-    }
-}
-
-/// One link with its runtime state.
-#[derive(Clone, Debug)]
-pub struct Link {
-    config: LinkConfig,
-    bias: Score,
-    interval: Micros,
-    timeout: Micros,
-    dead_after: Micros,
-    state: StateCell,
-    next_round: Instant,
-    /// Next target to probe in the current round; `targets.len()` once the round is sent.
-    cursor: usize,
-    targets: Vec<Target>,
-    telemetry: Option<Telemetry>,
-    raw_score: Option<Score>,
-    score: Option<Score>,
-    scored_at: Instant,
-    /// Since when this link has scored better than the current one by the hysteresis margin.
-    better_since: Option<Instant>,
-}
-
-impl Link {
-    fn new(config: &LinkConfig, window: usize, now: Instant) -> Link {
-        let state = if config.enabled { LinkState::Pending } else { LinkState::Disabled };
-        Link {
-            config: config.clone(),
-            bias: Score::from_points(config.bias),
-            interval: config.interval_ms * 1000,
-            timeout: config.timeout_ms * 1000,
-            dead_after: config.dead_after_ms * 1000,
-            state: StateCell::new(state, now),
-            next_round: now,
-            cursor: config.targets.len(),
-            targets: config.targets.iter().map(|a| Target::new(*a, window)).collect(),
-            telemetry: None,
-            raw_score: None,
-            score: None,
-            scored_at: now,
-            better_since: None,
-        }
-    }
-
-    pub fn name(&self) -> LinkName {
-        self.config.name
-    }
-
-    pub fn config(&self) -> &LinkConfig {
-        &self.config
-    }
-
-    pub fn state(&self) -> LinkState {
-        self.state.get()
-    }
-
-    /// When the link entered its state.
-    pub fn state_since(&self) -> Instant {
-        self.state.since()
-    }
-
-    pub fn telemetry(&self) -> Option<Telemetry> {
-        self.telemetry
-    }
-
-    pub fn raw_score(&self) -> Option<Score> {
-        self.raw_score
-    }
-
-    /// The smoothed score, the one decisions use; `None` unless the link is up.
-    pub fn score(&self) -> Option<Score> {
-        if self.is_up() { self.score } else { None }
-    }
-
-    pub fn targets(&self) -> &[Target] {
-        &self.targets
-    }
-
-    /// The newest reply from any target.
-    pub fn last_reply(&self) -> Option<Instant> {
-        self.targets.iter().filter_map(|t| t.last_reply).max()
-    }
-
-    fn probing(&self) -> bool {
-        self.state.get().probed()
-    }
-
-    fn is_up(&self) -> bool {
-        self.state.get() == LinkState::Up
-    }
-
-    fn is_pending(&self) -> bool {
-        self.state.get() == LinkState::Pending
-    }
-}
-
 /// The global settings in the engine's units.
 #[derive(Copy, Clone, Debug)]
 struct Settings {
-    smoothing: Micros,
     hysteresis: Score,
     switch_hold: Micros,
     failback_hold: Micros,
-    loss_divisor: u64,
-    window: usize,
     forced_link_dies: ForcedLinkDies,
+    figures: Figures,
 }
 
 impl Settings {
@@ -326,13 +53,15 @@ impl Settings {
 
     fn of(config: &Config) -> Settings {
         Settings {
-            smoothing: config.smoothing_ms * 1000,
             hysteresis: Score::from_points(config.hysteresis as i64),
             switch_hold: config.switch_hold_ms * 1000,
             failback_hold: config.failback_hold_ms * 1000,
-            loss_divisor: config.loss_divisor,
-            window: config.window as usize,
             forced_link_dies: config.forced_link_dies,
+            figures: Figures {
+                window: config.window,
+                loss_divisor_centi: config.loss_divisor_centi,
+                smoothing: config.smoothing_ms * 1000,
+            },
         }
     }
 }
@@ -358,10 +87,9 @@ pub struct Engine {
 impl Engine {
     /// A fresh engine at `now`; every enabled link starts pending and is probed at once.
     pub fn new(config: &Config, now: Instant) -> Engine {
-        let settings = Settings::of(config);
         Engine {
-            links: config.links.iter().map(|l| Link::new(l, settings.window, now)).collect(),
-            settings,
+            links: config.links.iter().map(|l| Link::new(l, now)).collect(),
+            settings: Settings::of(config),
             current: None,
             mode: Mode::Auto,
             all_dead_noted: false,
@@ -400,36 +128,27 @@ impl Engine {
         self.decisions.pop_front()
     }
 
+    /// How hard link `index` is probed when no burst is under way: rarely only when it is up and
+    /// listed after the link carrying the route (a backup, maybe metered). The route's link,
+    /// dead links and the links a failback would return to are probed at the active pace.
+    fn pace(&self, index: LinkIndex) -> Pace {
+        let backup = self.current.is_some_and(|c| c < index) && self.links[index].is_up();
+        if backup { Pace::Standby } else { Pace::Active }
+    }
+
     /// The next probe due at `now`, if any; call until `None`. The probe counts as in flight.
     pub fn poll_probe(&mut self, now: Instant) -> Option<Probe> {
         let count = self.links.len();
         for step in 0..count {
             let index = (self.probe_cursor + step) % count;
-            let link = &mut self.links[index];
-            if !link.probing() {
-                continue;
-            }
-            if link.cursor >= link.targets.len() {
-                if link.next_round > now {
-                    continue;
-                }
-                link.cursor = 0;
-                let next = link.next_round.after(link.interval);
-                // A caller that fell behind resumes the rhythm instead of sending a burst.
-                link.next_round = if next > now { next } else { now.after(link.interval) };
-            }
-            let target_index = link.cursor;
-            link.cursor += 1;
+            let pace = self.pace(index);
             let seq = self.next_seq;
-            self.next_seq = self.next_seq.wrapping_add(1);
-            self.probe_cursor = if link.cursor >= link.targets.len() { index + 1 } else { index };
-            let target = &mut link.targets[target_index];
-            if target.in_flight.is_some() {
-                // Only when the caller skipped the timeout: one probe per target in flight.
-                target.window.push_lost();
+            if let Some((target, seq)) = self.links[index].poll_probe(now, pace, seq) {
+                self.next_seq = self.next_seq.wrapping_add(1);
+                self.probe_cursor = index + 1;
+                let address = self.links[index].targets()[target].address();
+                return Some(Probe { link: index, target, seq, address });
             }
-            target.in_flight = Some(InFlight { seq, sent: now });
-            return Some(Probe { link: index, target: target_index, seq, address: target.address });
         }
         None
     }
@@ -437,30 +156,20 @@ impl Engine {
     /// A reply to probe `seq` arrived at `now`. Replies that match no probe in flight (foreign,
     /// duplicated, or later than the timeout) change nothing.
     pub fn on_reply(&mut self, now: Instant, link: LinkIndex, target: usize, seq: u16) {
-        let Some(timeout) = self.links.get(link).map(|l| l.timeout) else { return };
-        let Some(target_state) = self.links[link].targets.get_mut(target) else { return };
-        let Some(in_flight) = target_state.in_flight.filter(|f| f.seq == seq) else { return };
-        target_state.in_flight = None;
-        let rtt = now.since(in_flight.sent);
-        if rtt >= timeout {
-            // The same boundary as `tick`, so the order of the two never matters.
-            target_state.window.push_lost();
-        } else {
-            target_state.window.push_reply(rtt);
-            target_state.last_reply = Some(now);
+        let Some(news) = self.links.get_mut(link).and_then(|l| l.on_reply(now, target, seq)) else {
+            return;
+        };
+        if news.suspect {
+            self.suspect(now, link);
         }
-        self.refresh_target(now, link, target);
+        self.refresh_link(now, link);
         self.evaluate(now);
     }
 
     /// The probe could not be sent (no route, device gone): it is lost now.
     pub fn on_send_failed(&mut self, now: Instant, probe: &Probe) {
-        let target = self.links.get_mut(probe.link).and_then(|l| l.targets.get_mut(probe.target));
-        let Some(target) = target else { return };
-        if target.in_flight.is_some_and(|f| f.seq == probe.seq) {
-            target.in_flight = None;
-            target.window.push_lost();
-            self.refresh_target(now, probe.link, probe.target);
+        if self.links.get_mut(probe.link).is_some_and(|l| l.on_send_failed(probe)) {
+            self.refresh_link(now, probe.link);
         }
         self.evaluate(now);
     }
@@ -472,49 +181,28 @@ impl Engine {
             return;
         }
         match event {
-            LinkEvent::Down => {
-                for target in &mut state.targets {
-                    target.forget();
-                }
-                state.cursor = state.targets.len();
-                state.telemetry = None;
-                state.raw_score = None;
-                state.score = None;
-                state.better_since = None;
-                state.state.enter(LinkState::Dead(DeadCause::LinkDown), now);
-            }
+            LinkEvent::Down => state.device_down(now),
             LinkEvent::Up => {
-                if state.probing() {
+                if !state.device_up(now) {
                     return;
                 }
-                state.next_round = now;
-                state.state.enter(LinkState::Pending, now);
             }
         }
         self.evaluate(now);
     }
 
-    /// Lets time pass: lost probes, silent targets and expired holds take effect.
+    /// Lets time pass: late and lost probes, silent links and expired holds take effect.
     pub fn tick(&mut self, now: Instant) {
-        for link in 0..self.links.len() {
-            for target in 0..self.links[link].targets.len() {
-                let timeout = self.links[link].timeout;
-                let dead_after = self.links[link].dead_after;
-                let t = &mut self.links[link].targets[target];
-                let mut changed = false;
-                if t.in_flight.is_some_and(|f| now.since(f.sent) >= timeout) {
-                    t.in_flight = None;
-                    t.window.push_lost();
-                    changed = true;
-                }
-                if t.reachable && t.last_reply.is_none_or(|at| now.since(at) >= dead_after) {
-                    changed = true;
-                }
-                if changed {
-                    self.refresh_target(now, link, target);
-                }
+        for index in 0..self.links.len() {
+            let (changed, news) = self.links[index].tick(now);
+            if news.suspect {
+                self.suspect(now, index);
             }
-            self.refresh_liveness(now, link);
+            if changed {
+                self.refresh_link(now, index);
+            } else if self.links[index].refresh_liveness(now) {
+                self.refresh_link(now, index);
+            }
         }
         self.evaluate(now);
     }
@@ -522,32 +210,11 @@ impl Engine {
     /// When the engine next needs [`Engine::tick`] or [`Engine::poll_probe`], if nothing else
     /// happens first.
     pub fn next_deadline(&self) -> Instant {
-        let s = &self.settings;
-        let mut next = Instant::NEVER;
-        let current_score = self.current.and_then(|c| self.links[c].score());
-        for (index, link) in self.links.iter().enumerate() {
-            if !link.probing() {
-                continue;
-            }
-            next = next.min(if link.cursor < link.targets.len() {
-                Instant::ZERO
-            } else {
-                link.next_round
-            });
-            for target in &link.targets {
-                if let Some(f) = target.in_flight {
-                    next = next.min(f.sent.after(link.timeout));
-                }
-                if let (true, Some(at)) = (target.reachable, target.last_reply) {
-                    next = next.min(at.after(link.dead_after));
-                }
-            }
-            if link.is_pending() {
-                next = next.min(link.state.since().after(link.dead_after));
-            }
-            if let (Some(since), Some(current)) = (link.better_since, self.current) {
-                if current_score.is_some() {
-                    next = next.min(since.after(s.hold(index, current)));
+        let mut next = self.links.iter().map(Link::next_deadline).min().unwrap_or(Instant::NEVER);
+        if let Some(current) = self.current {
+            for (index, link) in self.links.iter().enumerate() {
+                if let Some(since) = link.better_since {
+                    next = next.min(since.after(self.settings.hold(index, current)));
                 }
             }
         }
@@ -572,11 +239,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Takes a new config. Links that keep their name and device keep their state, telemetry and
+    /// Takes a new config. Links that keep their name and device keep their state, figures and
     /// scores; targets that stay keep their windows. The route stays on its link if that link is
     /// still enabled.
     pub fn reload(&mut self, config: &Config, now: Instant) {
-        let settings = Settings::of(config);
         let mut old_links = std::mem::take(&mut self.links);
         let current_name = self.current.map(|c| old_links[c].config.name);
         self.links = config
@@ -591,33 +257,30 @@ impl Engine {
                     .map(|i| old_links.swap_remove(i));
                 match old {
                     Some(old) if link_config.enabled && old.config.enabled => {
-                        carry_over(old, link_config, settings.window, now)
+                        old.carried_into(link_config, now)
                     }
-                    _ => Link::new(link_config, settings.window, now),
+                    _ => Link::new(link_config, now),
                 }
             })
             .collect();
-        self.settings = settings;
+        self.settings = Settings::of(config);
         self.probe_cursor = 0;
         for index in 0..self.links.len() {
             // Bias, window or targets may have changed: the figures follow at once.
-            self.recompute_link(now, index);
+            self.refresh_link(now, index);
         }
         if let Mode::Forced(name) = self.mode {
             if !self.links.iter().any(|l| l.config.name == name && l.config.enabled) {
                 self.mode = Mode::Auto;
             }
         }
-        self.current = current_name.and_then(|name| self.link_index(name.as_str()));
-        if let Some(index) = self.current {
-            if !self.links[index].config.enabled {
-                self.current = None;
-            }
-        }
+        self.current = current_name
+            .and_then(|name| self.link_index(name.as_str()))
+            .filter(|i| self.links[*i].config.enabled);
         if let (Some(from), None) = (current_name, self.current) {
             // The route's link is gone: move at once to the best live link, if there is one.
             if let Some(best) = self.best_live(None) {
-                let score = self.links[best].score.unwrap_or_default();
+                let score = self.links[best].score().unwrap_or_default();
                 self.switch(now, Some(from), best, Reason::LinkRemoved { score });
             }
         }
@@ -629,77 +292,25 @@ impl Engine {
         self.evaluate(now);
     }
 
-    /// Recomputes one target's telemetry and reachability, then its link's telemetry and score.
-    fn refresh_target(&mut self, now: Instant, link: LinkIndex, target: usize) {
-        let dead_after = self.links[link].dead_after;
-        self.links[link].targets[target].refresh(now, dead_after);
-        self.refresh_link(now, link);
-    }
-
-    fn recompute_link(&mut self, now: Instant, link: LinkIndex) {
-        let dead_after = self.links[link].dead_after;
-        for target in &mut self.links[link].targets {
-            target.refresh(now, dead_after);
-        }
-        self.refresh_link(now, link);
-    }
-
+    /// Recomputes a link's figures and liveness; twice when it came back from the dead, as its
+    /// windows then start afresh.
     fn refresh_link(&mut self, now: Instant, index: LinkIndex) {
-        let settings = self.settings;
-        let link = &mut self.links[index];
-        if matches!(link.state.get(), LinkState::Dead(DeadCause::NoReply { .. }))
-            && link.targets.iter().any(|t| t.reachable)
-        {
-            // Back from the dead: the outage's lost probes describe a path that is gone. The link
-            // is measured afresh, and the holds make it prove itself before it gets the route.
-            for target in &mut link.targets {
-                target.window.restart();
-                target.telemetry = target.window.telemetry();
-            }
+        let figures = self.settings.figures;
+        self.links[index].refresh(now, &figures);
+        if self.links[index].refresh_liveness(now) {
+            self.links[index].refresh(now, &figures);
         }
-        link.telemetry =
-            consensus(link.targets.iter().filter(|t| t.reachable).filter_map(|t| t.telemetry));
-        let raw = link.telemetry.map(|t| raw_score(&t, link.bias, settings.loss_divisor));
-        link.raw_score = raw;
-        match (raw, link.score) {
-            (Some(raw), Some(previous)) if link.is_up() => {
-                link.score =
-                    Some(smooth(previous, raw, now.since(link.scored_at), settings.smoothing));
-            }
-            (raw, _) => link.score = raw,
-        }
-        link.scored_at = now;
-        self.refresh_liveness(now, index);
     }
 
-    /// Up while a target answers within `dead_after`; dead when none does (or none ever did).
-    fn refresh_liveness(&mut self, now: Instant, index: LinkIndex) {
-        let link = &mut self.links[index];
-        let dead_after = link.dead_after;
-        if !link.probing() {
-            return;
-        }
-        let alive = link.telemetry.is_some();
-        let since = link.state.since();
-        match link.state.get() {
-            LinkState::Pending | LinkState::Dead(_) if alive => {
-                link.state.enter(LinkState::Up, now);
-                link.score = link.raw_score;
-                link.better_since = None;
+    /// A probe of `index` went late or was lost: probe it harder, and when it carries the route,
+    /// check the others too, so a switch finds its target's figures fresh.
+    fn suspect(&mut self, now: Instant, index: LinkIndex) {
+        if self.links[index].burst(now, BURST_PROBES) && self.current == Some(index) {
+            for (other, link) in self.links.iter_mut().enumerate() {
+                if other != index && link.is_up() {
+                    link.burst(now, BURST_PROBES / 2);
+                }
             }
-            LinkState::Up if !alive => {
-                let last = link.last_reply().unwrap_or(since);
-                link.state.enter(
-                    LinkState::Dead(DeadCause::NoReply { silent_for: now.since(last) }),
-                    now,
-                );
-                link.better_since = None;
-            }
-            LinkState::Pending if now.since(since) >= dead_after => {
-                let silent_for = now.since(since);
-                link.state.enter(LinkState::Dead(DeadCause::NoReply { silent_for }), now);
-            }
-            _ => {}
         }
     }
 
@@ -708,8 +319,8 @@ impl Engine {
         self.links
             .iter()
             .enumerate()
-            .filter(|(i, l)| Some(*i) != except && l.is_up())
-            .filter_map(|(i, l)| l.score.map(|s| (s, i)))
+            .filter(|(i, _)| Some(*i) != except)
+            .filter_map(|(i, l)| l.score().map(|s| (s, i)))
             .min()
             .map(|(_, i)| i)
     }
@@ -717,10 +328,10 @@ impl Engine {
     fn switch(
         &mut self,
         now: Instant,
-        from: Option<LinkName>,
+        from: Option<super::LinkName>,
         to: LinkIndex,
         reason: Reason,
-    ) -> Decision {
+    ) {
         let decision = Decision { at: now, from, to: self.links[to].config.name, reason };
         if decision.changes_route() {
             self.current = Some(to);
@@ -728,6 +339,10 @@ impl Engine {
             for link in &mut self.links {
                 link.better_since = None;
             }
+            // It carries traffic now: probe it at the active pace from here on.
+            let link = &mut self.links[to];
+            let spacing = link.config.interval_ms * 1000 / link.targets().len().max(1) as u64;
+            link.probe_by(now.after(spacing));
         }
         if self.history.len() == HISTORY_LEN {
             self.history.pop_front();
@@ -738,118 +353,137 @@ impl Engine {
             self.decisions.pop_front();
         }
         self.decisions.push_back(decision);
-        decision
     }
 
-    fn evaluate(&mut self, now: Instant) -> Option<Decision> {
+    fn evaluate(&mut self, now: Instant) {
         let from = self.current.map(|c| self.links[c].config.name);
         if let Mode::Forced(name) = self.mode {
             if let Some(forced) = self.link_index(name.as_str()) {
                 let usable = self.links[forced].is_up()
                     || self.settings.forced_link_dies == ForcedLinkDies::Stay;
                 if usable {
-                    return (self.current != Some(forced))
-                        .then(|| self.switch(now, from, forced, Reason::Forced));
+                    if self.current != Some(forced) {
+                        self.switch(now, from, forced, Reason::Forced);
+                    }
+                    return;
                 }
-                if self.current != Some(forced) || !self.links.iter().any(Link::is_up) {
-                    return self.evaluate_auto(now, from);
+                if self.current == Some(forced) && self.links.iter().any(Link::is_up) {
+                    // Fallback: the forced link carries the route and died.
+                    if let Some(best) = self.best_live(Some(forced)) {
+                        let score = self.links[best].score().unwrap_or_default();
+                        let reason = Reason::ForcedLinkDead { forced: name, score };
+                        self.switch(now, from, best, reason);
+                    }
+                    return;
                 }
-                // Fallback: the forced link carries the route and died.
-                let best = self.best_live(Some(forced))?;
-                let score = self.links[best].score.unwrap_or_default();
-                return Some(self.switch(
-                    now,
-                    from,
-                    best,
-                    Reason::ForcedLinkDead { forced: name, score },
-                ));
             }
         }
-        self.evaluate_auto(now, from)
+        self.evaluate_auto(now, from);
     }
 
-    fn evaluate_auto(&mut self, now: Instant, from: Option<LinkName>) -> Option<Decision> {
+    fn evaluate_auto(&mut self, now: Instant, from: Option<super::LinkName>) {
         let Some(current) = self.current else {
             // First choice: wait until every probed link has a verdict, so the first reply to
             // arrive does not win by speed alone.
             if self.links.iter().any(Link::is_pending) {
-                return None;
+                return;
             }
-            let best = self.best_live(None)?;
-            let score = self.links[best].score.unwrap_or_default();
-            return Some(self.switch(now, None, best, Reason::Initial { score }));
+            if let Some(best) = self.best_live(None) {
+                let score = self.links[best].score().unwrap_or_default();
+                self.switch(now, None, best, Reason::Initial { score });
+            }
+            return;
         };
-        let Some(current_score) = self.links[current].score() else {
-            if let Some(best) = self.best_live(Some(current)) {
-                let cause = match self.links[current].state.get() {
-                    LinkState::Dead(cause) => cause,
-                    _ => DeadCause::LinkDown,
-                };
-                let score = self.links[best].score.unwrap_or_default();
-                return Some(self.switch(now, from, best, Reason::CurrentDead { cause, score }));
-            }
-            if self.all_dead_noted || self.links.iter().any(Link::is_pending) {
-                return None;
-            }
-            self.all_dead_noted = true;
-            return Some(self.switch(now, from, current, Reason::AllDead));
-        };
-        let s = self.settings;
-        let mut chosen: Option<(Score, LinkIndex)> = None;
-        for (index, link) in self.links.iter_mut().enumerate() {
-            let score = match link.score() {
-                Some(score) if index != current => score,
-                _ => {
-                    link.better_since = None;
-                    continue;
-                }
+        if !self.links[current].is_up() {
+            self.forget_advantages();
+            self.current_not_up(now, from, current);
+            return;
+        }
+        self.better_link(now, from, current);
+    }
+
+    /// (a) and (d): the current link is dead (or just back and pending).
+    fn current_not_up(&mut self, now: Instant, from: Option<super::LinkName>, current: LinkIndex) {
+        if let Some(best) = self.best_live(Some(current)) {
+            let cause = match self.links[current].state() {
+                LinkState::Dead(cause) => cause,
+                _ => DeadCause::LinkDown,
             };
-            let better = score < current_score && current_score.0 - score.0 >= s.hysteresis.0;
-            if !better {
+            let score = self.links[best].score().unwrap_or_default();
+            self.switch(now, from, best, Reason::CurrentDead { cause, score });
+            return;
+        }
+        let dead = matches!(self.links[current].state(), LinkState::Dead(_));
+        if self.all_dead_noted || !dead || self.links.iter().any(Link::is_pending) {
+            return;
+        }
+        self.all_dead_noted = true;
+        self.switch(now, from, current, Reason::AllDead);
+    }
+
+    fn forget_advantages(&mut self) {
+        for link in &mut self.links {
+            link.better_since = None;
+        }
+    }
+
+    /// (b) and (c): another link better even at the bounds, for its hold. Where the scores point
+    /// to a switch the bounds do not yet prove, both links are probed harder.
+    fn better_link(&mut self, now: Instant, from: Option<super::LinkName>, current: LinkIndex) {
+        let s = self.settings;
+        // Unsmoothed scores: the bounds come from the same windows.
+        let raw = |link: &Link| link.score().and(link.raw_score());
+        let (Some(from_score), Some((from_low, _))) =
+            (raw(&self.links[current]), self.links[current].bounds())
+        else {
+            // Nothing to compare with (no reply in the window yet): no advantage can be held.
+            self.forget_advantages();
+            return;
+        };
+        let mut chosen: Option<(Score, LinkIndex, Evidence)> = None;
+        // Links whose scores point to a switch their bounds do not prove yet (a fixed array:
+        // nothing is allocated per probe).
+        let mut doubt = [None::<LinkIndex>; 2];
+        for index in 0..self.links.len() {
+            let link = &mut self.links[index];
+            let (Some(to_score), Some((_, to_high))) = (raw(link), link.bounds()) else {
                 link.better_since = None;
+                continue;
+            };
+            if index == current {
+                continue;
+            }
+            if from_low.0 - to_high.0 < s.hysteresis.0 {
+                link.better_since = None;
+                if from_score.0 - to_score.0 >= s.hysteresis.0 {
+                    if let Some(slot) = doubt.iter_mut().find(|d| d.is_none()) {
+                        *slot = Some(index);
+                    }
+                }
                 continue;
             }
             let since = *link.better_since.get_or_insert(now);
-            let held_long_enough = now.since(since) >= s.hold(index, current);
-            if held_long_enough && chosen.is_none_or(|(best, _)| score < best) {
-                chosen = Some((score, index));
+            let evidence =
+                Evidence { from_score, from_low, to_score, to_high, margin: s.hysteresis };
+            if now.since(since) >= s.hold(index, current)
+                && chosen.is_none_or(|(best, _, _)| to_score < best)
+            {
+                chosen = Some((to_score, index, evidence));
             }
         }
-        let (to_score, to) = chosen?;
+        for index in doubt.into_iter().flatten() {
+            self.links[index].burst(now, BURST_PROBES);
+            self.links[current].burst(now, BURST_PROBES);
+        }
+        let Some((_, to, evidence)) = chosen else { return };
         let held = now.since(self.links[to].better_since.unwrap_or(now));
-        let margin = s.hysteresis;
         let reason = if to < current {
-            Reason::Failback { from_score: current_score, to_score, margin, held }
+            Reason::Failback { evidence, held }
         } else {
-            Reason::Better { from_score: current_score, to_score, margin, held }
+            Reason::Better { evidence, held }
         };
-        Some(self.switch(now, from, to, reason))
+        self.switch(now, from, to, reason);
     }
-}
-
-/// A link's runtime state moved into its new config.
-fn carry_over(mut old: Link, config: &LinkConfig, window: usize, now: Instant) -> Link {
-    let mut link = Link::new(config, window, now);
-    link.targets = config
-        .targets
-        .iter()
-        .map(|address| match old.targets.iter().position(|t| t.address == *address) {
-            Some(i) => {
-                let mut target = old.targets.swap_remove(i);
-                if target.window.capacity() != window {
-                    target.window = target.window.resized(window);
-                }
-                target
-            }
-            None => Target::new(*address, window),
-        })
-        .collect();
-    link.state = old.state;
-    link.next_round = old.next_round.min(now.after(link.interval));
-    link.score = old.score;
-    link.scored_at = old.scored_at;
-    link.better_since = old.better_since;
-    link
 }
 
 #[cfg(test)]

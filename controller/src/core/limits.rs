@@ -7,5 +7,6 @@ pub const MAX_LINKS: usize = 16;
 /// Probe targets of one link; bounds the stack buffers of the consensus.
 pub const MAX_TARGETS: usize = 8;
 
-/// Probe outcomes in one target's window; bounds the stack buffers of the medians.
-pub const MAX_WINDOW: usize = 64;
+/// Probe outcomes one target keeps (its window is by time; bursts fill it faster); bounds the
+/// stack buffers of the medians.
+pub const MAX_WINDOW: usize = 160;

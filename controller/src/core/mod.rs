@@ -4,9 +4,11 @@
 
 pub mod config;
 pub mod controller;
+pub mod decision;
 pub mod device;
 pub mod engine;
 pub mod limits;
+pub mod link;
 pub mod link_state;
 pub mod name;
 pub mod score;

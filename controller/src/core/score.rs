@@ -1,10 +1,11 @@
 //! The score of a link, the original wanmon formula: `(latency + jitter) + loss² / loss_divisor + bias`,
-//! in ms with loss in %, lower is better; and its exponential smoothing.
+//! in ms with loss in %, lower is better; the bounds it is known to; and its exponential smoothing.
 //!
 //! Scores are kept in thousandths of a point (1 point = 1 ms) as integers: exact, the same on every
-//! machine (the replay is bit-for-bit), and cheap on a soft-float router CPU.
+//! machine (the replay is bit-for-bit), and cheap on a soft-float router CPU. The loss divisor is
+//! in hundredths, so the default 1.25 needs no float either.
 
-use super::telemetry::Telemetry;
+use super::telemetry::{Stats, Telemetry};
 use super::time::Micros;
 use std::fmt;
 
@@ -32,12 +33,33 @@ impl fmt::Display for Score {
     }
 }
 
-/// The unsmoothed score of a telemetry reading.
-pub fn raw_score(telemetry: &Telemetry, bias: Score, loss_divisor: u64) -> Score {
-    let loss_bp = i64::from(telemetry.loss_bp);
-    // (bp / 100)² / divisor ms = bp² / (10 000 · divisor) ms = bp² / (10 · divisor) thousandths.
-    let loss_term = loss_bp * loss_bp / (10 * loss_divisor.max(1) as i64);
-    Score(i64::from(telemetry.latency_us) + i64::from(telemetry.jitter_us) + loss_term + bias.0)
+/// The loss term: `(bp / 100)² / (divisor_centi / 100)` points, in thousandths.
+fn loss_term(loss_bp: u32, divisor_centi: u64) -> i64 {
+    let bp = i64::from(loss_bp);
+    // (bp/100)² · 100/d ms = bp² / (100 · d) ms = 10 · bp² / d thousandths.
+    10 * bp * bp / divisor_centi.max(1) as i64
+}
+
+/// The unsmoothed score of a telemetry reading; `divisor_centi` is the loss divisor in
+/// hundredths.
+pub fn raw_score(telemetry: &Telemetry, bias: Score, divisor_centi: u64) -> Score {
+    let delays = i64::from(telemetry.latency_us) + i64::from(telemetry.jitter_us);
+    Score(delays + loss_term(telemetry.loss_bp, divisor_centi) + bias.0)
+}
+
+/// The lowest and highest score the stats' bounds allow: what the link scores at best and at
+/// worst, as far as its samples tell. At best, its loss is at least what its newest outcomes
+/// prove too: a loss that began seconds ago shows before the long window fills with it.
+pub fn score_bounds(stats: &Stats, bias: Score, divisor_centi: u64) -> (Score, Score) {
+    let at = |latency: u32, jitter: u32, loss: u32| {
+        let telemetry = Telemetry { latency_us: latency, jitter_us: jitter, loss_bp: loss };
+        raw_score(&telemetry, bias, divisor_centi)
+    };
+    let least_loss = stats.loss.low.max(stats.recent_loss.low);
+    (
+        at(stats.latency.low, stats.jitter.low, least_loss),
+        at(stats.latency.high, stats.jitter.high, stats.loss.high),
+    )
 }
 
 /// Fixed-point scale of the smoothing weight.
@@ -67,12 +89,32 @@ mod tests {
     fn formula_matches_the_original() {
         // 40 ms + 5 ms jitter + 30 %² / 10 + bias 100 = 40 + 5 + 90 + 100 = 235.
         let t = Telemetry { latency_us: 40_000, jitter_us: 5_000, loss_bp: 3_000 };
-        assert_eq!(raw_score(&t, Score::from_points(100), 10), Score::from_points(235));
+        assert_eq!(raw_score(&t, Score::from_points(100), 1_000), Score::from_points(235));
         let lossless = Telemetry { latency_us: 12_345, jitter_us: 0, loss_bp: 0 };
-        assert_eq!(raw_score(&lossless, Score::from_points(-10), 10), Score(2_345));
+        assert_eq!(raw_score(&lossless, Score::from_points(-10), 1_000), Score(2_345));
         // Full loss, divisor 1: 100² = 10 000 points.
         let lost = Telemetry { latency_us: 0, jitter_us: 0, loss_bp: 10_000 };
-        assert_eq!(raw_score(&lost, Score(0), 1), Score::from_points(10_000));
+        assert_eq!(raw_score(&lost, Score(0), 100), Score::from_points(10_000));
+        // The default divisor 1.25: 10 % costs 80 points, 30 % 720.
+        let ten = Telemetry { latency_us: 0, jitter_us: 0, loss_bp: 1_000 };
+        assert_eq!(raw_score(&ten, Score(0), 125), Score::from_points(80));
+    }
+
+    #[test]
+    fn bounds_take_each_figure_at_its_best_and_worst() {
+        use crate::core::telemetry::Estimate;
+        let stats = Stats {
+            latency: Estimate { value: 20_000, low: 18_000, high: 25_000 },
+            jitter: Estimate { value: 2_000, low: 1_000, high: 3_000 },
+            loss: Estimate { value: 1_000, low: 500, high: 2_000 },
+            lost: 10,
+            resolved: 100,
+            recent_loss: Estimate { value: 0, low: 0, high: 3_000 },
+        };
+        let (low, high) = score_bounds(&stats, Score::from_points(20), 100);
+        // Divisor 1: 5 %² = 25 points at best, 20 %² = 400 at worst.
+        assert_eq!(low, Score::from_points(18 + 1 + 25 + 20));
+        assert_eq!(high, Score::from_points(25 + 3 + 400 + 20));
     }
 
     #[test]

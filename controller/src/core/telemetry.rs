@@ -1,11 +1,18 @@
-//! Telemetry: a sliding window of probe outcomes per target, and the consensus of a link's targets.
+//! Telemetry: each target's recent probe outcomes, and what they say about the path with how sure
+//! they are of it.
 //!
-//! Latency is the median RTT (one slow reply does not move it), jitter the mean absolute
-//! difference of consecutive RTTs (RFC 3550's |D|, averaged over the window instead of filtered),
-//! loss the share of lost probes among the resolved ones: a probe still in flight is not in the
-//! window yet. Everything is integer: microseconds and basis points (1/100 of a percent).
+//! Latency is the median RTT and jitter the median absolute difference of consecutive RTTs: one
+//! 800 ms reply among twenty moves neither (a mean would move by 40 ms). Both come from the paced
+//! probes only: a burst sent because something looked wrong must not outvote the quiet seconds
+//! around it. Loss is the share of lost probes among the resolved ones, bursts included, over a
+//! window three times longer than latency's, because loss needs more samples to be known; a
+//! short window of the newest outcomes shows a loss that just began. Every figure comes with
+//! bounds: the order statistics around the median (a distribution-free interval), and Wilson's
+//! interval for loss. Windows are by time, with a least number of samples, so a link probed
+//! rarely still has figures. Everything is integer: microseconds, basis points.
 
 use super::limits::{MAX_TARGETS, MAX_WINDOW};
+use super::time::{Instant, Micros};
 
 /// Marks a lost probe in a window.
 const LOST: u32 = u32::MAX;
@@ -13,34 +20,82 @@ const LOST: u32 = u32::MAX;
 /// Basis points in 100 %.
 pub const FULL_LOSS: u32 = 10_000;
 
+/// The z of the bounds, in thousandths: 1.282, a one-sided 90 % interval. A switch needs the
+/// two links' intervals apart by the hysteresis, which both must cross at once.
+const Z_MILLI: u64 = 1_282;
+
+/// A figure with the interval it is known to.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Estimate {
+    pub value: u32,
+    pub low: u32,
+    pub high: u32,
+}
+
 /// What a window, or a link's set of targets, says about the path.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Telemetry {
     /// Median round-trip time, µs.
     pub latency_us: u32,
-    /// Mean absolute difference of consecutive RTTs, µs.
+    /// Median absolute difference of consecutive RTTs, µs.
     pub jitter_us: u32,
     /// Lost / (answered + lost), in basis points (10 000 = 100 %).
     pub loss_bp: u32,
 }
 
-/// The last N outcomes of one target, oldest first; allocated once, never per probe.
+/// Telemetry with bounds, and the counts the loss figures come from.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub latency: Estimate,
+    pub jitter: Estimate,
+    /// Basis points, over the loss window.
+    pub loss: Estimate,
+    pub lost: u32,
+    pub resolved: u32,
+    /// Basis points, over the newest outcomes only: a loss that began seconds ago.
+    pub recent_loss: Estimate,
+}
+
+/// Samples a window keeps whatever its time span: delays from the last four paced replies, loss
+/// from the last forty outcomes, so a rarely probed link still has figures (and a loss bound
+/// narrow enough to be chosen on).
+const LEAST_REPLIES: usize = 4;
+const LEAST_OUTCOMES: usize = 40;
+/// Outcomes in the recent-loss window.
+const RECENT_OUTCOMES: usize = 16;
+
+impl Stats {
+    pub fn telemetry(&self) -> Telemetry {
+        Telemetry {
+            latency_us: self.latency.value,
+            jitter_us: self.jitter.value,
+            loss_bp: self.loss.value,
+        }
+    }
+}
+
+/// One probe outcome with when its probe was sent.
+#[derive(Copy, Clone, Debug)]
+struct Sample {
+    sent: Instant,
+    rtt: u32,
+    /// Sent in the link's rhythm, not in a burst.
+    paced: bool,
+}
+
+/// The last outcomes of one target, oldest first; allocated once, never per probe.
 #[derive(Clone, Debug)]
 pub struct Window {
-    samples: Box<[u32]>,
+    samples: Box<[Sample]>,
     len: usize,
     /// Where the next outcome goes.
     next: usize,
 }
 
 impl Window {
-    pub fn new(capacity: usize) -> Window {
-        let capacity = capacity.clamp(1, MAX_WINDOW);
-        Window { samples: vec![LOST; capacity].into_boxed_slice(), len: 0, next: 0 }
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.samples.len()
+    pub fn new() -> Window {
+        let empty = Sample { sent: Instant::ZERO, rtt: LOST, paced: true };
+        Window { samples: vec![empty; MAX_WINDOW].into_boxed_slice(), len: 0, next: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -59,102 +114,201 @@ impl Window {
     /// Forgets everything but the newest outcome, and that only if it is a reply: a fresh start
     /// that keeps the reply that proved the path alive.
     pub fn restart(&mut self) {
-        let newest = self.outcomes().last().flatten();
+        let newest = self.iter().last().filter(|s| s.rtt != LOST);
         self.clear();
-        if let Some(rtt) = newest {
-            self.push(rtt);
+        if let Some(sample) = newest {
+            self.push(sample);
         }
     }
 
-    pub fn push_reply(&mut self, rtt_us: u64) {
+    pub fn push_reply(&mut self, sent: Instant, rtt_us: Micros, paced: bool) {
         // An RTT this long is a lost probe in all but name; LOST stays unambiguous.
-        self.push(rtt_us.min(u64::from(LOST - 1)) as u32);
+        let rtt = rtt_us.min(u64::from(LOST - 1)) as u32;
+        self.push(Sample { sent, rtt, paced });
     }
 
-    pub fn push_lost(&mut self) {
-        self.push(LOST);
+    pub fn push_lost(&mut self, sent: Instant, paced: bool) {
+        self.push(Sample { sent, rtt: LOST, paced });
     }
 
-    fn push(&mut self, sample: u32) {
+    fn push(&mut self, sample: Sample) {
         self.samples[self.next] = sample;
         self.next = (self.next + 1) % self.samples.len();
         self.len = (self.len + 1).min(self.samples.len());
     }
 
-    /// Outcomes from oldest to newest: `Some(rtt)` or `None` for a lost probe.
-    pub fn outcomes(&self) -> impl Iterator<Item = Option<u32>> + '_ {
+    fn iter(&self) -> impl Iterator<Item = Sample> + '_ {
         let start = (self.next + self.samples.len() - self.len) % self.samples.len();
-        (0..self.len).map(move |i| {
-            let sample = self.samples[(start + i) % self.samples.len()];
-            (sample != LOST).then_some(sample)
-        })
+        (0..self.len).map(move |i| self.samples[(start + i) % self.samples.len()])
     }
 
-    /// The same outcomes in a window of another size, keeping the newest.
-    pub fn resized(&self, capacity: usize) -> Window {
-        let mut window = Window::new(capacity);
-        let skip = self.len.saturating_sub(window.capacity());
-        for outcome in self.outcomes().skip(skip) {
-            window.push(outcome.unwrap_or(LOST));
+    /// Newest first.
+    fn newest_first(&self) -> impl Iterator<Item = Sample> + '_ {
+        let last = self.next + self.samples.len();
+        (1..=self.len).map(move |i| self.samples[(last - i) % self.samples.len()])
+    }
+
+    /// Outcomes sent since `since`, oldest first: `Some(rtt)` or `None` for a lost probe.
+    pub fn outcomes(&self, since: Instant) -> impl Iterator<Item = Option<u32>> + '_ {
+        self.iter().filter(move |s| s.sent >= since).map(|s| (s.rtt != LOST).then_some(s.rtt))
+    }
+
+    /// `(lost, resolved)` among the probes sent since `since`, or among the last `least` if
+    /// fewer were.
+    pub fn loss_counts(&self, since: Instant, least: usize) -> (u32, u32) {
+        self.newest_first()
+            .enumerate()
+            .take_while(|(i, s)| s.sent >= since || *i < least)
+            .fold((0, 0), |(lost, all), (_, s)| (lost + u32::from(s.rtt == LOST), all + 1))
+    }
+
+    /// Loss with bounds over the loss window (since `since`) and over the newest outcomes.
+    pub fn loss(&self, since: Instant) -> ((u32, u32), (u32, u32)) {
+        (self.loss_counts(since, LEAST_OUTCOMES), self.loss_counts(Instant::NEVER, RECENT_OUTCOMES))
+    }
+
+    /// Latency and jitter with bounds from the paced replies sent since `since` (at least the
+    /// last few); `None` without one.
+    pub fn delays(&self, since: Instant) -> Option<(Estimate, Estimate)> {
+        let mut chosen = [0u32; MAX_WINDOW];
+        let mut replies = 0;
+        for sample in self.newest_first().filter(|s| s.paced && s.rtt != LOST) {
+            if sample.sent < since && replies >= LEAST_REPLIES {
+                break;
+            }
+            chosen[replies] = sample.rtt;
+            replies += 1;
         }
-        window
-    }
-
-    /// `None` while no probe in the window was answered: there is no latency to speak of.
-    pub fn telemetry(&self) -> Option<Telemetry> {
+        chosen[..replies].reverse();
         let mut rtts = [0u32; MAX_WINDOW];
-        let mut answered = 0;
-        let mut jitter_sum: u64 = 0;
+        let mut steps = [0u32; MAX_WINDOW];
+        let mut differences = 0;
         let mut previous: Option<u32> = None;
-        for rtt in self.outcomes().flatten() {
-            rtts[answered] = rtt;
-            answered += 1;
+        for (i, &rtt) in chosen[..replies].iter().enumerate() {
+            rtts[i] = rtt;
             if let Some(previous) = previous {
-                jitter_sum += u64::from(rtt.abs_diff(previous));
+                steps[differences] = rtt.abs_diff(previous);
+                differences += 1;
             }
             previous = Some(rtt);
         }
-        if answered == 0 {
+        if replies == 0 {
             return None;
         }
-        let lost = self.len - answered;
-        Some(Telemetry {
-            latency_us: median(&mut rtts[..answered]),
-            jitter_us: if answered > 1 { (jitter_sum / (answered as u64 - 1)) as u32 } else { 0 },
-            loss_bp: (lost as u32 * FULL_LOSS) / self.len as u32,
-        })
+        let jitter = if differences == 0 {
+            Estimate::default()
+        } else {
+            median_with_bounds(&mut steps[..differences])
+        };
+        Some((median_with_bounds(&mut rtts[..replies]), jitter))
     }
 }
 
-/// Median of a small slice (mean of the middle two for an even count); sorts in place.
-fn median(values: &mut [u32]) -> u32 {
+impl Default for Window {
+    fn default() -> Window {
+        Window::new()
+    }
+}
+
+/// The integer square root (floor).
+pub fn isqrt(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    // Newton's method from a power of two at or above the root: it only comes down.
+    let mut x = 1u64 << (64 - n.leading_zeros()).div_ceil(2);
+    loop {
+        let y = (x + n / x) / 2;
+        if y >= x {
+            return x;
+        }
+        x = y;
+    }
+}
+
+/// The median of a small slice (mean of the middle two for an even count) and the order
+/// statistics that bound it: ranks `(n ∓ z·√n) / 2`, the distribution-free interval of a median.
+/// Sorts in place.
+pub fn median_with_bounds(values: &mut [u32]) -> Estimate {
     values.sort_unstable();
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
+    let n = values.len();
+    let mid = n / 2;
+    let value = if n % 2 == 1 {
         values[mid]
     } else {
         ((u64::from(values[mid - 1]) + u64::from(values[mid])) / 2) as u32
-    }
+    };
+    // z·√n / 2 ranks from the middle, at least one.
+    let spread = ((Z_MILLI * isqrt(n as u64 * 1_000_000) / 1_000_000 / 2) as usize).max(1);
+    let low = values[mid.saturating_sub(spread)];
+    let high = values[(mid + spread).min(n - 1)];
+    Estimate { value, low: low.min(value), high: high.max(value) }
 }
 
-/// A link's telemetry from its targets' telemetry: the median of each figure, so one target that
-/// misbehaves (filtered, rate-limited, far away) cannot decide for the whole link on its own.
-pub fn consensus(targets: impl Iterator<Item = Telemetry>) -> Option<Telemetry> {
-    let mut latency = [0u32; MAX_TARGETS];
-    let mut jitter = [0u32; MAX_TARGETS];
-    let mut loss = [0u32; MAX_TARGETS];
-    let mut count = 0;
-    for telemetry in targets.take(MAX_TARGETS) {
-        latency[count] = telemetry.latency_us;
-        jitter[count] = telemetry.jitter_us;
-        loss[count] = telemetry.loss_bp;
+/// Loss in basis points with Wilson's interval at the module's z: sound for few samples and for
+/// shares near 0 or 100 %, unlike the normal approximation.
+pub fn loss_estimate(lost: u32, resolved: u32) -> Estimate {
+    if resolved == 0 {
+        return Estimate { value: 0, low: 0, high: FULL_LOSS };
+    }
+    // In millionths: p = lost / n, z² = Z_MILLI² / 10⁶.
+    let n = u64::from(resolved);
+    let p = u64::from(lost) * 1_000_000 / n;
+    let z2 = Z_MILLI * Z_MILLI; // z² in millionths
+    let denominator = 1_000_000 + z2 / n; // 1 + z²/n, millionths
+    let centre = p + z2 / (2 * n); // p + z²/2n, millionths
+    // z·√(p(1−p)/n + z²/4n²), millionths.
+    let variance = p * (1_000_000 - p) / n + z2 * 1_000_000 / (4 * n * n);
+    let margin = Z_MILLI * isqrt(variance) / 1_000;
+    let bound = |x: u64| (x * 1_000_000 / denominator / 100).min(u64::from(FULL_LOSS)) as u32;
+    let value = (p / 100) as u32;
+    let low = bound(centre.saturating_sub(margin)).min(value);
+    let high = bound(centre + margin).max(value);
+    Estimate { value, low, high }
+}
+
+/// A link's stats from its targets': the median of each delay figure (so one target that
+/// misbehaves cannot decide for the link), loss pooled over them (more samples, tighter
+/// bounds). `recent` are each target's newest `(lost, resolved)`, pooled the same way.
+pub fn consensus(targets: impl Iterator<Item = (Stats, (u32, u32))>) -> Option<Stats> {
+    let mut figures = [[Estimate::default(); MAX_TARGETS]; 2];
+    let (mut count, mut lost, mut resolved, mut recent_lost, mut recent) = (0, 0, 0, 0, 0);
+    for (stats, (lost_now, resolved_now)) in targets.take(MAX_TARGETS) {
+        figures[0][count] = stats.latency;
+        figures[1][count] = stats.jitter;
+        lost += stats.lost;
+        resolved += stats.resolved;
+        recent_lost += lost_now;
+        recent += resolved_now;
         count += 1;
     }
-    (count > 0).then(|| Telemetry {
-        latency_us: median(&mut latency[..count]),
-        jitter_us: median(&mut jitter[..count]),
-        loss_bp: median(&mut loss[..count]),
+    (count > 0).then(|| Stats {
+        latency: median_estimate(&mut figures[0][..count]),
+        jitter: median_estimate(&mut figures[1][..count]),
+        loss: loss_estimate(lost, resolved),
+        lost,
+        resolved,
+        recent_loss: loss_estimate(recent_lost, recent),
     })
+}
+
+/// The median of each part of a few estimates.
+fn median_estimate(estimates: &mut [Estimate]) -> Estimate {
+    let part = |pick: fn(&Estimate) -> u32| {
+        let mut values = [0u32; MAX_TARGETS];
+        for (slot, e) in values.iter_mut().zip(estimates.iter()) {
+            *slot = pick(e);
+        }
+        let values = &mut values[..estimates.len()];
+        values.sort_unstable();
+        let mid = values.len() / 2;
+        if values.len() % 2 == 1 {
+            values[mid]
+        } else {
+            ((u64::from(values[mid - 1]) + u64::from(values[mid])) / 2) as u32
+        }
+    };
+    Estimate { value: part(|e| e.value), low: part(|e| e.low), high: part(|e| e.high) }
 }
 
 #[cfg(test)]
@@ -162,88 +316,129 @@ mod tests {
     use super::*;
 
     fn window(outcomes: &[Option<u32>]) -> Window {
-        let mut w = Window::new(outcomes.len());
-        for outcome in outcomes {
+        let mut w = Window::new();
+        for (i, outcome) in outcomes.iter().enumerate() {
+            let sent = Instant::from_millis(i as u64 * 1000);
             match outcome {
-                Some(rtt) => w.push_reply(u64::from(*rtt)),
-                None => w.push_lost(),
+                Some(rtt) => w.push_reply(sent, u64::from(*rtt), true),
+                None => w.push_lost(sent, true),
             }
         }
         w
     }
 
     #[test]
-    fn empty_or_all_lost_window_has_no_telemetry() {
-        assert_eq!(Window::new(4).telemetry(), None);
-        assert_eq!(window(&[None, None]).telemetry(), None);
+    fn an_empty_or_all_lost_window_has_no_delays() {
+        assert_eq!(Window::new().delays(Instant::ZERO), None);
+        assert_eq!(window(&[None, None]).delays(Instant::ZERO), None);
     }
 
     #[test]
-    fn latency_is_a_median_robust_to_one_outlier() {
-        let t = window(&[Some(10_000), Some(12_000), Some(900_000), Some(11_000), Some(13_000)])
-            .telemetry()
-            .unwrap();
-        assert_eq!(t.latency_us, 12_000);
-        let even = window(&[Some(10_000), Some(20_000)]).telemetry().unwrap();
-        assert_eq!(even.latency_us, 15_000);
+    fn latency_and_jitter_are_medians_that_one_outlier_cannot_move() {
+        let calm: Vec<Option<u32>> = (0..20).map(|i| Some(20_000 + (i % 2) * 2_000)).collect();
+        let (latency, jitter) = window(&calm).delays(Instant::ZERO).unwrap();
+        let mut spiked = calm.clone();
+        spiked[10] = Some(800_000);
+        let (latency_spiked, jitter_spiked) = window(&spiked).delays(Instant::ZERO).unwrap();
+        assert_eq!(latency.value, 21_000);
+        assert_eq!(latency_spiked.value, 22_000, "the median moves by one rank at most");
+        assert_eq!(jitter.value, 2_000);
+        assert_eq!(jitter_spiked.value, 2_000, "two huge steps among nineteen do not count");
     }
 
     #[test]
-    fn jitter_is_mean_absolute_difference_of_consecutive_replies() {
-        // |12-10| + |8-12| + |8-8| = 6 over 3 differences = 2 ms; the lost probe is skipped.
-        let t = window(&[Some(10_000), Some(12_000), None, Some(8_000), Some(8_000)])
-            .telemetry()
-            .unwrap();
-        assert_eq!(t.jitter_us, 2_000);
-        assert_eq!(window(&[Some(10_000)]).telemetry().unwrap().jitter_us, 0);
+    fn bounds_hold_the_value_and_narrow_with_samples() {
+        let few: Vec<Option<u32>> = (0..5).map(|i| Some(10_000 + i * 1_000)).collect();
+        let many: Vec<Option<u32>> = (0..60).map(|i| Some(10_000 + (i % 5) * 1_000)).collect();
+        let (few, _) = window(&few).delays(Instant::ZERO).unwrap();
+        let (many, _) = window(&many).delays(Instant::ZERO).unwrap();
+        assert!(few.low <= few.value && few.value <= few.high);
+        assert_eq!((few.low, few.value, few.high), (11_000, 12_000, 13_000));
+        assert!(many.high - many.low < few.high - few.low, "{many:?} vs {few:?}");
     }
 
     #[test]
-    fn loss_counts_only_resolved_probes() {
-        let t = window(&[Some(1), None, Some(1), None]).telemetry().unwrap();
-        assert_eq!(t.loss_bp, 5_000);
-        let mut w = Window::new(10);
-        w.push_reply(5);
-        w.push_lost();
-        w.push_lost();
-        // Three resolved probes in a window of ten: 2/3, not 2/10.
-        assert_eq!(w.telemetry().unwrap().loss_bp, 6_666);
+    fn the_window_is_by_time_with_a_least_number_of_samples() {
+        let mut outcomes = vec![Some(100_000); 6];
+        outcomes.extend([Some(10_000), Some(10_000), Some(10_000), Some(10_000), None]);
+        let w = window(&outcomes);
+        let (latency, _) = w.delays(Instant::from_millis(6_000)).unwrap();
+        assert_eq!(latency.value, 10_000, "only what was sent since 6 s counts");
+        assert_eq!(w.loss_counts(Instant::from_millis(6_000), 0), (1, 5));
+        assert_eq!(w.loss_counts(Instant::ZERO, 0), (1, 11));
+        // Never fewer than the least: the last four replies whatever their age.
+        let (latency, _) = w.delays(Instant::from_millis(9_000)).unwrap();
+        assert_eq!(latency.value, 10_000);
+        assert_eq!(w.loss_counts(Instant::NEVER, 3), (1, 3));
     }
 
     #[test]
-    fn window_slides_and_resizes_keeping_the_newest() {
-        let mut w = Window::new(3);
-        for rtt in [1, 2, 3, 4, 5] {
-            w.push_reply(rtt);
+    fn burst_replies_count_for_loss_not_for_delays() {
+        let mut w = Window::new();
+        for i in 0..10 {
+            w.push_reply(Instant::from_millis(i * 1000), 20_000, true);
         }
-        assert_eq!(w.outcomes().collect::<Vec<_>>(), [Some(3), Some(4), Some(5)]);
-        let smaller = w.resized(2);
-        assert_eq!(smaller.outcomes().collect::<Vec<_>>(), [Some(4), Some(5)]);
-        let larger = w.resized(5);
-        assert_eq!(larger.outcomes().collect::<Vec<_>>(), [Some(3), Some(4), Some(5)]);
-        w.clear();
-        assert!(w.is_empty());
+        for i in 0..10 {
+            w.push_reply(Instant::from_millis(9_000 + i * 10), 800_000, false);
+        }
+        w.push_lost(Instant::from_millis(9_200), false);
+        let (latency, _) = w.delays(Instant::ZERO).unwrap();
+        assert_eq!(latency.value, 20_000, "the burst does not outvote the paced seconds");
+        assert_eq!(w.loss_counts(Instant::ZERO, 0), (1, 21));
+    }
+
+    #[test]
+    fn wilson_bounds_are_sound_at_the_edges() {
+        let none = loss_estimate(0, 20);
+        assert_eq!((none.low, none.value), (0, 0));
+        assert!(none.high > 0 && none.high < 1_500, "{none:?}");
+        let all = loss_estimate(20, 20);
+        assert_eq!((all.value, all.high), (FULL_LOSS, FULL_LOSS));
+        assert!(all.low > 8_500, "{all:?}");
+        let third = loss_estimate(30, 100);
+        assert_eq!(third.value, 3_000);
+        assert!(
+            (2_300..2_500).contains(&third.low) && (3_500..3_700).contains(&third.high),
+            "{third:?}"
+        );
+        assert_eq!(loss_estimate(0, 0), Estimate { value: 0, low: 0, high: FULL_LOSS });
     }
 
     #[test]
     fn restart_keeps_only_a_newest_reply() {
         let mut w = window(&[None, None, Some(7)]);
         w.restart();
-        assert_eq!(w.outcomes().collect::<Vec<_>>(), [Some(7)]);
+        assert_eq!(w.outcomes(Instant::ZERO).collect::<Vec<_>>(), [Some(7)]);
         let mut w = window(&[Some(7), None]);
         w.restart();
         assert!(w.is_empty());
     }
 
     #[test]
-    fn consensus_is_the_median_of_targets() {
-        let a = Telemetry { latency_us: 10, jitter_us: 1, loss_bp: 0 };
-        let b = Telemetry { latency_us: 30, jitter_us: 9, loss_bp: 10_000 };
-        let c = Telemetry { latency_us: 20, jitter_us: 2, loss_bp: 100 };
-        assert_eq!(
-            consensus([a, b, c].into_iter()),
-            Some(Telemetry { latency_us: 20, jitter_us: 2, loss_bp: 100 })
-        );
+    fn the_consensus_is_the_median_of_delays_and_the_pool_of_loss() {
+        let stats = |latency: u32, lost: u32| {
+            let stats = Stats {
+                latency: Estimate { value: latency, low: latency, high: latency },
+                jitter: Estimate::default(),
+                loss: loss_estimate(lost, 10),
+                lost,
+                resolved: 10,
+                recent_loss: Estimate::default(),
+            };
+            (stats, (lost.min(4), 4))
+        };
+        let link = consensus([stats(10, 0), stats(30, 10), stats(20, 2)].into_iter()).unwrap();
+        assert_eq!(link.latency.value, 20);
+        assert_eq!((link.lost, link.resolved, link.loss.value), (12, 30, 4_000));
+        assert_eq!(link.recent_loss.value, 5_000, "6 of the 12 newest");
         assert_eq!(consensus(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn isqrt_is_the_floor() {
+        for n in [0u64, 1, 2, 3, 4, 15, 16, 17, 1 << 40, u64::MAX] {
+            let r = isqrt(n);
+            assert!(r * r <= n && (r + 1).checked_mul(r + 1).is_none_or(|s| s > n), "{n}");
+        }
     }
 }

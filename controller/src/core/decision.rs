@@ -1,0 +1,151 @@
+//! What the engine hands out and takes in: probes to send, link events, the operator's mode, and
+//! decisions with the reason and numbers behind each (its `Display` is the log line).
+
+use super::link_state::DeadCause;
+use super::name::LinkName;
+use super::score::Score;
+use super::time::{Instant, Micros, ShowDuration};
+use std::fmt;
+use std::net::IpAddr;
+
+/// Index of a link in the engine's current config.
+pub type LinkIndex = usize;
+
+/// A probe the caller must send now: an ICMP echo to `address` through link `link`, identified by
+/// `seq`. Report its reply or a failure to send; if neither comes, the engine counts it lost after
+/// the link's timeout.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub link: LinkIndex,
+    pub target: usize,
+    pub seq: u16,
+    pub address: IpAddr,
+}
+
+/// What the OS said about a link's device.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// Carrier lost, device removed, or its address gone: the link is dead now.
+    Down,
+    /// The device is back with carrier and an address: probe it again.
+    Up,
+}
+
+/// Who chooses the link.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Auto,
+    /// The operator forced this link; sticky until [`Mode::Auto`].
+    Forced(LinkName),
+}
+
+/// The rule that made a decision, with the numbers that triggered it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The first choice after start: every link has a verdict, this one scores best.
+    Initial { score: Score },
+    /// (a) The current link died; `score` is the new link's.
+    CurrentDead { cause: DeadCause, score: Score },
+    /// (b) Better by at least `margin` even at the bounds of what both links' samples allow (the
+    /// current link at its best, `from_low`; the new one at its worst, `to_high`) for `held`.
+    Better { evidence: Evidence, held: Micros },
+    /// (c) The same for a return to a link earlier in the config, held for at least the failback
+    /// hold.
+    Failback { evidence: Evidence, held: Micros },
+    /// (d) Every link is dead: the route stays where it is. `from` and `to` are the same link.
+    AllDead,
+    /// (e) The operator forced the link.
+    Forced,
+    /// (e) The forced link is dead and `forced_link_dies` is `fallback`: the best live link instead.
+    ForcedLinkDead { forced: LinkName, score: Score },
+    /// The link the route was on was removed or disabled by a config reload.
+    LinkRemoved { score: Score },
+}
+
+/// The numbers behind a switch to a better link: both scores, and the bounds that prove the
+/// difference is not noise.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    pub from_score: Score,
+    /// The current link's score at its best, as far as its samples tell.
+    pub from_low: Score,
+    pub to_score: Score,
+    /// The new link's score at its worst.
+    pub to_high: Score,
+    pub margin: Score,
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "scored {} (at worst {}) against {} (at best {}), better by more than the hysteresis {}",
+            self.to_score, self.to_high, self.from_score, self.from_low, self.margin
+        )
+    }
+}
+
+/// A decision: move the default route from `from` to `to` (or, for [`Reason::AllDead`], keep it).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub at: Instant,
+    pub from: Option<LinkName>,
+    pub to: LinkName,
+    pub reason: Reason,
+}
+
+impl Decision {
+    /// False only for the note that every link is dead: the route stays.
+    pub fn changes_route(&self) -> bool {
+        self.from != Some(self.to)
+    }
+}
+
+impl fmt::Display for Decision {
+    /// One log line: `wan -> wwan: wan is dead (no reply for 3.0 s); wwan is the best live link (score 85.2)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let from = self.from.as_ref().map_or("none", LinkName::as_str);
+        let to = self.to;
+        write!(f, "{from} -> {to}: ")?;
+        match self.reason {
+            Reason::Initial { score } => write!(f, "first choice, {to} scores best ({score})"),
+            Reason::CurrentDead { cause, score } => {
+                write!(f, "{from} is dead ({cause}); {to} is the best live link (score {score})")
+            }
+            Reason::Better { evidence, held } => {
+                write!(f, "{to} {evidence}, for {}", ShowDuration(held))
+            }
+            Reason::Failback { evidence, held } => {
+                write!(f, "failback: {to} {evidence}, for {}", ShowDuration(held))
+            }
+            Reason::AllDead => write!(f, "every link is dead; keeping the default route on {to}"),
+            Reason::Forced => write!(f, "forced by the operator"),
+            Reason::ForcedLinkDead { forced, score } => write!(
+                f,
+                "forced link {forced} is dead, falling back to the best live link {to} (score {score})"
+            ),
+            Reason::LinkRemoved { score } => write!(
+                f,
+                "{from} was removed or disabled by a config reload; {to} is the best live link (score {score})"
+            ),
+        }
+    }
+}
+
+/// Why the operator's command was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModeError {
+    UnknownLink(String),
+    LinkDisabled(LinkName),
+}
+
+impl fmt::Display for ModeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModeError::UnknownLink(name) => write!(f, "no link named {name:?} in the config"),
+            ModeError::LinkDisabled(name) => write!(f, "link {name} is disabled in the config"),
+        }
+    }
+}
+
+impl std::error::Error for ModeError {}

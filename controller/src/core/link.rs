@@ -1,0 +1,594 @@
+//! One link as the engine sees it: its targets' probes in flight and their outcomes, when it
+//! probes next and how hard, what its samples say (stats, score and bounds), and whether it lives.
+//!
+//! - **Pace.** A link carrying the route (or dead, or before the first choice) probes each target
+//!   every `interval_ms`, its targets in turn; a healthy standby every `standby_interval_ms`; a
+//!   suspect link in a burst, a probe every 50 ms, bounded per burst and per minute.
+//! - **Late.** A probe is late once unanswered for longer than this path's own srtt + 4·rttvar
+//!   (as TCP's RTO); a late probe makes the link suspect. It is *lost* only after `timeout_ms`.
+//! - **Death.** A link is dead when nothing answered for `dead_after_ms` *and* enough probes went
+//!   unanswered since the last reply that random loss at the rate the link shows could not do it
+//!   (at most once in 10⁶ silences): silence alone proves nothing between two slow probes, and a
+//!   lossy link is not dead.
+
+use super::config::LinkConfig;
+use super::decision::Probe;
+use super::link_state::{DeadCause, LinkState, StateCell};
+use super::name::LinkName;
+use super::score::{Score, raw_score, score_bounds, smooth};
+use super::telemetry::{FULL_LOSS, Stats, Telemetry, Window, consensus, loss_estimate};
+use super::time::{Instant, Micros};
+use std::net::IpAddr;
+
+/// Probes one target may have in flight: a burst sends ten a second to each, and a path may take
+/// most of a second to answer.
+const MAX_IN_FLIGHT: usize = 16;
+/// Probes of one burst, and how far apart (over the link's targets in turn).
+pub(super) const BURST_PROBES: u32 = 10;
+const BURST_SPACING: Micros = 50_000;
+/// Burst probes a link may send: one token every 125 ms (8 a second on average), at most this
+/// many saved up (a minute's worth).
+const BURST_TOKENS: u32 = 480;
+const TOKEN_EVERY: Micros = 125_000;
+/// A probe is never late sooner than this, however short and steady the path.
+const LATE_FLOOR: Micros = 30_000;
+/// How rarely random loss may fake a death: the chance, in parts per 10¹², that a silence of the
+/// required length is only loss (10⁻⁶).
+const FAKE_DEATH: u64 = 1_000_000;
+
+#[derive(Copy, Clone, Debug)]
+struct InFlight {
+    seq: u16,
+    sent: Instant,
+    /// Already counted late: a probe adds to the evidence once.
+    late: bool,
+    /// Sent in the link's rhythm, not in a burst: its RTT counts for latency and jitter.
+    paced: bool,
+}
+
+/// One probe target of a link.
+#[derive(Clone, Debug)]
+pub struct Target {
+    address: IpAddr,
+    window: Window,
+    in_flight: [Option<InFlight>; MAX_IN_FLIGHT],
+    /// Smoothed RTT and its variation, µs; zero before the first reply.
+    srtt: Micros,
+    rttvar: Micros,
+    last_reply: Option<Instant>,
+    /// The last eight resolved outcomes, newest in bit 0 (1: answered), and how many there are.
+    recent: u8,
+    resolved: u8,
+    stats: Option<Stats>,
+    /// `(lost, resolved)` among the newest outcomes.
+    newest: (u32, u32),
+}
+
+impl Target {
+    fn new(address: IpAddr) -> Target {
+        Target {
+            address,
+            window: Window::new(),
+            in_flight: [None; MAX_IN_FLIGHT],
+            srtt: 0,
+            rttvar: 0,
+            last_reply: None,
+            recent: 0,
+            resolved: 0,
+            stats: None,
+            newest: (0, 0),
+        }
+    }
+
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    pub fn telemetry(&self) -> Option<Telemetry> {
+        self.stats.map(|s| s.telemetry())
+    }
+
+    pub fn last_reply(&self) -> Option<Instant> {
+        self.last_reply
+    }
+
+    /// Answered one of its last four probes: its figures count, its silence is news. A target
+    /// that never answers (filtered) neither decides for the link nor keeps it suspect.
+    pub fn reachable(&self) -> bool {
+        self.recent & 0b1111 != 0
+    }
+
+    /// When an unanswered probe to this target becomes late.
+    fn late_after(&self, timeout: Micros) -> Micros {
+        if self.srtt == 0 {
+            return timeout;
+        }
+        (self.srtt + 4 * self.rttvar).clamp(LATE_FLOOR, timeout)
+    }
+
+    fn resolve(&mut self, answered: bool) {
+        self.recent = (self.recent << 1) | u8::from(answered);
+        self.resolved = self.resolved.saturating_add(1);
+    }
+
+    /// Jacobson's estimator (RFC 6298), in µs.
+    fn learn_rtt(&mut self, rtt: Micros) {
+        if self.srtt == 0 {
+            self.srtt = rtt.max(1);
+            self.rttvar = rtt / 2;
+        } else {
+            self.rttvar = (3 * self.rttvar + self.srtt.abs_diff(rtt)) / 4;
+            self.srtt = (7 * self.srtt + rtt) / 8;
+        }
+    }
+
+    fn forget(&mut self) {
+        *self = Target::new(self.address);
+    }
+}
+
+/// How hard a link is probed when no burst is under way.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Pace {
+    /// It carries the route, is dead, or no choice is made yet: every `interval_ms`.
+    Active,
+    /// A healthy standby: every `standby_interval_ms`.
+    Standby,
+}
+
+/// What an outcome showed about a link.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct News {
+    /// A probe of a reachable target went late or was lost: the link may be failing.
+    pub suspect: bool,
+}
+
+/// One link with its runtime state.
+#[derive(Clone, Debug)]
+pub struct Link {
+    pub(super) config: LinkConfig,
+    bias: Score,
+    interval: Micros,
+    standby_interval: Micros,
+    timeout: Micros,
+    dead_after: Micros,
+    pub(super) state: StateCell,
+    targets: Vec<Target>,
+    /// The link's rhythm: when its next paced probe is due.
+    next_paced: Instant,
+    cursor: usize,
+    /// A burst under way: probes left, and when the next is due.
+    burst_left: u32,
+    next_burst: Instant,
+    tokens: u32,
+    tokens_at: Instant,
+    /// When the newest answered probe was sent, and probes lost since: the death evidence.
+    answered_sent: Option<Instant>,
+    lost_since_answer: u32,
+    last_reply: Option<Instant>,
+    stats: Option<Stats>,
+    raw_score: Option<Score>,
+    score: Option<Score>,
+    bounds: Option<(Score, Score)>,
+    scored_at: Instant,
+    /// Since when this link has been better than the current one, even at the bounds.
+    pub(super) better_since: Option<Instant>,
+}
+
+impl Link {
+    pub(super) fn new(config: &LinkConfig, now: Instant) -> Link {
+        let state = if config.enabled { LinkState::Pending } else { LinkState::Disabled };
+        Link {
+            config: config.clone(),
+            bias: Score::from_points(config.bias),
+            interval: config.interval_ms * 1000,
+            standby_interval: config.standby_interval_ms * 1000,
+            timeout: config.timeout_ms * 1000,
+            dead_after: config.dead_after_ms * 1000,
+            state: StateCell::new(state, now),
+            targets: config.targets.iter().map(|a| Target::new(*a)).collect(),
+            next_paced: now,
+            cursor: 0,
+            burst_left: 0,
+            next_burst: now,
+            tokens: BURST_TOKENS / 4,
+            tokens_at: now,
+            answered_sent: None,
+            lost_since_answer: 0,
+            last_reply: None,
+            stats: None,
+            raw_score: None,
+            score: None,
+            bounds: None,
+            scored_at: now,
+            better_since: None,
+        }
+    }
+
+    pub fn name(&self) -> LinkName {
+        self.config.name
+    }
+
+    pub fn config(&self) -> &LinkConfig {
+        &self.config
+    }
+
+    pub fn state(&self) -> LinkState {
+        self.state.get()
+    }
+
+    /// When the link entered its state.
+    pub fn state_since(&self) -> Instant {
+        self.state.since()
+    }
+
+    pub fn telemetry(&self) -> Option<Telemetry> {
+        self.stats.map(|s| s.telemetry())
+    }
+
+    pub fn stats(&self) -> Option<Stats> {
+        self.stats
+    }
+
+    pub fn raw_score(&self) -> Option<Score> {
+        self.raw_score
+    }
+
+    /// The smoothed score, the one links are ranked by; `None` unless the link is up.
+    pub fn score(&self) -> Option<Score> {
+        if self.is_up() { self.score } else { None }
+    }
+
+    /// The lowest and highest score the link's samples allow; `None` unless the link is up.
+    pub fn bounds(&self) -> Option<(Score, Score)> {
+        if self.is_up() { self.bounds } else { None }
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// The newest reply from any target.
+    pub fn last_reply(&self) -> Option<Instant> {
+        self.last_reply
+    }
+
+    pub(super) fn probing(&self) -> bool {
+        self.state.get().probed()
+    }
+
+    pub(super) fn is_up(&self) -> bool {
+        self.state.get() == LinkState::Up
+    }
+
+    pub(super) fn is_pending(&self) -> bool {
+        self.state.get() == LinkState::Pending
+    }
+
+    fn spacing(&self, pace: Pace) -> Micros {
+        let every = if pace == Pace::Active { self.interval } else { self.standby_interval };
+        every / self.targets.len().max(1) as u64
+    }
+
+    /// When the next probe is due: the rhythm's, or the burst's.
+    fn next_probe(&self) -> Instant {
+        if self.burst_left > 0 { self.next_paced.min(self.next_burst) } else { self.next_paced }
+    }
+
+    /// The next probe of this link if one is due at `now`; it counts as in flight. The rhythm
+    /// goes on through a burst, so latency and jitter keep their steady samples.
+    pub(super) fn poll_probe(
+        &mut self,
+        now: Instant,
+        pace: Pace,
+        seq: u16,
+    ) -> Option<(usize, u16)> {
+        if !self.probing() || self.next_probe() > now || self.targets.is_empty() {
+            return None;
+        }
+        let index = self.cursor % self.targets.len();
+        let paced = self.next_paced <= now;
+        let free = self.targets[index].in_flight.iter().any(Option::is_none);
+        if !paced && !free {
+            // A burst never costs a probe already on its way: it ends here.
+            self.burst_left = 0;
+            return None;
+        }
+        self.cursor = (index + 1) % self.targets.len();
+        if paced {
+            // A caller that fell behind resumes the rhythm instead of catching up in a rush.
+            let next = self.next_paced.after(self.spacing(pace));
+            self.next_paced = if next > now { next } else { now.after(self.spacing(pace)) };
+        } else {
+            self.burst_left -= 1;
+            self.next_burst = now.after(BURST_SPACING);
+        }
+        let target = &mut self.targets[index];
+        let slot = match target.in_flight.iter().position(Option::is_none) {
+            Some(slot) => slot,
+            None => {
+                // Every slot taken: the oldest has waited longest; it is lost now.
+                let oldest = (0..MAX_IN_FLIGHT)
+                    .min_by_key(|i| target.in_flight[*i].map_or(Instant::NEVER, |f| f.sent))
+                    .unwrap_or(0);
+                if let Some(lost) = target.in_flight[oldest].take() {
+                    self.lose(index, lost);
+                }
+                oldest
+            }
+        };
+        self.targets[index].in_flight[slot] = Some(InFlight { seq, sent: now, late: false, paced });
+        Some((index, seq))
+    }
+
+    /// Moves the next paced probe to no later than `at` (the link took over the route).
+    pub(super) fn probe_by(&mut self, at: Instant) {
+        self.next_paced = self.next_paced.min(at);
+    }
+
+    /// Starts a burst if none is under way and the minute's budget allows; true if it did.
+    pub(super) fn burst(&mut self, now: Instant, probes: u32) -> bool {
+        let earned = (now.since(self.tokens_at) / TOKEN_EVERY) as u32;
+        self.tokens = (self.tokens + earned).min(BURST_TOKENS);
+        self.tokens_at = self.tokens_at.after(u64::from(earned) * TOKEN_EVERY);
+        if !self.probing() || self.burst_left > 0 || self.tokens == 0 {
+            return false;
+        }
+        self.burst_left = probes.min(self.tokens);
+        self.tokens -= self.burst_left;
+        self.next_burst = now;
+        true
+    }
+
+    /// A reply to probe `seq` of target `target` arrived at `now`; `None` if it matches nothing
+    /// in flight (foreign, duplicated, or later than the timeout).
+    pub(super) fn on_reply(&mut self, now: Instant, target: usize, seq: u16) -> Option<News> {
+        let timeout = self.timeout;
+        let t = self.targets.get_mut(target)?;
+        let slot = t.in_flight.iter().position(|f| f.is_some_and(|f| f.seq == seq))?;
+        let probe = t.in_flight[slot].take()?;
+        let rtt = now.since(probe.sent);
+        if rtt >= timeout {
+            // The same boundary as `tick`, so the order of the two never matters.
+            let reachable = t.reachable();
+            self.lose(target, probe);
+            return Some(News { suspect: reachable && !probe.late });
+        }
+        t.window.push_reply(probe.sent, rtt, probe.paced);
+        t.learn_rtt(rtt);
+        t.resolve(true);
+        t.last_reply = Some(now);
+        self.last_reply = Some(now);
+        if self.answered_sent.is_none_or(|a| probe.sent > a) {
+            self.answered_sent = Some(probe.sent);
+            self.lost_since_answer = 0;
+        }
+        Some(News::default())
+    }
+
+    /// The probe could not be sent: it is lost now.
+    pub(super) fn on_send_failed(&mut self, probe: &Probe) -> bool {
+        let Some(t) = self.targets.get_mut(probe.target) else { return false };
+        let Some(slot) = t.in_flight.iter().position(|f| f.is_some_and(|f| f.seq == probe.seq))
+        else {
+            return false;
+        };
+        if let Some(lost) = t.in_flight[slot].take() {
+            self.lose(probe.target, lost);
+        }
+        true
+    }
+
+    fn lose(&mut self, target: usize, probe: InFlight) {
+        let t = &mut self.targets[target];
+        t.window.push_lost(probe.sent, probe.paced);
+        t.resolve(false);
+        if self.answered_sent.is_none_or(|a| probe.sent > a) {
+            self.lost_since_answer += 1;
+        }
+    }
+
+    /// Lets time pass for this link's probes: late ones make it suspect, lost ones are counted.
+    /// Returns whether anything changed, and what it showed.
+    pub(super) fn tick(&mut self, now: Instant) -> (bool, News) {
+        let (mut changed, mut news) = (false, News::default());
+        for index in 0..self.targets.len() {
+            let late_after = self.targets[index].late_after(self.timeout);
+            let reachable = self.targets[index].reachable() || self.is_pending();
+            for slot in 0..MAX_IN_FLIGHT {
+                let Some(mut probe) = self.targets[index].in_flight[slot] else { continue };
+                let waited = now.since(probe.sent);
+                if waited >= self.timeout {
+                    self.targets[index].in_flight[slot] = None;
+                    self.lose(index, probe);
+                    news.suspect |= reachable && !probe.late;
+                    changed = true;
+                } else if !probe.late && waited >= late_after {
+                    probe.late = true;
+                    self.targets[index].in_flight[slot] = Some(probe);
+                    news.suspect |= reachable;
+                    changed = true;
+                }
+            }
+        }
+        (changed, news)
+    }
+
+    /// Late or lost probes sent after the newest answered one.
+    fn unanswered(&self) -> u32 {
+        let after_answer = |f: &InFlight| self.answered_sent.is_none_or(|a| f.sent > a);
+        let late = self
+            .targets
+            .iter()
+            .flat_map(|t| t.in_flight.iter().flatten())
+            .filter(|f| f.late && after_answer(f))
+            .count() as u32;
+        late + self.lost_since_answer
+    }
+
+    /// Unanswered probes it takes to call the link dead: the smallest k with (worst plausible
+    /// loss)^k under 10⁻⁶. The worst plausible loss is the upper bound of the loss it shows, with
+    /// one loss in twenty assumed before anything is known, between 2 % and 60 %.
+    fn probes_to_death(&self) -> u32 {
+        let (lost, resolved) = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
+        let worst = loss_estimate(lost + 1, resolved + 20).high.clamp(200, 6_000);
+        let mut chance: u64 = 1_000_000_000_000;
+        let mut k = 0;
+        while chance > FAKE_DEATH {
+            chance = chance * u64::from(worst) / u64::from(FULL_LOSS);
+            k += 1;
+        }
+        k
+    }
+
+    /// Window start times: delays over the last `window` probe intervals, loss over three times
+    /// that (a rarely probed standby keeps its last few samples whatever their age).
+    fn windows(&self, now: Instant, window: u64) -> (Instant, Instant) {
+        let delays = self.interval.saturating_mul(window);
+        let start = |span: Micros| Instant::from_micros(now.as_micros().saturating_sub(span));
+        (start(delays), start(delays.saturating_mul(3)))
+    }
+
+    /// Recomputes the stats, score and bounds from the windows.
+    pub(super) fn refresh(&mut self, now: Instant, figures: &Figures) {
+        let (delays_since, loss_since) = self.windows(now, figures.window);
+        for target in &mut self.targets {
+            let ((lost, resolved), newest) = target.window.loss(loss_since);
+            target.newest = newest;
+            target.stats = target.window.delays(delays_since).map(|(latency, jitter)| {
+                let loss = loss_estimate(lost, resolved);
+                let recent_loss = loss_estimate(newest.0, newest.1);
+                Stats { latency, jitter, loss, lost, resolved, recent_loss }
+            });
+        }
+        let reachable = self.targets.iter().filter(|t| t.reachable());
+        self.stats = consensus(reachable.filter_map(|t| t.stats.map(|s| (s, t.newest))));
+        let divisor = figures.loss_divisor_centi;
+        self.raw_score = self.stats.map(|s| raw_score(&s.telemetry(), self.bias, divisor));
+        self.bounds = self.stats.map(|s| score_bounds(&s, self.bias, divisor));
+        self.score = match (self.raw_score, self.score) {
+            (Some(raw), Some(previous)) if self.is_up() => {
+                Some(smooth(previous, raw, now.since(self.scored_at), figures.smoothing))
+            }
+            (raw, _) => raw,
+        };
+        self.scored_at = now;
+    }
+
+    /// Up while it answers; dead when silent for `dead_after` with enough unanswered probes.
+    /// Returns whether the state changed.
+    pub(super) fn refresh_liveness(&mut self, now: Instant) -> bool {
+        if !self.probing() {
+            return false;
+        }
+        let answered = self.stats.is_some();
+        let silent_since = self.last_reply.unwrap_or(self.state.since());
+        let silent_for = now.since(silent_since);
+        let evidence = silent_for >= self.dead_after && self.unanswered() >= self.probes_to_death();
+        match self.state.get() {
+            LinkState::Pending | LinkState::Dead(DeadCause::NoReply { .. })
+                if answered && self.last_reply.is_some_and(|r| r >= self.state.since()) =>
+            {
+                if matches!(self.state.get(), LinkState::Dead(_)) {
+                    // Back from the dead: the outage's lost probes describe a path that is gone.
+                    for target in &mut self.targets {
+                        target.window.restart();
+                    }
+                }
+                self.state.enter(LinkState::Up, now);
+                self.better_since = None;
+                true
+            }
+            LinkState::Up | LinkState::Pending if evidence => {
+                let state = LinkState::Dead(DeadCause::NoReply { silent_for });
+                self.state.enter(state, now);
+                self.better_since = None;
+                self.burst_left = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The device went down: nothing is known of the path any more.
+    pub(super) fn device_down(&mut self, now: Instant) {
+        for target in &mut self.targets {
+            target.forget();
+        }
+        self.stats = None;
+        self.raw_score = None;
+        self.score = None;
+        self.bounds = None;
+        self.better_since = None;
+        self.burst_left = 0;
+        self.answered_sent = None;
+        self.lost_since_answer = 0;
+        self.last_reply = None;
+        self.state.enter(LinkState::Dead(DeadCause::LinkDown), now);
+    }
+
+    /// The device is back: probe it at once, measured afresh.
+    pub(super) fn device_up(&mut self, now: Instant) -> bool {
+        if self.probing() {
+            return false;
+        }
+        self.next_paced = now;
+        self.state.enter(LinkState::Pending, now)
+    }
+
+    /// When this link next needs attention: a probe due, a probe going late or lost, its silence
+    /// turning into death.
+    pub(super) fn next_deadline(&self) -> Instant {
+        if !self.probing() {
+            return Instant::NEVER;
+        }
+        let mut next = self.next_probe();
+        for target in &self.targets {
+            let late_after = target.late_after(self.timeout);
+            for probe in target.in_flight.iter().flatten() {
+                let at = if probe.late { self.timeout } else { late_after };
+                next = next.min(probe.sent.after(at));
+            }
+        }
+        // Silence turns into death only with the evidence; late and lost probes, which add to
+        // it, have deadlines of their own above.
+        let evidence = self.unanswered() >= self.probes_to_death();
+        if evidence && matches!(self.state.get(), LinkState::Up | LinkState::Pending) {
+            let silent_since = self.last_reply.unwrap_or(self.state.since());
+            next = next.min(silent_since.after(self.dead_after));
+        }
+        next
+    }
+
+    /// Moves this link's runtime state into its new config (a reload that kept it).
+    pub(super) fn carried_into(mut self, config: &LinkConfig, now: Instant) -> Link {
+        let mut link = Link::new(config, now);
+        link.targets = config
+            .targets
+            .iter()
+            .map(|address| match self.targets.iter().position(|t| t.address == *address) {
+                Some(i) => self.targets.swap_remove(i),
+                None => Target::new(*address),
+            })
+            .collect();
+        link.state = self.state;
+        link.next_paced = self.next_paced.min(now.after(link.interval));
+        link.tokens = self.tokens;
+        link.tokens_at = self.tokens_at;
+        link.answered_sent = self.answered_sent;
+        link.lost_since_answer = self.lost_since_answer;
+        link.last_reply = self.last_reply;
+        link.score = self.score;
+        link.scored_at = self.scored_at;
+        link.better_since = self.better_since;
+        link
+    }
+}
+
+/// The settings every link's figures are computed with.
+#[derive(Copy, Clone, Debug)]
+pub struct Figures {
+    pub window: u64,
+    pub loss_divisor_centi: u64,
+    pub smoothing: Micros,
+}
