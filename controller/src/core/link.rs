@@ -16,7 +16,9 @@ use super::decision::Probe;
 use super::link_state::{DeadCause, LinkState, StateCell};
 use super::name::LinkName;
 use super::score::{Score, raw_score, score_bounds, smooth};
-use super::telemetry::{FULL_LOSS, Stats, Telemetry, Window, consensus, loss_estimate};
+use super::telemetry::{
+    Estimate, FULL_LOSS, Stats, Telemetry, Window, consensus, loss_estimate, loss_value,
+};
 use super::time::{Instant, Micros};
 use std::net::IpAddr;
 
@@ -32,6 +34,9 @@ const BURST_TOKENS: u32 = 480;
 const TOKEN_EVERY: Micros = 125_000;
 /// A probe is never late sooner than this, however short and steady the path.
 const LATE_FLOOR: Micros = 30_000;
+/// A target's stats are recomputed when it has a new outcome, and at least this often as its
+/// windows move on.
+const STATS_AGE: Micros = 1_000_000;
 /// How rarely random loss may fake a death: the chance, in parts per 10¹², that a silence of the
 /// required length is only loss (10⁻⁶).
 const FAKE_DEATH: u64 = 1_000_000;
@@ -62,6 +67,10 @@ pub struct Target {
     stats: Option<Stats>,
     /// `(lost, resolved)` among the newest outcomes.
     newest: (u32, u32),
+    /// New outcomes since the stats were computed, or when they were: stats are recomputed for
+    /// the target that changed, and for the others as their windows age.
+    dirty: bool,
+    computed_at: Instant,
 }
 
 impl Target {
@@ -77,6 +86,8 @@ impl Target {
             resolved: 0,
             stats: None,
             newest: (0, 0),
+            dirty: true,
+            computed_at: Instant::ZERO,
         }
     }
 
@@ -107,6 +118,7 @@ impl Target {
     }
 
     fn resolve(&mut self, answered: bool) {
+        self.dirty = true;
         self.recent = (self.recent << 1) | u8::from(answered);
         self.resolved = self.resolved.saturating_add(1);
     }
@@ -166,6 +178,8 @@ pub struct Link {
     answered_sent: Option<Instant>,
     lost_since_answer: u32,
     last_reply: Option<Instant>,
+    /// Unanswered probes it takes to call the link dead, from its current loss figures.
+    probes_to_death: u32,
     stats: Option<Stats>,
     raw_score: Option<Score>,
     score: Option<Score>,
@@ -196,6 +210,7 @@ impl Link {
             answered_sent: None,
             lost_since_answer: 0,
             last_reply: None,
+            probes_to_death: probes_to_death(0, 0),
             stats: None,
             raw_score: None,
             score: None,
@@ -426,20 +441,6 @@ impl Link {
         late + self.lost_since_answer
     }
 
-    /// Unanswered probes it takes to call the link dead: the smallest k with (worst plausible
-    /// loss)^k under 10⁻⁶. The worst plausible loss is the upper bound of the loss it shows, with
-    /// one loss in twenty assumed before anything is known, between 2 % and 60 %.
-    fn probes_to_death(&self) -> u32 {
-        let (lost, resolved) = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
-        let worst = loss_estimate(lost + 1, resolved + 20).high.clamp(200, 6_000);
-        let mut chance: u64 = 1_000_000_000_000;
-        let mut k = 0;
-        while chance > FAKE_DEATH {
-            chance = chance * u64::from(worst) / u64::from(FULL_LOSS);
-            k += 1;
-        }
-        k
-    }
 
     /// Window start times: delays over the last `window` probe intervals, loss over three times
     /// that (a rarely probed standby keeps its last few samples whatever their age).
@@ -453,16 +454,24 @@ impl Link {
     pub(super) fn refresh(&mut self, now: Instant, figures: &Figures) {
         let (delays_since, loss_since) = self.windows(now, figures.window);
         for target in &mut self.targets {
+            if !target.dirty && now.since(target.computed_at) < STATS_AGE {
+                continue;
+            }
+            target.dirty = false;
+            target.computed_at = now;
             let ((lost, resolved), newest) = target.window.loss(loss_since);
             target.newest = newest;
+            // A target's own loss is only shown: its bounds are the link's, from the pool.
             target.stats = target.window.delays(delays_since).map(|(latency, jitter)| {
-                let loss = loss_estimate(lost, resolved);
-                let recent_loss = loss_estimate(newest.0, newest.1);
+                let loss = Estimate::exactly(loss_value(lost, resolved));
+                let recent_loss = Estimate::exactly(loss_value(newest.0, newest.1));
                 Stats { latency, jitter, loss, lost, resolved, recent_loss }
             });
         }
         let reachable = self.targets.iter().filter(|t| t.reachable());
         self.stats = consensus(reachable.filter_map(|t| t.stats.map(|s| (s, t.newest))));
+        let (lost, resolved) = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
+        self.probes_to_death = probes_to_death(lost, resolved);
         let divisor = figures.loss_divisor_centi;
         self.raw_score = self.stats.map(|s| raw_score(&s.telemetry(), self.bias, divisor));
         self.bounds = self.stats.map(|s| score_bounds(&s, self.bias, divisor));
@@ -484,7 +493,7 @@ impl Link {
         let answered = self.stats.is_some();
         let silent_since = self.last_reply.unwrap_or(self.state.since());
         let silent_for = now.since(silent_since);
-        let evidence = silent_for >= self.dead_after && self.unanswered() >= self.probes_to_death();
+        let evidence = silent_for >= self.dead_after && self.unanswered() >= self.probes_to_death;
         match self.state.get() {
             LinkState::Pending | LinkState::Dead(DeadCause::NoReply { .. })
                 if answered && self.last_reply.is_some_and(|r| r >= self.state.since()) =>
@@ -493,6 +502,7 @@ impl Link {
                     // Back from the dead: the outage's lost probes describe a path that is gone.
                     for target in &mut self.targets {
                         target.window.restart();
+                        target.dirty = true;
                     }
                 }
                 self.state.enter(LinkState::Up, now);
@@ -552,7 +562,7 @@ impl Link {
         }
         // Silence turns into death only with the evidence; late and lost probes, which add to
         // it, have deadlines of their own above.
-        let evidence = self.unanswered() >= self.probes_to_death();
+        let evidence = self.unanswered() >= self.probes_to_death;
         if evidence && matches!(self.state.get(), LinkState::Up | LinkState::Pending) {
             let silent_since = self.last_reply.unwrap_or(self.state.since());
             next = next.min(silent_since.after(self.dead_after));
@@ -567,7 +577,12 @@ impl Link {
             .targets
             .iter()
             .map(|address| match self.targets.iter().position(|t| t.address == *address) {
-                Some(i) => self.targets.swap_remove(i),
+                Some(i) => {
+                    // The window setting may have changed: its figures follow at once.
+                    let mut target = self.targets.swap_remove(i);
+                    target.dirty = true;
+                    target
+                }
                 None => Target::new(*address),
             })
             .collect();
@@ -583,6 +598,20 @@ impl Link {
         link.better_since = self.better_since;
         link
     }
+}
+
+/// Unanswered probes it takes to call a link dead: the smallest k with (worst plausible loss)^k
+/// under 10⁻⁶. The worst plausible loss is the upper bound of the loss it shows, with one loss in
+/// twenty assumed before anything is known, between 2 % and 60 %.
+fn probes_to_death(lost: u32, resolved: u32) -> u32 {
+    let worst = loss_estimate(lost + 1, resolved + 20).high.clamp(200, 6_000);
+    let mut chance: u64 = 1_000_000_000_000;
+    let mut k = 0;
+    while chance > FAKE_DEATH {
+        chance = chance * u64::from(worst) / u64::from(FULL_LOSS);
+        k += 1;
+    }
+    k
 }
 
 /// The settings every link's figures are computed with.

@@ -32,6 +32,13 @@ pub struct Estimate {
     pub high: u32,
 }
 
+impl Estimate {
+    /// A figure known exactly (or shown without its bounds).
+    pub fn exactly(value: u32) -> Estimate {
+        Estimate { value, low: value, high: value }
+    }
+}
+
 /// What a window, or a link's set of targets, says about the path.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Telemetry {
@@ -243,6 +250,11 @@ pub fn median_with_bounds(values: &mut [u32]) -> Estimate {
     let low = values[mid.saturating_sub(spread)];
     let high = values[(mid + spread).min(n - 1)];
     Estimate { value, low: low.min(value), high: high.max(value) }
+}
+
+/// Loss in basis points, without bounds.
+pub fn loss_value(lost: u32, resolved: u32) -> u32 {
+    if resolved == 0 { 0 } else { (u64::from(lost) * u64::from(FULL_LOSS) / u64::from(resolved)) as u32 }
 }
 
 /// Loss in basis points with Wilson's interval at the module's z: sound for few samples and for
