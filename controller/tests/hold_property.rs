@@ -88,12 +88,12 @@ proptest! {
                 Reason::Better { evidence, held } => {
                     prop_assert!(held >= hold);
                     // Better even at the bounds: the current link at its best, the new at its worst.
-                    prop_assert!(evidence.from_low.0 - evidence.to_high.0 >= (hysteresis * 1000) as i64);
+                    prop_assert!(evidence.from_low.0 - evidence.to_high.0 > (hysteresis * 1000) as i64);
                     prop_assert!(evidence.from_score > evidence.to_score);
                 }
                 Reason::Failback { evidence, held } => {
                     prop_assert!(held >= hold.max(failback_hold_ms * 1000));
-                    prop_assert!(evidence.from_low.0 - evidence.to_high.0 >= (hysteresis * 1000) as i64);
+                    prop_assert!(evidence.from_low.0 - evidence.to_high.0 > (hysteresis * 1000) as i64);
                 }
                 other => prop_assert!(false, "unexpected reason with no dead link: {:?}", other),
             }

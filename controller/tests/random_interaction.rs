@@ -1,8 +1,9 @@
 //! Random interaction with the controller (quinn-proto's `random_interaction.rs` idea): random
 //! sequences of network conditions, device events, force/auto, reloads and time steps, driven
 //! through the same virtual loop the replay uses. After every step:
-//! - the route is never on a dead or disabled link while another link is up, unless the operator
-//!   forced it there with `forced_link_dies: stay`;
+//! - the route is never on a dead or disabled link while another link is up with every probe
+//!   answered, unless the operator forced it there with `forced_link_dies: stay`; and waits for
+//!   one with a probe outstanding only as long as its burst takes to tell (bounded);
 //! - a switch to a better link (or a failback) never comes sooner after the last route change,
 //!   mode change or reload than its hold allows;
 //! - no link makes an illegal state transition (debug builds stop on one);
@@ -106,6 +107,7 @@ fn play(ops: &[Op], stay: bool) -> Result<Vec<String>, String> {
     // When the holds last restarted for everyone: a route change, a mode change, a reload.
     let mut restarted = Instant::ZERO;
     let mut checked = 0;
+    let mut waiting_since: Option<Instant> = None;
     for op in ops {
         match *op {
             Op::Advance { ms } => {
@@ -148,24 +150,38 @@ fn play(ops: &[Op], stay: bool) -> Result<Vec<String>, String> {
             }
         }
         checked = run.decisions().len();
-        route_is_on_a_live_link(&run, stay)?;
+        let waiting = route_is_on_a_live_link(&run, stay)?;
+        match (waiting, waiting_since) {
+            (false, _) => waiting_since = None,
+            (true, None) => waiting_since = Some(run.now()),
+            (true, Some(since)) if run.now().since(since) > MAX_WAIT => {
+                return Err(format!("waited from {since:?} to {:?} for a successor", run.now()));
+            }
+            (true, Some(_)) => {}
+        }
     }
     Ok(run.decisions().iter().map(|d| format!("{:?} {d}", d.at)).collect())
 }
 
-fn route_is_on_a_live_link(run: &VirtualRun<Model>, stay: bool) -> Result<(), String> {
+/// How long the route may stay on a dead link while the only live ones have a probe outstanding:
+/// their bursts settle it, or their death does.
+const MAX_WAIT: Micros = 30_000_000;
+
+/// `Ok(true)` while the route waits on a dead link for a live one to be settled.
+fn route_is_on_a_live_link(run: &VirtualRun<Model>, stay: bool) -> Result<bool, String> {
     let engine = run.engine();
-    let Some(current) = engine.current() else { return Ok(()) };
+    let Some(current) = engine.current() else { return Ok(false) };
     if current.state() == LinkState::Up {
-        return Ok(());
+        return Ok(false);
     }
     let forced_here = engine.mode() == Mode::Forced(current.name());
     if forced_here && stay {
-        return Ok(());
+        return Ok(false);
     }
-    let other_up =
-        engine.links().iter().any(|l| l.name() != current.name() && l.state() == LinkState::Up);
-    if other_up {
+    let others_up = || {
+        engine.links().iter().filter(|l| l.name() != current.name() && l.state() == LinkState::Up)
+    };
+    if others_up().any(|l| !l.in_doubt()) {
         return Err(format!(
             "at {:?} the route is on {} ({:?}) while another link is up: {:?}",
             run.now(),
@@ -174,7 +190,7 @@ fn route_is_on_a_live_link(run: &VirtualRun<Model>, stay: bool) -> Result<(), St
             engine.links().iter().map(|l| (l.name(), l.state())).collect::<Vec<_>>()
         ));
     }
-    Ok(())
+    Ok(others_up().next().is_some())
 }
 
 proptest! {

@@ -77,7 +77,9 @@ pub fn netem_available() -> Result<bool, String> {
         .is_ok())
 }
 
-/// The `tc ... netem` arguments for one direction of a link in `condition`.
+/// The `tc ... netem` arguments for one direction of a link in `condition`: half the latency and
+/// jitter/√2 each way; loss (bursty: netem's Gilbert–Elliott model) on the way out, return loss
+/// on the way back; everything dropped in an outage or without carrier.
 pub fn netem_arguments(condition: &Condition, outbound: bool) -> Vec<String> {
     let mut arguments = vec![
         "netem".to_string(),
@@ -88,15 +90,21 @@ pub fn netem_arguments(condition: &Condition, outbound: bool) -> Vec<String> {
     if spread > 0.0 {
         arguments.extend([format!("{spread:.3}ms"), "distribution".into(), "normal".into()]);
     }
-    let loss = if condition.outage || condition.carrier == Carrier::Down {
-        100.0
-    } else if outbound {
-        condition.loss_percent
+    let percent = |v: f64| format!("{v:.3}%");
+    if condition.outage || condition.carrier == Carrier::Down {
+        arguments.extend(["loss".to_string(), percent(100.0)]);
+    } else if let (true, Some(bursts)) = (outbound, condition.bursts) {
+        // p, r, 1-h, 1-k: into the bad state, out of it, loss in it, loss out of it.
+        arguments.extend(["loss".to_string(), "gemodel".to_string()]);
+        arguments.extend([bursts.enter_percent, bursts.leave_percent, bursts.loss_percent]
+            .into_iter()
+            .chain([condition.loss_percent])
+            .map(percent));
     } else {
-        0.0
-    };
-    if loss > 0.0 {
-        arguments.extend(["loss".to_string(), format!("{loss:.3}%")]);
+        let loss = if outbound { condition.loss_percent } else { condition.return_loss_percent };
+        if loss > 0.0 {
+            arguments.extend(["loss".to_string(), percent(loss)]);
+        }
     }
     arguments
 }
@@ -237,6 +245,9 @@ impl ImpairedLink {
                 }
             }
             Backend::Netem { .. } => {
+                condition.netem_can().map_err(|what| {
+                    format!("link {}: netem cannot do {what}; use --impair relay", self.name)
+                })?;
                 let impairment_changed = netem_arguments(condition, true)
                     != netem_arguments(&self.condition, true)
                     || netem_arguments(condition, false) != netem_arguments(&self.condition, false);
@@ -285,6 +296,17 @@ mod tests {
         );
         let steady = Condition { jitter_ms: 0.0, loss_percent: 0.0, ..condition() };
         assert_eq!(netem_arguments(&steady, true).join(" "), "netem delay 25.000ms");
+        let returning = Condition { return_loss_percent: 5.0, ..steady.clone() };
+        assert_eq!(netem_arguments(&returning, false).join(" "), "netem delay 25.000ms loss 5.000%");
+        let bursty = Condition {
+            bursts: Some(crate::condition::Bursts { enter_percent: 1.0, leave_percent: 20.0, loss_percent: 100.0 }),
+            loss_percent: 0.5,
+            ..steady
+        };
+        assert_eq!(
+            netem_arguments(&bursty, true).join(" "),
+            "netem delay 25.000ms loss gemodel 1.000% 20.000% 100.000% 0.500%"
+        );
     }
 
     #[test]

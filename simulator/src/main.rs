@@ -3,6 +3,8 @@
 //! `wanmon-sim run <scenario.yaml|dir> [--engine replay|netns] [--impair auto|relay|netem] ...`,
 //! `wanmon-sim calibrate <scenario.yaml>`: see USAGE.
 
+mod judge_cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wanmon_sim::impair::Impairment;
@@ -15,6 +17,7 @@ const USAGE: &str = "usage: wanmon-sim run <scenario.yaml|dir> [--engine replay|
                      [--sample-every SECONDS]
        wanmon-sim calibrate <scenario.yaml> [--pings N] [--impair auto|relay|netem] [--check]
                      [--json FILE]
+{JUDGE}
 
   --engine replay     virtual time against the decision core: deterministic, no root (default)
   --engine netns      real namespaces, the real daemon, real time (needs root); scenarios run in
@@ -38,6 +41,11 @@ const USAGE: &str = "usage: wanmon-sim run <scenario.yaml|dir> [--engine replay|
 
 the scenario format: docs/scenarios.md
 exit status: 0 every expectation met, 1 some expectation not met, 2 bad command line or scenario";
+
+/// The whole usage text, the judge's part included.
+fn usage() -> String {
+    USAGE.replace("{JUDGE}", judge_cli::USAGE)
+}
 
 struct Options {
     path: PathBuf,
@@ -123,16 +131,19 @@ fn impair_choice(text: &str) -> Result<String, String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if matches!(args.first().map(String::as_str), Some("-h" | "--help")) {
-        println!("{USAGE}");
+        println!("{}", usage());
         return ExitCode::SUCCESS;
     }
     if args.first().map(String::as_str) == Some("calibrate") {
         return calibrate(&args[1..]);
     }
+    if args.first().map(String::as_str) == Some("judge") {
+        return judge_cli::judge(&args[1..]);
+    }
     let options = match parse(&args) {
         Ok(options) => options,
         Err(message) => {
-            eprintln!("wanmon-sim: {message}\n\n{USAGE}");
+            eprintln!("wanmon-sim: {message}\n\n{}", usage());
             return ExitCode::from(2);
         }
     };
@@ -266,7 +277,7 @@ fn calibrate(args: &[String]) -> ExitCode {
     let options = match parse_calibrate(args) {
         Ok(options) => options,
         Err(message) => {
-            eprintln!("wanmon-sim: {message}\n\n{USAGE}");
+            eprintln!("wanmon-sim: {message}\n\n{}", usage());
             return ExitCode::from(2);
         }
     };
@@ -333,6 +344,7 @@ fn run_netns(options: &Options, scenarios: &[Scenario]) -> Result<Vec<RunRecord>
         binary,
         runner: options.runner.clone(),
         impairment,
+        relay_where_netem_cannot: options.impair == "auto",
         sample_every_s: options.sample_every_s,
     };
     let longest = scenarios.iter().map(|s| s.duration_s).fold(0.0, f64::max);

@@ -51,6 +51,9 @@ pub struct Options {
     pub runner: Option<String>,
     /// What impairs the links: netem or the relay (see `Impairment::choose`).
     pub impairment: Impairment,
+    /// With `--impair auto`: a scenario netem cannot play (per-target latency, spikes, a delay
+    /// tail) runs on the relay instead. Otherwise such a scenario is refused.
+    pub relay_where_netem_cannot: bool,
     pub sample_every_s: f64,
 }
 
@@ -80,6 +83,8 @@ pub const PREFIX: &str = "wsim";
 
 /// Runs a scenario in real time; the record's route changes come from the kernel.
 pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> {
+    let impairment = impairment_for(scenario, options)?;
+    let options = &Options { impairment, ..options.clone() };
     let run_id = format!(
         "{}{}-{}",
         PREFIX,
@@ -128,6 +133,18 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<RunRecord, String> 
         let _ = daemon.wait();
     }
     Ok(record)
+}
+
+/// What impairs this scenario's links: netem only where it can play every condition.
+fn impairment_for(scenario: &Scenario, options: &Options) -> Result<Impairment, String> {
+    match (options.impairment, scenario.netem_refuses()) {
+        (Impairment::Netem, Some(_)) if options.relay_where_netem_cannot => Ok(Impairment::Relay),
+        (Impairment::Netem, Some(why)) => Err(format!(
+            "{}: netem cannot do {why}; use --impair relay or auto",
+            scenario.file.display()
+        )),
+        (impairment, _) => Ok(impairment),
+    }
 }
 
 /// Every link of the scenario, impaired, each leading to its own ISP namespace; the system's

@@ -160,8 +160,12 @@ impl RunRecord {
     /// Fills in the verdicts and figures from the route changes and samples.
     fn judge(&mut self, scenario: &Scenario) {
         self.switches = self.route_changes.iter().filter(|c| c.from.is_some()).count();
-        self.verdicts =
-            scenario.expectations.iter().map(|e| judge(e, &self.route_changes)).collect();
+        self.bad_link_s = bad_link_seconds(scenario, &self.samples);
+        self.verdicts = scenario
+            .expectations
+            .iter()
+            .map(|e| judge(e, &self.route_changes, self.bad_link_s))
+            .collect();
         self.time_to_switch_s = scenario.expectations.iter().find_map(|e| match e {
             Expectation::Switch { to, after_s, within_s } => first_switch(
                 &self.route_changes,
@@ -172,7 +176,6 @@ impl RunRecord {
             .map(|t| t - after_s),
             _ => None,
         });
-        self.bad_link_s = bad_link_seconds(scenario, &self.samples);
     }
 }
 
@@ -202,7 +205,7 @@ fn list(changes: &[&RouteChange]) -> String {
         .join(", ")
 }
 
-fn judge(expectation: &Expectation, changes: &[RouteChange]) -> Verdict {
+fn judge(expectation: &Expectation, changes: &[RouteChange], bad_link_s: f64) -> Verdict {
     let switches: Vec<&RouteChange> = changes.iter().filter(|c| c.from.is_some()).collect();
     let (met, detail) = match expectation {
         Expectation::Switch { to, after_s, within_s } => {
@@ -238,6 +241,13 @@ fn judge(expectation: &Expectation, changes: &[RouteChange]) -> Verdict {
             switches.len() <= *n as usize,
             format!("{} switches: {}", switches.len(), list(&switches)),
         ),
+        Expectation::NeverOn(link) => {
+            let onto: Vec<&RouteChange> = changes.iter().filter(|c| c.to == *link).collect();
+            (onto.is_empty(), format!("route changes onto {link}: {}", list(&onto)))
+        }
+        Expectation::MaxBadLinkS(limit) => {
+            (bad_link_s <= *limit, format!("{bad_link_s:.1} s on a bad link"))
+        }
     };
     Verdict { expectation: expectation.to_string(), met, detail }
 }

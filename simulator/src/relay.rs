@@ -6,8 +6,8 @@
 //! Delay is split over the two directions so a round trip sees the scenario's latency; loss and
 //! unreachable targets act on the way out (router to ISP), like a lost probe in the replay.
 
-use crate::replay::Rng;
-use crate::scenario::{Carrier, Condition};
+use crate::condition::Condition;
+use crate::network::Path;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -82,34 +82,18 @@ pub enum Fate {
     Deliver(Duration),
 }
 
-/// The impairment of one direction: latency/2 and jitter/√2 each way, so a round trip has the
-/// scenario's latency and jitter; loss and unreachable targets only on the way out.
-pub fn fate(
-    condition: &Condition,
-    targets: &[IpAddr],
-    packet: &[u8],
-    outbound: bool,
-    rng: &mut Rng,
-) -> Fate {
-    // Draw every number for every packet, so one change does not shift all later draws.
-    let lost = rng.unit() * 100.0 < condition.loss_percent;
-    let spread = rng.normal() * condition.jitter_ms / std::f64::consts::SQRT_2;
-    if condition.outage || condition.carrier == Carrier::Down {
-        return Fate::Drop;
+/// The fate of one packet in one direction at scenario time `t_s`, by the link's path model
+/// (`network::Path::one_way`): an outbound packet to a target meets that target's conditions.
+pub fn fate(path: &mut Path, targets: &[IpAddr], packet: &[u8], outbound: bool, t_s: f64) -> Fate {
+    let target = if outbound {
+        destination(packet).and_then(|d| targets.iter().position(|t| *t == d))
+    } else {
+        None
+    };
+    match path.one_way(target, outbound, t_s) {
+        Some(ms) => Fate::Deliver(Duration::from_secs_f64(ms / 1000.0)),
+        None => Fate::Drop,
     }
-    if outbound {
-        if lost {
-            return Fate::Drop;
-        }
-        let unreachable = destination(packet)
-            .and_then(|d| targets.iter().position(|t| *t == d))
-            .is_some_and(|index| condition.unreachable_targets.contains(&index));
-        if unreachable {
-            return Fate::Drop;
-        }
-    }
-    let millis = (condition.latency_ms / 2.0 + spread).max(0.0);
-    Fate::Deliver(Duration::from_secs_f64(millis / 1000.0))
 }
 
 /// Starts the relay between the router's end and the ISP's end of a link, one task per
@@ -147,7 +131,8 @@ pub async fn relay(
     outbound: bool,
     seed: u64,
 ) -> io::Result<()> {
-    let mut rng = Rng::new(seed);
+    let mut path = Path::new(Condition::new(0.0, 0.0, 0.0), seed);
+    let started = std::time::Instant::now();
     let mut buffer = vec![0u8; 65_536];
     loop {
         let mut ready = from.readable().await?;
@@ -162,11 +147,12 @@ pub async fn relay(
             return Err(error);
         }
         let packet = buffer[..got as usize].to_vec();
-        let decided = {
-            let condition =
-                condition.lock().map_err(|_| io::Error::other("condition lock poisoned"))?;
-            fate(&condition, &targets, &packet, outbound, &mut rng)
-        };
+        path.condition = condition
+            .lock()
+            .map_err(|_| io::Error::other("condition lock poisoned"))?
+            .clone();
+        let decided =
+            fate(&mut path, &targets, &packet, outbound, started.elapsed().as_secs_f64());
         if let Fate::Deliver(delay) = decided {
             let to = Arc::clone(&to);
             tokio::spawn(async move {
@@ -183,6 +169,10 @@ pub async fn relay(
 mod tests {
     use super::*;
 
+    fn path(condition: Condition) -> Path {
+        Path::new(condition, 1)
+    }
+
     fn condition() -> Condition {
         Condition { unreachable_targets: vec![1], ..Condition::new(40.0, 0.0, 0.0) }
     }
@@ -193,46 +183,47 @@ mod tests {
         p
     }
 
+    fn targets() -> Vec<IpAddr> {
+        vec!["192.0.2.1".parse().unwrap(), "198.51.100.1".parse().unwrap()]
+    }
+
     #[test]
     fn each_direction_carries_half_the_latency() {
-        let targets: Vec<IpAddr> =
-            vec!["192.0.2.1".parse().unwrap(), "198.51.100.1".parse().unwrap()];
-        let mut rng = Rng::new(1);
-        let fate = fate(&condition(), &targets, &packet_to([192, 0, 2, 1]), true, &mut rng);
+        let fate = fate(&mut path(condition()), &targets(), &packet_to([192, 0, 2, 1]), true, 0.0);
         assert_eq!(fate, Fate::Deliver(Duration::from_millis(20)));
     }
 
     #[test]
     fn outages_unreachable_targets_and_loss_drop() {
-        let targets: Vec<IpAddr> =
-            vec!["192.0.2.1".parse().unwrap(), "198.51.100.1".parse().unwrap()];
-        let mut rng = Rng::new(1);
-        assert_eq!(
-            fate(&condition(), &targets, &packet_to([198, 51, 100, 1]), true, &mut rng),
-            Fate::Drop
-        );
+        let to_second = packet_to([198, 51, 100, 1]);
+        assert_eq!(fate(&mut path(condition()), &targets(), &to_second, true, 0.0), Fate::Drop);
         // The way back is never filtered by target: only outbound probes are.
-        assert!(matches!(
-            fate(&condition(), &targets, &packet_to([198, 51, 100, 1]), false, &mut rng),
-            Fate::Deliver(_)
-        ));
-        let outage = Condition { outage: true, ..condition() };
-        assert_eq!(
-            fate(&outage, &targets, &packet_to([192, 0, 2, 1]), false, &mut rng),
-            Fate::Drop
-        );
-        let lossy = Condition { loss_percent: 100.0, ..condition() };
-        assert_eq!(fate(&lossy, &targets, &packet_to([192, 0, 2, 1]), true, &mut rng), Fate::Drop);
+        let back = fate(&mut path(condition()), &targets(), &to_second, false, 0.0);
+        assert!(matches!(back, Fate::Deliver(_)));
+        let mut outage = path(Condition { outage: true, ..condition() });
+        assert_eq!(fate(&mut outage, &targets(), &packet_to([192, 0, 2, 1]), false, 0.0), Fate::Drop);
+        let mut lossy = path(Condition { loss_percent: 100.0, ..condition() });
+        assert_eq!(fate(&mut lossy, &targets(), &packet_to([192, 0, 2, 1]), true, 0.0), Fate::Drop);
+        let mut returns = path(Condition { return_loss_percent: 100.0, ..condition() });
+        assert_eq!(fate(&mut returns, &targets(), &packet_to([192, 0, 2, 1]), false, 0.0), Fate::Drop);
         assert_eq!(destination(&[0x60; 10]), None);
+    }
+
+    #[test]
+    fn a_slow_target_is_slow_on_the_way_out() {
+        let mut slow = path(Condition { target_latency_ms: vec![0.0, 100.0], ..condition() });
+        slow.condition.unreachable_targets.clear();
+        let to_second = packet_to([198, 51, 100, 1]);
+        assert_eq!(fate(&mut slow, &targets(), &to_second, true, 0.0), Fate::Deliver(Duration::from_millis(120)));
     }
 
     #[test]
     fn the_same_seed_loses_the_same_packets() {
         let lossy = Condition { loss_percent: 30.0, jitter_ms: 5.0, ..condition() };
         let run = |seed| {
-            let mut rng = Rng::new(seed);
+            let mut path = Path::new(lossy.clone(), seed);
             (0..200)
-                .map(|_| fate(&lossy, &[], &packet_to([192, 0, 2, 1]), true, &mut rng))
+                .map(|_| fate(&mut path, &[], &packet_to([192, 0, 2, 1]), true, 0.0))
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));

@@ -1,67 +1,49 @@
-//! The `replay` engine: a scenario in virtual time against the decision core alone. Probe
-//! outcomes are drawn from the scenario's conditions with a seeded generator, so a run is
-//! deterministic to the bit, needs no root, and a simulated day takes well under a second.
+//! The `replay` engine: a scenario in virtual time against the controller alone. Probe outcomes
+//! are drawn from the scenario's conditions by each link's seeded path model, so a run is
+//! deterministic to the bit, needs no root, and a simulated day takes well under a second. The
+//! controller's probe rhythm starts at a phase drawn from the seed, so a change does not always
+//! fall on the same side of a probe.
 
+use crate::network::{Path, Rng};
 use crate::record::{DecisionRecord, LinkSample, RouteChange, RunRecord, Sample};
-use crate::scenario::{Carrier, Condition, Scenario};
+use crate::scenario::{Carrier, Scenario};
 use wanmon::core::virtual_time::{PathModel, VirtualRun};
 use wanmon::core::{Decision, Instant, LinkEvent, Micros, Probe};
 
-/// splitmix64: tiny, seedable, and the same on every machine.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Roughly standard normal (Irwin–Hall of twelve uniforms).
-    pub fn normal(&mut self) -> f64 {
-        (0..12).map(|_| self.unit()).sum::<f64>() - 6.0
-    }
-}
-
-/// The scenario's network as the engine's probes meet it.
+/// The scenario's network as the controller's probes meet it: one path per link. Times are
+/// the scenario's, `phase` earlier than the controller's clock.
 #[derive(Debug)]
-pub struct ScenarioPath {
-    pub conditions: Vec<Condition>,
-    rng: Rng,
+pub struct ScenarioPaths {
+    pub paths: Vec<Path>,
+    phase_us: u64,
+    /// Probes sent per link, for the probe traffic each costs.
+    pub probes: Vec<u64>,
+    /// The first lost probe of the first link sent at or after `watch_from_s` (scenario time).
+    pub watch_from_s: f64,
+    pub first_lost_s: Option<f64>,
 }
 
-impl PathModel for ScenarioPath {
-    fn round_trip(&mut self, probe: &Probe, _now: Instant) -> Option<Micros> {
-        let condition = &self.conditions[probe.link];
-        // Draw every number for every probe, so one change does not shift all later draws.
-        let lost = self.rng.unit() * 100.0 < condition.loss_percent;
-        let spread = self.rng.normal() * condition.jitter_ms;
-        if lost
-            || condition.outage
-            || condition.carrier == Carrier::Down
-            || condition.unreachable_targets.contains(&probe.target)
-        {
-            return None;
+impl PathModel for ScenarioPaths {
+    fn round_trip(&mut self, probe: &Probe, now: Instant) -> Option<Micros> {
+        self.probes[probe.link] += 1;
+        let t_s = now.as_micros().saturating_sub(self.phase_us) as f64 / 1e6;
+        let rtt = self.paths[probe.link].round_trip(probe.target, t_s);
+        if rtt.is_none() && probe.link == 0 && t_s >= self.watch_from_s {
+            self.first_lost_s.get_or_insert(t_s);
         }
-        Some(((condition.latency_ms + spread).max(0.05) * 1000.0) as Micros)
+        Some((rtt? * 1000.0) as Micros)
     }
 }
 
-fn record_decision(decision: &Decision) -> DecisionRecord {
+/// Where in its probe rhythm the controller stands when the scenario begins: drawn from the seed,
+/// within a second, so a change does not always fall on the same side of a probe.
+pub fn phase_us(seed: u64) -> u64 {
+    Rng::new(seed ^ 0x5eed_9a5e).next_u64() % 1_000_000
+}
+
+fn record_decision(decision: &Decision, phase_us: u64) -> DecisionRecord {
     DecisionRecord {
-        t_ms: decision.at.as_micros() / 1000,
+        t_ms: decision.at.as_micros().saturating_sub(phase_us) / 1000,
         from: decision.from.map(|f| f.to_string()),
         to: decision.to.to_string(),
         changes_route: decision.changes_route(),
@@ -69,14 +51,52 @@ fn record_decision(decision: &Decision) -> DecisionRecord {
     }
 }
 
+/// A scenario run in virtual time, as far as it has got.
+pub type Replay = VirtualRun<ScenarioPaths>;
+
+/// Starts a scenario's replay: the controller, and each link's path seeded from the scenario.
+pub fn start(scenario: &Scenario) -> (Replay, u64) {
+    let phase = phase_us(scenario.seed);
+    let paths = scenario
+        .links
+        .iter()
+        .enumerate()
+        .map(|(i, link)| Path::new(link.base.clone(), scenario.seed.wrapping_mul(1000) + i as u64))
+        .collect();
+    let model = ScenarioPaths {
+        paths,
+        phase_us: phase,
+        probes: vec![0; scenario.links.len()],
+        watch_from_s: f64::INFINITY,
+        first_lost_s: None,
+    };
+    (VirtualRun::new(&scenario.config, model, Instant::ZERO), phase)
+}
+
+/// Applies the timeline's phases due by scenario time `t_s`, with the carrier events they make.
+pub fn apply_phases<'a>(
+    run: &mut Replay,
+    scenario: &Scenario,
+    phases: &mut std::iter::Peekable<impl Iterator<Item = &'a crate::scenario::Phase>>,
+    t_s: f64,
+) {
+    while let Some(phase) = phases.next_if(|p| p.at_s <= t_s) {
+        let condition = &mut run.path_mut().paths[phase.link].condition;
+        let before = condition.carrier;
+        phase.change.apply(condition, &scenario.links[phase.link].base);
+        match (before, condition.carrier) {
+            (Carrier::Up, Carrier::Down) => run.link_event(phase.link, LinkEvent::Down),
+            (Carrier::Down, Carrier::Up) => run.link_event(phase.link, LinkEvent::Up),
+            _ => {}
+        }
+    }
+}
+
 /// Runs a scenario, sampling telemetry every `sample_every_s` seconds.
 pub fn run(scenario: &Scenario, sample_every_s: f64) -> RunRecord {
     let wall = std::time::Instant::now();
-    let path = ScenarioPath {
-        conditions: scenario.links.iter().map(|l| l.base.clone()).collect(),
-        rng: Rng::new(scenario.seed),
-    };
-    let mut run = VirtualRun::new(&scenario.config, path, Instant::ZERO);
+    let (mut run, phase) = start(scenario);
+    let at = |t_s: f64| Instant::from_micros((t_s * 1e6) as u64 + phase);
     let mut samples = Vec::new();
     let mut phases = scenario.timeline.iter().peekable();
     let mut next_sample = 0.0;
@@ -87,24 +107,16 @@ pub fn run(scenario: &Scenario, sample_every_s: f64) -> RunRecord {
         if t > end {
             break;
         }
-        run.run_until(Instant::from_micros((t * 1e6) as u64));
-        while let Some(phase) = phases.next_if(|p| p.at_s <= t) {
-            let before = run.path_mut().conditions[phase.link].carrier;
-            let base = &scenario.links[phase.link].base;
-            phase.change.apply(&mut run.path_mut().conditions[phase.link], base);
-            match (before, run.path_mut().conditions[phase.link].carrier) {
-                (Carrier::Up, Carrier::Down) => run.link_event(phase.link, LinkEvent::Down),
-                (Carrier::Down, Carrier::Up) => run.link_event(phase.link, LinkEvent::Up),
-                _ => {}
-            }
-        }
+        run.run_until(at(t));
+        apply_phases(&mut run, scenario, &mut phases, t);
         if t >= next_sample {
             samples.push(sample(&mut run, t));
             next_sample += sample_every_s;
         }
     }
-    run.run_until(Instant::from_micros((end * 1e6) as u64));
-    let decisions: Vec<DecisionRecord> = run.decisions().iter().map(record_decision).collect();
+    run.run_until(at(end));
+    let decisions: Vec<DecisionRecord> =
+        run.decisions().iter().map(|d| record_decision(d, phase)).collect();
     let route_changes = decisions
         .iter()
         .filter(|d| d.changes_route)
@@ -121,8 +133,8 @@ pub fn run(scenario: &Scenario, sample_every_s: f64) -> RunRecord {
     )
 }
 
-fn sample(run: &mut VirtualRun<ScenarioPath>, t_s: f64) -> Sample {
-    let conditions = run.path_mut().conditions.clone();
+fn sample(run: &mut Replay, t_s: f64) -> Sample {
+    let conditions: Vec<_> = run.path_mut().paths.iter().map(|p| p.condition.clone()).collect();
     let engine = run.engine();
     let current = engine.current().map(|l| l.name());
     let links = engine

@@ -1,6 +1,7 @@
 //! Scenario files: links with their conditions, a timeline of changes, controller config
 //! overrides and expectations, read from YAML and checked with file, line and key in every error.
 
+pub use crate::condition::{Bursts, Carrier, Change, Condition, Spikes, Tail};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::fmt;
@@ -72,16 +73,27 @@ struct RawLink {
     #[serde(default)]
     loss_percent: Option<Spanned<f64>>,
     #[serde(default)]
+    return_loss_percent: Option<Spanned<f64>>,
+    #[serde(default)]
+    bursts: Option<Spanned<Bursts>>,
+    #[serde(default)]
+    spikes: Option<Spanned<Spikes>>,
+    #[serde(default)]
+    delay_tail: Option<Spanned<Tail>>,
+    #[serde(default)]
+    target_latency_ms: Option<Spanned<Vec<f64>>>,
+    #[serde(default)]
     targets: Option<Spanned<usize>>,
     #[serde(default)]
     config: Option<Spanned<serde_json::Map<String, serde_json::Value>>>,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Carrier {
-    Up,
-    Down,
+/// A phase repeated: `times` occurrences, `every_s` apart.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepeat {
+    every_s: Spanned<f64>,
+    times: Spanned<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,10 +104,20 @@ struct RawPhase {
     latency_ms: Option<Spanned<f64>>,
     jitter_ms: Option<Spanned<f64>>,
     loss_percent: Option<Spanned<f64>>,
+    return_loss_percent: Option<Spanned<f64>>,
+    bursts: Option<Spanned<Option<Bursts>>>,
+    spikes: Option<Spanned<Option<Spikes>>>,
+    delay_tail: Option<Spanned<Option<Tail>>>,
+    target_latency_ms: Option<Spanned<Vec<f64>>>,
     outage: Option<bool>,
     carrier: Option<Carrier>,
     unreachable_targets: Option<Spanned<Vec<usize>>>,
     restore: Option<bool>,
+    /// The numeric fields move there linearly over this many seconds, in one-second steps.
+    ramp_s: Option<Spanned<f64>>,
+    /// The change ends after this many seconds: its fields go back to the link's base values.
+    last_s: Option<Spanned<f64>>,
+    repeat: Option<Spanned<RawRepeat>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,34 +128,8 @@ enum RawExpectation {
     Initial(Spanned<String>),
     Final(Spanned<String>),
     MaxSwitches(u32),
-}
-
-/// What a link's path does at some moment.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Condition {
-    pub latency_ms: f64,
-    pub jitter_ms: f64,
-    pub loss_percent: f64,
-    /// Every packet dropped on the ISP side; the link itself stays up.
-    pub outage: bool,
-    pub carrier: Carrier,
-    /// Indexes of targets that do not answer on this link.
-    pub unreachable_targets: Vec<usize>,
-}
-
-impl Condition {
-    /// A working link with this latency, jitter and loss: carrier up, no outage, every target
-    /// answering.
-    pub fn new(latency_ms: f64, jitter_ms: f64, loss_percent: f64) -> Condition {
-        Condition {
-            latency_ms,
-            jitter_ms,
-            loss_percent,
-            outage: false,
-            carrier: Carrier::Up,
-            unreachable_targets: Vec::new(),
-        }
-    }
+    NeverOn(Spanned<String>),
+    MaxBadLinkS(Spanned<f64>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -151,44 +147,6 @@ pub struct Phase {
     pub change: Change,
 }
 
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct Change {
-    pub latency_ms: Option<f64>,
-    pub jitter_ms: Option<f64>,
-    pub loss_percent: Option<f64>,
-    pub outage: Option<bool>,
-    pub carrier: Option<Carrier>,
-    pub unreachable_targets: Option<Vec<usize>>,
-    /// Back to the link's base condition first, then the other fields.
-    pub restore: bool,
-}
-
-impl Change {
-    pub fn apply(&self, condition: &mut Condition, base: &Condition) {
-        if self.restore {
-            *condition = base.clone();
-        }
-        if let Some(v) = self.latency_ms {
-            condition.latency_ms = v;
-        }
-        if let Some(v) = self.jitter_ms {
-            condition.jitter_ms = v;
-        }
-        if let Some(v) = self.loss_percent {
-            condition.loss_percent = v;
-        }
-        if let Some(v) = self.outage {
-            condition.outage = v;
-        }
-        if let Some(v) = self.carrier {
-            condition.carrier = v;
-        }
-        if let Some(v) = &self.unreachable_targets {
-            condition.unreachable_targets = v.clone();
-        }
-    }
-}
-
 /// What must happen, checked against the decisions of a run.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expectation {
@@ -202,6 +160,10 @@ pub enum Expectation {
     Final(String),
     /// At most this many route changes after the first choice.
     MaxSwitches(u32),
+    /// The route is never on this link.
+    NeverOn(String),
+    /// At most this many seconds on a link that was down or clearly worse than another.
+    MaxBadLinkS(f64),
 }
 
 impl fmt::Display for Expectation {
@@ -216,6 +178,8 @@ impl fmt::Display for Expectation {
             Expectation::Initial(link) => write!(f, "first choice {link}"),
             Expectation::Final(link) => write!(f, "ends on {link}"),
             Expectation::MaxSwitches(n) => write!(f, "at most {n} switches"),
+            Expectation::NeverOn(link) => write!(f, "never on {link}"),
+            Expectation::MaxBadLinkS(s) => write!(f, "at most {s} s on a bad link"),
         }
     }
 }
@@ -240,6 +204,24 @@ pub struct Scenario {
 struct Checker<'a> {
     file: &'a Path,
     errors: Vec<ScenarioError>,
+}
+
+/// A ramp written out: one-second steps from the link's condition when the ramp starts (after
+/// every earlier phase) to the ramp's values.
+fn ramp_steps(timeline: &[Phase], links: &[LinkSpec], ramp: &Phase, ramp_s: f64, duration_s: f64) -> Vec<Phase> {
+    let base = &links[ramp.link].base;
+    let mut from = base.clone();
+    for phase in timeline.iter().filter(|p| p.link == ramp.link && p.at_s <= ramp.at_s) {
+        phase.change.apply(&mut from, base);
+    }
+    let steps = ramp_s.ceil() as u32;
+    (1..=steps)
+        .map(|k| {
+            let fraction = f64::from(k) / f64::from(steps);
+            Phase { at_s: ramp.at_s + ramp_s * fraction, link: ramp.link, change: ramp.change.ramp_step(&from, fraction) }
+        })
+        .filter(|p| p.at_s <= duration_s)
+        .collect()
 }
 
 impl Checker<'_> {
@@ -323,11 +305,31 @@ impl Checker<'_> {
                     format!("duplicate link name {:?}", link.name.value),
                 );
             }
-            let base = Condition::new(
+            let mut base = Condition::new(
                 self.range(&link.latency_ms, path("latency_ms"), 0.0, 10_000.0, " ms"),
                 self.optional(&link.jitter_ms, path("jitter_ms"), 5_000.0, " ms").unwrap_or(0.0),
                 self.optional(&link.loss_percent, path("loss_percent"), 100.0, " %").unwrap_or(0.0),
             );
+            base.return_loss_percent = self
+                .optional(&link.return_loss_percent, path("return_loss_percent"), 100.0, " %")
+                .unwrap_or(0.0);
+            base.bursts = link
+                .bursts
+                .as_ref()
+                .map(|b| self.bursts(b.value, b.referenced.line(), path("bursts")));
+            base.spikes = link
+                .spikes
+                .as_ref()
+                .map(|x| self.spikes(x.value, x.referenced.line(), path("spikes")));
+            base.delay_tail = link
+                .delay_tail
+                .as_ref()
+                .map(|t| self.tail(t.value, t.referenced.line(), path("delay_tail")));
+            base.target_latency_ms = link
+                .target_latency_ms
+                .as_ref()
+                .map(|t| self.target_latencies(t, path("target_latency_ms")))
+                .unwrap_or_default();
             let targets = match &link.targets {
                 Some(t) if !(1..=TARGETS.len()).contains(&t.value) => {
                     let message = format!("got {}, expected 1 to {}", t.value, TARGETS.len());
@@ -342,7 +344,8 @@ impl Checker<'_> {
         links
     }
 
-    /// The timeline, sorted by time (phases at the same time keep their file order).
+    /// The timeline, sorted by time (phases at the same time keep their file order): repeats,
+    /// changes that last a while and ramps written out as plain phases.
     fn timeline(
         &mut self,
         raw: &[Spanned<RawPhase>],
@@ -351,6 +354,7 @@ impl Checker<'_> {
         duration_s: f64,
     ) -> Vec<Phase> {
         let mut timeline = Vec::new();
+        let mut ramps = Vec::new();
         for (i, phase) in raw.iter().enumerate() {
             let p = &phase.value;
             let path = |key: &str| format!("timeline[{i}].{key}");
@@ -359,34 +363,164 @@ impl Checker<'_> {
             let Some(link) = self.link_index(names, &p.link, path("link")) else {
                 continue;
             };
-            if let Some(targets) = &p.unreachable_targets {
-                let count = links[link].targets;
-                if let Some(bad) = targets.value.iter().find(|t| **t >= count) {
-                    let message = format!(
-                        "target {bad} does not exist: link {} has targets 0 to {}",
-                        names[link],
-                        count - 1
-                    );
-                    self.error(targets.referenced.line(), path("unreachable_targets"), message);
+            let change = self.change(i, phase, &names[link], links[link].targets);
+            let last_s = p.last_s.as_ref().map(|v| self.range(v, path("last_s"), 0.001, duration_s, " seconds"));
+            let ramp_s = p.ramp_s.as_ref().map(|v| self.range(v, path("ramp_s"), 1.0, duration_s, " seconds"));
+            if ramp_s.is_some() && !change.is_numeric() {
+                let message = "a ramp moves only latency_ms, jitter_ms, loss_percent and return_loss_percent";
+                self.error(phase.referenced.line(), path("ramp_s"), message);
+            }
+            for start in self.occurrences(p, at_s, last_s, duration_s, &path) {
+                let piece = Phase { at_s: start, link, change: change.clone() };
+                match ramp_s {
+                    Some(ramp_s) => ramps.push((piece, ramp_s)),
+                    None => timeline.push(piece),
+                }
+                if let Some(last_s) = last_s.filter(|l| start + l <= duration_s) {
+                    let undo = change.undo(&links[link].base);
+                    timeline.push(Phase { at_s: start + last_s, link, change: undo });
                 }
             }
-            let change = Change {
-                latency_ms: self.optional(&p.latency_ms, path("latency_ms"), 10_000.0, " ms"),
-                jitter_ms: self.optional(&p.jitter_ms, path("jitter_ms"), 5_000.0, " ms"),
-                loss_percent: self.optional(&p.loss_percent, path("loss_percent"), 100.0, " %"),
-                outage: p.outage,
-                carrier: p.carrier,
-                unreachable_targets: p.unreachable_targets.as_ref().map(|t| t.value.clone()),
-                restore: p.restore.unwrap_or(false),
-            };
-            if change == Change::default() {
-                let message = "changes nothing: expected at least one of latency_ms, jitter_ms, loss_percent, outage, carrier, unreachable_targets, restore";
-                self.error(phase.referenced.line(), format!("timeline[{i}]"), message);
-            }
-            timeline.push(Phase { at_s, link, change });
         }
         timeline.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        for (ramp, ramp_s) in ramps {
+            let steps = ramp_steps(&timeline, links, &ramp, ramp_s, duration_s);
+            timeline.extend(steps);
+            timeline.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        }
         timeline
+    }
+
+    /// A phase's change, checked.
+    fn change(&mut self, i: usize, phase: &Spanned<RawPhase>, name: &str, targets: usize) -> Change {
+        let p = &phase.value;
+        let path = |key: &str| format!("timeline[{i}].{key}");
+        if let Some(unreachable) = &p.unreachable_targets {
+            if let Some(bad) = unreachable.value.iter().find(|t| **t >= targets) {
+                let message =
+                    format!("target {bad} does not exist: link {name} has targets 0 to {}", targets - 1);
+                self.error(unreachable.referenced.line(), path("unreachable_targets"), message);
+            }
+        }
+        let change = Change {
+            latency_ms: self.optional(&p.latency_ms, path("latency_ms"), 10_000.0, " ms"),
+            jitter_ms: self.optional(&p.jitter_ms, path("jitter_ms"), 5_000.0, " ms"),
+            loss_percent: self.optional(&p.loss_percent, path("loss_percent"), 100.0, " %"),
+            return_loss_percent: self.optional(
+                &p.return_loss_percent,
+                path("return_loss_percent"),
+                100.0,
+                " %",
+            ),
+            bursts: p.bursts.as_ref().map(|b| {
+                b.value.map(|v| self.bursts(v, b.referenced.line(), path("bursts")))
+            }),
+            spikes: p.spikes.as_ref().map(|x| {
+                x.value.map(|v| self.spikes(v, x.referenced.line(), path("spikes")))
+            }),
+            delay_tail: p.delay_tail.as_ref().map(|t| {
+                t.value.map(|v| self.tail(v, t.referenced.line(), path("delay_tail")))
+            }),
+            target_latency_ms: p
+                .target_latency_ms
+                .as_ref()
+                .map(|t| self.target_latencies(t, path("target_latency_ms"))),
+            outage: p.outage,
+            carrier: p.carrier,
+            unreachable_targets: p.unreachable_targets.as_ref().map(|t| t.value.clone()),
+            restore: p.restore.unwrap_or(false),
+        };
+        if change == Change::default() {
+            let message = "changes nothing: expected at least one of latency_ms, jitter_ms, \
+                           loss_percent, return_loss_percent, bursts, spikes, delay_tail, \
+                           target_latency_ms, outage, carrier, unreachable_targets, restore";
+            self.error(phase.referenced.line(), format!("timeline[{i}]"), message);
+        }
+        change
+    }
+
+    /// The start times of a phase: once, or `repeat.times` times `repeat.every_s` apart (those
+    /// within the scenario).
+    fn occurrences(
+        &mut self,
+        p: &RawPhase,
+        at_s: f64,
+        last_s: Option<f64>,
+        duration_s: f64,
+        path: &dyn Fn(&str) -> String,
+    ) -> Vec<f64> {
+        let Some(repeat) = &p.repeat else { return vec![at_s] };
+        let every = self.range(&repeat.value.every_s, path("repeat.every_s"), 0.1, duration_s, " seconds");
+        if last_s.is_some_and(|l| l >= every) {
+            let message = format!(
+                "got {}, expected less than repeat.every_s {every}: the occurrences would overlap",
+                last_s.unwrap_or_default()
+            );
+            self.error(repeat.referenced.line(), path("last_s"), message);
+        }
+        let times = repeat.value.times.value;
+        if !(1..=100_000).contains(&times) {
+            let message = format!("got {times}, expected 1 to 100000");
+            self.error(repeat.value.times.referenced.line(), path("repeat.times"), message);
+            return vec![at_s];
+        }
+        (0..times).map(|k| at_s + f64::from(k) * every).take_while(|t| *t <= duration_s).collect()
+    }
+
+    /// One number of a nested value (bursts, spikes, a delay tail), named with its value.
+    fn part(&mut self, line: u64, path: &str, key: &str, value: f64, ok: bool, expected: &str) {
+        if !ok {
+            let dot = if key.starts_with('[') { "" } else { "." };
+            self.error(line, format!("{path}{dot}{key}"), format!("got {value}, expected {expected}"));
+        }
+    }
+
+    fn bursts(&mut self, b: Bursts, line: u64, path: String) -> Bursts {
+        let percent = |v: f64| (0.0..=100.0).contains(&v);
+        let whole = "0 to 100 %";
+        self.part(line, &path, "enter_percent", b.enter_percent, percent(b.enter_percent), whole);
+        let leaves = percent(b.leave_percent) && b.leave_percent > 0.0;
+        let above = "above 0 and at most 100 % (a burst must end)";
+        self.part(line, &path, "leave_percent", b.leave_percent, leaves, above);
+        self.part(line, &path, "loss_percent", b.loss_percent, percent(b.loss_percent), whole);
+        b
+    }
+
+    fn spikes(&mut self, x: Spikes, line: u64, path: String) -> Spikes {
+        let every = x.every_s > 0.0 && x.every_s <= MAX_DURATION_S;
+        self.part(line, &path, "every_s", x.every_s, every, "above 0 seconds, at most a day");
+        let last = x.last_s > 0.0 && x.last_s < x.every_s;
+        self.part(line, &path, "last_s", x.last_s, last, "above 0 and shorter than every_s");
+        let extra = (0.0..=10_000.0).contains(&x.extra_ms);
+        self.part(line, &path, "extra_ms", x.extra_ms, extra, "0 to 10000 ms");
+        let at = (0.0..=MAX_DURATION_S).contains(&x.at_s);
+        self.part(line, &path, "at_s", x.at_s, at, "0 seconds to a day");
+        x
+    }
+
+    fn tail(&mut self, t: Tail, line: u64, path: String) -> Tail {
+        let percent = (0.0..=100.0).contains(&t.percent);
+        self.part(line, &path, "percent", t.percent, percent, "0 to 100 %");
+        let scale = (0.0..=10_000.0).contains(&t.scale_ms);
+        self.part(line, &path, "scale_ms", t.scale_ms, scale, "0 to 10000 ms");
+        t
+    }
+
+    fn target_latencies(&mut self, raw: &Spanned<Vec<f64>>, path: String) -> Vec<f64> {
+        let line = raw.referenced.line();
+        if raw.value.len() > TARGETS.len() {
+            let message = format!(
+                "got {} values, expected at most {}, one per target",
+                raw.value.len(),
+                TARGETS.len()
+            );
+            self.error(line, path.clone(), message);
+        }
+        for (index, value) in raw.value.iter().enumerate() {
+            let ok = (0.0..=10_000.0).contains(value);
+            self.part(line, &path, &format!("[{index}]"), *value, ok, "0 to 10000 ms");
+        }
+        raw.value.clone()
     }
 
     fn expectations(
@@ -443,6 +577,13 @@ impl Checker<'_> {
                 Expectation::Final(link.value.clone())
             }
             RawExpectation::MaxSwitches(n) => Expectation::MaxSwitches(*n),
+            RawExpectation::NeverOn(link) => {
+                self.link_index(names, link, path("never_on"));
+                Expectation::NeverOn(link.value.clone())
+            }
+            RawExpectation::MaxBadLinkS(v) => {
+                Expectation::MaxBadLinkS(seconds(self, v, "max_bad_link_s"))
+            }
         }
     }
 
@@ -467,6 +608,27 @@ impl Checker<'_> {
 }
 
 impl Scenario {
+    /// What of this scenario netem cannot do, at the first condition it cannot, if any.
+    pub fn netem_refuses(&self) -> Option<String> {
+        let mut conditions: Vec<Condition> = self.links.iter().map(|l| l.base.clone()).collect();
+        let refusal = |link: &LinkSpec, condition: &Condition, at_s: f64| {
+            condition.netem_can().err().map(|what| format!("link {} at {at_s} s: {what}", link.name))
+        };
+        for (link, condition) in self.links.iter().zip(&conditions) {
+            if let Some(why) = refusal(link, condition, 0.0) {
+                return Some(why);
+            }
+        }
+        for phase in &self.timeline {
+            let link = &self.links[phase.link];
+            phase.change.apply(&mut conditions[phase.link], &link.base);
+            if let Some(why) = refusal(link, &conditions[phase.link], phase.at_s) {
+                return Some(why);
+            }
+        }
+        None
+    }
+
     pub fn load(file: &Path) -> Result<Scenario, Vec<ScenarioError>> {
         let text = std::fs::read_to_string(file).map_err(|e| {
             vec![ScenarioError {

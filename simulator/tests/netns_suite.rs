@@ -45,6 +45,7 @@ fn every_scenario_on_namespaces_agrees_with_the_replay() {
         binary: common::daemon(),
         runner: std::env::var("WANMON_RUNNER").ok().filter(|r| !r.is_empty()),
         impairment: Impairment::choose("auto").unwrap_or_else(|e| panic!("{e}")),
+        relay_where_netem_cannot: true,
         sample_every_s: 5.0,
     };
     let records: Vec<RunRecord> = std::thread::scope(|scope| {

@@ -7,7 +7,7 @@
 //! - (e) an operator's forced link wins, while it lives or when `forced_link_dies` is `stay`;
 //! - (a) the current link is dead: switch at once to the best live link;
 //! - (d) every link is dead: keep the current route, the router is never left without one;
-//! - (b) another link is better by at least the hysteresis *even at the bounds* of what both
+//! - (b) another link is better by more than the hysteresis *even at the bounds* of what both
 //!   links' samples allow (the current one at its best, the other at its worst), without a break
 //!   for the whole switch hold: switch. Noise cannot do that; a real difference does it fast;
 //! - (c) if that link comes earlier in the config (a failback), it must have been so for the
@@ -33,6 +33,15 @@ pub const HISTORY_LEN: usize = 32;
 
 /// Decisions one input can make: a reload can remove the route's link and let another rule act.
 const QUEUE_LEN: usize = 8;
+
+/// Where the route can go when its link dies.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Successor {
+    Link(LinkIndex),
+    /// Only links with a probe unanswered are left: their bursts tell in a moment.
+    Wait,
+    None,
+}
 
 /// The global settings in the engine's units.
 #[derive(Copy, Clone, Debug)]
@@ -132,7 +141,9 @@ impl Engine {
     /// listed after the link carrying the route (a backup, maybe metered). The route's link,
     /// dead links and the links a failback would return to are probed at the active pace.
     fn pace(&self, index: LinkIndex) -> Pace {
-        let backup = self.current.is_some_and(|c| c < index) && self.links[index].is_up();
+        // While the route's link is dead every link may be its successor: all at the active pace.
+        let settled = self.current.is_some_and(|c| c < index && self.links[c].is_up());
+        let backup = settled && self.links[index].is_up();
         if backup { Pace::Standby } else { Pace::Active }
     }
 
@@ -279,7 +290,7 @@ impl Engine {
             .filter(|i| self.links[*i].config.enabled);
         if let (Some(from), None) = (current_name, self.current) {
             // The route's link is gone: move at once to the best live link, if there is one.
-            if let Some(best) = self.best_live(None) {
+            if let Some(best) = self.best_live() {
                 let score = self.links[best].score().unwrap_or_default();
                 self.switch(now, Some(from), best, Reason::LinkRemoved { score });
             }
@@ -300,26 +311,28 @@ impl Engine {
         if self.links[index].refresh_liveness(now) {
             self.links[index].refresh(now, &figures);
         }
-    }
-
-    /// A probe of `index` went late or was lost: probe it harder, and when it carries the route,
-    /// check the others too, so a switch finds its target's figures fresh.
-    fn suspect(&mut self, now: Instant, index: LinkIndex) {
-        if self.links[index].burst(now, BURST_PROBES) && self.current == Some(index) {
-            for (other, link) in self.links.iter_mut().enumerate() {
-                if other != index && link.is_up() {
-                    link.burst(now, BURST_PROBES / 2);
-                }
-            }
+        // The route's link losing more of late than its window says: keep probing it hard
+        // until the figures settle, one burst after another (within the token budget).
+        let losing = self.links[index].stats().is_some_and(|s| s.recent_loss.value > s.loss.high);
+        if losing && self.current == Some(index) {
+            self.links[index].burst(now, BURST_PROBES);
         }
     }
 
+    /// A probe of `index` went late or was lost: probe it harder; a standby only a little (it
+    /// may be metered). The others are not probed for it: a delay spike looks like an outage
+    /// for its first second, and the standby is checked when the route moves (see
+    /// [`Engine::successor`]), not on every doubt.
+    fn suspect(&mut self, now: Instant, index: LinkIndex) {
+        let probes = if self.pace(index) == Pace::Standby { BURST_PROBES / 2 } else { BURST_PROBES };
+        self.links[index].burst(now, probes);
+    }
+
     /// The live link with the lowest score, earlier in the config on a tie.
-    fn best_live(&self, except: Option<LinkIndex>) -> Option<LinkIndex> {
+    fn best_live(&self) -> Option<LinkIndex> {
         self.links
             .iter()
             .enumerate()
-            .filter(|(i, _)| Some(*i) != except)
             .filter_map(|(i, l)| l.score().map(|s| (s, i)))
             .min()
             .map(|(_, i)| i)
@@ -369,7 +382,7 @@ impl Engine {
                 }
                 if self.current == Some(forced) && self.links.iter().any(Link::is_up) {
                     // Fallback: the forced link carries the route and died.
-                    if let Some(best) = self.best_live(Some(forced)) {
+                    if let Successor::Link(best) = self.successor(forced) {
                         let score = self.links[best].score().unwrap_or_default();
                         let reason = Reason::ForcedLinkDead { forced: name, score };
                         self.switch(now, from, best, reason);
@@ -388,7 +401,7 @@ impl Engine {
             if self.links.iter().any(Link::is_pending) {
                 return;
             }
-            if let Some(best) = self.best_live(None) {
+            if let Some(best) = self.best_live() {
                 let score = self.links[best].score().unwrap_or_default();
                 self.switch(now, None, best, Reason::Initial { score });
             }
@@ -402,9 +415,36 @@ impl Engine {
         self.better_link(now, from, current);
     }
 
+    /// Where the route goes when `current` dies: the best live link among those whose every
+    /// probe is answered. One with a probe unanswered may be dying too (a shared upstream, a
+    /// phone that left): wait the moment its burst takes to tell.
+    fn successor(&self, current: LinkIndex) -> Successor {
+        let mut waiting = false;
+        let mut best: Option<(Score, LinkIndex)> = None;
+        for (index, link) in self.links.iter().enumerate() {
+            if index == current || !link.is_up() {
+                continue;
+            }
+            if link.in_doubt() {
+                waiting = true;
+            } else if let Some(score) = link.score() {
+                best = Some(best.map_or((score, index), |b| b.min((score, index))));
+            }
+        }
+        match (best, waiting) {
+            (Some((_, index)), _) => Successor::Link(index),
+            (None, true) => Successor::Wait,
+            (None, false) => Successor::None,
+        }
+    }
+
     /// (a) and (d): the current link is dead (or just back and pending).
     fn current_not_up(&mut self, now: Instant, from: Option<super::LinkName>, current: LinkIndex) {
-        if let Some(best) = self.best_live(Some(current)) {
+        let successor = self.successor(current);
+        if successor == Successor::Wait {
+            return;
+        }
+        if let Successor::Link(best) = successor {
             let cause = match self.links[current].state() {
                 LinkState::Dead(cause) => cause,
                 _ => DeadCause::LinkDown,
@@ -453,9 +493,10 @@ impl Engine {
             if index == current {
                 continue;
             }
-            if from_low.0 - to_high.0 < s.hysteresis.0 {
+            let by_hysteresis = from_score.0 - to_score.0 > s.hysteresis.0;
+            if !by_hysteresis || from_low <= to_high {
                 link.better_since = None;
-                if from_score.0 - to_score.0 >= s.hysteresis.0 {
+                if by_hysteresis {
                     if let Some(slot) = doubt.iter_mut().find(|d| d.is_none()) {
                         *slot = Some(index);
                     }
@@ -472,8 +513,12 @@ impl Engine {
             }
         }
         for index in doubt.into_iter().flatten() {
-            self.links[index].burst(now, BURST_PROBES);
+            // Probe harder where the doubt is: the current link always (it carries the
+            // traffic), the other only while its own bounds are the wider (it may be metered).
             self.links[current].burst(now, BURST_PROBES);
+            if self.links[index].spread() > self.links[current].spread() {
+                self.links[index].burst(now, BURST_PROBES);
+            }
         }
         let Some((_, to, evidence)) = chosen else { return };
         let held = now.since(self.links[to].better_since.unwrap_or(now));

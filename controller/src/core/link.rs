@@ -6,10 +6,13 @@
 //!   suspect link in a burst, a probe every 50 ms, bounded per burst and per minute.
 //! - **Late.** A probe is late once unanswered for longer than this path's own srtt + 4·rttvar
 //!   (as TCP's RTO); a late probe makes the link suspect. It is *lost* only after `timeout_ms`.
-//! - **Death.** A link is dead when nothing answered for `dead_after_ms` *and* enough probes went
-//!   unanswered since the last reply that random loss at the rate the link shows could not do it
-//!   (at most once in 10⁶ silences): silence alone proves nothing between two slow probes, and a
-//!   lossy link is not dead.
+//! - **Death.** A link is dead when four probes have waited `dead_after_ms` for their answers
+//!   *and* enough probes went unanswered since the last reply that random loss at the rate the
+//!   link shows could not do it (at most once in 10⁶ silences). Silence counts from questions,
+//!   so the gap between two slow probes is not silence, and a reply slowed by a delay spike
+//!   shorter than `dead_after_ms` is not a death, even after a few probes lost at random; a
+//!   lossy link is not dead. Probes to a target that stopped answering long before the link's
+//!   newest reply (a filtered one) prove nothing.
 
 use super::config::LinkConfig;
 use super::decision::Probe;
@@ -28,15 +31,17 @@ const MAX_IN_FLIGHT: usize = 16;
 /// Probes of one burst, and how far apart (over the link's targets in turn).
 pub(super) const BURST_PROBES: u32 = 10;
 const BURST_SPACING: Micros = 50_000;
-/// Burst probes a link may send: one token every 125 ms (8 a second on average), at most this
-/// many saved up (a minute's worth).
-const BURST_TOKENS: u32 = 480;
-const TOKEN_EVERY: Micros = 125_000;
+/// Burst probes a link may send: one token every 62.5 ms (16 a second on average), at most
+/// this many saved up (a minute's worth).
+const BURST_TOKENS: u32 = 960;
+const TOKEN_EVERY: Micros = 62_500;
 /// A probe is never late sooner than this, however short and steady the path.
 const LATE_FLOOR: Micros = 30_000;
 /// A target's stats are recomputed when it has a new outcome, and at least this often as its
 /// windows move on.
 const STATS_AGE: Micros = 1_000_000;
+/// A link is silent once this many probes have waited `dead_after` for an answer.
+const SILENT_PROBES: usize = 4;
 /// How rarely random loss may fake a death: the chance, in parts per 10¹², that a silence of the
 /// required length is only loss (10⁻⁶).
 const FAKE_DEATH: u64 = 1_000_000;
@@ -71,6 +76,9 @@ pub struct Target {
     /// the target that changed, and for the others as their windows age.
     dirty: bool,
     computed_at: Instant,
+    /// Probes lost since the link's newest answered one, and when the oldest few were sent.
+    lost_since_answer: u32,
+    first_lost_since_answer: [Option<Instant>; SILENT_PROBES],
 }
 
 impl Target {
@@ -88,6 +96,19 @@ impl Target {
             newest: (0, 0),
             dirty: true,
             computed_at: Instant::ZERO,
+            lost_since_answer: 0,
+            first_lost_since_answer: [None; SILENT_PROBES],
+        }
+    }
+
+    /// Whether this target's silence is evidence about the link: it answered shortly before the
+    /// link's newest reply (or the link never had one). A target filtered for a while is silent
+    /// whatever the link does.
+    fn witness(&self, link_reply: Option<Instant>, dead_after: Micros) -> bool {
+        match (link_reply, self.last_reply) {
+            (None, _) => true,
+            (Some(newest), Some(own)) => newest.since(own) <= dead_after,
+            (Some(_), None) => false,
         }
     }
 
@@ -118,7 +139,9 @@ impl Target {
     }
 
     fn resolve(&mut self, answered: bool) {
-        self.dirty = true;
+        // A loss is news at once; a reply moves medians slowly and waits for the next periodic
+        // recompute (within `STATS_AGE`), unless the target has no figures yet.
+        self.dirty |= !answered || self.stats.is_none();
         self.recent = (self.recent << 1) | u8::from(answered);
         self.resolved = self.resolved.saturating_add(1);
     }
@@ -176,10 +199,11 @@ pub struct Link {
     tokens_at: Instant,
     /// When the newest answered probe was sent, and probes lost since: the death evidence.
     answered_sent: Option<Instant>,
-    lost_since_answer: u32,
     last_reply: Option<Instant>,
     /// Unanswered probes it takes to call the link dead, from its current loss figures.
     probes_to_death: u32,
+    /// No outcome sent before this counts for loss: the loss changed then (see `refresh`).
+    loss_floor: Instant,
     stats: Option<Stats>,
     raw_score: Option<Score>,
     score: Option<Score>,
@@ -208,7 +232,6 @@ impl Link {
             tokens: BURST_TOKENS / 4,
             tokens_at: now,
             answered_sent: None,
-            lost_since_answer: 0,
             last_reply: None,
             probes_to_death: probes_to_death(0, 0),
             stats: None,
@@ -216,6 +239,7 @@ impl Link {
             score: None,
             bounds: None,
             scored_at: now,
+            loss_floor: Instant::ZERO,
             better_since: None,
         }
     }
@@ -252,6 +276,14 @@ impl Link {
     /// The smoothed score, the one links are ranked by; `None` unless the link is up.
     pub fn score(&self) -> Option<Score> {
         if self.is_up() { self.score } else { None }
+    }
+
+    /// How far its score may be off, the wider side of its bounds (0 without figures).
+    pub(super) fn spread(&self) -> Score {
+        match (self.raw_score, self.bounds) {
+            (Some(raw), Some((low, high))) => Score((raw.0 - low.0).max(high.0 - raw.0)),
+            _ => Score(0),
+        }
     }
 
     /// The lowest and highest score the link's samples allow; `None` unless the link is up.
@@ -376,7 +408,10 @@ impl Link {
         self.last_reply = Some(now);
         if self.answered_sent.is_none_or(|a| probe.sent > a) {
             self.answered_sent = Some(probe.sent);
-            self.lost_since_answer = 0;
+            for target in &mut self.targets {
+                target.lost_since_answer = 0;
+                target.first_lost_since_answer = [None; SILENT_PROBES];
+            }
         }
         Some(News::default())
     }
@@ -399,7 +434,9 @@ impl Link {
         t.window.push_lost(probe.sent, probe.paced);
         t.resolve(false);
         if self.answered_sent.is_none_or(|a| probe.sent > a) {
-            self.lost_since_answer += 1;
+            let t = &mut self.targets[target];
+            t.lost_since_answer += 1;
+            keep_oldest(&mut t.first_lost_since_answer, probe.sent);
         }
     }
 
@@ -429,18 +466,46 @@ impl Link {
         (changed, news)
     }
 
-    /// Late or lost probes sent after the newest answered one.
-    fn unanswered(&self) -> u32 {
-        let after_answer = |f: &InFlight| self.answered_sent.is_none_or(|a| f.sent > a);
-        let late = self
-            .targets
-            .iter()
-            .flat_map(|t| t.in_flight.iter().flatten())
-            .filter(|f| f.late && after_answer(f))
-            .count() as u32;
-        late + self.lost_since_answer
+    /// The targets whose silence counts against the link (see [`Target::witness`]).
+    fn witnesses(&self) -> impl Iterator<Item = &Target> + '_ {
+        let (newest, dead_after) = (self.last_reply, self.dead_after);
+        self.targets.iter().filter(move |t| t.witness(newest, dead_after))
     }
 
+    /// In-flight probes of the witnesses sent after the newest answered one.
+    fn unanswered_in_flight(&self) -> impl Iterator<Item = &InFlight> + '_ {
+        let answered = self.answered_sent;
+        self.witnesses()
+            .flat_map(|t| t.in_flight.iter().flatten())
+            .filter(move |f| answered.is_none_or(|a| f.sent > a))
+    }
+
+    /// Late or lost probes of the witnesses sent after the newest answered one.
+    fn unanswered(&self) -> u32 {
+        let late = self.unanswered_in_flight().filter(|f| f.late).count() as u32;
+        late + self.witnesses().map(|t| t.lost_since_answer).sum::<u32>()
+    }
+
+    /// A probe is late or lost since the newest answered one: the link may be dying.
+    pub fn in_doubt(&self) -> bool {
+        self.unanswered() > 0
+    }
+
+    /// When the link's silence began, as far as it counts: the send time of the
+    /// `SILENT_PROBES`-th oldest probe still unanswered (in flight or lost) since the newest
+    /// answered one. Measured from questions, not from the last answer, so the gap between two
+    /// slow probes is never silence; and only once several probes have waited, so a few lost
+    /// at random just before a delay spike do not turn the spike into a death.
+    fn unanswered_since(&self) -> Option<Instant> {
+        let mut oldest = [None; SILENT_PROBES];
+        for sent in self.unanswered_in_flight().map(|f| f.sent) {
+            keep_oldest(&mut oldest, sent);
+        }
+        for sent in self.witnesses().flat_map(|t| t.first_lost_since_answer.into_iter().flatten()) {
+            keep_oldest(&mut oldest, sent);
+        }
+        oldest[SILENT_PROBES - 1]
+    }
 
     /// Window start times: delays over the last `window` probe intervals, loss over three times
     /// that (a rarely probed standby keeps its last few samples whatever their age).
@@ -450,16 +515,15 @@ impl Link {
         (start(delays), start(delays.saturating_mul(3)))
     }
 
-    /// Recomputes the stats, score and bounds from the windows.
-    pub(super) fn refresh(&mut self, now: Instant, figures: &Figures) {
-        let (delays_since, loss_since) = self.windows(now, figures.window);
+    /// Each target's stats (where they are out of date, or all if `all`), and the link's.
+    fn refresh_targets(&mut self, now: Instant, delays_since: Instant, loss_since: Instant, all: bool) {
         for target in &mut self.targets {
-            if !target.dirty && now.since(target.computed_at) < STATS_AGE {
+            if !all && !target.dirty && now.since(target.computed_at) < STATS_AGE {
                 continue;
             }
             target.dirty = false;
             target.computed_at = now;
-            let ((lost, resolved), newest) = target.window.loss(loss_since);
+            let ((lost, resolved), newest) = target.window.loss(loss_since, self.loss_floor);
             target.newest = newest;
             // A target's own loss is only shown: its bounds are the link's, from the pool.
             target.stats = target.window.delays(delays_since).map(|(latency, jitter)| {
@@ -470,11 +534,30 @@ impl Link {
         }
         let reachable = self.targets.iter().filter(|t| t.reachable());
         self.stats = consensus(reachable.filter_map(|t| t.stats.map(|s| (s, t.newest))));
+    }
+
+    /// Recomputes the stats, score and bounds from the windows. When the newest outcomes prove
+    /// the loss changed, the old regime is forgotten (from the oldest of the newest outcomes
+    /// on), so a link that recovered is not held back for the whole window by losses that are
+    /// over, nor one that went bad excused by its past.
+    pub(super) fn refresh(&mut self, now: Instant, figures: &Figures) {
+        let (delays_since, loss_since) = self.windows(now, figures.window);
+        self.refresh_targets(now, delays_since, loss_since, false);
+        if self.stats.is_some_and(|s| s.loss_changed()) {
+            let reachable = self.targets.iter().filter(|t| t.reachable());
+            if let Some(from) = reachable.filter_map(|t| t.window.recent_from()).min() {
+                self.loss_floor = from;
+                self.refresh_targets(now, delays_since, loss_since, true);
+            }
+        }
         let (lost, resolved) = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
         self.probes_to_death = probes_to_death(lost, resolved);
         let divisor = figures.loss_divisor_centi;
-        self.raw_score = self.stats.map(|s| raw_score(&s.telemetry(), self.bias, divisor));
         self.bounds = self.stats.map(|s| score_bounds(&s, self.bias, divisor));
+        // Within its bounds: a loss that began seconds ago lifts the bound before the point.
+        self.raw_score = self.stats.zip(self.bounds).map(|(s, (low, high))| {
+            raw_score(&s.telemetry(), self.bias, divisor).clamp(low, high)
+        });
         self.score = match (self.raw_score, self.score) {
             (Some(raw), Some(previous)) if self.is_up() => {
                 Some(smooth(previous, raw, now.since(self.scored_at), figures.smoothing))
@@ -491,22 +574,30 @@ impl Link {
             return false;
         }
         let answered = self.stats.is_some();
-        let silent_since = self.last_reply.unwrap_or(self.state.since());
-        let silent_for = now.since(silent_since);
+        let silent_for = self.unanswered_since().map_or(0, |since| now.since(since));
         let evidence = silent_for >= self.dead_after && self.unanswered() >= self.probes_to_death;
         match self.state.get() {
             LinkState::Pending | LinkState::Dead(DeadCause::NoReply { .. })
                 if answered && self.last_reply.is_some_and(|r| r >= self.state.since()) =>
             {
                 if matches!(self.state.get(), LinkState::Dead(_)) {
-                    // Back from the dead: the outage's lost probes describe a path that is gone.
+                    // Back from the dead: the outage's lost probes describe a path that is gone,
+                    // and so do those still in flight that were sent before the answered one.
+                    let answered_sent = self.answered_sent;
                     for target in &mut self.targets {
                         target.window.restart();
                         target.dirty = true;
+                        for slot in &mut target.in_flight {
+                            if slot.is_some_and(|f| answered_sent.is_some_and(|a| f.sent < a)) {
+                                *slot = None;
+                            }
+                        }
                     }
                 }
                 self.state.enter(LinkState::Up, now);
                 self.better_since = None;
+                // Back, or up for the first time: its figures are few, and a burst makes them.
+                self.burst(now, BURST_PROBES);
                 true
             }
             LinkState::Up | LinkState::Pending if evidence => {
@@ -532,7 +623,6 @@ impl Link {
         self.better_since = None;
         self.burst_left = 0;
         self.answered_sent = None;
-        self.lost_since_answer = 0;
         self.last_reply = None;
         self.state.enter(LinkState::Dead(DeadCause::LinkDown), now);
     }
@@ -564,8 +654,9 @@ impl Link {
         // it, have deadlines of their own above.
         let evidence = self.unanswered() >= self.probes_to_death;
         if evidence && matches!(self.state.get(), LinkState::Up | LinkState::Pending) {
-            let silent_since = self.last_reply.unwrap_or(self.state.since());
-            next = next.min(silent_since.after(self.dead_after));
+            if let Some(since) = self.unanswered_since() {
+                next = next.min(since.after(self.dead_after));
+            }
         }
         next
     }
@@ -591,7 +682,7 @@ impl Link {
         link.tokens = self.tokens;
         link.tokens_at = self.tokens_at;
         link.answered_sent = self.answered_sent;
-        link.lost_since_answer = self.lost_since_answer;
+
         link.last_reply = self.last_reply;
         link.score = self.score;
         link.scored_at = self.scored_at;
@@ -614,10 +705,46 @@ fn probes_to_death(lost: u32, resolved: u32) -> u32 {
     k
 }
 
+/// Keeps the oldest send times in `slots`, oldest first, with `sent` among them if it is old
+/// enough.
+fn keep_oldest(slots: &mut [Option<Instant>; SILENT_PROBES], sent: Instant) {
+    let mut carry = Some(sent);
+    for slot in slots.iter_mut() {
+        match (*slot, carry) {
+            (None, _) => {
+                *slot = carry;
+                return;
+            }
+            (Some(held), Some(new)) if new < held => {
+                *slot = Some(new);
+                carry = Some(held);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The settings every link's figures are computed with.
 #[derive(Copy, Clone, Debug)]
 pub struct Figures {
     pub window: u64,
     pub loss_divisor_centi: u64,
     pub smoothing: Micros,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probes_to_death;
+
+    #[test]
+    fn death_needs_more_silent_probes_the_lossier_the_link() {
+        // No history: only the prior, 1 lost in 20, at worst ~14 %: 0.14⁸ < 10⁻⁶.
+        assert_eq!(probes_to_death(0, 0), 8);
+        // 0.02⁴ = 1.6·10⁻⁷ < 10⁻⁶ < 0.02³.
+        assert_eq!(probes_to_death(0, 1_000), 4);
+        // 30 % over 1,000 outcomes: at worst ~31 %, and 0.31¹² < 10⁻⁶.
+        assert_eq!(probes_to_death(300, 1_000), 12);
+        // Whatever the loss, the worst case is capped at 60 %: 0.6²⁷ < 10⁻⁶ < 0.6²⁶.
+        assert_eq!(probes_to_death(1_000, 1_000), 28);
+    }
 }

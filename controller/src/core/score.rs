@@ -58,7 +58,7 @@ pub fn score_bounds(stats: &Stats, bias: Score, divisor_centi: u64) -> (Score, S
     let least_loss = stats.loss.low.max(stats.recent_loss.low);
     (
         at(stats.latency.low, stats.jitter.low, least_loss),
-        at(stats.latency.high, stats.jitter.high, stats.loss.high),
+        at(stats.latency.high, stats.jitter.high, stats.loss.high.max(least_loss)),
     )
 }
 

@@ -3,8 +3,8 @@
 //!
 //! Latency is the median RTT and jitter the median absolute difference of consecutive RTTs: one
 //! 800 ms reply among twenty moves neither (a mean would move by 40 ms). Both come from the paced
-//! probes only: a burst sent because something looked wrong must not outvote the quiet seconds
-//! around it. Loss is the share of lost probes among the resolved ones, bursts included, over a
+//! probes only (bursts stand in only where there is no paced reply yet): a burst sent because
+//! something looked wrong must not outvote the quiet seconds around it. Loss is the share of lost probes among the resolved ones, bursts included, over a
 //! window three times longer than latency's, because loss needs more samples to be known; a
 //! short window of the newest outcomes shows a loss that just began. Every figure comes with
 //! bounds: the order statistics around the median (a distribution-free interval), and Wilson's
@@ -23,6 +23,12 @@ pub const FULL_LOSS: u32 = 10_000;
 /// The z of the bounds, in thousandths: 1.282, a one-sided 90 % interval. A switch needs the
 /// two links' intervals apart by the hysteresis, which both must cross at once.
 const Z_MILLI: u64 = 1_282;
+/// The z of the newest outcomes' loss bounds. So few outcomes make a run of luck look like a
+/// change often enough that only strong evidence may count: 4 (one-sided 99.997 %) for the
+/// lower bound, which lifts a score at once; 2.576 (99.5 %) for the upper, which only lets the
+/// loss window forget a regime that is over (a failback still waits for its hold).
+const RECENT_LOW_Z_MILLI: u64 = 4_000;
+const RECENT_HIGH_Z_MILLI: u64 = 2_576;
 
 /// A figure with the interval it is known to.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -67,7 +73,7 @@ pub struct Stats {
 /// from the last forty outcomes, so a rarely probed link still has figures (and a loss bound
 /// narrow enough to be chosen on).
 const LEAST_REPLIES: usize = 4;
-const LEAST_OUTCOMES: usize = 40;
+const LEAST_OUTCOMES: usize = 100;
 /// Outcomes in the recent-loss window.
 const RECENT_OUTCOMES: usize = 16;
 
@@ -161,17 +167,25 @@ impl Window {
     }
 
     /// `(lost, resolved)` among the probes sent since `since`, or among the last `least` if
-    /// fewer were.
-    pub fn loss_counts(&self, since: Instant, least: usize) -> (u32, u32) {
+    /// fewer were; never any sent before `floor`.
+    pub fn loss_counts(&self, since: Instant, least: usize, floor: Instant) -> (u32, u32) {
         self.newest_first()
             .enumerate()
-            .take_while(|(i, s)| s.sent >= since || *i < least)
+            .take_while(|(i, s)| s.sent >= floor && (s.sent >= since || *i < least))
             .fold((0, 0), |(lost, all), (_, s)| (lost + u32::from(s.rtt == LOST), all + 1))
     }
 
-    /// Loss with bounds over the loss window (since `since`) and over the newest outcomes.
-    pub fn loss(&self, since: Instant) -> ((u32, u32), (u32, u32)) {
-        (self.loss_counts(since, LEAST_OUTCOMES), self.loss_counts(Instant::NEVER, RECENT_OUTCOMES))
+    /// `(lost, resolved)` over the loss window (since `since`, not before `floor`) and over the
+    /// newest outcomes.
+    pub fn loss(&self, since: Instant, floor: Instant) -> ((u32, u32), (u32, u32)) {
+        let recent = self.loss_counts(Instant::NEVER, RECENT_OUTCOMES, Instant::ZERO);
+        (self.loss_counts(since, LEAST_OUTCOMES, floor), recent)
+    }
+
+    /// When the oldest of the newest outcomes was sent: where a new regime of loss begins, as
+    /// far as they can tell.
+    pub fn recent_from(&self) -> Option<Instant> {
+        self.newest_first().take(RECENT_OUTCOMES).last().map(|s| s.sent)
     }
 
     /// Latency and jitter with bounds from the paced replies sent since `since` (at least the
@@ -179,7 +193,11 @@ impl Window {
     pub fn delays(&self, since: Instant) -> Option<(Estimate, Estimate)> {
         let mut chosen = [0u32; MAX_WINDOW];
         let mut replies = 0;
-        for sample in self.newest_first().filter(|s| s.paced && s.rtt != LOST) {
+        // Burst replies stand in only where no paced one exists (a link just back from the
+        // dead, whose first answers came in a burst): some figures beat none.
+        let any_paced = self.iter().any(|s| s.paced && s.rtt != LOST);
+        let counted = |s: &Sample| (s.paced || !any_paced) && s.rtt != LOST;
+        for sample in self.newest_first().filter(counted) {
             if sample.sent < since && replies >= LEAST_REPLIES {
                 break;
             }
@@ -208,6 +226,14 @@ impl Window {
             median_with_bounds(&mut steps[..differences])
         };
         Some((median_with_bounds(&mut rtts[..replies]), jitter))
+    }
+}
+
+impl Stats {
+    /// Whether the newest outcomes contradict the loss window: the link's loss changed, and
+    /// the window still holds the old regime.
+    pub fn loss_changed(&self) -> bool {
+        self.recent_loss.high < self.loss.low || self.recent_loss.low > self.loss.high
     }
 }
 
@@ -260,18 +286,23 @@ pub fn loss_value(lost: u32, resolved: u32) -> u32 {
 /// Loss in basis points with Wilson's interval at the module's z: sound for few samples and for
 /// shares near 0 or 100 %, unlike the normal approximation.
 pub fn loss_estimate(lost: u32, resolved: u32) -> Estimate {
+    wilson(lost, resolved, Z_MILLI)
+}
+
+/// Wilson's interval of `lost` in `resolved` at the z of `z_milli` thousandths.
+fn wilson(lost: u32, resolved: u32, z_milli: u64) -> Estimate {
     if resolved == 0 {
         return Estimate { value: 0, low: 0, high: FULL_LOSS };
     }
-    // In millionths: p = lost / n, z² = Z_MILLI² / 10⁶.
+    // In millionths: p = lost / n, z² = z_milli² / 10⁶.
     let n = u64::from(resolved);
     let p = u64::from(lost) * 1_000_000 / n;
-    let z2 = Z_MILLI * Z_MILLI; // z² in millionths
+    let z2 = z_milli * z_milli; // z² in millionths
     let denominator = 1_000_000 + z2 / n; // 1 + z²/n, millionths
     let centre = p + z2 / (2 * n); // p + z²/2n, millionths
     // z·√(p(1−p)/n + z²/4n²), millionths.
     let variance = p * (1_000_000 - p) / n + z2 * 1_000_000 / (4 * n * n);
-    let margin = Z_MILLI * isqrt(variance) / 1_000;
+    let margin = z_milli * isqrt(variance) / 1_000;
     let bound = |x: u64| (x * 1_000_000 / denominator / 100).min(u64::from(FULL_LOSS)) as u32;
     let value = (p / 100) as u32;
     let low = bound(centre.saturating_sub(margin)).min(value);
@@ -300,7 +331,11 @@ pub fn consensus(targets: impl Iterator<Item = (Stats, (u32, u32))>) -> Option<S
         loss: loss_estimate(lost, resolved),
         lost,
         resolved,
-        recent_loss: loss_estimate(recent_lost, recent),
+        recent_loss: Estimate {
+            low: wilson(recent_lost, recent, RECENT_LOW_Z_MILLI).low,
+            high: wilson(recent_lost, recent, RECENT_HIGH_Z_MILLI).high,
+            value: loss_value(recent_lost, recent),
+        },
     })
 }
 
@@ -376,12 +411,16 @@ mod tests {
         let w = window(&outcomes);
         let (latency, _) = w.delays(Instant::from_millis(6_000)).unwrap();
         assert_eq!(latency.value, 10_000, "only what was sent since 6 s counts");
-        assert_eq!(w.loss_counts(Instant::from_millis(6_000), 0), (1, 5));
-        assert_eq!(w.loss_counts(Instant::ZERO, 0), (1, 11));
+        let z = Instant::ZERO;
+        assert_eq!(w.loss_counts(Instant::from_millis(6_000), 0, z), (1, 5));
+        assert_eq!(w.loss_counts(Instant::ZERO, 0, z), (1, 11));
         // Never fewer than the least: the last four replies whatever their age.
         let (latency, _) = w.delays(Instant::from_millis(9_000)).unwrap();
         assert_eq!(latency.value, 10_000);
-        assert_eq!(w.loss_counts(Instant::NEVER, 3), (1, 3));
+        assert_eq!(w.loss_counts(Instant::NEVER, 3, z), (1, 3));
+        // Not even the least number reaches behind the floor.
+        assert_eq!(w.loss_counts(Instant::NEVER, 8, Instant::from_millis(7_000)), (1, 4));
+        assert_eq!(w.recent_from(), Some(Instant::ZERO), "fewer than the newest 16: all");
     }
 
     #[test]
@@ -396,7 +435,7 @@ mod tests {
         w.push_lost(Instant::from_millis(9_200), false);
         let (latency, _) = w.delays(Instant::ZERO).unwrap();
         assert_eq!(latency.value, 20_000, "the burst does not outvote the paced seconds");
-        assert_eq!(w.loss_counts(Instant::ZERO, 0), (1, 21));
+        assert_eq!(w.loss_counts(Instant::ZERO, 0, Instant::ZERO), (1, 21));
     }
 
     #[test]
