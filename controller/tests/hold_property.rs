@@ -49,7 +49,7 @@ fn config(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
     fn switches_respect_the_holds(
@@ -87,13 +87,15 @@ proptest! {
             match decision.reason {
                 Reason::Better { evidence, held } => {
                     prop_assert!(held >= hold);
-                    // Better even at the bounds: the current link at its best, the new at its worst.
-                    prop_assert!(evidence.from_low.0 - evidence.to_high.0 > (hysteresis * 1000) as i64);
-                    prop_assert!(evidence.from_score > evidence.to_score);
+                    // Better by the hysteresis, and better even at the bounds: the current link
+                    // at its best, the new at its worst.
+                    prop_assert!(evidence.from_score.0 - evidence.to_score.0 > (hysteresis * 1000) as i64);
+                    prop_assert!(evidence.from_low > evidence.to_high);
                 }
                 Reason::Failback { evidence, held } => {
                     prop_assert!(held >= hold.max(failback_hold_ms * 1000));
-                    prop_assert!(evidence.from_low.0 - evidence.to_high.0 > (hysteresis * 1000) as i64);
+                    prop_assert!(evidence.from_score.0 - evidence.to_score.0 > (hysteresis * 1000) as i64);
+                    prop_assert!(evidence.from_low > evidence.to_high);
                 }
                 other => prop_assert!(false, "unexpected reason with no dead link: {:?}", other),
             }

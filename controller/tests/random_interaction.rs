@@ -187,7 +187,11 @@ fn route_is_on_a_live_link(run: &VirtualRun<Model>, stay: bool) -> Result<bool, 
             run.now(),
             current.name(),
             current.state(),
-            engine.links().iter().map(|l| (l.name(), l.state())).collect::<Vec<_>>()
+            engine
+                .links()
+                .iter()
+                .map(|l| (l.name(), l.state(), l.in_doubt(), l.score()))
+                .collect::<Vec<_>>()
         ));
     }
     Ok(others_up().next().is_some())

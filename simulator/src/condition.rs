@@ -235,7 +235,10 @@ mod tests {
         let from = Condition::new(20.0, 2.0, 0.0);
         let to = Change { latency_ms: Some(320.0), loss_percent: Some(10.0), ..Change::default() };
         let half = to.ramp_step(&from, 0.5);
-        assert_eq!((half.latency_ms, half.loss_percent, half.jitter_ms), (Some(170.0), Some(5.0), None));
+        assert_eq!(
+            (half.latency_ms, half.loss_percent, half.jitter_ms),
+            (Some(170.0), Some(5.0), None)
+        );
         assert!(to.is_numeric());
         assert!(!Change { outage: Some(true), ..Change::default() }.is_numeric());
     }

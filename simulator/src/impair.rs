@@ -96,10 +96,12 @@ pub fn netem_arguments(condition: &Condition, outbound: bool) -> Vec<String> {
     } else if let (true, Some(bursts)) = (outbound, condition.bursts) {
         // p, r, 1-h, 1-k: into the bad state, out of it, loss in it, loss out of it.
         arguments.extend(["loss".to_string(), "gemodel".to_string()]);
-        arguments.extend([bursts.enter_percent, bursts.leave_percent, bursts.loss_percent]
-            .into_iter()
-            .chain([condition.loss_percent])
-            .map(percent));
+        arguments.extend(
+            [bursts.enter_percent, bursts.leave_percent, bursts.loss_percent]
+                .into_iter()
+                .chain([condition.loss_percent])
+                .map(percent),
+        );
     } else {
         let loss = if outbound { condition.loss_percent } else { condition.return_loss_percent };
         if loss > 0.0 {
@@ -297,9 +299,16 @@ mod tests {
         let steady = Condition { jitter_ms: 0.0, loss_percent: 0.0, ..condition() };
         assert_eq!(netem_arguments(&steady, true).join(" "), "netem delay 25.000ms");
         let returning = Condition { return_loss_percent: 5.0, ..steady.clone() };
-        assert_eq!(netem_arguments(&returning, false).join(" "), "netem delay 25.000ms loss 5.000%");
+        assert_eq!(
+            netem_arguments(&returning, false).join(" "),
+            "netem delay 25.000ms loss 5.000%"
+        );
         let bursty = Condition {
-            bursts: Some(crate::condition::Bursts { enter_percent: 1.0, leave_percent: 20.0, loss_percent: 100.0 }),
+            bursts: Some(crate::condition::Bursts {
+                enter_percent: 1.0,
+                leave_percent: 20.0,
+                loss_percent: 100.0,
+            }),
             loss_percent: 0.5,
             ..steady
         };

@@ -161,7 +161,8 @@ mod tests {
     #[test]
     fn bursty_loss_comes_in_runs() {
         let mut condition = Condition::new(20.0, 0.0, 0.0);
-        condition.bursts = Some(Bursts { enter_percent: 1.0, leave_percent: 20.0, loss_percent: 100.0 });
+        condition.bursts =
+            Some(Bursts { enter_percent: 1.0, leave_percent: 20.0, loss_percent: 100.0 });
         let mut path = Path::new(condition, 2);
         let lost: Vec<bool> = (0..50_000).map(|i| path.round_trip(0, i as f64).is_none()).collect();
         let share = lost.iter().filter(|l| **l).count() as f64 / lost.len() as f64;

@@ -147,12 +147,9 @@ pub async fn relay(
             return Err(error);
         }
         let packet = buffer[..got as usize].to_vec();
-        path.condition = condition
-            .lock()
-            .map_err(|_| io::Error::other("condition lock poisoned"))?
-            .clone();
-        let decided =
-            fate(&mut path, &targets, &packet, outbound, started.elapsed().as_secs_f64());
+        path.condition =
+            condition.lock().map_err(|_| io::Error::other("condition lock poisoned"))?.clone();
+        let decided = fate(&mut path, &targets, &packet, outbound, started.elapsed().as_secs_f64());
         if let Fate::Deliver(delay) = decided {
             let to = Arc::clone(&to);
             tokio::spawn(async move {
@@ -201,11 +198,17 @@ mod tests {
         let back = fate(&mut path(condition()), &targets(), &to_second, false, 0.0);
         assert!(matches!(back, Fate::Deliver(_)));
         let mut outage = path(Condition { outage: true, ..condition() });
-        assert_eq!(fate(&mut outage, &targets(), &packet_to([192, 0, 2, 1]), false, 0.0), Fate::Drop);
+        assert_eq!(
+            fate(&mut outage, &targets(), &packet_to([192, 0, 2, 1]), false, 0.0),
+            Fate::Drop
+        );
         let mut lossy = path(Condition { loss_percent: 100.0, ..condition() });
         assert_eq!(fate(&mut lossy, &targets(), &packet_to([192, 0, 2, 1]), true, 0.0), Fate::Drop);
         let mut returns = path(Condition { return_loss_percent: 100.0, ..condition() });
-        assert_eq!(fate(&mut returns, &targets(), &packet_to([192, 0, 2, 1]), false, 0.0), Fate::Drop);
+        assert_eq!(
+            fate(&mut returns, &targets(), &packet_to([192, 0, 2, 1]), false, 0.0),
+            Fate::Drop
+        );
         assert_eq!(destination(&[0x60; 10]), None);
     }
 
@@ -214,7 +217,10 @@ mod tests {
         let mut slow = path(Condition { target_latency_ms: vec![0.0, 100.0], ..condition() });
         slow.condition.unreachable_targets.clear();
         let to_second = packet_to([198, 51, 100, 1]);
-        assert_eq!(fate(&mut slow, &targets(), &to_second, true, 0.0), Fate::Deliver(Duration::from_millis(120)));
+        assert_eq!(
+            fate(&mut slow, &targets(), &to_second, true, 0.0),
+            Fate::Deliver(Duration::from_millis(120))
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub const TARGETS: [&str; 3] = ["192.0.2.1", "198.51.100.1", "203.0.113.1"];
 const SIMULATOR_KEYS: [&str; 4] = ["links", "targets", "name", "device"];
 
 /// The longest scenario: one simulated day.
-const MAX_DURATION_S: f64 = 86_400.0;
+const MAX_DURATION_S: f64 = 31.0 * 86_400.0;
 
 /// One mistake in a scenario file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,7 +208,13 @@ struct Checker<'a> {
 
 /// A ramp written out: one-second steps from the link's condition when the ramp starts (after
 /// every earlier phase) to the ramp's values.
-fn ramp_steps(timeline: &[Phase], links: &[LinkSpec], ramp: &Phase, ramp_s: f64, duration_s: f64) -> Vec<Phase> {
+fn ramp_steps(
+    timeline: &[Phase],
+    links: &[LinkSpec],
+    ramp: &Phase,
+    ramp_s: f64,
+    duration_s: f64,
+) -> Vec<Phase> {
     let base = &links[ramp.link].base;
     let mut from = base.clone();
     for phase in timeline.iter().filter(|p| p.link == ramp.link && p.at_s <= ramp.at_s) {
@@ -218,7 +224,11 @@ fn ramp_steps(timeline: &[Phase], links: &[LinkSpec], ramp: &Phase, ramp_s: f64,
     (1..=steps)
         .map(|k| {
             let fraction = f64::from(k) / f64::from(steps);
-            Phase { at_s: ramp.at_s + ramp_s * fraction, link: ramp.link, change: ramp.change.ramp_step(&from, fraction) }
+            Phase {
+                at_s: ramp.at_s + ramp_s * fraction,
+                link: ramp.link,
+                change: ramp.change.ramp_step(&from, fraction),
+            }
         })
         .filter(|p| p.at_s <= duration_s)
         .collect()
@@ -364,10 +374,17 @@ impl Checker<'_> {
                 continue;
             };
             let change = self.change(i, phase, &names[link], links[link].targets);
-            let last_s = p.last_s.as_ref().map(|v| self.range(v, path("last_s"), 0.001, duration_s, " seconds"));
-            let ramp_s = p.ramp_s.as_ref().map(|v| self.range(v, path("ramp_s"), 1.0, duration_s, " seconds"));
+            let last_s = p
+                .last_s
+                .as_ref()
+                .map(|v| self.range(v, path("last_s"), 0.001, duration_s, " seconds"));
+            let ramp_s = p
+                .ramp_s
+                .as_ref()
+                .map(|v| self.range(v, path("ramp_s"), 1.0, duration_s, " seconds"));
             if ramp_s.is_some() && !change.is_numeric() {
-                let message = "a ramp moves only latency_ms, jitter_ms, loss_percent and return_loss_percent";
+                let message =
+                    "a ramp moves only latency_ms, jitter_ms, loss_percent and return_loss_percent";
                 self.error(phase.referenced.line(), path("ramp_s"), message);
             }
             for start in self.occurrences(p, at_s, last_s, duration_s, &path) {
@@ -392,15 +409,23 @@ impl Checker<'_> {
     }
 
     /// A phase's change, checked.
-    fn change(&mut self, i: usize, phase: &Spanned<RawPhase>, name: &str, targets: usize) -> Change {
+    fn change(
+        &mut self,
+        i: usize,
+        phase: &Spanned<RawPhase>,
+        name: &str,
+        targets: usize,
+    ) -> Change {
         let p = &phase.value;
         let path = |key: &str| format!("timeline[{i}].{key}");
-        if let Some(unreachable) = &p.unreachable_targets {
-            if let Some(bad) = unreachable.value.iter().find(|t| **t >= targets) {
-                let message =
-                    format!("target {bad} does not exist: link {name} has targets 0 to {}", targets - 1);
-                self.error(unreachable.referenced.line(), path("unreachable_targets"), message);
-            }
+        if let Some(unreachable) = &p.unreachable_targets
+            && let Some(bad) = unreachable.value.iter().find(|t| **t >= targets)
+        {
+            let message = format!(
+                "target {bad} does not exist: link {name} has targets 0 to {}",
+                targets - 1
+            );
+            self.error(unreachable.referenced.line(), path("unreachable_targets"), message);
         }
         let change = Change {
             latency_ms: self.optional(&p.latency_ms, path("latency_ms"), 10_000.0, " ms"),
@@ -412,15 +437,18 @@ impl Checker<'_> {
                 100.0,
                 " %",
             ),
-            bursts: p.bursts.as_ref().map(|b| {
-                b.value.map(|v| self.bursts(v, b.referenced.line(), path("bursts")))
-            }),
-            spikes: p.spikes.as_ref().map(|x| {
-                x.value.map(|v| self.spikes(v, x.referenced.line(), path("spikes")))
-            }),
-            delay_tail: p.delay_tail.as_ref().map(|t| {
-                t.value.map(|v| self.tail(v, t.referenced.line(), path("delay_tail")))
-            }),
+            bursts: p
+                .bursts
+                .as_ref()
+                .map(|b| b.value.map(|v| self.bursts(v, b.referenced.line(), path("bursts")))),
+            spikes: p
+                .spikes
+                .as_ref()
+                .map(|x| x.value.map(|v| self.spikes(v, x.referenced.line(), path("spikes")))),
+            delay_tail: p
+                .delay_tail
+                .as_ref()
+                .map(|t| t.value.map(|v| self.tail(v, t.referenced.line(), path("delay_tail")))),
             target_latency_ms: p
                 .target_latency_ms
                 .as_ref()
@@ -450,7 +478,8 @@ impl Checker<'_> {
         path: &dyn Fn(&str) -> String,
     ) -> Vec<f64> {
         let Some(repeat) = &p.repeat else { return vec![at_s] };
-        let every = self.range(&repeat.value.every_s, path("repeat.every_s"), 0.1, duration_s, " seconds");
+        let every =
+            self.range(&repeat.value.every_s, path("repeat.every_s"), 0.1, duration_s, " seconds");
         if last_s.is_some_and(|l| l >= every) {
             let message = format!(
                 "got {}, expected less than repeat.every_s {every}: the occurrences would overlap",
@@ -471,7 +500,11 @@ impl Checker<'_> {
     fn part(&mut self, line: u64, path: &str, key: &str, value: f64, ok: bool, expected: &str) {
         if !ok {
             let dot = if key.starts_with('[') { "" } else { "." };
-            self.error(line, format!("{path}{dot}{key}"), format!("got {value}, expected {expected}"));
+            self.error(
+                line,
+                format!("{path}{dot}{key}"),
+                format!("got {value}, expected {expected}"),
+            );
         }
     }
 
@@ -488,13 +521,13 @@ impl Checker<'_> {
 
     fn spikes(&mut self, x: Spikes, line: u64, path: String) -> Spikes {
         let every = x.every_s > 0.0 && x.every_s <= MAX_DURATION_S;
-        self.part(line, &path, "every_s", x.every_s, every, "above 0 seconds, at most a day");
+        self.part(line, &path, "every_s", x.every_s, every, "above 0 seconds, at most 31 days");
         let last = x.last_s > 0.0 && x.last_s < x.every_s;
         self.part(line, &path, "last_s", x.last_s, last, "above 0 and shorter than every_s");
         let extra = (0.0..=10_000.0).contains(&x.extra_ms);
         self.part(line, &path, "extra_ms", x.extra_ms, extra, "0 to 10000 ms");
         let at = (0.0..=MAX_DURATION_S).contains(&x.at_s);
-        self.part(line, &path, "at_s", x.at_s, at, "0 seconds to a day");
+        self.part(line, &path, "at_s", x.at_s, at, "0 seconds to 31 days");
         x
     }
 
@@ -612,7 +645,10 @@ impl Scenario {
     pub fn netem_refuses(&self) -> Option<String> {
         let mut conditions: Vec<Condition> = self.links.iter().map(|l| l.base.clone()).collect();
         let refusal = |link: &LinkSpec, condition: &Condition, at_s: f64| {
-            condition.netem_can().err().map(|what| format!("link {} at {at_s} s: {what}", link.name))
+            condition
+                .netem_can()
+                .err()
+                .map(|what| format!("link {} at {at_s} s: {what}", link.name))
         };
         for (link, condition) in self.links.iter().zip(&conditions) {
             if let Some(why) = refusal(link, condition, 0.0) {

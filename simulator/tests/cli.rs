@@ -118,3 +118,53 @@ fn netem_is_refused_clearly_where_it_cannot_run_and_taken_where_it_can() {
         Err(_) => assert!(stderr.contains("cannot check for sch_netem"), "{stderr}"),
     }
 }
+
+#[test]
+fn the_judge_prints_its_table_writes_markdown_and_svg_and_refuses_bad_options() {
+    let dir = temp_dir("judge");
+    let (markdown, svg) = (dir.join("judge.md"), dir.join("judge.svg"));
+    let out = sim(&[
+        "judge",
+        "--seeds",
+        "2",
+        "--family",
+        "outage",
+        "--family",
+        "spikes",
+        "--policy",
+        "wanmon",
+        "--policy",
+        "dpinger",
+        "--markdown",
+        markdown.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+        "--check",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("| family | what | goal | wanmon | dpinger |"), "{stdout}");
+    assert!(stdout.contains("| outage |"), "{stdout}");
+    let written = std::fs::read_to_string(&markdown).unwrap();
+    assert!(stdout.starts_with(&written), "the markdown file is the printed report");
+    assert!(!written.contains("Probe traffic"), "no noisy-day, no traffic table: {written}");
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    for (args, expected) in [
+        (
+            &["judge", "--family", "nope"][..],
+            "--family: no family \"nope\"; the families are outage, carrier",
+        ),
+        (
+            &["judge", "--policy", "mwan4"][..],
+            "--policy: no policy \"mwan4\"; the policies are wanmon, wanmon v0.1",
+        ),
+        (&["judge", "--days", "40"][..], "--days: got 40, expected at most 30"),
+        (&["judge", "--seeds", "x"][..], "--seeds: got \"x\", expected a number above 0"),
+        (&["judge", "--bogus"][..], "judge: unknown option \"--bogus\""),
+    ] {
+        let out = sim(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

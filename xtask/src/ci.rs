@@ -190,6 +190,9 @@ fn checks(cargo: &str, timings: &mut Vec<Timing>, started: Instant) -> Result<()
         sequential(timings, started, "scenario suite (replay)", || {
             crate::sim::sim(&["--replay-only".to_string()])
         })?;
+        sequential(timings, started, "decision benchmark (quick)", || {
+            crate::sim::judge(&["--quick".to_string()])
+        })?;
         sequential(timings, started, "benchmark (quick)", || bench(&["--quick".to_string()]))?;
         // What could run passed; what could not must not look like a pass.
         return Err("not root: the namespace tests, the emulated kernels and the browser did \
@@ -217,6 +220,7 @@ fn checks(cargo: &str, timings: &mut Vec<Timing>, started: Instant) -> Result<()
         Stage::xtask("router package (mipsel_24kc, size budget, run under qemu)", &["dist"], true),
         Stage::xtask("router build as a daemon on a MIPS kernel (qemu-system)", &["vm"], false),
         Stage::xtask("scenario suite (replay)", &["sim", "--replay-only"], true),
+        Stage::xtask("decision benchmark against the peers (quick)", &["judge", "--quick"], true),
         Stage::cargo("benchmark build", &["bench", "-p", "wanmon-benches", "--no-run"], true),
     ];
     let lane_timings = lanes(vec![vec![library], timed, cpu_mostly], started);

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's automation, one function per command, std only.
 //!
 //! - `cargo xtask sim`: the scenario suite against the controller (the README's main job).
+//! - `cargo xtask judge`: the decision benchmark against the peers' models.
 //! - `cargo xtask ci`: everything CI checks, on a fresh Debian machine (the README's test command).
 //! - `cargo xtask bench`: the hot-path benchmark with its printed figures.
 //! - `cargo xtask dist`, `deploy`, `vm`: the router package, its deployment, and its build run
@@ -39,6 +40,10 @@ commands:
   sim [--replay-only]
            run the scenario library against the controller (replay; and netns, the real daemon
            on namespaces, when root) and print the summary table; JSON and SVG in target/sim/
+  judge [--quick]
+           the decision benchmark: scenario families over many seeds in the replay, wanmon
+           beside models of mwan3, dpinger, the shell wanmon and wanmon v0.1; fails where wanmon
+           misses a goal it met before; table and SVG in target/judge/
   ci       install what a fresh Debian machine lacks, then run fmt, clippy, every test
            (root-only tests too when run as root), the package, both emulated kernels, the
            browser test and a short benchmark; prints a table of each stage's time
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("sim") => sim::sim(&args[1..]),
+        Some("judge") => sim::judge(&args[1..]),
         Some("ci") => ci::ci(&args[1..]),
         Some("bench") => ci::bench(&args[1..]),
         Some("browser") => ci::browser(&args[1..]),

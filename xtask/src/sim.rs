@@ -50,3 +50,32 @@ pub fn sim(args: &[String]) -> Result<(), String> {
     println!("timelines: {replay_path}, {netns_path}; pictures: {svg}/");
     Ok(())
 }
+
+/// Families whose goal wanmon does not meet yet (issue 11; numbers in docs/judge.md): their
+/// misses are printed, not fatal. Every other goal, and zero false switches, must hold.
+const KNOWN_MISSES: [&str; 3] = ["loss-10", "loss-30", "calls-break"];
+
+/// `cargo xtask judge [--quick]`: the decision benchmark, wanmon beside the peers' models, its
+/// table and picture in target/judge/.
+pub fn judge(args: &[String]) -> Result<(), String> {
+    let quick = match args {
+        [] => false,
+        [flag] if flag == "--quick" => true,
+        _ => return Err(format!("judge: got {args:?}; usage: cargo xtask judge [--quick]")),
+    };
+    let out = root().join("target/judge");
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let markdown = out.join("judge.md").to_string_lossy().into_owned();
+    let svg = out.join("judge.svg").to_string_lossy().into_owned();
+    let mut command = vec!["run", "--quiet", "--release", "-p", "wanmon-sim", "--", "judge"];
+    if quick {
+        command.push("--quick");
+    }
+    command.extend(["--markdown", &markdown, "--svg", &svg, "--check"]);
+    for family in KNOWN_MISSES {
+        command.extend(["--allow-miss", family]);
+    }
+    run(&cargo(), &command)?;
+    println!("table: {markdown}; picture: {svg}");
+    Ok(())
+}

@@ -209,9 +209,8 @@ impl Engine {
             if news.suspect {
                 self.suspect(now, index);
             }
-            if changed {
-                self.refresh_link(now, index);
-            } else if self.links[index].refresh_liveness(now) {
+            // Short-circuit: the liveness check only when nothing changed (a refresh does it).
+            if changed || self.links[index].refresh_liveness(now) {
                 self.refresh_link(now, index);
             }
         }
@@ -324,7 +323,8 @@ impl Engine {
     /// for its first second, and the standby is checked when the route moves (see
     /// [`Engine::successor`]), not on every doubt.
     fn suspect(&mut self, now: Instant, index: LinkIndex) {
-        let probes = if self.pace(index) == Pace::Standby { BURST_PROBES / 2 } else { BURST_PROBES };
+        let probes =
+            if self.pace(index) == Pace::Standby { BURST_PROBES / 2 } else { BURST_PROBES };
         self.links[index].burst(now, probes);
     }
 
@@ -427,7 +427,9 @@ impl Engine {
             }
             if link.in_doubt() {
                 waiting = true;
-            } else if let Some(score) = link.score() {
+            } else {
+                // Up without figures (its targets' windows went quiet): alive, ranked last.
+                let score = link.score().unwrap_or(Score(i64::MAX));
                 best = Some(best.map_or((score, index), |b| b.min((score, index))));
             }
         }

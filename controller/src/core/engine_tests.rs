@@ -140,7 +140,11 @@ fn a_link_that_never_answers_dies_on_evidence_and_does_not_block_the_first_choic
     let (at, _, to) = run.switches()[0].clone();
     assert_eq!(to, "wwan");
     assert!(silent_for >= 900_000, "silent for {silent_for} µs");
-    assert_eq!(run.link("wan").state_since(), ms(at), "the first choice comes as wan is found dead");
+    assert_eq!(
+        run.link("wan").state_since(),
+        ms(at),
+        "the first choice comes as wan is found dead"
+    );
     assert!((1_000..=3_500).contains(&at), "dead at {at} ms");
 }
 
@@ -151,19 +155,19 @@ fn a_hard_outage_moves_the_route_within_a_second_of_the_first_lost_probe() {
         Box::new(|link, _, t| (link == 1 || t < 20_000).then_some(20)),
     );
     run.until(60_000);
-    // wan's probes go out every 500 ms; the first one lost is sent at 20 000 ms.
+    // wan's probes go out every 250 ms; the first one lost is sent at 20 000 ms.
     let (at, to) = run.moves()[0].clone();
     assert_eq!(to, "wwan");
-    assert!((20_000..=20_950).contains(&at), "moved at {at} ms");
+    assert!((20_000..=21_000).contains(&at), "moved at {at} ms");
     let decision = run.run.decisions()[1];
     let Reason::CurrentDead { cause: DeadCause::NoReply { silent_for }, score } = decision.reason
     else {
         panic!("{decision}")
     };
-    assert!(silent_for >= 900_000, "silent for only {silent_for} µs");
+    assert_eq!(silent_for, (at - 20_000) * 1000, "silent since the first lost probe");
     assert_eq!(score, Score::from_points(70));
     let line = decision.to_string();
-    assert!(line.starts_with("wan -> wwan: wan is dead (no reply for 900 ms)"), "{line}");
+    assert!(line.starts_with("wan -> wwan: wan is dead (no reply for 9"), "{line}");
 }
 
 #[test]
@@ -202,8 +206,9 @@ fn a_lossy_link_is_left_within_seconds() {
     let Reason::Better { evidence, held } = run.run.decisions()[1].reason else {
         panic!("{}", run.run.decisions()[1])
     };
-    assert_eq!(held, 2_000_000);
-    assert!(evidence.from_low.0 - evidence.to_high.0 >= evidence.margin.0, "{evidence:?}");
+    assert_eq!(held, 1_000_000);
+    assert!(evidence.from_low > evidence.to_high, "{evidence:?}");
+    assert!(evidence.from_score.0 - evidence.to_score.0 > evidence.margin.0, "{evidence:?}");
 }
 
 #[test]
@@ -242,10 +247,11 @@ fn a_better_link_takes_over_once_the_bounds_prove_it_and_the_hold_passed() {
     assert_eq!(moves.len(), 1, "{moves:?}");
     assert!((12_000..=16_000).contains(&moves[0].0), "{moves:?}");
     let Reason::Better { evidence, held } = run.last().reason else { panic!("{:?}", run.last()) };
-    assert!(evidence.from_low.0 - evidence.to_high.0 >= evidence.margin.0);
-    assert_eq!(held, 2_000_000);
+    assert!(evidence.from_low > evidence.to_high);
+    assert!(evidence.from_score.0 - evidence.to_score.0 > evidence.margin.0);
+    assert_eq!(held, 1_000_000);
     let line = run.last().to_string();
-    assert!(line.ends_with("better by more than the hysteresis 20.0, for 2.0 s"), "{line}");
+    assert!(line.ends_with("better by more than the hysteresis 20.0, for 1.0 s"), "{line}");
     assert!(line.starts_with("wan -> wwan: wwan scored 40.0 (at worst "), "{line}");
     assert!(line.contains("against 100.0 (at best 100.0)"), "{line}");
 }
@@ -320,7 +326,8 @@ fn a_filtered_target_is_no_witness_of_death() {
     run.until(70_000);
     let (at, to) = run.moves()[0].clone();
     assert_eq!(to, "wwan");
-    assert!((60_000..=61_000).contains(&at), "moved at {at} ms");
+    // Within a second of the first lost probe of the answering target (sent by 60.5 s).
+    assert!((60_000..=61_500).contains(&at), "moved at {at} ms");
 }
 
 #[test]
@@ -401,9 +408,10 @@ fn a_flapping_link_is_left_once_and_not_chased() {
 #[test]
 fn every_link_dead_keeps_the_route_and_notes_it_once() {
     let net: Net = Box::new(|link, _, t| match link {
-        0 => (t < 10_000).then_some(20),
-        // wwan goes first, so when wan dies there is nowhere to go.
-        _ => (!(8_000..40_000).contains(&t)).then_some(30),
+        0 => (t < 30_000).then_some(20),
+        // wwan goes first (and is found dead by its slow standby probes long before wan dies),
+        // so when wan dies there is nowhere to go.
+        _ => (!(2_000..40_000).contains(&t)).then_some(30),
     });
     let mut run = Run::new(config(&[0, 0], ""), net);
     run.until(39_999);
@@ -546,9 +554,10 @@ fn probes_per_link(config: Config, net: Net, span: u64) -> Vec<usize> {
 #[test]
 fn a_healthy_standby_is_probed_rarely_and_the_route_link_steadily() {
     let per_link = probes_per_link(config(&[0, 20], ""), steady(&[15, 45]), 600_000);
-    // wan: two targets each twice a second; wwan: one probe every 6 s.
+    // wan: two targets each twice a second; wwan: one probe every 7.5 s (each target every
+    // 15 s), 36 B each way: 9.6 B/s.
     assert!((2_390..=2_410).contains(&per_link[0]), "{per_link:?}");
-    assert!((98..=102).contains(&per_link[1]), "{per_link:?}");
+    assert!((78..=82).contains(&per_link[1]), "{per_link:?}");
 }
 
 #[test]

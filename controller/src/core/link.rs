@@ -497,6 +497,11 @@ impl Link {
     /// slow probes is never silence; and only once several probes have waited, so a few lost
     /// at random just before a delay spike do not turn the spike into a death.
     fn unanswered_since(&self) -> Option<Instant> {
+        self.oldest_unanswered()[SILENT_PROBES - 1]
+    }
+
+    /// The send times of the oldest few probes unanswered since the newest answered one.
+    fn oldest_unanswered(&self) -> [Option<Instant>; SILENT_PROBES] {
         let mut oldest = [None; SILENT_PROBES];
         for sent in self.unanswered_in_flight().map(|f| f.sent) {
             keep_oldest(&mut oldest, sent);
@@ -504,7 +509,7 @@ impl Link {
         for sent in self.witnesses().flat_map(|t| t.first_lost_since_answer.into_iter().flatten()) {
             keep_oldest(&mut oldest, sent);
         }
-        oldest[SILENT_PROBES - 1]
+        oldest
     }
 
     /// Window start times: delays over the last `window` probe intervals, loss over three times
@@ -516,7 +521,13 @@ impl Link {
     }
 
     /// Each target's stats (where they are out of date, or all if `all`), and the link's.
-    fn refresh_targets(&mut self, now: Instant, delays_since: Instant, loss_since: Instant, all: bool) {
+    fn refresh_targets(
+        &mut self,
+        now: Instant,
+        delays_since: Instant,
+        loss_since: Instant,
+        all: bool,
+    ) {
         for target in &mut self.targets {
             if !all && !target.dirty && now.since(target.computed_at) < STATS_AGE {
                 continue;
@@ -555,9 +566,10 @@ impl Link {
         let divisor = figures.loss_divisor_centi;
         self.bounds = self.stats.map(|s| score_bounds(&s, self.bias, divisor));
         // Within its bounds: a loss that began seconds ago lifts the bound before the point.
-        self.raw_score = self.stats.zip(self.bounds).map(|(s, (low, high))| {
-            raw_score(&s.telemetry(), self.bias, divisor).clamp(low, high)
-        });
+        self.raw_score = self
+            .stats
+            .zip(self.bounds)
+            .map(|(s, (low, high))| raw_score(&s.telemetry(), self.bias, divisor).clamp(low, high));
         self.score = match (self.raw_score, self.score) {
             (Some(raw), Some(previous)) if self.is_up() => {
                 Some(smooth(previous, raw, now.since(self.scored_at), figures.smoothing))
@@ -574,8 +586,12 @@ impl Link {
             return false;
         }
         let answered = self.stats.is_some();
-        let silent_for = self.unanswered_since().map_or(0, |since| now.since(since));
-        let evidence = silent_for >= self.dead_after && self.unanswered() >= self.probes_to_death;
+        let oldest = self.oldest_unanswered();
+        let waited = |slot: Option<Instant>| slot.map_or(0, |since| now.since(since));
+        let evidence = waited(oldest[SILENT_PROBES - 1]) >= self.dead_after
+            && self.unanswered() >= self.probes_to_death;
+        // Reported: how long since the first unanswered question, what a person calls silence.
+        let silent_for = waited(oldest[0]);
         match self.state.get() {
             LinkState::Pending | LinkState::Dead(DeadCause::NoReply { .. })
                 if answered && self.last_reply.is_some_and(|r| r >= self.state.since()) =>

@@ -280,7 +280,11 @@ pub fn median_with_bounds(values: &mut [u32]) -> Estimate {
 
 /// Loss in basis points, without bounds.
 pub fn loss_value(lost: u32, resolved: u32) -> u32 {
-    if resolved == 0 { 0 } else { (u64::from(lost) * u64::from(FULL_LOSS) / u64::from(resolved)) as u32 }
+    if resolved == 0 {
+        0
+    } else {
+        (u64::from(lost) * u64::from(FULL_LOSS) / u64::from(resolved)) as u32
+    }
 }
 
 /// Loss in basis points with Wilson's interval at the module's z: sound for few samples and for

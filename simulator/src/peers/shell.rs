@@ -57,7 +57,8 @@ fn measure(world: &mut World, link: usize, t_s: f64) -> (Vec<f64>, f64) {
 
 /// The link to use: the best smoothed score, unless the current one is within the hysteresis.
 pub fn choose(current: Option<usize>, smoothed: &[f64]) -> usize {
-    let best = (0..smoothed.len()).min_by(|a, b| smoothed[*a].total_cmp(&smoothed[*b])).unwrap_or(0);
+    let best =
+        (0..smoothed.len()).min_by(|a, b| smoothed[*a].total_cmp(&smoothed[*b])).unwrap_or(0);
     match current {
         Some(current) if smoothed[current] - smoothed[best] < HYSTERESIS => current,
         _ => best,

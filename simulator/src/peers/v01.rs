@@ -38,7 +38,8 @@ pub fn figures(window: &[Option<f64>]) -> Option<(f64, f64, f64)> {
         return None;
     }
     let steps: Vec<f64> = replies.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
-    let jitter = if steps.is_empty() { 0.0 } else { steps.iter().sum::<f64>() / steps.len() as f64 };
+    let jitter =
+        if steps.is_empty() { 0.0 } else { steps.iter().sum::<f64>() / steps.len() as f64 };
     let loss = (window.len() - replies.len()) as f64 * 100.0 / window.len() as f64;
     Some((median(&mut replies), jitter, loss))
 }
@@ -64,14 +65,17 @@ struct Link {
 impl Link {
     /// The raw score from the targets that answered within `DEAD_AFTER_S`.
     fn raw_score(&self, now: f64, bias: f64) -> Option<f64> {
-        let answering = self.targets.iter().filter(|t| t.last_reply.is_some_and(|r| now - r <= DEAD_AFTER_S));
+        let answering =
+            self.targets.iter().filter(|t| t.last_reply.is_some_and(|r| now - r <= DEAD_AFTER_S));
         let all: Vec<(f64, f64, f64)> = answering
             .filter_map(|t| figures(&t.window.iter().copied().collect::<Vec<_>>()))
             .collect();
         if all.is_empty() {
             return None;
         }
-        let part = |pick: fn(&(f64, f64, f64)) -> f64| median(&mut all.iter().map(pick).collect::<Vec<_>>());
+        let part = |pick: fn(&(f64, f64, f64)) -> f64| {
+            median(&mut all.iter().map(pick).collect::<Vec<_>>())
+        };
         let (latency, jitter, loss) = (part(|f| f.0), part(|f| f.1), part(|f| f.2));
         Some(latency + jitter + loss * loss / LOSS_DIVISOR + bias)
     }
@@ -159,9 +163,9 @@ impl Run {
             link.rescore(now, self.biases[index]);
         }
         let live = |l: &Link| !l.dead && l.score.is_some();
-        let best = (0..self.links.len())
-            .filter(|i| live(&self.links[*i]))
-            .min_by(|a, b| self.links[*a].score.unwrap_or(0.0).total_cmp(&self.links[*b].score.unwrap_or(0.0)));
+        let best = (0..self.links.len()).filter(|i| live(&self.links[*i])).min_by(|a, b| {
+            self.links[*a].score.unwrap_or(0.0).total_cmp(&self.links[*b].score.unwrap_or(0.0))
+        });
         let Some(best) = best else { return };
         let Some(current) = self.current else {
             if now >= DEAD_AFTER_S || self.links.iter().all(|l| l.last_reply.is_some()) {
@@ -190,7 +194,8 @@ impl Run {
                 continue;
             }
             let since = *link.better_since.get_or_insert(now);
-            let hold = if index < current { FAILBACK_HOLD_S.max(SWITCH_HOLD_S) } else { SWITCH_HOLD_S };
+            let hold =
+                if index < current { FAILBACK_HOLD_S.max(SWITCH_HOLD_S) } else { SWITCH_HOLD_S };
             if now - since >= hold {
                 self.current = Some(index);
                 outcome.route_to(now, index);

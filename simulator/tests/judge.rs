@@ -1,0 +1,64 @@
+//! The decision benchmark's parts: every family is a valid scenario, the measures read a route
+//! the way the table says, and the quantiles count a run that never switched as the slowest.
+
+use wanmon_sim::judge::{self, FAMILIES, Kind, Measure, WARM_UP_S};
+use wanmon_sim::peers::Outcome;
+
+#[test]
+fn every_family_is_a_valid_scenario_for_any_seed() {
+    for family in FAMILIES {
+        for seed in [1, 17, 1_000] {
+            let scenario = family.scenario(seed, 0.1);
+            assert_eq!(scenario.seed, seed);
+            assert!(scenario.duration_s > WARM_UP_S, "{}", family.name);
+            assert!(scenario.timeline.iter().all(|p| p.at_s >= WARM_UP_S), "{}", family.name);
+        }
+    }
+    let goals = FAMILIES.iter().filter(|f| matches!(f.kind, Kind::Fault { goal_s: Some(_) }));
+    assert!(goals.count() >= 6, "the issue's goals are families with a goal");
+}
+
+#[test]
+fn a_route_is_read_as_time_to_leave_time_back_and_switches() {
+    let scenario = FAMILIES[0].scenario(1, 1.0);
+    let mut outcome = Outcome::new(2, 72);
+    outcome.route_to(0.0, 0);
+    outcome.route_to(WARM_UP_S + 1.5, 1);
+    outcome.route_to(WARM_UP_S + 1.5, 1);
+    outcome.route_to(WARM_UP_S + 95.0, 0);
+    outcome.first_lost_s = Some(WARM_UP_S + 0.4);
+    outcome.probes = vec![100, 50];
+    let measure = judge::measure(&scenario, &outcome);
+    assert_eq!(measure.to_switch_s, Some(1.5));
+    assert!((measure.after_first_loss_s.unwrap() - 1.1).abs() < 1e-9);
+    assert_eq!(measure.back_s, Some(95.0));
+    assert_eq!(measure.switches, 2, "the same link twice is no switch");
+    assert_eq!(measure.backup_bytes_per_s, 50.0 * 72.0 / scenario.duration_s);
+    // Checked once a second: on the dead primary at 120 and 121 s; on the backup, now worse by
+    // far more than the hysteresis, from the end of the outage at 180 s to 214 s.
+    assert_eq!(measure.bad_link_s, 2.0 + 35.0);
+}
+
+#[test]
+fn quantiles_count_a_run_that_never_switched_as_the_slowest() {
+    let times = [Some(1.0), Some(3.0), None, Some(2.0)];
+    assert_eq!(judge::quantile(&times, 0.5), Some(2.0));
+    assert_eq!(judge::quantile(&times, 0.75), Some(3.0));
+    assert_eq!(judge::quantile(&times, 0.95), None);
+}
+
+#[test]
+fn every_policy_runs_every_family_and_wanmon_meets_the_outage_goal() {
+    for family in FAMILIES.iter().filter(|f| matches!(f.kind, Kind::Fault { .. })) {
+        let scenario = family.scenario(3, 0.01);
+        for policy in judge::POLICIES {
+            let outcome = judge::run_policy(policy, &scenario);
+            assert_eq!(outcome.route.first().map(|r| r.1), Some(0), "{policy} starts on wan");
+            assert!(outcome.probes.iter().all(|p| *p > 0), "{policy} probes every link");
+        }
+    }
+    let outage = FAMILIES.iter().find(|f| f.name == "outage").unwrap().scenario(5, 1.0);
+    let measure: Measure = judge::measure(&outage, &judge::run_policy("wanmon", &outage));
+    let after_loss = measure.after_first_loss_s.expect("it switched");
+    assert!(after_loss <= 1.0, "{after_loss} s after the first lost probe");
+}
