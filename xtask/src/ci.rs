@@ -219,6 +219,7 @@ fn checks(cargo: &str, timings: &mut Vec<Timing>, started: Instant) -> Result<()
     let cpu_mostly = vec![
         Stage::xtask("router package (mipsel_24kc, size budget, run under qemu)", &["dist"], true),
         Stage::xtask("router build as a daemon on a MIPS kernel (qemu-system)", &["vm"], false),
+        Stage::xtask("packages on OpenWrt's userland (apk 3, procd, netifd)", &["openwrt"], false),
         Stage::xtask("scenario suite (replay)", &["sim", "--replay-only"], true),
         Stage::xtask("decision benchmark against the peers (quick)", &["judge", "--quick"], true),
         Stage::cargo("benchmark build", &["bench", "-p", "wanmon-benches", "--no-run"], true),

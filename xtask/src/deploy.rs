@@ -1,6 +1,7 @@
 //! `cargo xtask deploy --host root@192.168.1.1 [--port N] [--identity FILE] [--ssh-config FILE]
-//! [--target ARCH] [--package FILE] [--dry-run]`: copies the package to the router over SCP, installs it with
-//! opkg (or unpacks it where there is no opkg), restarts the service and shows its status.
+//! [--target ARCH] [--package FILE] [--dry-run]`: copies the package to the router over SCP,
+//! installs it with apk (OpenWrt 25.12) or opkg (24.10; unpacked by hand where neither is),
+//! restarts the service and shows its status.
 
 use crate::dist;
 use crate::package;
@@ -66,11 +67,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-/// The script run on the router: install with opkg, or unpack by hand keeping an existing
-/// config; restart; show the status. `$1` is the package on the router.
+/// The script run on the router: install an `.apk` with apk (OpenWrt 25.12), an `.ipk` with
+/// opkg, or unpack an `.ipk` by hand keeping an existing config; restart; show the status. `$1`
+/// is the package on the router.
 pub const REMOTE_SCRIPT: &str = r#"set -e
 pkg="$1"
-if command -v opkg >/dev/null 2>&1; then
+if [ "${pkg%.apk}" != "$pkg" ]; then
+  apk add --allow-untrusted --no-network "$pkg"
+elif command -v opkg >/dev/null 2>&1; then
   opkg install --force-reinstall "$pkg"
 else
   echo "no opkg here: unpacking $pkg by hand"
@@ -126,15 +130,43 @@ fn execute(command: &[String], dry_run: bool) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("`{}` failed ({status})", command[0])) }
 }
 
+/// Whether the router installs with apk (OpenWrt 25.12 and later) rather than opkg.
+fn router_has_apk(options: &Options) -> Result<bool, String> {
+    let mut probe = ssh_base(options, "ssh");
+    probe.extend([
+        options.host.clone(),
+        "command -v apk >/dev/null && echo apk || echo opkg".into(),
+    ]);
+    println!("$ {}", probe.join(" "));
+    let out = Command::new(&probe[0])
+        .args(&probe[1..])
+        .output()
+        .map_err(|e| format!("cannot run ssh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cannot reach {}: {}",
+            options.host,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim() == "apk")
+}
+
+/// The package built for the router's architecture and package manager.
+fn default_package(options: &Options) -> Result<PathBuf, String> {
+    let dist = root().join("target/dist");
+    let arch = options.arch.openwrt;
+    if !options.dry_run && router_has_apk(options)? {
+        return Ok(dist.join(format!("apk/{arch}/wanmon-{}.apk", crate::apk::apk_version())));
+    }
+    Ok(dist.join(format!("wanmon_{}_{arch}.ipk", package::version())))
+}
+
 pub fn deploy(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
     let package = match &options.package {
         Some(package) => package.clone(),
-        None => root().join("target/dist").join(format!(
-            "wanmon_{}_{}.ipk",
-            package::version(),
-            options.arch.openwrt
-        )),
+        None => default_package(&options)?,
     };
     if !package.exists() && !options.dry_run {
         if options.package.is_some() {

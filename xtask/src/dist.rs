@@ -211,16 +211,25 @@ pub fn dist(args: &[String]) -> Result<(), String> {
     let binary = build(&arch)?;
     let packages = package::build(&binary, arch.openwrt)?;
     package::verify(&packages.daemon, arch.openwrt)?;
+    package::verify_apk(&packages.daemon_apk, arch.openwrt)?;
     run_emulated(&arch, &binary)?;
-    let sizes = Sizes::measure(&binary, &packages.daemon)?;
-    println!("{}", sizes.report(BUDGET));
-    println!("packages:\n  {}\n  {}", packages.daemon.display(), packages.luci.display());
-    if sizes.package > BUDGET {
-        return Err(format!(
-            "{} is {} bytes, over the {BUDGET}-byte budget",
-            packages.daemon.display(),
-            sizes.package
-        ));
+    println!(
+        "packages:\n  {}\n  {}\n  {}\n  {}",
+        packages.daemon.display(),
+        packages.luci.display(),
+        packages.daemon_apk.display(),
+        packages.luci_apk.display()
+    );
+    for package in [&packages.daemon, &packages.daemon_apk] {
+        let sizes = Sizes::measure(&binary, package)?;
+        println!("{}", sizes.report(BUDGET));
+        if sizes.package > BUDGET {
+            return Err(format!(
+                "{} is {} bytes, over the {BUDGET}-byte budget",
+                package.display(),
+                sizes.package
+            ));
+        }
     }
     Ok(())
 }
@@ -275,7 +284,7 @@ pub fn run_emulated(arch: &Arch, binary: &Path) -> Result<(), String> {
     let broken = std::env::temp_dir().join("wanmon-dist-broken.json");
     std::fs::write(
         &broken,
-        "{\"links\": [{\"name\": \"wan\", \"device\": \"eth0.2\", \"timeout_ms\": 5000}]}",
+        "{\"links\": [{\"name\": \"wan\", \"device\": \"eth0.2\", \"timeout_ms\": 70000}]}",
     )
     .map_err(|e| e.to_string())?;
     let refused = exec(&["check-config", &broken.to_string_lossy()]);

@@ -7,11 +7,14 @@
 //! - `cargo xtask dist`, `deploy`, `vm`: the router package, its deployment, and its build run
 //!   as a daemon on a MIPS kernel.
 
+mod apk;
 mod ci;
 mod deploy;
 mod dist;
 mod guest;
 mod netem;
+mod openwrt;
+mod owrt;
 mod package;
 mod sim;
 mod vm;
@@ -37,6 +40,9 @@ commands:
   netem [--simulator PATH --daemon PATH]
            check the simulator's netem backend on a kernel that has sch_netem: Debian's amd64
            kernel under qemu-system-x86_64 (no KVM needed), the host's files over 9p
+  openwrt  the packages on OpenWrt's own userland (netifd, procd, apk 3; ../shared/openwrt-userland
+           built into target/): install, start, a refused config, reload, respawn, an outage,
+           an upgrade keeping the config, removal (root)
   sim [--replay-only]
            run the scenario library against the controller (replay; and netns, the real daemon
            on namespaces, when root) and print the summary table; JSON and SVG in target/sim/
@@ -62,6 +68,7 @@ fn main() -> ExitCode {
         Some("deploy") => deploy::deploy(&args[1..]),
         Some("vm") => vm::vm(&args[1..]),
         Some("netem") => netem::netem(&args[1..]),
+        Some("openwrt") => openwrt::openwrt(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -143,6 +150,22 @@ const PACKAGES: &[(&str, &str)] = &[
     // so no two apt runs ever overlap.
     ("qemu-system-mipsel", "qemu-system-mips"),
     ("qemu-system-x86_64", "qemu-system-x86"),
+    // OpenWrt's userland built from source (`../shared/openwrt-userland/`, its README's list):
+    // its apk makes the apk packages, its router runs them (`cargo xtask openwrt`).
+    ("cc", "build-essential"),
+    ("cmake", "cmake"),
+    ("pkg-config", "pkg-config"),
+    ("meson", "meson"),
+    ("ninja", "ninja-build"),
+    ("file", "file"),
+    ("patch", "patch"),
+    ("/usr/include/json-c/json.h", "libjson-c-dev"),
+    ("/usr/include/openssl/ssl.h", "libssl-dev"),
+    ("/usr/include/zlib.h", "zlib1g-dev"),
+    ("/usr/include/zstd.h", "libzstd-dev"),
+    ("ping", "iputils-ping"),
+    ("python3", "python3"),
+    ("curl", "curl"),
 ];
 
 pub(crate) fn has_command(command: &str) -> bool {

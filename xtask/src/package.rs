@@ -1,5 +1,6 @@
-//! OpenWrt packages (`.ipk`, as opkg on OpenWrt 23.05 and 24.10 reads them): a gzipped tar of
-//! `debian-binary`, `control.tar.gz` and `data.tar.gz`, built reproducibly with tar and gzip.
+//! OpenWrt packages: `.ipk` for opkg (OpenWrt 24.10 and before), a gzipped tar of
+//! `debian-binary`, `control.tar.gz` and `data.tar.gz`, built reproducibly with tar and gzip;
+//! and `.apk` for apk 3 (OpenWrt 25.12), made from the same files by [`crate::apk`].
 //!
 //! Two packages: `wanmon` (daemon, init script, default config, rpcd plugin), which must fit the
 //! flash budget, and `luci-app-wanmon` (the LuCI view), which a router short of flash can skip:
@@ -26,7 +27,12 @@ const LUCI_FILES: &[(&str, u32)] = &[
 pub struct Packages {
     pub daemon: PathBuf,
     pub luci: PathBuf,
+    pub daemon_apk: PathBuf,
+    pub luci_apk: PathBuf,
 }
+
+const DAEMON_DESCRIPTION: &str = "WAN failover controller: probes every WAN link, scores latency, jitter and loss,\n moves the default route to the best link and back, without flapping.";
+const LUCI_DESCRIPTION: &str = "LuCI status page for wanmon: links, scores, force and auto.";
 
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
@@ -116,13 +122,7 @@ pub fn build(binary: &Path, arch: &str) -> Result<Packages, String> {
         )?;
     }
     // libc is in every OpenWrt image; the binary is static anyway, so it needs nothing else.
-    let text = control(
-        "wanmon",
-        arch,
-        "libc",
-        tree_size(&stage.join("data")),
-        "WAN failover controller: probes every WAN link, scores latency, jitter and loss,\n moves the default route to the best link and back, without flapping.",
-    );
+    let text = control("wanmon", arch, "libc", tree_size(&stage.join("data")), DAEMON_DESCRIPTION);
     write(&stage.join("control/control"), &text, 0o644)?;
     let daemon = dist.join(format!("wanmon_{}_{arch}.ipk", version()));
     assemble(&stage, &daemon)?;
@@ -137,13 +137,70 @@ pub fn build(binary: &Path, arch: &str) -> Result<Packages, String> {
         "all",
         "wanmon, luci-base",
         tree_size(&stage.join("data")),
-        "LuCI status page for wanmon: links, scores, force and auto.",
+        LUCI_DESCRIPTION,
     );
     write(&stage.join("control/control"), &text, 0o644)?;
     copy(&image.join("control/luci-postinst"), &stage.join("control/postinst"), 0o755)?;
     let luci = dist.join(format!("luci-app-wanmon_{}_all.ipk", version()));
     assemble(&stage, &luci)?;
-    Ok(Packages { daemon, luci })
+    let (daemon_apk, luci_apk) = build_apks(&dist, arch)?;
+    Ok(Packages { daemon, luci, daemon_apk, luci_apk })
+}
+
+/// The apk v3 packages from the files staged for the ipks (copied: the apk records go beside
+/// them).
+fn build_apks(dist: &Path, arch: &str) -> Result<(PathBuf, PathBuf), String> {
+    let image = root().join("openwrt-image/control");
+    let stage = dist.join(arch).join("stage-apk");
+    let _ = std::fs::remove_dir_all(&stage);
+    std::fs::create_dir_all(&stage)
+        .map_err(|e| format!("cannot create {}: {e}", stage.display()))?;
+    for name in ["wanmon", "luci"] {
+        let from = dist.join(arch).join(format!("stage-{name}/data"));
+        run("cp", &["-a", &from.display().to_string(), &stage.join(name).display().to_string()])?;
+    }
+    // apk runs post-upgrade, not post-install, on an upgrade: the same enable-and-restart.
+    let upgrade = stage.join("post-upgrade");
+    let postinst = std::fs::read_to_string(image.join("postinst"))
+        .map_err(|e| format!("cannot read the postinst: {e}"))?;
+    write(
+        &upgrade,
+        &postinst.replacen("#!/bin/sh\n", "#!/bin/sh\nexport PKG_UPGRADE=1\n", 1),
+        0o755,
+    )?;
+    let daemon_scripts = [
+        ("post-install", image.join("postinst")),
+        ("post-upgrade", upgrade),
+        ("pre-deinstall", image.join("prerm")),
+    ];
+    // As OpenWrt's feeds hold them: a directory per architecture, the file named NAME-VERSION.
+    let apks = dist.join("apk");
+    for dir in [arch, "noarch"] {
+        std::fs::create_dir_all(apks.join(dir)).map_err(|e| format!("cannot create {dir}: {e}"))?;
+    }
+    let daemon = apks.join(arch).join(format!("wanmon-{}.apk", crate::apk::apk_version()));
+    let meta = crate::apk::Meta {
+        name: "wanmon",
+        arch,
+        depends: "libc",
+        description: DAEMON_DESCRIPTION,
+        conffiles: &["/etc/wanmon/config.json"],
+        scripts: &daemon_scripts,
+    };
+    crate::apk::build(&stage.join("wanmon"), &meta, &daemon)?;
+    let luci_scripts = [("post-install", image.join("luci-postinst"))];
+    let luci =
+        apks.join("noarch").join(format!("luci-app-wanmon-{}.apk", crate::apk::apk_version()));
+    let meta = crate::apk::Meta {
+        name: "luci-app-wanmon",
+        arch: "noarch",
+        depends: "wanmon luci-base",
+        description: LUCI_DESCRIPTION,
+        conffiles: &[],
+        scripts: &luci_scripts,
+    };
+    crate::apk::build(&stage.join("luci"), &meta, &luci)?;
+    Ok((daemon, luci))
 }
 
 /// What flash the package costs.
@@ -269,6 +326,55 @@ pub fn verify(package: &Path, arch: &str) -> Result<(), String> {
         "package ok: {} ({} files, control fields, conffiles, scripts)",
         package.display(),
         data.len()
+    );
+    Ok(())
+}
+
+/// Checks an apk the way apk 3 reads it: `apk adbdump` lists every file with its mode, the
+/// info fields and the scripts.
+pub fn verify_apk(package: &Path, arch: &str) -> Result<(), String> {
+    let dump = crate::apk::dump(package)?;
+    let field = |key: &str| dump.info.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let version = crate::apk::apk_version();
+    for (key, wanted) in [("name", "wanmon"), ("version", version.as_str()), ("arch", arch)] {
+        if field(key) != Some(wanted) {
+            return Err(format!(
+                "{}: info {key} is {:?}, expected {wanted:?}",
+                package.display(),
+                field(key)
+            ));
+        }
+    }
+    let mut expected: Vec<(String, u32)> = vec![("usr/sbin/wanmon".into(), 0o755)];
+    expected.extend(DAEMON_FILES.iter().map(|(f, m)| (f.to_string(), *m)));
+    for record in ["list", "conffiles", "conffiles_static"] {
+        expected.push((format!("lib/apk/packages/wanmon.{record}"), 0o644));
+    }
+    for (file, mode) in &expected {
+        let found = dump.files.iter().find(|(path, _)| path == file);
+        if found.map(|(_, m)| m.as_str()) != Some(format!("{mode:04o}").as_str()) {
+            return Err(format!(
+                "{}: {file} should be mode {mode:04o}, is {found:?}",
+                package.display()
+            ));
+        }
+    }
+    if dump.files.len() != expected.len() {
+        return Err(format!(
+            "{}: holds {:?}, expected only {expected:?}",
+            package.display(),
+            dump.files
+        ));
+    }
+    let mut scripts = dump.scripts.clone();
+    scripts.sort();
+    if scripts != ["post-install", "post-upgrade", "pre-deinstall"] {
+        return Err(format!("{}: scripts {:?}", package.display(), dump.scripts));
+    }
+    println!(
+        "package ok: {} ({} files, info, scripts; read back with apk adbdump)",
+        package.display(),
+        dump.files.len()
     );
     Ok(())
 }

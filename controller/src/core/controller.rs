@@ -205,7 +205,9 @@ impl Controller {
             routing_changed |= new.index != old.index
                 || new.system_gateways != old.system_gateways
                 || new.point_to_point != old.point_to_point;
-            let usable = new.usable();
+            // Usable means able to carry the route: a device that is up with carrier and an
+            // address, *and* a next hop (a link whose gateway is unknown cannot carry it).
+            let usable = self.plans[index].problem().is_none();
             if usable == self.told_usable[index] {
                 continue;
             }

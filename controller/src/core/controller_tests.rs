@@ -60,6 +60,39 @@ fn observed_devices_bind_their_probes_and_the_first_choice_writes_the_route() {
 }
 
 #[test]
+fn a_link_without_a_next_hop_cannot_carry_the_route() {
+    // netifd's equal-metric default routes replace each other: wan's is gone from the main
+    // table, no gateway is configured, so wan answers its on-link target but cannot carry.
+    let mut controller = Controller::new(config(""), Instant::ZERO);
+    drain(&mut controller);
+    let no_gateway = DeviceFacts { system_gateways: [None, None], ..working(3) };
+    controller.handle_devices(Instant::ZERO, vec![no_gateway, working(4)]);
+    let lines: Vec<String> = drain(&mut controller)
+        .iter()
+        .filter_map(|a| match a {
+            Action::Log(event) => Some(event.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "link wan down: no IPv4 gateway for eth0.2: set the link's gateway in the config, or give the device a default route"
+        ]
+    );
+    while let Some(probe) = controller.poll_probe(Instant::ZERO) {
+        controller.handle_reply(Instant::from_millis(50), probe.link, probe.address, probe.seq);
+    }
+    assert_eq!(controller.current(), Some(1), "the route goes to the link that can carry it");
+    // Its default route comes back (netifd re-adds it): wan is usable again.
+    controller.handle_devices(Instant::from_millis(100), vec![working(3), working(4)]);
+    assert!(
+        drain(&mut controller)
+            .contains(&Action::Log(Event::LinkUp { link: LinkName::new("wan").unwrap() }))
+    );
+}
+
+#[test]
 fn a_device_that_loses_carrier_is_down_at_once_and_the_route_moves() {
     let mut controller = chosen();
     drain(&mut controller);

@@ -101,6 +101,7 @@ mod tests {
             up: true,
             carrier: true,
             addresses: 1,
+            system_gateways: [Some("192.0.2.254".parse().ok()), None],
             ..DeviceFacts::default()
         };
         controller.handle_devices(Instant::ZERO, vec![working, DeviceFacts::default()]);

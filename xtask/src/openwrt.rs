@@ -1,0 +1,290 @@
+//! `cargo xtask openwrt`: the packages on OpenWrt's own userland (netifd, procd, ubusd, apk 3,
+//! built from upstream sources by `../shared/openwrt-userland/`), as a user meets them: installed
+//! with apk, started by procd, a bad config refused with the reason in `logread`, a reload, a
+//! crash respawned, an outage of the wired uplink, an upgrade that keeps the edited config, and
+//! removal that hands routing back. Every verdict is read from the router's kernel tables,
+//! `logread`, apk and procd, not from wanmon's own report.
+
+use crate::owrt::{self, exec};
+use crate::{is_root, root};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// wanmon's config for the harness router: `wan` on eth1 (ISP 1), `wwan` on eth2 (ISP 2), each
+/// probing its ISP's address, the gateways given: the harness's interfaces have no metric, as a
+/// stock config, so netifd's second default route replaced the first in the main table.
+const CONFIG: &str = r#"{
+  "web": { "listen": null },
+  "links": [
+    { "name": "wan", "device": "eth1", "gateway": "192.0.2.1", "targets": ["192.0.2.1"] },
+    { "name": "wwan", "device": "eth2", "gateway": "198.51.100.1", "targets": ["198.51.100.1"], "bias": 30 }
+  ]
+}
+"#;
+
+/// The router, taken down whatever happens.
+struct Router;
+
+impl Router {
+    fn up() -> Result<Router, String> {
+        let _ = owrt::router(&["down"]);
+        let out = owrt::router(&["up"])?;
+        if !out.status.success() {
+            return Err(format!("router.sh up failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(Router)
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = owrt::router(&["down"]);
+    }
+}
+
+/// Waits up to `limit` for `check` to hold; its last answer says why not.
+fn within(
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<bool, String>,
+) -> Result<f64, String> {
+    let start = Instant::now();
+    loop {
+        if check()? {
+            return Ok(start.elapsed().as_secs_f64());
+        }
+        if start.elapsed() > limit {
+            return Err(format!("{what}: not within {:.0} s", limit.as_secs_f64()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn default_route() -> Result<String, String> {
+    exec("ip route show table 22349 default")
+}
+
+fn running() -> Result<bool, String> {
+    Ok(exec("ubus call service list '{\"name\":\"wanmon\"}'")?.contains("\"running\": true"))
+}
+
+fn daemon_pid() -> Result<String, String> {
+    Ok(exec("pidof wanmon || true")?.trim().to_string())
+}
+
+/// A step of the test, printed with what it showed.
+fn check(name: &str, body: impl FnOnce() -> Result<String, String>) -> Result<(), String> {
+    let shown = body().map_err(|e| format!("{name}: {e}"))?;
+    println!("  ok  {name}: {shown}");
+    Ok(())
+}
+
+fn write_config(text: &str) -> Result<(), String> {
+    let file = root().join("target/owrt-state/wanmon-config.json");
+    std::fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let out = owrt::router(&["cp", &file.display().to_string(), "/etc/wanmon/config.json"])?;
+    if out.status.success() { Ok(()) } else { Err("router.sh cp failed".into()) }
+}
+
+fn install(package: &Path) -> Result<String, String> {
+    let out = owrt::router(&["install-apk", &package.display().to_string()])?;
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.success() { Ok(said) } else { Err(format!("apk add failed: {said}")) }
+}
+
+/// The same package at release `r2`: what an upgrade installs.
+fn next_release(daemon: &Path) -> Result<PathBuf, String> {
+    let stage = root().join("target/dist/x86_64/stage-apk/wanmon");
+    let upgrade = root().join("target/dist/x86_64/stage-apk/post-upgrade");
+    let image = root().join("openwrt-image/control");
+    let scripts = [
+        ("post-install", image.join("postinst")),
+        ("post-upgrade", upgrade),
+        ("pre-deinstall", image.join("prerm")),
+    ];
+    let out = daemon.with_file_name("wanmon-next-r2.apk");
+    let meta = crate::apk::Meta {
+        name: "wanmon",
+        arch: "x86_64",
+        depends: "libc",
+        description: "wanmon, the next release",
+        conffiles: &["/etc/wanmon/config.json"],
+        scripts: &scripts,
+    };
+    crate::apk::build_version(&stage, &meta, &out, &format!("{}-r2", crate::package::version()))?;
+    Ok(out)
+}
+
+pub fn openwrt(args: &[String]) -> Result<(), String> {
+    if !args.is_empty() {
+        return Err(format!("openwrt: got {args:?}; usage: cargo xtask openwrt"));
+    }
+    if !is_root() {
+        return Err("openwrt: needs root (network namespaces, the harness router)".into());
+    }
+    owrt::ensure_built()?;
+    crate::dist::dist(&["--target".to_string(), "x86_64".to_string()])?;
+    let daemon =
+        root().join(format!("target/dist/apk/x86_64/wanmon-{}.apk", crate::apk::apk_version()));
+    let upgrade = next_release(&daemon)?;
+    let started = Instant::now();
+    let _router = Router::up()?;
+    println!(
+        "OpenWrt's userland up (netifd, procd, ubusd, fw4, apk 3) in namespace {}",
+        owrt::NETNS
+    );
+    lifecycle(&daemon, &upgrade)?;
+    println!("OpenWrt harness: every check passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A stand-in for OpenWrt's `libc` package, which every image has and the harness's apk database
+/// lacks (its C library is the host's): an empty package of that name.
+fn libc_stand_in() -> Result<PathBuf, String> {
+    let dir = root().join("target/owrt-state/libc-stand-in");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data/lib/apk/packages"))
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let out = dir.join("libc.apk");
+    let meta = crate::apk::Meta {
+        name: "libc",
+        arch: "x86_64",
+        depends: "",
+        description: "stand-in for the image's C library",
+        conffiles: &[],
+        scripts: &[],
+    };
+    crate::apk::build_version(&dir.join("data"), &meta, &out, "1.2.5-r1")?;
+    Ok(out)
+}
+
+fn lifecycle(daemon: &Path, upgrade: &Path) -> Result<(), String> {
+    install(&libc_stand_in()?)?;
+    check("apk add", || {
+        install(daemon)?;
+        Ok(exec("apk info -e wanmon && apk list --installed wanmon")?.trim().replace('\n', " "))
+    })?;
+    check("started by procd at install", || {
+        within(Duration::from_secs(10), "procd runs wanmon", running)?;
+        Ok(format!("pid {}", daemon_pid()?))
+    })?;
+    check(
+        "equal metrics: wan's system route replaced, the route stays on a link that can carry it",
+        || {
+            let stock = CONFIG
+                .replace(r#""gateway": "192.0.2.1", "#, "")
+                .replace(r#""gateway": "198.51.100.1", "#, "");
+            write_config(&stock)?;
+            exec("/etc/init.d/wanmon restart")?;
+            within(Duration::from_secs(15), "a default route via eth2", || {
+                Ok(default_route()?.contains("dev eth2"))
+            })?;
+            let log = exec("logread | grep 'wanmon.*link wan down' | tail -n 1")?;
+            if !log.contains("no IPv4 gateway for eth1") {
+                return Err(format!("logread does not say why wan cannot carry: {log:?}"));
+            }
+            Ok(format!("{}; {}", default_route()?.trim(), log.trim()))
+        },
+    )?;
+    write_config(CONFIG)?;
+    exec("/etc/init.d/wanmon restart")?;
+    check("with the gateways given: default route on wan (kernel table 22349)", || {
+        within(Duration::from_secs(15), "a default route via eth1", || {
+            Ok(default_route()?.contains("dev eth1"))
+        })?;
+        default_route().map(|r| r.trim().to_string())
+    })?;
+    failover()?;
+    bad_config_and_reload()?;
+    respawn()?;
+    upgrade_keeps_the_config(upgrade)?;
+    remove()
+}
+
+fn failover() -> Result<(), String> {
+    check("ISP 1 cable pulled: route to wwan", || {
+        owrt::router(&["ns", "isp1", "ip", "link", "set", "eth0", "down"])?;
+        let took = within(Duration::from_secs(5), "a default route via eth2", || {
+            Ok(default_route()?.contains("dev eth2"))
+        })?;
+        Ok(format!("{took:.1} s, {}", default_route()?.trim()))
+    })?;
+    check("ISP 1 back: route back to wan after the failback hold", || {
+        owrt::router(&["ns", "isp1", "ip", "link", "set", "eth0", "up"])?;
+        let took = within(Duration::from_secs(60), "a default route via eth1", || {
+            Ok(default_route()?.contains("dev eth1"))
+        })?;
+        Ok(format!("{took:.1} s"))
+    })
+}
+
+fn bad_config_and_reload() -> Result<(), String> {
+    check("a bad config is refused at start, the reason in logread", || {
+        write_config(
+            "{\"links\": [{\"name\": \"wan\", \"device\": \"eth1\", \"timeout_ms\": 0}]}",
+        )?;
+        let _ = exec("/etc/init.d/wanmon restart");
+        within(Duration::from_secs(5), "wanmon stopped", || Ok(!running()?))?;
+        let log = exec("logread | grep wanmon | grep timeout_ms | tail -n 1")?;
+        if !log.contains("links[0].timeout_ms: got 0") {
+            return Err(format!("logread does not say why: {log:?}"));
+        }
+        Ok(log.trim().to_string())
+    })?;
+    write_config(CONFIG)?;
+    exec("/etc/init.d/wanmon start")?;
+    within(Duration::from_secs(10), "procd runs wanmon again", running)?;
+    check("reload applies a changed config without a restart", || {
+        let pid = daemon_pid()?;
+        write_config(&CONFIG.replace("\"bias\": 30", "\"bias\": 40"))?;
+        exec("/etc/init.d/wanmon reload")?;
+        within(Duration::from_secs(5), "the daemon logs the reload", || {
+            Ok(exec("logread | grep wanmon | tail -n 20")?.contains("reload"))
+        })?;
+        if daemon_pid()? != pid {
+            return Err("the daemon was restarted, not reloaded".into());
+        }
+        Ok(format!("same pid {pid}, reload logged"))
+    })
+}
+
+fn respawn() -> Result<(), String> {
+    check("a crash is respawned by procd", || {
+        let pid = daemon_pid()?;
+        exec(&format!("kill -9 {pid}"))?;
+        let took = within(Duration::from_secs(15), "a new wanmon", || {
+            let now = daemon_pid()?;
+            Ok(!now.is_empty() && now != pid)
+        })?;
+        Ok(format!("pid {pid} killed, {} running {took:.1} s later", daemon_pid()?))
+    })
+}
+
+fn upgrade_keeps_the_config(upgrade: &Path) -> Result<(), String> {
+    check("an upgrade keeps the edited config and restarts the daemon", || {
+        install(upgrade)?;
+        let config = exec("cat /etc/wanmon/config.json")?;
+        if !config.contains("\"bias\": 40") {
+            return Err(format!("the edited config was replaced: {config}"));
+        }
+        within(Duration::from_secs(10), "procd runs wanmon", running)?;
+        Ok(exec("apk list --installed wanmon")?.trim().to_string())
+    })
+}
+
+fn remove() -> Result<(), String> {
+    check("apk del stops wanmon and hands routing back", || {
+        exec("apk del --no-network wanmon")?;
+        within(Duration::from_secs(5), "wanmon gone", || Ok(daemon_pid()?.is_empty()))?;
+        let rules = exec("ip rule show")?;
+        let table = exec("ip route show table 22349 || true")?;
+        if rules.contains("22349") || !table.trim().is_empty() {
+            return Err(format!("routing left behind:\n{rules}{table}"));
+        }
+        if !exec("ls /usr/sbin/wanmon 2>/dev/null || true")?.trim().is_empty() {
+            return Err("/usr/sbin/wanmon is still there".into());
+        }
+        Ok("no rule, no route, no binary".into())
+    })
+}
