@@ -547,7 +547,7 @@ fn an_invalid_config_is_refused_at_start_and_on_reload() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "{}:line 2: loss_divisor: got 0, expected a whole number from 1 to 1000000",
+            "{}:line 2: loss_divisor: got 0, expected a number from 0.01 to 1000000 with at most two decimals",
             bad.display()
         )),
         "{stderr}"

@@ -4,7 +4,6 @@
 //! percentile over the seeds), how often it moved when it should not have (per simulated day),
 //! how long it sat on a bad link, and what the probes of a healthy standby cost.
 
-use crate::condition::Carrier;
 use crate::peers::{self, Outcome, World};
 use crate::replay;
 use crate::scenario::Scenario;
@@ -225,50 +224,9 @@ pub fn measure(scenario: &Scenario, outcome: &Outcome) -> Measure {
         after_first_loss_s,
         back_s,
         switches: after_fault.count(),
-        bad_link_s: bad_link_seconds(scenario, outcome),
+        bad_link_s: crate::record::bad_link_seconds(scenario, &outcome.route, WARM_UP_S),
         backup_bytes_per_s: bytes as f64 / scenario.duration_s,
     }
-}
-
-/// Seconds after the warm-up that the route spent on a bad link, checked once a second against
-/// the configured conditions scored as wanmon scores them.
-fn bad_link_seconds(scenario: &Scenario, outcome: &Outcome) -> f64 {
-    let mut world = World::new(scenario);
-    let config = &scenario.config;
-    let mut bad = 0.0;
-    let mut t = WARM_UP_S;
-    while t < scenario.duration_s {
-        let scores: Vec<Option<f64>> = (0..scenario.links.len())
-            .map(|link| {
-                let c = world.condition(link, t);
-                let usable = !c.outage
-                    && c.carrier == Carrier::Up
-                    && c.unreachable_targets.len() < scenario.links[link].targets;
-                // Bursts and spikes at their long-run share: a burst model's stationary loss,
-                // a spike's extra delay spread over its period.
-                let bursts = c.bursts.map_or(0.0, |b| {
-                    b.loss_percent * b.enter_percent / (b.enter_percent + b.leave_percent)
-                });
-                let spikes = c.spikes.map_or(0.0, |x| x.extra_ms * x.last_s / x.every_s);
-                let loss = c.loss_percent + c.return_loss_percent + bursts;
-                let loss_term = loss * loss * 100.0 / config.loss_divisor_centi as f64;
-                let delays = c.latency_ms + c.jitter_ms + spikes;
-                usable.then(|| delays + loss_term + config.links[link].bias as f64)
-            })
-            .collect();
-        let best = scores.iter().flatten().copied().fold(f64::INFINITY, f64::min);
-        if let Some(route) = outcome.route_at(t) {
-            let is_bad = match scores[route] {
-                None => best.is_finite(),
-                Some(score) => score > best + config.hysteresis as f64,
-            };
-            if is_bad {
-                bad += 1.0;
-            }
-        }
-        t += 1.0;
-    }
-    bad
 }
 
 /// The measures of every seed of one family under one policy.

@@ -160,7 +160,15 @@ impl RunRecord {
     /// Fills in the verdicts and figures from the route changes and samples.
     fn judge(&mut self, scenario: &Scenario) {
         self.switches = self.route_changes.iter().filter(|c| c.from.is_some()).count();
-        self.bad_link_s = bad_link_seconds(scenario, &self.samples);
+        let route: Vec<(f64, usize)> = self
+            .route_changes
+            .iter()
+            .filter_map(|c| {
+                let link = scenario.links.iter().position(|l| l.name == c.to)?;
+                Some((seconds(c.t_ms), link))
+            })
+            .collect();
+        self.bad_link_s = bad_link_seconds(scenario, &route, 0.0);
         self.verdicts = scenario
             .expectations
             .iter()
@@ -252,36 +260,54 @@ fn judge(expectation: &Expectation, changes: &[RouteChange], bad_link_s: f64) ->
     Verdict { expectation: expectation.to_string(), met, detail }
 }
 
-/// A link is bad when it is down, or when its configured score (latency + jitter + loss²/divisor
-/// + bias) is worse than a usable link's by more than the hysteresis.
-fn bad_link_seconds(scenario: &Scenario, samples: &[Sample]) -> f64 {
+/// The score a link's configured condition deserves (`None`: it cannot carry traffic), with
+/// bursts at their long-run loss and spikes at their mean delay: what "bad" is judged by.
+fn ideal_score(scenario: &Scenario, link: usize, c: &Condition) -> Option<f64> {
+    let usable = !c.outage
+        && c.carrier == Carrier::Up
+        && c.unreachable_targets.len() < scenario.links[link].targets;
+    let bursts = c
+        .bursts
+        .map_or(0.0, |b| b.loss_percent * b.enter_percent / (b.enter_percent + b.leave_percent));
+    let spikes = c.spikes.map_or(0.0, |x| x.extra_ms * x.last_s / x.every_s);
+    let loss = c.loss_percent + c.return_loss_percent + bursts;
     let config = &scenario.config;
-    let ideal = |i: usize, c: &ConditionRecord| -> Option<f64> {
-        let usable =
-            !c.outage && c.carrier_up && c.unreachable_targets.len() < scenario.links[i].targets;
-        let bias = config.links[i].bias as f64;
-        usable.then(|| {
-            c.latency_ms
-                + c.jitter_ms
-                + c.loss_percent * c.loss_percent * 100.0 / config.loss_divisor_centi as f64
-                + bias
-        })
-    };
+    let loss_term = loss * loss * 100.0 / config.loss_divisor_centi as f64;
+    let bias = config.links[link].bias as f64;
+    usable.then(|| c.latency_ms + c.jitter_ms + spikes + loss_term + bias)
+}
+
+/// Seconds from `from_s` on that the route spent on a bad link: one that is down, or whose
+/// configured score is worse than a usable link's by more than the hysteresis. Exact: walked
+/// from one change (of a condition or of the route, `(t_s, link)`) to the next, whichever engine
+/// ran.
+pub fn bad_link_seconds(scenario: &Scenario, route: &[(f64, usize)], from_s: f64) -> f64 {
+    let mut times: Vec<f64> = scenario.timeline.iter().map(|p| p.at_s).collect();
+    times.extend(route.iter().map(|(t, _)| *t));
+    times.extend([from_s, scenario.duration_s]);
+    times.retain(|t| (from_s..=scenario.duration_s).contains(t));
+    times.sort_by(f64::total_cmp);
+    times.dedup();
+    let mut conditions: Vec<Condition> = scenario.links.iter().map(|l| l.base.clone()).collect();
+    let mut phases = scenario.timeline.iter().peekable();
     let mut bad = 0.0;
-    for pair in samples.windows(2) {
-        let sample = &pair[0];
-        let Some(route) = sample.links.iter().position(|l| l.carries_route) else {
+    for pair in times.windows(2) {
+        let (t, next) = (pair[0], pair[1]);
+        while let Some(phase) = phases.next_if(|p| p.at_s <= t) {
+            phase.change.apply(&mut conditions[phase.link], &scenario.links[phase.link].base);
+        }
+        let Some(&(_, on)) = route.iter().take_while(|(at, _)| *at <= t).last() else {
             continue;
         };
         let scores: Vec<Option<f64>> =
-            sample.links.iter().enumerate().map(|(i, l)| ideal(i, &l.condition)).collect();
+            conditions.iter().enumerate().map(|(i, c)| ideal_score(scenario, i, c)).collect();
         let best = scores.iter().flatten().copied().fold(f64::INFINITY, f64::min);
-        let is_bad = match scores[route] {
+        let is_bad = match scores[on] {
             None => best.is_finite(),
-            Some(score) => score > best + config.hysteresis as f64,
+            Some(score) => score > best + scenario.config.hysteresis as f64,
         };
         if is_bad {
-            bad += pair[1].t_s - sample.t_s;
+            bad += next - t;
         }
     }
     bad
