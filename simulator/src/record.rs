@@ -274,7 +274,7 @@ fn ideal_score(scenario: &Scenario, link: usize, c: &Condition) -> Option<f64> {
     let config = &scenario.config;
     let loss_term = loss * loss * 100.0 / config.loss_divisor_centi as f64;
     let bias = config.links[link].bias as f64;
-    usable.then(|| c.latency_ms + c.jitter_ms + spikes + loss_term + bias)
+    usable.then_some(c.latency_ms + c.jitter_ms + spikes + loss_term + bias)
 }
 
 /// Seconds from `from_s` on that the route spent on a bad link: one that is down, or whose
