@@ -300,7 +300,12 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        panic!("waited {limit:?} for {what}\ndaemon log:\n{}", self.log());
+        let status = self.cli(&["status"]);
+        panic!(
+            "waited {limit:?} for {what}\ndaemon log:\n{}\nstatus:\n{}",
+            self.log(),
+            String::from_utf8_lossy(&status.stdout)
+        );
     }
 
     fn drop_all(&self, isp: &str, on: bool) {

@@ -72,6 +72,7 @@ pub struct Evidence {
     pub to_score: Score,
     /// The new link's score at its worst.
     pub to_high: Score,
+    /// How much lower the new link's score had to be: the hysteresis, or 0 for a failback.
     pub margin: Score,
 }
 
@@ -79,9 +80,14 @@ impl fmt::Display for Evidence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "scored {} (at worst {}) against {} (at best {}), better by more than the hysteresis {}",
-            self.to_score, self.to_high, self.from_score, self.from_low, self.margin
-        )
+            "scored {} (at worst {}) against {} (at best {}), ",
+            self.to_score, self.to_high, self.from_score, self.from_low
+        )?;
+        if self.margin == Score(0) {
+            write!(f, "better even at the bounds")
+        } else {
+            write!(f, "better by more than the hysteresis {}", self.margin)
+        }
     }
 }
 

@@ -10,8 +10,9 @@
 //! - (b) another link is better by more than the hysteresis *even at the bounds* of what both
 //!   links' samples allow (the current one at its best, the other at its worst), without a break
 //!   for the whole switch hold: switch. Noise cannot do that; a real difference does it fast;
-//! - (c) if that link comes earlier in the config (a failback), it must have been so for the
-//!   failback hold instead (when that is longer): a link the route left proves itself first.
+//! - (c) if that link comes earlier in the config (a failback), it must have been better even at
+//!   the bounds for the failback hold instead (when that is longer), with no hysteresis: a link
+//!   the route left proves itself first, and the hold is what keeps the route from flapping.
 //!
 //! When the evidence is not there yet but the scores point to a switch (or a probe of the current
 //! link is late), the links concerned are probed in a burst: doubt is settled in a second, not by
@@ -495,7 +496,11 @@ impl Engine {
             if index == current {
                 continue;
             }
-            let by_hysteresis = from_score.0 - to_score.0 > s.hysteresis.0;
+            // A failback needs no hysteresis: its hold guards against flapping, and leaving the
+            // earlier link took the hysteresis already. A backup whose bias equals the
+            // hysteresis would otherwise keep the route for ever after a healthy primary's outage.
+            let margin = if index < current { Score(0) } else { s.hysteresis };
+            let by_hysteresis = from_score.0 - to_score.0 > margin.0;
             if !by_hysteresis || from_low <= to_high {
                 link.better_since = None;
                 if by_hysteresis {
@@ -506,8 +511,7 @@ impl Engine {
                 continue;
             }
             let since = *link.better_since.get_or_insert(now);
-            let evidence =
-                Evidence { from_score, from_low, to_score, to_high, margin: s.hysteresis };
+            let evidence = Evidence { from_score, from_low, to_score, to_high, margin };
             if now.since(since) >= s.hold(index, current)
                 && chosen.is_none_or(|(best, _, _)| to_score < best)
             {

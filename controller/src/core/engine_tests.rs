@@ -388,6 +388,28 @@ fn failback_after_a_degradation_also_waits_for_the_failback_hold() {
 }
 
 #[test]
+fn failback_to_a_link_preferred_by_as_much_as_the_hysteresis() {
+    // Two equal links, the backup's bias exactly the default hysteresis (20): the primary is
+    // better by the bias alone. After its outage (10 s to 20 s) it returns after the failback
+    // hold, with a fresh score: the outage's losses do not linger in its smoothed score.
+    let net: Net = Box::new(|link, _, t| match link {
+        0 if (10_000..20_000).contains(&t) => None,
+        _ => Some(1),
+    });
+    let mut run = Run::new(config(&[0, 20], r#""failback_hold_ms": 8000,"#), net);
+    run.until(24_000);
+    let wan_score = run.link("wan").score().expect("wan is up again");
+    assert!(wan_score < Score::from_points(5), "wan's score after its outage: {wan_score}");
+    run.until(120_000);
+    let moves = run.moves();
+    assert_eq!(moves.len(), 2, "{moves:?}");
+    assert_eq!(moves[1].1, "wan");
+    assert!((28_000..=33_000).contains(&moves[1].0), "failback at {moves:?}");
+    let line = run.last().to_string();
+    assert!(line.ends_with("better even at the bounds, for 8.0 s"), "{line}");
+}
+
+#[test]
 fn a_flapping_link_is_left_once_and_not_chased() {
     // wan drops out 2 s in every 4 s from 20 s; its last outage ends at 118 s.
     let net: Net = Box::new(|link, _, t| match link {

@@ -609,6 +609,8 @@ impl Link {
                             }
                         }
                     }
+                    // Nor is the score the outage left a place to smooth from.
+                    self.score = None;
                 }
                 self.state.enter(LinkState::Up, now);
                 self.better_since = None;

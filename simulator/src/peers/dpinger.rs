@@ -9,7 +9,7 @@
 //! loss thresholds 10/20 %, data payload 1 byte) and "Gateway Groups" (tiers, trigger level).
 //! One monitor IP per gateway: the link's first target.
 
-use super::{Outcome, World, route_by_order};
+use super::{Outcome, World};
 use std::collections::VecDeque;
 
 const SEND_EVERY_S: f64 = 0.5;
@@ -79,13 +79,7 @@ fn watch(world: &mut World, link: usize, end_s: f64) -> Vec<(f64, bool)> {
 }
 
 pub fn run(world: &mut World, end_s: f64) -> Outcome {
-    let links = world.links();
-    let per_link: Vec<_> = (0..links).map(|link| watch(world, link, end_s)).collect();
-    let mut outcome = Outcome::new(links, BYTES_PER_PROBE);
-    route_by_order(&per_link, links, &mut outcome);
-    outcome.probes = world.probes.clone();
-    outcome.first_lost_s = world.first_lost_s;
-    outcome
+    super::run_per_link(world, end_s, BYTES_PER_PROBE, watch)
 }
 
 #[cfg(test)]

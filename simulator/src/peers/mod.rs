@@ -140,6 +140,30 @@ impl<'a> World<'a> {
     }
 }
 
+impl World<'_> {
+    /// What the world counted (probes sent, the first lost probe) written into `outcome`.
+    pub fn finish(&self, mut outcome: Outcome) -> Outcome {
+        outcome.probes = self.probes.clone();
+        outcome.first_lost_s = self.first_lost_s;
+        outcome
+    }
+}
+
+/// A policy that judges each link on its own (`watch` gives when it is usable and when not)
+/// and routes by the config's order, as mwan3 and pfSense's gateway groups do.
+pub fn run_per_link(
+    world: &mut World,
+    end_s: f64,
+    bytes_per_probe: u64,
+    watch: fn(&mut World, usize, f64) -> Vec<(f64, bool)>,
+) -> Outcome {
+    let links = world.links();
+    let per_link: Vec<_> = (0..links).map(|link| watch(world, link, end_s)).collect();
+    let mut outcome = Outcome::new(links, bytes_per_probe);
+    route_by_order(&per_link, links, &mut outcome);
+    world.finish(outcome)
+}
+
 /// A policy's per-link verdicts `(t_s, usable)` merged into a route: the first usable link in
 /// the config's order; with none usable, the route stays where it is.
 pub fn route_by_order(per_link: &[Vec<(f64, bool)>], links: usize, outcome: &mut Outcome) {

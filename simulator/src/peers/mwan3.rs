@@ -10,7 +10,7 @@
 //! 1, timeout 4 s, interval 10 s, down 5, up 5, size 56) and the shipped `/etc/config/mwan3`,
 //! whose `wan` has four track IPs and reliability 2.
 
-use super::{Outcome, World, route_by_order};
+use super::{Outcome, World};
 
 const TRACK_IPS: usize = 4;
 const RELIABILITY: usize = 2;
@@ -104,13 +104,7 @@ fn track(world: &mut World, link: usize, end_s: f64) -> Vec<(f64, bool)> {
 }
 
 pub fn run(world: &mut World, end_s: f64) -> Outcome {
-    let links = world.links();
-    let per_link: Vec<_> = (0..links).map(|link| track(world, link, end_s)).collect();
-    let mut outcome = Outcome::new(links, BYTES_PER_PROBE);
-    route_by_order(&per_link, links, &mut outcome);
-    outcome.probes = world.probes.clone();
-    outcome.first_lost_s = world.first_lost_s;
-    outcome
+    super::run_per_link(world, end_s, BYTES_PER_PROBE, track)
 }
 
 #[cfg(test)]

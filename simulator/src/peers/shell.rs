@@ -87,9 +87,7 @@ pub fn run(world: &mut World, end_s: f64, interval_s: f64) -> Outcome {
         outcome.route_to(t, chosen);
         t += interval_s;
     }
-    outcome.probes = world.probes.clone();
-    outcome.first_lost_s = world.first_lost_s;
-    outcome
+    world.finish(outcome)
 }
 
 #[cfg(test)]

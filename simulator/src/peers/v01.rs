@@ -226,9 +226,7 @@ pub fn run(world: &mut World, end_s: f64) -> Outcome {
         run.decide(now, &mut outcome);
         now += STEP_S;
     }
-    outcome.probes = world.probes.clone();
-    outcome.first_lost_s = world.first_lost_s;
-    outcome
+    world.finish(outcome)
 }
 
 #[cfg(test)]
