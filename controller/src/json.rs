@@ -8,6 +8,9 @@ use std::fmt;
 
 /// Nesting deeper than this is refused: a config is a few levels deep, and recursion must stay bounded.
 const MAX_DEPTH: usize = 32;
+/// Members of one object: a config object has a few dozen keys at most, and the duplicate check
+/// compares each new key with those before it, so this keeps it bounded (and the errors few).
+pub const MAX_MEMBERS: usize = 256;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -51,11 +54,20 @@ impl Node {
             Value::Array(_) => "an array".to_string(),
             Value::Object(_) => "an object".to_string(),
         };
-        if text.chars().count() > 60 {
-            let cut: String = text.chars().take(57).collect();
+        shorten(&text)
+    }
+}
+
+/// Longest text an error message repeats from a file; longer is cut, ending in "...".
+const SHOWN_CHARS: usize = 60;
+
+/// `text` as an error message may repeat it: cut short if long.
+pub fn shorten(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        None => text.to_string(),
+        Some(_) => {
+            let cut: String = text.chars().take(SHOWN_CHARS - 3).collect();
             format!("{cut}...")
-        } else {
-            text
         }
     }
 }
@@ -95,14 +107,31 @@ struct Parser<'a> {
     line_start: usize,
 }
 
+/// Where the parser was: the column is counted only when an error needs it, so a long line costs
+/// nothing until then (counting it per key made one-line files quadratic).
+#[derive(Clone, Copy)]
+struct Mark {
+    pos: usize,
+    line: u32,
+    line_start: usize,
+}
+
 impl Parser<'_> {
+    fn mark(&self) -> Mark {
+        Mark { pos: self.pos, line: self.line, line_start: self.line_start }
+    }
+
     fn error(&self, message: &str) -> SyntaxError {
-        let column = self.bytes[self.line_start..self.pos.min(self.bytes.len())]
+        self.error_at(self.mark(), message)
+    }
+
+    fn error_at(&self, mark: Mark, message: &str) -> SyntaxError {
+        let column = self.bytes[mark.line_start..mark.pos.min(self.bytes.len())]
             .iter()
             .filter(|b| (**b & 0xC0) != 0x80)
             .count() as u32
             + 1;
-        SyntaxError { line: self.line, column, message: message.to_string() }
+        SyntaxError { line: mark.line, column, message: message.to_string() }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -168,13 +197,14 @@ impl Parser<'_> {
             if self.peek() != Some(b'"') {
                 return Err(self.error("expected a key in double quotes"));
             }
-            let key_error_position = self.error("");
+            if members.len() == MAX_MEMBERS {
+                return Err(self.error(&format!("more than {MAX_MEMBERS} keys in one object")));
+            }
+            let key_mark = self.mark();
             let key = self.string()?;
             if members.iter().any(|(existing, _)| *existing == key) {
-                return Err(SyntaxError {
-                    message: format!("duplicate key \"{}\"", escape(&key)),
-                    ..key_error_position
-                });
+                let message = format!("duplicate key \"{}\"", escape(&shorten(&key)));
+                return Err(self.error_at(key_mark, &message));
             }
             self.skip_whitespace();
             if self.peek() != Some(b':') {

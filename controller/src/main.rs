@@ -3,7 +3,6 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wanmon::core::Config;
 use wanmon::daemon::run;
 use wanmon::protocol::{self, Request};
 
@@ -138,21 +137,18 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
     }
 }
 
-/// Validates a config file and prints every error with its line and key path.
+/// Validates a config file and prints its errors with their lines and key paths.
 fn check_config(path: &str) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::Failed(format!("{path}: cannot read: {e}")))?;
-    match Config::from_json(&text) {
+    match wanmon::config_file::load(std::path::Path::new(path)) {
         Ok(config) => {
             let names: Vec<&str> = config.links.iter().map(|l| l.name.as_str()).collect();
             println!("{path}: ok, {} links: {}", names.len(), names.join(", "));
             Ok(())
         }
-        Err(errors) => {
-            let mut message: Vec<String> = errors.iter().map(|e| format!("{path}:{e}")).collect();
-            message.push(format!("{path}: {} error(s), config refused", errors.len()));
-            Err(Failure::Failed(message.join("\n")))
-        }
+        Err(refused) => Err(Failure::Failed(format!(
+            "{refused}\n{path}: {} error(s), config refused",
+            refused.errors
+        ))),
     }
 }
 

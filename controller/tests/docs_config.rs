@@ -2,7 +2,7 @@
 //! defaults equal the real ones, and every key the parser knows is documented.
 
 use wanmon::core::Config;
-use wanmon::core::config::{GLOBAL_KEYS, LINK_KEYS, WEB_KEYS};
+use wanmon::core::config::{GLOBAL_KEYS, LINK_KEYS, PLACEHOLDER_TOKEN, WEB_KEYS};
 
 const DOC: &str = include_str!("../../docs/config.md");
 
@@ -34,7 +34,15 @@ fn valid_examples_parse() {
         .collect();
     assert!(valid.len() >= 4, "examples missing from docs/config.md");
     for (_, text) in valid {
-        parse(&text);
+        // The full example's token is a placeholder the parser refuses, as the text says.
+        if text.contains(PLACEHOLDER_TOKEN) {
+            let errors = Config::from_json(&text).expect_err("the placeholder token is refused");
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].to_string().ends_with("set a random token of your own"));
+            parse(&text.replace(PLACEHOLDER_TOKEN, "q8J2vX0rT5mW9zL4nB7c"));
+        } else {
+            parse(&text);
+        }
     }
 }
 

@@ -60,6 +60,8 @@ pub const LINK_KEYS: &[&str] = &[
 pub const WEB_KEYS: &[&str] = &["listen", "token"];
 
 const MAX_LABEL_CHARS: usize = 64;
+/// The token in docs/config.md's example, refused so that nobody runs with a published one.
+pub const PLACEHOLDER_TOKEN: &str = "change-me-to-a-long-random-string";
 
 /// What the controller does when the link forced by the operator dies.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -260,7 +262,8 @@ impl Checker {
                 let hint = closest(key, known)
                     .map(|k| format!(" (did you mean \"{k}\"?)"))
                     .unwrap_or_default();
-                let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let key = json::shorten(key);
+                let full = if path.is_empty() { key } else { format!("{path}.{key}") };
                 self.error(
                     value.line,
                     full,
@@ -342,10 +345,20 @@ impl Checker {
         }
     }
 
+    /// A unicast address of another host: what a probe target or a gateway can be.
     fn address(&mut self, node: &Node, path: String) -> Option<IpAddr> {
         match &node.value {
             Value::String(text) => match text.parse::<IpAddr>() {
-                Ok(address) => Some(address),
+                Ok(address) => match not_a_host(&address) {
+                    None => Some(address),
+                    Some(what) => {
+                        let message = format!(
+                            "got {address}, {what}: expected the address of a host elsewhere, such as \"192.0.2.1\""
+                        );
+                        self.error(node.line, path, message);
+                        None
+                    }
+                },
                 Err(_) => {
                     self.wrong(node, path, "an IPv4 or IPv6 address such as \"192.0.2.1\"");
                     None
@@ -595,7 +608,8 @@ impl Checker {
         match &device_node.value {
             Value::String(text) if is_device_name(text) => Some(text.clone()),
             _ => {
-                let expected = "a device name of 1 to 15 characters without '/', ':' or spaces";
+                let expected =
+                    "a device name of 1 to 15 characters without '/', ':' or spaces, not \"lo\"";
                 self.wrong(device_node, fields.path("device"), expected);
                 None
             }
@@ -646,6 +660,11 @@ impl Checker {
         if let Some(token_node) = web_fields.get("token") {
             match &token_node.value {
                 Value::Null => {}
+                Value::String(text) if text == PLACEHOLDER_TOKEN => self.error(
+                    token_node.line,
+                    "web.token".into(),
+                    "the documentation's example: set a random token of your own".into(),
+                ),
                 Value::String(text)
                     if (16..=128).contains(&text.len())
                         && text.bytes().all(|b| b.is_ascii_graphic()) =>
@@ -659,9 +678,16 @@ impl Checker {
                      (the value is not shown: it is a secret)"
                         .into(),
                 ),
-                _ => {
-                    self.wrong(token_node, "web.token".into(), "a string or null (read-only page)")
-                }
+                // Whatever it is, a token is not repeated: a number may be the real one unquoted.
+                _ => self.error(
+                    token_node.line,
+                    "web.token".into(),
+                    format!(
+                        "got {}, expected a string or null (read-only page); the value is not \
+                         shown: it is a secret",
+                        token_node.kind()
+                    ),
+                ),
             }
         }
         web
@@ -676,11 +702,13 @@ impl Checker {
                 let mut argv = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     match &item.value {
-                        Value::String(arg) if i > 0 || arg.starts_with('/') => {
+                        Value::String(arg) if i > 0 || is_program_path(arg) => {
                             argv.push(arg.clone())
                         }
                         Value::String(_) => {
-                            self.wrong(item, format!("hook[{i}]"), "an absolute program path");
+                            let expected =
+                                "an absolute path of a program, such as \"/usr/bin/logger\"";
+                            self.wrong(item, format!("hook[{i}]"), expected);
                         }
                         _ => self.wrong(item, format!("hook[{i}]"), "a string"),
                     }
@@ -695,19 +723,43 @@ impl Checker {
     }
 }
 
-/// Linux accepts up to 15 bytes, without '/', ':' (alias syntax) or whitespace.
+/// Why `address` cannot be another host a probe or a route reaches, if it cannot.
+fn not_a_host(address: &IpAddr) -> Option<&'static str> {
+    match address {
+        IpAddr::V4(v4) if v4.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("the broadcast address"),
+        IpAddr::V4(v4) if v4.is_multicast() => Some("a multicast address"),
+        IpAddr::V4(v4) if v4.is_loopback() => Some("a loopback address (this router)"),
+        IpAddr::V6(v6) if v6.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V6(v6) if v6.is_multicast() => Some("a multicast address"),
+        IpAddr::V6(v6) if v6.is_loopback() => Some("a loopback address (this router)"),
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+            Some("an IPv4 address in IPv6 form (write it as IPv4)")
+        }
+        _ => None,
+    }
+}
+
+/// Linux accepts up to 15 bytes, without '/', ':' (alias syntax) or whitespace; `lo` is this
+/// router itself, never a way out.
 fn is_device_name(text: &str) -> bool {
     !text.is_empty()
+        && text != "lo"
         && text.len() <= 15
         && text != "."
         && text != ".."
         && text.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
 }
 
-/// `192.0.2.1:80`, `[2001:db8::1]:80` or `br-lan:8080`.
+/// `/usr/bin/logger`: absolute, naming a file (not a directory), without NUL.
+fn is_program_path(text: &str) -> bool {
+    text.starts_with('/') && !text.ends_with('/') && !text.contains('\0')
+}
+
+/// `192.0.2.1:80`, `[2001:db8::1]:80` or `br-lan:8080`; port 0 would be any port.
 fn parse_listen(text: &str) -> Option<Listen> {
     if let Ok(address) = text.parse::<SocketAddr>() {
-        return Some(Listen::Address(address));
+        return (address.port() != 0).then_some(Listen::Address(address));
     }
     let (device, port) = text.rsplit_once(':')?;
     let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
@@ -716,6 +768,10 @@ fn parse_listen(text: &str) -> Option<Listen> {
 
 /// The known key nearest to a misspelt one, if it is near enough to be the likely intent.
 fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    // No known key is near a long one, and the distance costs its length times theirs.
+    if key.len() > 40 {
+        return None;
+    }
     known
         .iter()
         .map(|k| (edit_distance(key, k), *k))
@@ -855,7 +911,7 @@ mod tests {
             errors(text),
             [
                 "line 2: links[0].name: got \"<b>\", expected only letters, digits, '_', '.' and '-'",
-                "line 2: links[0].device: got \"a/b\", expected a device name of 1 to 15 characters without '/', ':' or spaces",
+                "line 2: links[0].device: got \"a/b\", expected a device name of 1 to 15 characters without '/', ':' or spaces, not \"lo\"",
                 "line 2: links[0].gateway: got \"300.1.1.1\", expected an IPv4 or IPv6 address such as \"192.0.2.1\"",
                 "line 3: links[0].label: got \"\", expected 1 to 64 characters",
                 "line 3: links[0].targets[1]: duplicate target 192.0.2.1",
@@ -925,6 +981,63 @@ mod tests {
     }
 
     #[test]
+    fn nonsense_addresses_devices_ports_hooks_and_tokens_are_named() {
+        let link = |fields: &str| {
+            format!(r#"{{"links": [{{"name": "wan", "device": "eth0.2", {fields}}}]}}"#)
+        };
+        let targets = [
+            ("0.0.0.0", "the unspecified address"),
+            ("255.255.255.255", "the broadcast address"),
+            ("224.0.0.1", "a multicast address"),
+            ("127.0.0.1", "a loopback address (this router)"),
+            ("::", "the unspecified address"),
+            ("ff02::1", "a multicast address"),
+            ("::1", "a loopback address (this router)"),
+            ("::ffff:192.0.2.1", "an IPv4 address in IPv6 form (write it as IPv4)"),
+        ];
+        for (address, what) in targets {
+            let expected = format!(
+                "line 1: links[0].targets[0]: got {address}, {what}: expected the address of a host elsewhere, such as \"192.0.2.1\""
+            );
+            assert_eq!(errors(&link(&format!(r#""targets": ["{address}"]"#))), [expected]);
+        }
+        for gateway in ["0.0.0.0", "239.1.2.3"] {
+            let found = errors(&link(&format!(r#""gateway": "{gateway}""#)));
+            assert!(found[0].starts_with(&format!("line 1: links[0].gateway: got {gateway}, ")));
+        }
+        let lo = errors(r#"{"links": [{"name": "wan", "device": "lo"}]}"#);
+        assert!(lo[0].starts_with("line 1: links[0].device: got \"lo\", expected"), "{lo:?}");
+        let with = |extra: &str| {
+            format!(r#"{{{extra}, "links": [{{"name": "wan", "device": "eth0.2"}}]}}"#)
+        };
+        let port = errors(&with(r#""web": {"listen": "192.0.2.1:0"}"#));
+        assert!(port[0].starts_with("line 1: web.listen: got \"192.0.2.1:0\""), "{port:?}");
+        let hook = errors(&with(r#""hook": ["/"]"#));
+        assert!(hook[0].starts_with("line 1: hook[0]: got \"/\", expected an absolute path"));
+        assert_eq!(
+            errors(&with(&format!(r#""web": {{"token": "{PLACEHOLDER_TOKEN}"}}"#))),
+            ["line 1: web.token: the documentation's example: set a random token of your own"]
+        );
+    }
+
+    #[test]
+    fn a_token_is_never_repeated_whatever_its_type() {
+        let with = |token: &str| {
+            format!(
+                r#"{{"web": {{"token": {token}}}, "links": [{{"name": "wan", "device": "eth0.2"}}]}}"#
+            )
+        };
+        for token in ["1234567890123456789", "true", "[\"abcdefghijklmnopq\"]", "\"short-secret\""]
+        {
+            let found = errors(&with(token)).join("\n");
+            assert!(found.starts_with("line 1: web.token: "), "{found}");
+            for secret in ["1234567890123456789", "abcdefghijklmnopq", "short-secret"] {
+                assert!(!found.contains(secret), "the token is in the message: {found}");
+            }
+        }
+    }
+
+    #[test]
     fn web_and_hook_are_checked() {
         let base = |extra: &str| {
             format!(r#"{{{extra}, "links": [{{"name": "wan", "device": "eth0.2"}}]}}"#)
@@ -957,7 +1070,7 @@ mod tests {
         assert_eq!(
             errors(&base(r#""hook": ["logger", 1]"#)),
             [
-                "line 1: hook[0]: got \"logger\", expected an absolute program path",
+                "line 1: hook[0]: got \"logger\", expected an absolute path of a program, such as \"/usr/bin/logger\"",
                 "line 1: hook[1]: got 1, expected a string",
             ]
         );

@@ -13,8 +13,9 @@ use super::plumbing::Plumbing;
 use super::probes::Probes;
 use super::status;
 use super::system::{Hooks, Level, Log, Signals};
+use crate::config_file::{self, Refused};
 use crate::core::config::Listen;
-use crate::core::{Action, Config, Controller, Instant, LinkIndex, Mode};
+use crate::core::{Action, Controller, Instant, LinkIndex, Mode};
 use crate::protocol::status::{RouteStatus, Status};
 use crate::protocol::{self, Request, RequestError};
 use std::fmt;
@@ -41,7 +42,7 @@ pub struct Options {
 /// Why the daemon did not start, or stopped on its own.
 #[derive(Debug)]
 pub enum RunError {
-    Config(Vec<String>),
+    Config(Refused),
     Signals(io::Error),
     Control(ListenError),
     Netlink(io::Error),
@@ -51,12 +52,9 @@ pub enum RunError {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RunError::Config(errors) => write!(
-                f,
-                "{}\nconfig refused ({} error(s)), not starting",
-                errors.join("\n"),
-                errors.len()
-            ),
+            RunError::Config(refused) => {
+                write!(f, "{refused}\nconfig refused ({} error(s)), not starting", refused.errors)
+            }
             RunError::Signals(cause) => write!(f, "cannot catch signals: {cause}"),
             RunError::Control(cause) => cause.fmt(f),
             RunError::Netlink(cause) => write!(f, "cannot open netlink: {cause}"),
@@ -71,8 +69,8 @@ impl std::error::Error for RunError {}
 #[derive(Debug)]
 enum Refusal {
     Mode(crate::core::ModeError),
-    /// The new config, with every error; the daemon runs on the previous one.
-    Config(Vec<String>),
+    /// The new config, with its errors; the daemon runs on the previous one.
+    Config(Refused),
     Request(RequestError),
 }
 
@@ -80,24 +78,14 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::Mode(e) => e.fmt(f),
-            Refusal::Config(errors) => write!(
+            Refusal::Config(refused) => write!(
                 f,
-                "{}\nconfig refused ({} error(s)), still running on the previous one",
-                errors.join("\n"),
-                errors.len()
+                "{refused}\nconfig refused ({} error(s)), still running on the previous one",
+                refused.errors
             ),
             Refusal::Request(e) => e.fmt(f),
         }
     }
-}
-
-/// Reads and validates the config; every error with file, line and key.
-pub fn load_config(path: &std::path::Path) -> Result<Config, Vec<String>> {
-    let shown = path.display();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| vec![format!("{shown}: cannot read: {e}")])?;
-    Config::from_json(&text)
-        .map_err(|errors| errors.iter().map(|e| format!("{shown}:{e}")).collect())
 }
 
 #[derive(Debug)]
@@ -135,7 +123,7 @@ enum Source {
 
 /// Runs until SIGTERM or SIGINT; then removes every route and rule it wrote.
 pub fn run(options: Options) -> Result<(), RunError> {
-    let config = load_config(&options.config).map_err(RunError::Config)?;
+    let config = config_file::load(&options.config).map_err(RunError::Config)?;
     let log = Log::open();
     let signals = Signals::install().map_err(RunError::Signals)?;
     let control = control::listen(&options.socket).map_err(RunError::Control)?;
@@ -337,7 +325,7 @@ impl Daemon {
     }
 
     fn reload(&mut self) -> Result<String, Refusal> {
-        let config = load_config(&self.options.config).map_err(|errors| {
+        let config = config_file::load(&self.options.config).map_err(|errors| {
             let refusal = Refusal::Config(errors);
             for line in refusal.to_string().lines() {
                 self.log.line(Level::Error, line);
