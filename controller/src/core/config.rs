@@ -57,7 +57,7 @@ pub const LINK_KEYS: &[&str] = &[
     "enabled",
 ];
 /// Keys of the `web` object.
-pub const WEB_KEYS: &[&str] = &["listen", "token"];
+pub const WEB_KEYS: &[&str] = &["listen", "token", "hosts"];
 
 const MAX_LABEL_CHARS: usize = 64;
 /// The token in docs/config.md's example, refused so that nobody runs with a published one.
@@ -115,6 +115,8 @@ pub struct WebConfig {
     pub listen: Option<Listen>,
     /// `None`: the page is read-only.
     pub token: Option<String>,
+    /// Names the page answers to besides the router's addresses and host name.
+    pub hosts: Vec<String>,
 }
 
 /// The whole config file, validated.
@@ -637,7 +639,11 @@ impl Checker {
     }
 
     fn web(&mut self, fields: &Fields) -> WebConfig {
-        let mut web = WebConfig { listen: parse_listen(defaults::WEB_LISTEN), token: None };
+        let mut web = WebConfig {
+            listen: parse_listen(defaults::WEB_LISTEN),
+            token: None,
+            hosts: Vec::new(),
+        };
         let Some(node) = fields.get("web") else {
             return web;
         };
@@ -656,6 +662,9 @@ impl Checker {
                     "\"ADDRESS:PORT\", \"[IPV6]:PORT\", \"DEVICE:PORT\" or null (no web page)",
                 ),
             }
+        }
+        if let Some(hosts_node) = web_fields.get("hosts") {
+            web.hosts = self.host_names(hosts_node);
         }
         if let Some(token_node) = web_fields.get("token") {
             match &token_node.value {
@@ -691,6 +700,31 @@ impl Checker {
             }
         }
         web
+    }
+
+    /// `web.hosts`: DNS names, such as `["router.home.arpa"]`.
+    fn host_names(&mut self, node: &Node) -> Vec<String> {
+        let expected = "an array of at most 16 host names, such as [\"router.home.arpa\"]";
+        let Value::Array(items) = &node.value else {
+            self.wrong(node, "web.hosts".into(), expected);
+            return Vec::new();
+        };
+        if items.len() > 16 {
+            self.wrong(node, "web.hosts".into(), expected);
+            return Vec::new();
+        }
+        let mut names = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match &item.value {
+                Value::String(name) if is_host_name(name) => names.push(name.clone()),
+                _ => self.wrong(
+                    item,
+                    format!("web.hosts[{i}]"),
+                    "a host name of letters, digits, '-' and '.'",
+                ),
+            }
+        }
+        names
     }
 
     fn hook(&mut self, fields: &Fields) -> Option<Vec<String>> {
@@ -749,6 +783,15 @@ fn is_device_name(text: &str) -> bool {
         && text != "."
         && text != ".."
         && text.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+}
+
+/// `router.home.arpa`: 1 to 253 characters, labels of letters, digits and '-'.
+fn is_host_name(text: &str) -> bool {
+    (1..=253).contains(&text.len())
+        && text.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// `/usr/bin/logger`: absolute, naming a file (not a directory), without NUL.
@@ -1056,7 +1099,7 @@ mod tests {
         assert_eq!(
             errors(&base(r#""web": {"listen": "br-lan:0", "token": "short", "tokn": 1}"#)),
             [
-                "line 1: web.tokn: unknown key (did you mean \"token\"?); known keys: listen, token",
+                "line 1: web.tokn: unknown key (did you mean \"token\"?); known keys: listen, token, hosts",
                 "line 1: web.listen: got \"br-lan:0\", expected \"ADDRESS:PORT\", \"[IPV6]:PORT\", \"DEVICE:PORT\" or null (no web page)",
                 "line 1: web.token: expected 16 to 128 printable ASCII characters without spaces (the value is not shown: it is a secret)",
             ]

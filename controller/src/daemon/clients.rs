@@ -1,9 +1,11 @@
 //! Clients of the daemon's sockets (web page and control socket), served without ever blocking
 //! the poll loop: each read and write takes what the socket has now, a whole request is answered
 //! once it is there (also after the client half-closed its end), and every client has a deadline.
+//! Slow or idle clients cannot lock others out: a client must send its request soon, and when
+//! every slot is taken a newcomer replaces the oldest waiting client of the peer holding most.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
@@ -25,20 +27,33 @@ pub enum Received {
 #[derive(Debug)]
 pub struct Client<S> {
     stream: S,
+    /// Where it connects from (`None` on a unix socket: every client there is local).
+    peer: Option<IpAddr>,
     received: Vec<u8>,
     reply: Vec<u8>,
     sent: usize,
+    /// By when its whole request must be in.
+    request_by: Instant,
     deadline: Instant,
 }
 
 impl<S: Read + Write + AsRawFd> Client<S> {
     /// A client whose socket is already non-blocking, to be done with by `deadline`.
     pub fn new(stream: S, deadline: Instant) -> Client<S> {
-        Client { stream, received: Vec::new(), reply: Vec::new(), sent: 0, deadline }
+        Client {
+            stream,
+            peer: None,
+            received: Vec::new(),
+            reply: Vec::new(),
+            sent: 0,
+            request_by: deadline,
+            deadline,
+        }
     }
 
+    /// When the loop must next look at it: its request's deadline until it is answered.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        if self.answered() { self.deadline } else { self.deadline.min(self.request_by) }
     }
 
     pub fn fd(&self) -> RawFd {
@@ -99,57 +114,89 @@ impl<S: Read + Write + AsRawFd> Client<S> {
 /// A listening socket whose clients are served by a [`Server`].
 pub trait Listener: AsRawFd {
     type Stream: Read + Write + AsRawFd;
-    /// The next waiting connection, already non-blocking; `WouldBlock` when there is none.
-    fn accept_client(&self) -> io::Result<Self::Stream>;
+    /// The next waiting connection, already non-blocking, and its peer's address if it has one;
+    /// `WouldBlock` when there is none.
+    fn accept_client(&self) -> io::Result<(Self::Stream, Option<IpAddr>)>;
 }
 
 impl Listener for UnixListener {
     type Stream = UnixStream;
-    fn accept_client(&self) -> io::Result<UnixStream> {
+    fn accept_client(&self) -> io::Result<(UnixStream, Option<IpAddr>)> {
         let (stream, _) = self.accept()?;
         stream.set_nonblocking(true)?;
-        Ok(stream)
+        Ok((stream, None))
     }
 }
 
 impl Listener for TcpListener {
     type Stream = TcpStream;
-    fn accept_client(&self) -> io::Result<TcpStream> {
-        let (stream, _) = self.accept()?;
+    fn accept_client(&self) -> io::Result<(TcpStream, Option<IpAddr>)> {
+        let (stream, peer) = self.accept()?;
         stream.set_nonblocking(true)?;
-        Ok(stream)
+        Ok((stream, Some(peer.ip())))
     }
 }
 
-/// A listener (when there is one) and its clients, at most `max_clients` at a time, each given
-/// `deadline` to be done.
+/// How a [`Server`] bounds its clients.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Clients at a time.
+    pub clients: usize,
+    /// How long a client has to send its whole request.
+    pub request: Duration,
+    /// How long it has to be done, answer taken.
+    pub total: Duration,
+}
+
+/// A listener (when there is one) and its clients, within its [`Limits`].
 #[derive(Debug)]
 pub struct Server<L: Listener> {
     pub listener: Option<L>,
     clients: Vec<Client<L::Stream>>,
-    max_clients: usize,
-    deadline: Duration,
+    limits: Limits,
 }
 
 impl<L: Listener> Server<L> {
-    pub fn new(listener: Option<L>, max_clients: usize, deadline: Duration) -> Server<L> {
-        Server { listener, clients: Vec::new(), max_clients, deadline }
+    pub fn new(listener: Option<L>, limits: Limits) -> Server<L> {
+        Server { listener, clients: Vec::new(), limits }
     }
 
-    /// Takes every waiting connection; one over the limit is sent `busy` and closed.
+    /// Takes every waiting connection. When every slot is taken, the newcomer replaces a client
+    /// still sending its request: the oldest of the peer holding the most slots, so one peer's
+    /// slow or idle connections cannot keep anyone else out. With no such client it is sent
+    /// `busy`.
     pub fn accept(&mut self, now: Instant, busy: &[u8]) {
         let Some(listener) = &self.listener else { return };
-        while let Ok(stream) = listener.accept_client() {
-            let mut client = Client::new(stream, now + self.deadline);
-            if self.clients.len() >= self.max_clients {
-                client.answer(busy.to_vec());
-                continue;
+        while let Ok((stream, peer)) = listener.accept_client() {
+            let mut client = Client::new(stream, now + self.limits.total);
+            client.peer = peer;
+            client.request_by = now + self.limits.request;
+            if self.clients.len() >= self.limits.clients {
+                match self.evictable() {
+                    Some(index) => drop(self.clients.swap_remove(index)),
+                    None => {
+                        client.answer(busy.to_vec());
+                        continue;
+                    }
+                }
             }
             self.clients.push(client);
         }
     }
 
-    /// Drops the clients past their deadline.
+    /// The client to make room by: one not answered yet, of the peer with the most clients,
+    /// the oldest of those (the earliest request deadline).
+    fn evictable(&self) -> Option<usize> {
+        let held = |peer: Option<IpAddr>| self.clients.iter().filter(|c| c.peer == peer).count();
+        self.clients
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.answered())
+            .max_by_key(|(_, c)| (held(c.peer), std::cmp::Reverse(c.request_by)))
+            .map(|(index, _)| index)
+    }
+
+    /// Drops the clients past their deadline, or past their request's while still sending it.
     pub fn expire(&mut self, now: Instant) {
         self.clients.retain(|c| c.deadline() > now);
     }
@@ -205,6 +252,71 @@ mod tests {
         let mut answer = String::new();
         peer.read_to_string(&mut answer).expect("read");
         assert_eq!(answer, "ok\n");
+    }
+
+    #[test]
+    fn a_newcomer_replaces_the_oldest_waiting_client_of_the_busiest_peer() {
+        let limits =
+            Limits { clients: 4, request: Duration::from_secs(2), total: Duration::from_secs(5) };
+        let mut server: Server<UnixListener> = Server::new(None, limits);
+        let now = Instant::now();
+        let mut peers = Vec::new();
+        // A LAN user (192.0.2.10) holds one slot, a slowloris peer (192.0.2.66) three.
+        for (i, peer) in ["192.0.2.10", "192.0.2.66", "192.0.2.66", "192.0.2.66"].iter().enumerate()
+        {
+            let (mut client, theirs) = pair();
+            client.peer = Some(peer.parse().unwrap());
+            client.request_by = now + Duration::from_millis(100 * i as u64);
+            server.clients.push(client);
+            peers.push(theirs);
+        }
+        let victim = server.evictable().expect("someone can make room");
+        assert_eq!(server.clients[victim].peer, Some("192.0.2.66".parse().unwrap()));
+        assert_eq!(server.clients[victim].request_by, now + Duration::from_millis(100));
+        // An answered client is never cut off to make room.
+        for client in &mut server.clients {
+            client.answer(b"x".to_vec());
+        }
+        assert_eq!(server.evictable(), None);
+    }
+
+    #[test]
+    fn a_client_has_its_request_deadline_until_answered() {
+        let mut server: Server<UnixListener> = Server::new(
+            None,
+            Limits { clients: 2, request: Duration::from_secs(2), total: Duration::from_secs(5) },
+        );
+        let now = Instant::now();
+        let (mut client, _theirs) = pair();
+        client.request_by = now + Duration::from_secs(2);
+        client.deadline = now + Duration::from_secs(5);
+        server.clients.push(client);
+        assert_eq!(server.next_deadline(), Some(now + Duration::from_secs(2)));
+        server.expire(now + Duration::from_secs(3));
+        assert!(server.clients().is_empty(), "silent past its request deadline: dropped");
+    }
+
+    #[test]
+    fn sixteen_idle_connections_do_not_keep_a_ninth_out() {
+        use std::net::TcpStream;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let address = listener.local_addr().unwrap();
+        let mut server = Server::new(Some(listener), crate::daemon::http::LIMITS);
+        let idle: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(address).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(50));
+        server.accept(Instant::now(), b"busy");
+        let mut user = TcpStream::connect(address).unwrap();
+        user.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        server.accept(Instant::now(), b"busy");
+        assert_eq!(server.clients().len(), 8);
+        for client in &mut server.clients {
+            client.receive(64);
+        }
+        let sent: Vec<&[u8]> = server.clients().iter().map(Client::request).collect();
+        assert!(sent.contains(&&b"GET / HTTP/1.1\r\n\r\n"[..]), "the user holds a slot");
+        drop(idle);
     }
 
     #[test]

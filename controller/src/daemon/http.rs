@@ -10,9 +10,14 @@ use crate::json::{self, Value};
 pub const MAX_HEAD: usize = 8 * 1024;
 pub const MAX_BODY: usize = 1024;
 pub const MAX_HEADERS: usize = 32;
-pub const MAX_CONNECTIONS: usize = 8;
-/// A client has this long to send its request and take the answer.
-pub const CONNECTION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Connections at a time: a newcomer replaces the oldest still sending a request (see
+/// [`super::clients::Server::accept`]), a browser sends its request at once, and a client has
+/// two seconds for it and five to be done.
+pub const LIMITS: super::clients::Limits = super::clients::Limits {
+    clients: 8,
+    request: std::time::Duration::from_secs(2),
+    total: std::time::Duration::from_secs(5),
+};
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Request {
@@ -86,9 +91,21 @@ pub fn parse(buffer: &[u8]) -> Result<Option<Request>, Refusal> {
     if request.header("transfer-encoding").is_some() {
         return Err(refuse(501, "chunked bodies are not accepted"));
     }
+    // A second Host or Content-Length is how requests get smuggled past a proxy: refused.
+    for name in ["host", "content-length"] {
+        if request.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).count() > 1 {
+            return Err(refuse(400, "a header that may appear once appears twice"));
+        }
+    }
     let length = match request.header("content-length") {
         None => 0,
-        Some(text) => text.parse::<usize>().map_err(|_| refuse(400, "malformed content-length"))?,
+        // Digits only: `+5`, `5 5` and `0x5` are what `parse` would half-accept.
+        Some(text)
+            if !text.is_empty() && text.len() <= 7 && text.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            text.parse::<usize>().unwrap_or(usize::MAX)
+        }
+        Some(_) => return Err(refuse(400, "malformed content-length: expected decimal digits")),
     };
     if length > MAX_BODY {
         return Err(refuse(413, "body too large"));
@@ -120,8 +137,45 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     difference == 0
 }
 
-/// Routes a request: which action, or which refusal with what message.
-pub fn route(request: &Request, token: Option<&str>) -> Action {
+/// Whether a request is for this router: a `Host` that is an address (with or without a port),
+/// one of `names` (the router's own, in any case, with or without a port), or none at all. A page
+/// elsewhere that points a name of its own at the router (DNS rebinding) sends that name: it gets
+/// nothing.
+pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
+    let Some(host) = host else { return true };
+    let host = host.trim_end_matches('.');
+    let bare = if let Some(rest) = host.strip_prefix('[') {
+        return rest.split_once(']').is_some_and(|(address, port)| {
+            address.parse::<std::net::Ipv6Addr>().is_ok()
+                && (port.is_empty() || is_port(port.strip_prefix(':').unwrap_or("x")))
+        });
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    let bare = bare.trim_end_matches('.');
+    bare.parse::<std::net::Ipv4Addr>().is_ok()
+        || names.iter().any(|name| name.eq_ignore_ascii_case(bare))
+}
+
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Routes a request: which action, or which refusal with what message. `names` are the names
+/// the router answers to (see [`host_allowed`]).
+pub fn route(request: &Request, token: Option<&str>, names: &[String]) -> Action {
+    if !host_allowed(request.header("host"), names) {
+        let message = format!(
+            "this page answers to the router's addresses and names, not to Host {:?}; \
+             add the name to web.hosts to use it",
+            json::shorten(request.header("host").unwrap_or_default())
+        );
+        return Action::Refuse(421, message);
+    }
     match (request.method.as_str(), request.path.as_str()) {
         ("GET" | "HEAD", "/" | "/index.html") => Action::Page,
         ("GET" | "HEAD", "/api/status") => Action::Status,
@@ -195,6 +249,7 @@ fn reason_phrase(status: u16) -> &'static str {
         409 => "Conflict",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
         503 => "Service Unavailable",
@@ -285,26 +340,73 @@ mod tests {
 
     #[test]
     fn reading_is_open_and_get_never_changes_state() {
-        assert_eq!(route(&request("GET / HTTP/1.1\r\n\r\n"), TOKEN), Action::Page);
-        assert_eq!(route(&request("GET /api/status HTTP/1.1\r\n\r\n"), None), Action::Status);
+        assert_eq!(route(&request("GET / HTTP/1.1\r\n\r\n"), TOKEN, &[]), Action::Page);
+        assert_eq!(route(&request("GET /api/status HTTP/1.1\r\n\r\n"), None, &[]), Action::Status);
         assert!(matches!(
-            route(&request("GET /api/mode?mode=auto HTTP/1.1\r\n\r\n"), TOKEN),
+            route(&request("GET /api/mode?mode=auto HTTP/1.1\r\n\r\n"), TOKEN, &[]),
             Action::Refuse(405, _)
         ));
         assert!(matches!(
-            route(&request("PUT /api/status HTTP/1.1\r\n\r\n"), TOKEN),
+            route(&request("PUT /api/status HTTP/1.1\r\n\r\n"), TOKEN, &[]),
             Action::Refuse(405, _)
         ));
         assert!(matches!(
-            route(&request("GET /etc/passwd HTTP/1.1\r\n\r\n"), TOKEN),
+            route(&request("GET /etc/passwd HTTP/1.1\r\n\r\n"), TOKEN, &[]),
             Action::Refuse(404, _)
         ));
     }
 
     #[test]
+    fn only_the_routers_addresses_and_names_are_served() {
+        let names = ["openwrt".to_string(), "openwrt.lan".to_string()];
+        for host in [
+            "192.168.1.1",
+            "192.168.1.1:8080",
+            "[2001:db8::1]",
+            "[fe80::1]:8080",
+            "OpenWrt",
+            "openwrt.lan:8080",
+            "openwrt.lan.",
+        ] {
+            assert!(host_allowed(Some(host), &names), "{host}");
+        }
+        assert!(host_allowed(None, &names), "HTTP/1.0 without a Host");
+        for host in
+            ["evil.example", "openwrt.evil.example", "192.168.1.1.nip.io", "[::1", "a:b:c", ""]
+        {
+            assert!(!host_allowed(Some(host), &names), "{host}");
+        }
+        let rebound = request("GET /api/status HTTP/1.1\r\nHost: rebind.example:8080\r\n\r\n");
+        let Action::Refuse(421, message) = route(&rebound, TOKEN, &names) else { panic!() };
+        assert!(message.contains("not to Host \"rebind.example:8080\""), "{message}");
+    }
+
+    #[test]
+    fn content_length_is_digits_and_said_once() {
+        let with = |headers: &str| {
+            parse(format!("POST /api/mode HTTP/1.1\r\n{headers}\r\n\r\nabcde").as_bytes())
+        };
+        assert_eq!(with("Content-Length: 5").unwrap().unwrap().body, b"abcde");
+        for bad in [
+            "Content-Length: +5",
+            "Content-Length: 5 5",
+            "Content-Length: 0x5",
+            "Content-Length: 5,5",
+            "Content-Length: -1",
+        ] {
+            let refusal = with(bad).map(|_| ()).unwrap_err();
+            assert_eq!(refusal.status, 400, "{bad}");
+        }
+        let twice = with("Content-Length: 5\r\nContent-Length: 4").map(|_| ()).unwrap_err();
+        assert_eq!(twice.reason, "a header that may appear once appears twice");
+        let hosts = with("Host: a\r\nHost: b\r\nContent-Length: 5").map(|_| ()).unwrap_err();
+        assert_eq!(hosts.status, 400);
+    }
+
+    #[test]
     fn changing_the_mode_needs_the_token_and_a_json_body() {
         assert_eq!(
-            route(&post("0123456789abcdef", "application/json", r#"{"mode":"auto"}"#), TOKEN),
+            route(&post("0123456789abcdef", "application/json", r#"{"mode":"auto"}"#), TOKEN, &[]),
             Action::Auto
         );
         assert_eq!(
@@ -314,11 +416,12 @@ mod tests {
                     "application/json; charset=utf-8",
                     r#"{"mode":"force","link":"wwan"}"#
                 ),
-                TOKEN
+                TOKEN,
+                &[]
             ),
             Action::Force("wwan".into())
         );
-        let refused = |r: &Request, token: Option<&str>| match route(r, token) {
+        let refused = |r: &Request, token: Option<&str>| match route(r, token, &[]) {
             Action::Refuse(status, _) => status,
             other => panic!("{other:?}"),
         };

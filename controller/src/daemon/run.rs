@@ -4,7 +4,7 @@
 //! web page. Everything it decides is I/O: which link is usable and what a switch means is the
 //! controller's.
 
-use super::clients::{Received, Server};
+use super::clients::{Limits, Received, Server};
 use super::control::{self, ListenError, Step};
 use super::http::{self, Action as WebAction};
 use super::icmp::Session;
@@ -30,8 +30,8 @@ const PAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/page.html.gz"));
 /// Everything is written again this often, in case a change went unnoticed.
 const FULL_REWRITE: Duration = Duration::from_secs(30);
 /// Control clients at a time; each must be done within a second.
-const CONTROL_CLIENTS: usize = 8;
-const CONTROL_DEADLINE: Duration = Duration::from_secs(1);
+const CONTROL_LIMITS: Limits =
+    Limits { clients: 8, request: Duration::from_secs(1), total: Duration::from_secs(1) };
 
 #[derive(Debug)]
 pub struct Options {
@@ -105,6 +105,8 @@ struct Daemon {
     web: Server<TcpListener>,
     /// The web page could not be served yet, and that has been logged.
     web_warned: bool,
+    /// The names the web page answers to (its addresses it answers to anyway).
+    web_names: Vec<String>,
     last_full_write: std::time::Instant,
     stopping: bool,
 }
@@ -148,9 +150,10 @@ pub fn run(options: Options) -> Result<(), RunError> {
         signals,
         log,
         hooks: Hooks::default(),
-        control: Server::new(Some(control), CONTROL_CLIENTS, CONTROL_DEADLINE),
-        web: Server::new(None, http::MAX_CONNECTIONS, http::CONNECTION_DEADLINE),
+        control: Server::new(Some(control), CONTROL_LIMITS),
+        web: Server::new(None, http::LIMITS),
         web_warned: false,
+        web_names: Vec::new(),
         last_full_write: started,
         stopping: false,
     };
@@ -158,6 +161,21 @@ pub fn run(options: Options) -> Result<(), RunError> {
     let result = daemon.serve();
     daemon.stop();
     result
+}
+
+/// The names the page answers to: `localhost`, the router's host name as it is and in the
+/// local domains OpenWrt and home networks use, and the config's `web.hosts`.
+fn web_names(configured: &[String]) -> Vec<String> {
+    let mut names = vec!["localhost".to_string()];
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    if !host.is_empty() {
+        for suffix in ["", ".lan", ".local", ".home.arpa", ".localdomain"] {
+            names.push(format!("{host}{suffix}"));
+        }
+    }
+    names.extend(configured.iter().cloned());
+    names
 }
 
 impl Daemon {
@@ -266,6 +284,7 @@ impl Daemon {
 
     fn open_web(&mut self) {
         self.web.listener = None;
+        self.web_names = web_names(&self.controller.config().web.hosts);
         let address = match &self.controller.config().web.listen {
             None => return,
             Some(Listen::Address(address)) => *address,
@@ -337,6 +356,8 @@ impl Daemon {
         self.perform();
         if web_changed {
             self.open_web();
+        } else {
+            self.web_names = web_names(&self.controller.config().web.hosts);
         }
         let message = format!("config reloaded from {}", self.options.config.display());
         self.log.line(Level::Notice, &message);
@@ -431,7 +452,7 @@ impl Daemon {
             Err(refusal) => http::error_response(409, &refusal.to_string()),
         };
         let token = self.controller.config().web.token.as_deref();
-        match http::route(request, token) {
+        match http::route(request, token, &self.web_names) {
             WebAction::Page => http::response(
                 200,
                 "text/html; charset=utf-8",
