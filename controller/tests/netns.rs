@@ -533,6 +533,46 @@ fn a_restart_after_kill_9_cleans_the_stale_routes() {
 
 #[test]
 #[ignore = "needs root: network namespaces"]
+fn a_restart_while_the_primary_is_dead_keeps_the_route_on_the_backup() {
+    let (_serial, mut lab) = Lab::started("rest");
+    lab.drop_all(&lab.isp_a.clone(), true);
+    lab.wait_for("the route to move to wwan", Duration::from_secs(8), |l| {
+        l.route_device().as_deref() == Some("wwan")
+    });
+    lab.signal("-KILL");
+    let _ = lab.wait_exit();
+    // Restarted (procd respawns it): from the first moment to the first choice, the kernel
+    // routes through wanmon's table to wwan, never through the main table's dead wan.
+    let config = lab.config("");
+    let log = std::fs::File::create(lab.dir.join("daemon.log")).expect("log file");
+    let started = Instant::now();
+    lab.daemon = Some(
+        daemon_in(&lab.router)
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(["--socket", &lab.socket()])
+            .stderr(log)
+            .spawn()
+            .expect("daemon starts"),
+    );
+    let mut samples = 0;
+    while !lab.log().contains("first choice") {
+        assert!(started.elapsed() < Duration::from_secs(10), "no first choice\n{}", lab.log());
+        let device = lab.table_device(protocol::ROUTE_TABLE);
+        assert_eq!(device.as_deref(), Some("wwan"), "after {:?}\n{}", started.elapsed(), lab.log());
+        samples += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("route on wwan in all {samples} samples until the first choice");
+    assert!(lab.log().contains("none -> wwan: first choice"), "{}", lab.log());
+    assert_eq!(lab.route_device().as_deref(), Some("wwan"));
+    lab.signal("-TERM");
+    assert!(lab.wait_exit().success());
+    assert_eq!(lab.our_rules(), 0, "the adopted rules are removed at the end too");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
 fn an_invalid_config_is_refused_at_start_and_on_reload() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::new("conf");
@@ -754,6 +794,52 @@ fn bad_control_requests_and_bad_web_clients_do_not_disturb_the_daemon() {
 
 #[test]
 #[ignore = "needs root: network namespaces"]
+fn the_page_follows_the_lan_address() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new("page");
+    // The LAN bridge's stand-in: a veth pair inside the router (this kernel may lack dummy).
+    sh(&["ip", "-n", &lab.router, "link", "add", "lan0", "type", "veth", "peer", "name", "lan0p"]);
+    sh(&["ip", "-n", &lab.router, "addr", "add", "203.0.113.77/24", "dev", "lan0"]);
+    sh(&["ip", "-n", &lab.router, "link", "set", "lan0p", "up"]);
+    sh(&["ip", "-n", &lab.router, "link", "set", "lan0", "up"]);
+    let path = lab.dir.join("lan.json");
+    std::fs::write(
+        &path,
+        r#"{"targets": ["192.0.2.1", "203.0.113.1"], "web": {"listen": "lan0:8080"}, "links": [
+            {"name": "wan", "device": "wan"},
+            {"name": "wwan", "device": "wwan", "gateway": "198.51.100.5", "bias": 20}]}"#,
+    )
+    .unwrap();
+    lab.start(&path);
+    let get = |lab: &Lab, address: &'static str| {
+        lab.in_router(move || {
+            use std::io::{Read, Write};
+            let socket: std::net::SocketAddr = format!("{address}:8080").parse().unwrap();
+            let Ok(mut stream) =
+                std::net::TcpStream::connect_timeout(&socket, Duration::from_millis(200))
+            else {
+                return String::new();
+            };
+            let request = format!("GET /api/status HTTP/1.1\r\nHost: {address}:8080\r\n\r\n");
+            let _ = stream.write_all(request.as_bytes());
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            answer
+        })
+    };
+    assert!(get(&lab, "203.0.113.77").starts_with("HTTP/1.1 200"), "{}", lab.log());
+    // The LAN address changes (a new subnet set in LuCI): the page moves with it.
+    sh(&["ip", "-n", &lab.router, "addr", "del", "203.0.113.77/24", "dev", "lan0"]);
+    sh(&["ip", "-n", &lab.router, "addr", "add", "203.0.113.78/24", "dev", "lan0"]);
+    let took = lab.wait_for("the page on the new address", Duration::from_secs(3), |l| {
+        get(l, "203.0.113.78").starts_with("HTTP/1.1 200")
+    });
+    println!("page on the new LAN address after {} ms", took.as_millis());
+    assert!(lab.log().contains("web page on http://203.0.113.78:8080/"), "{}", lab.log());
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
 fn ipv6_links_fail_over_the_same_way() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::new("six");
@@ -845,4 +931,13 @@ fn a_route_removed_or_changed_by_someone_else_is_put_back_at_once() {
         l.table_device(probes).as_deref() == Some("wwan")
     });
     assert_eq!(lab.link_state("wwan").as_deref(), Some("up"));
+    // Its rules deleted (the one that sends traffic to wanmon's table, the one that lets the
+    // main table's specific routes win): put back as fast as routes, not at the next full write.
+    let rules = lab.our_rules();
+    for priority in [protocol::PRIORITY_ROUTE, protocol::PRIORITY_SUPPRESS] {
+        let deleted = Instant::now();
+        sh(&["ip", "-n", &lab.router, "rule", "del", "priority", &priority.to_string()]);
+        lab.wait_for("the rule to be put back", Duration::from_secs(2), |l| l.our_rules() == rules);
+        println!("rule {priority} put back after {} ms", deleted.elapsed().as_millis());
+    }
 }

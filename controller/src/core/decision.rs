@@ -53,7 +53,9 @@ pub enum Reason {
     /// hold.
     Failback { evidence: Evidence, held: Micros },
     /// (d) Every link is dead: the route stays where it is. `from` and `to` are the same link.
-    AllDead,
+    /// `device_down`: that link's device is down, so its route carries nothing (the kernel drops
+    /// it when the device goes down or loses its address): nothing is "kept".
+    AllDead { device_down: bool },
     /// (e) The operator forced the link.
     Forced,
     /// (e) The forced link is dead and `forced_link_dies` is `fallback`: the best live link instead.
@@ -124,7 +126,14 @@ impl fmt::Display for Decision {
             Reason::Failback { evidence, held } => {
                 write!(f, "failback: {to} {evidence}, for {}", ShowDuration(held))
             }
-            Reason::AllDead => write!(f, "every link is dead; keeping the default route on {to}"),
+            Reason::AllDead { device_down: false } => {
+                write!(f, "every link is dead; keeping the default route on {to}")
+            }
+            Reason::AllDead { device_down: true } => write!(
+                f,
+                "every link is dead and {to}'s device is down: no route carries traffic \
+                 until a link comes back"
+            ),
             Reason::Forced => write!(f, "forced by the operator"),
             Reason::ForcedLinkDead { forced, score } => write!(
                 f,

@@ -461,7 +461,8 @@ impl Engine {
             return;
         }
         self.all_dead_noted = true;
-        self.switch(now, from, current, Reason::AllDead);
+        let device_down = self.links[current].state() == LinkState::Dead(DeadCause::LinkDown);
+        self.switch(now, from, current, Reason::AllDead { device_down });
     }
 
     fn forget_advantages(&mut self) {

@@ -212,6 +212,23 @@ fn a_lossy_link_is_left_within_seconds() {
 }
 
 #[test]
+fn every_device_down_says_no_route_is_kept() {
+    // Both links administratively down: the kernel drops their routes, so the note must not
+    // claim a route is kept.
+    let mut run = Run::new(config(&[0, 50], ""), steady(&[20, 20]));
+    run.until(10_000);
+    run.event("wwan", LinkEvent::Down);
+    run.event("wan", LinkEvent::Down);
+    let note = run.last();
+    assert_eq!(note.reason, Reason::AllDead { device_down: true });
+    assert_eq!(
+        note.to_string(),
+        "wan -> wan: every link is dead and wan's device is down: no route carries traffic \
+         until a link comes back"
+    );
+}
+
+#[test]
 fn carrier_loss_makes_the_link_dead_at_once() {
     let mut run = Run::new(config(&[0, 50], ""), steady(&[20, 20]));
     run.until(10_000);
@@ -440,7 +457,7 @@ fn every_link_dead_keeps_the_route_and_notes_it_once() {
     assert_eq!(run.current(), "wan", "the route stays on the last link");
     let notes: Vec<_> = run.run.decisions().iter().filter(|d| !d.changes_route()).collect();
     assert_eq!(notes.len(), 1);
-    assert_eq!(notes[0].reason, Reason::AllDead);
+    assert_eq!(notes[0].reason, Reason::AllDead { device_down: false });
     assert_eq!(
         notes[0].to_string(),
         "wan -> wan: every link is dead; keeping the default route on wan"

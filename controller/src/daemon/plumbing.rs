@@ -76,6 +76,8 @@ pub struct Plumbing {
     socket: Socket,
     /// The route wanmon wrote in its table, per family.
     pub installed: [Option<DefaultRoute>; 2],
+    /// The routes in `installed` are an earlier run's, kept until this run chooses a link.
+    adopted: bool,
 }
 
 fn ignore(error: io::Error, codes: &[i32]) -> io::Result<()> {
@@ -87,21 +89,38 @@ fn ignore(error: io::Error, codes: &[i32]) -> io::Result<()> {
 
 impl Plumbing {
     pub fn open() -> io::Result<Plumbing> {
-        Ok(Plumbing { socket: Socket::open(0)?, installed: [None, None] })
+        Ok(Plumbing { socket: Socket::open(0)?, installed: [None, None], adopted: false })
     }
 
     /// Removes every route and rule an earlier run left behind (also one killed with -9), and
     /// everything this run wrote. Keeps going past failures and reports them all.
     pub fn remove_all(&mut self) -> Vec<PlumbingError> {
+        self.remove(false)
+    }
+
+    /// At start: removes what an earlier run left behind but its default route and the two
+    /// rules that make it apply, which this run adopts as its own until its first choice
+    /// replaces them. A restart while the primary is dead so keeps the traffic on the backup
+    /// instead of sending it through the main table's dead primary until the first choice.
+    pub fn clean_up_keeping_the_route(&mut self) -> Vec<PlumbingError> {
+        self.remove(true)
+    }
+
+    fn remove(&mut self, keep_route: bool) -> Vec<PlumbingError> {
         let mut problems = Vec::new();
         let mut rules = Vec::new();
+        let kept_rule = |rule: &Rule| {
+            keep_route
+                && rule.protocol == PROTOCOL
+                && [PRIORITY_SUPPRESS, PRIORITY_ROUTE].contains(&rule.priority)
+        };
         if let Err(cause) = self.socket.dump(DumpKind::Rules, 0, |_, payload| {
             if let Some(rule) = netlink::parse_rule(payload) {
-                if rule.protocol == PROTOCOL
+                let ours = rule.protocol == PROTOCOL
                     || ([PRIORITY_PROBES, PRIORITY_SUPPRESS, PRIORITY_ROUTE]
                         .contains(&rule.priority)
-                        && (is_our_table(rule.table) || rule.suppress_prefixlength.is_some()))
-                {
+                        && (is_our_table(rule.table) || rule.suppress_prefixlength.is_some()));
+                if ours && !kept_rule(&rule) {
                     rules.push(rule);
                 }
             }
@@ -119,11 +138,27 @@ impl Plumbing {
             }
         }
         let mut routes = Vec::new();
+        let mut adopted = [None, None];
         if let Err(cause) = self.socket.dump(DumpKind::Routes, 0, |_, payload| {
-            if let Some(route) = netlink::parse_route(payload) {
-                if is_our_table(route.table) && route.dst_len == 0 {
-                    routes.push(route);
+            let Some(route) = netlink::parse_route(payload) else { return };
+            if !is_our_table(route.table) || route.dst_len != 0 {
+                return;
+            }
+            let slot = usize::from(route.family == family_code(Family::V6));
+            match route.oif {
+                Some(oif)
+                    if keep_route && route.table == ROUTE_TABLE && route.protocol == PROTOCOL =>
+                {
+                    adopted[slot] = Some(DefaultRoute {
+                        family: route.family,
+                        table: route.table,
+                        protocol: route.protocol,
+                        metric: route.metric,
+                        oif,
+                        gateway: route.gateway,
+                    });
                 }
+                _ => routes.push(route),
             }
         }) {
             problems.push(PlumbingError::List { what: "routes", cause });
@@ -139,7 +174,8 @@ impl Plumbing {
                 problems.push(PlumbingError::DeleteRoute { table: route.table, cause });
             }
         }
-        self.installed = [None, None];
+        self.adopted = adopted.iter().any(Option::is_some);
+        self.installed = adopted;
         problems
     }
 
@@ -296,6 +332,11 @@ impl Plumbing {
     /// removes it for a family `chosen` cannot carry.
     pub fn set_default(&mut self, plans: &[LinkPlan], chosen: Option<usize>) -> Vec<PlumbingError> {
         let mut problems = Vec::new();
+        if chosen.is_none() && self.adopted {
+            // No choice made yet: the earlier run's route serves until there is one.
+            return problems;
+        }
+        self.adopted = false;
         for family in Family::ALL {
             let slot = family.slot();
             let wanted = chosen.and_then(|index| {

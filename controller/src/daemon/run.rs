@@ -130,7 +130,7 @@ pub fn run(options: Options) -> Result<(), RunError> {
     let signals = Signals::install().map_err(RunError::Signals)?;
     let control = control::listen(&options.socket).map_err(RunError::Control)?;
     let mut plumbing = Plumbing::open().map_err(RunError::Netlink)?;
-    for problem in plumbing.remove_all() {
+    for problem in plumbing.clean_up_keeping_the_route() {
         log.line(Level::Warning, &format!("cleaning up an earlier run: {problem}"));
     }
     let events = netlink::Socket::open(netlink::EVENT_GROUPS).map_err(RunError::Netlink)?;
@@ -312,10 +312,26 @@ impl Daemon {
         }
     }
 
+    /// A page on a device's address moves with it: the LAN address changed, the page is there.
+    fn follow_web_address(&mut self) {
+        let Some(Listen::Device { device, port }) = &self.controller.config().web.listen else {
+            return;
+        };
+        let wanted = match self.plumbing.addresses_of(device) {
+            Ok(addresses) => addresses.first().map(|a| SocketAddr::new(*a, *port)),
+            Err(_) => return,
+        };
+        let bound = self.web.listener.as_ref().and_then(|l| l.local_addr().ok());
+        if wanted != bound {
+            self.web_warned = false;
+            self.open_web();
+        }
+    }
+
     /// Reads the netlink events: news of the links' devices makes the daemon observe them again,
     /// a disturbed route of wanmon's makes it write its routing again.
     fn netlink_events(&mut self) {
-        let (mut observe, mut disturbed) = (false, false);
+        let (mut observe, mut disturbed, mut addresses) = (false, false, false);
         loop {
             let len = match self.events.receive(&mut self.event_buffer) {
                 Ok(0) => break,
@@ -324,7 +340,7 @@ impl Daemon {
                     // ENOBUFS: events were lost. Read everything afresh.
                     let line = format!("netlink events lost ({e}); reading the state again");
                     self.log.line(Level::Warning, &line);
-                    (observe, disturbed) = (true, true);
+                    (observe, disturbed, addresses) = (true, true, true);
                     break;
                 }
             };
@@ -332,7 +348,11 @@ impl Daemon {
                 let news = self.plumbing.news(&message, self.controller.plans());
                 observe |= news.devices;
                 disturbed |= news.routing;
+                addresses |= matches!(message.kind, netlink::RTM_NEWADDR | netlink::RTM_DELADDR);
             }
+        }
+        if addresses {
+            self.follow_web_address();
         }
         if disturbed {
             self.controller.handle_routing_disturbed();
