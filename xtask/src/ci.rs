@@ -223,6 +223,7 @@ fn checks(cargo: &str, timings: &mut Vec<Timing>, started: Instant) -> Result<()
         Stage::xtask("scenario suite (replay)", &["sim", "--replay-only"], true),
         Stage::xtask("decision benchmark against the peers (quick)", &["judge", "--quick"], true),
         Stage::cargo("benchmark build", &["bench", "-p", "wanmon-benches", "--no-run"], true),
+        Stage::xtask("fuzzing every parser of outside bytes (20 s each)", &["fuzz"], true),
     ];
     let lane_timings = lanes(vec![vec![library], timed, cpu_mostly], started);
     let failures: Vec<String> =

@@ -4,6 +4,7 @@
 //! - `cargo xtask judge`: the decision benchmark against the peers' models.
 //! - `cargo xtask ci`: everything CI checks, on a fresh Debian machine (the README's test command).
 //! - `cargo xtask bench`: the hot-path benchmark with its printed figures.
+//! - `cargo xtask fuzz`: coverage-guided fuzzing of every parser of outside bytes.
 //! - `cargo xtask dist`, `deploy`, `vm`: the router package, its deployment, and its build run
 //!   as a daemon on a MIPS kernel.
 
@@ -11,6 +12,7 @@ mod apk;
 mod ci;
 mod deploy;
 mod dist;
+mod fuzz;
 mod guest;
 mod netem;
 mod openwrt;
@@ -53,6 +55,10 @@ commands:
   ci       install what a fresh Debian machine lacks, then run fmt, clippy, every test
            (root-only tests too when run as root), the package, both emulated kernels, the
            browser test and a short benchmark; prints a table of each stage's time
+  fuzz [--seconds N] [--target NAME]...
+           coverage-guided fuzzing (libFuzzer) of every parser of outside bytes: config, http,
+           control, netlink, icmp, status; N seconds each (default 20); fails on a crash, a
+           hang over 1 s or a memory blow-up, the input kept in target/fuzz/artifacts/
   bench    run the criterion benchmark of the hot path (prints ns per probe outcome)
   browser  the status page in Debian's Chromium against the real daemon in namespaces (root)";
 
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
         Some("vm") => vm::vm(&args[1..]),
         Some("netem") => netem::netem(&args[1..]),
         Some("openwrt") => openwrt::openwrt(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
