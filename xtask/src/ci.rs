@@ -155,6 +155,8 @@ fn table(timings: &[Timing], total_s: f64) -> String {
 
 /// The test that runs the scenario library in real time: a lane of its own.
 const LIBRARY_TEST: &str = "every_scenario_on_namespaces_agrees_with_the_replay";
+/// The chaos soak: a stage of its own, `cargo xtask soak`.
+const SOAK_TEST: &str = "chaos_soak";
 
 pub fn ci(args: &[String]) -> Result<(), String> {
     if let Some(unknown) = args.first() {
@@ -207,13 +209,23 @@ fn checks(cargo: &str, timings: &mut Vec<Timing>, started: Instant) -> Result<()
     );
     let other_tests = Stage::cargo(
         "every other test (root-only ones included)",
-        &["test", "--workspace", "--", "--include-ignored", "--skip", LIBRARY_TEST],
+        &[
+            "test",
+            "--workspace",
+            "--",
+            "--include-ignored",
+            "--skip",
+            LIBRARY_TEST,
+            "--skip",
+            SOAK_TEST,
+        ],
         false,
     );
     let timed = vec![
         other_tests,
         Stage::xtask("netem backend on Debian's amd64 kernel (qemu-system)", &["netem"], false),
         Stage::xtask("web page in a real browser", &["browser"], false),
+        Stage::xtask("chaos soak of the real daemon (3 min)", &["soak", "--minutes", "3"], false),
     ];
     // The MIPS kernel runs the package's binary, so it follows the cross build in its lane.
     let cpu_mostly = vec![
@@ -233,6 +245,39 @@ fn checks(cargo: &str, timings: &mut Vec<Timing>, started: Instant) -> Result<()
         return Err(failures.join("; "));
     }
     sequential(timings, started, "benchmark (quick)", || bench(&["--quick".to_string()]))
+}
+
+/// The chaos soak (`controller/tests/soak.rs`) for `--minutes N` (default 30), seeded by
+/// `--seed S` (default: the time, printed so a failure can be repeated); root only.
+pub fn soak(args: &[String]) -> Result<(), String> {
+    let (mut minutes, mut seed) = ("30".to_string(), None);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or_else(|| format!("soak: {arg} needs a value"))?;
+        if value.parse::<u64>().is_err() {
+            return Err(format!("soak: {arg}: got {value:?}, expected a whole number"));
+        }
+        match arg.as_str() {
+            "--minutes" => minutes = value.clone(),
+            "--seed" => seed = Some(value.clone()),
+            other => return Err(format!("soak: unknown option {other:?} (--minutes N, --seed S)")),
+        }
+    }
+    if !is_root() {
+        return Err("the soak needs root for network namespaces: sudo cargo xtask soak".into());
+    }
+    let seconds = minutes.parse::<u64>().unwrap_or(30) * 60;
+    let mut command = Command::new(cargo());
+    command
+        .args(["test", "-p", "wanmon", "--test", "soak", "--", "--ignored", "--nocapture"])
+        .current_dir(root())
+        .env("WANMON_SOAK_SECONDS", seconds.to_string());
+    if let Some(seed) = seed {
+        command.env("WANMON_SOAK_SEED", seed);
+    }
+    println!("$ WANMON_SOAK_SECONDS={seconds} cargo test -p wanmon --test soak -- --ignored");
+    let status = command.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("the chaos soak failed ({status})")) }
 }
 
 pub fn bench(args: &[String]) -> Result<(), String> {

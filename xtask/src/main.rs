@@ -59,6 +59,10 @@ commands:
            coverage-guided fuzzing (libFuzzer) of every parser of outside bytes: config, http,
            control, netlink, icmp, status; N seconds each (default 20); fails on a crash, a
            hang over 1 s or a memory blow-up, the input kept in target/fuzz/artifacts/
+  soak [--minutes N] [--seed S]
+           the chaos soak: the real daemon in namespaces for N minutes (default 30) under random
+           outages, carrier pulls, deleted routes and rules, reloads, forced links, hostile
+           clients and kill -9; kernel tables checked every 100 ms (root)
   bench    run the criterion benchmark of the hot path (prints ns per probe outcome)
   browser  the status page in Debian's Chromium against the real daemon in namespaces (root)";
 
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Some("netem") => netem::netem(&args[1..]),
         Some("openwrt") => openwrt::openwrt(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("soak") => ci::soak(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
