@@ -101,7 +101,7 @@ pub struct DecisionStatus {
 
 /// `value / 1000` with one decimal, from integer thousandths: 12345 → "12.3".
 pub fn decimal(value: i64) -> String {
-    let tenths = (value + if value >= 0 { 50 } else { -50 }) / 100;
+    let tenths = value.saturating_add(if value >= 0 { 50 } else { -50 }) / 100;
     let sign = if tenths < 0 { "-" } else { "" };
     format!("{sign}{}.{}", tenths.abs() / 10, tenths.abs() % 10)
 }
@@ -109,7 +109,8 @@ pub fn decimal(value: i64) -> String {
 /// The inverse of [`decimal`] (and of any JSON number): thousandths, or `None` if not a number.
 fn thousandths(text: &str) -> Option<i64> {
     let value: f64 = text.parse().ok()?;
-    value.is_finite().then(|| (value * 1000.0).round() as i64)
+    // No figure of the status comes near a trillion; beyond that it is not a status.
+    (value.abs() <= 1e12).then(|| (value * 1000.0).round() as i64)
 }
 
 fn string(out: &mut String, text: &str) {
@@ -472,6 +473,16 @@ mod tests {
         assert_eq!(Status::from_json(&text), Ok(status));
         let empty = Status::default();
         assert_eq!(Status::from_json(&empty.to_json()), Ok(empty));
+    }
+
+    #[test]
+    fn numbers_out_of_any_range_are_refused_not_overflowed() {
+        // Found by `cargo xtask fuzz` (status): a score of 1e300 overflowed on the way back.
+        let text = full().to_json().replace("\"score\":85.2", "\"score\":1e300");
+        assert!(text.contains("1e300"), "{text}");
+        assert!(Status::from_json(&text).is_err());
+        assert_eq!(decimal(i64::MAX), "9223372036854775.8");
+        assert_eq!(decimal(i64::MIN), "-9223372036854775.8");
     }
 
     #[test]
