@@ -39,6 +39,7 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "loss_divisor",
     "window",
     "forced_link_dies",
+    "conntrack_cleanup",
     "web",
     "hook",
 ];
@@ -135,6 +136,9 @@ pub struct Config {
     /// times that.
     pub window: u64,
     pub forced_link_dies: ForcedLinkDies,
+    /// After a switch, remove the connection-tracking entries NATed to the link the route left,
+    /// so flows that never go quiet move to the new link instead of being stuck on the old one.
+    pub conntrack_cleanup: bool,
     pub web: WebConfig,
     /// Program and arguments run on every switch; never passed through a shell.
     pub hook: Option<Vec<String>>,
@@ -450,6 +454,7 @@ impl Checker {
         let window =
             self.unsigned(&fields, "window", defaults::WINDOW, 3, 60, " (probe intervals)");
         let forced_link_dies = self.forced_link_dies(&fields);
+        let conntrack_cleanup = self.on_off(&fields, "conntrack_cleanup", true);
         let web = self.web(&fields);
         let hook = self.hook(&fields);
         let link_defaults = LinkDefaults { targets: default_targets.as_deref(), dead_after_ms };
@@ -471,10 +476,24 @@ impl Checker {
             loss_divisor_centi,
             window,
             forced_link_dies,
+            conntrack_cleanup,
             web,
             hook,
         };
         complete.then_some(config)
+    }
+
+    /// `"on"` or `"off"`.
+    fn on_off(&mut self, fields: &Fields, key: &str, default: bool) -> bool {
+        let Some(node) = fields.get(key) else { return default };
+        match &node.value {
+            Value::String(s) if s == "on" => true,
+            Value::String(s) if s == "off" => false,
+            _ => {
+                self.wrong(node, fields.path(key), "\"on\" or \"off\"");
+                default
+            }
+        }
     }
 
     fn forced_link_dies(&mut self, fields: &Fields) -> ForcedLinkDies {
@@ -918,7 +937,7 @@ mod tests {
             got,
             [
                 "line 2: smoothing_ms: got -1, expected a whole number from 0 to 600000 (ms)",
-                "line 3: hysterisis: unknown key (did you mean \"hysteresis\"?); known keys: links, targets, smoothing_ms, hysteresis, switch_hold_ms, failback_hold_ms, dead_after_ms, loss_divisor, window, forced_link_dies, web, hook",
+                "line 3: hysterisis: unknown key (did you mean \"hysteresis\"?); known keys: links, targets, smoothing_ms, hysteresis, switch_hold_ms, failback_hold_ms, dead_after_ms, loss_divisor, window, forced_link_dies, conntrack_cleanup, web, hook",
                 "line 5: links[0].interval_ms: got 0, expected a whole number from 100 to 3600000 (ms)",
                 "line 6: links[1].name: duplicate name \"wan\", already used by links[0]",
                 "line 6: links[1].device: duplicate device \"eth0.2\", already used by links[0]",

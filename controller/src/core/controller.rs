@@ -85,6 +85,11 @@ pub enum Action {
     WriteRouting,
     /// Only the default route moved: write it through [`Controller::current`].
     WriteDefaultRoute,
+    /// The route left link `from`: remove the connection-tracking entries NATed to its
+    /// addresses (`conntrack_cleanup`), after the route was written.
+    ClearConntrack {
+        from: LinkIndex,
+    },
     /// Run the configured hook for this switch.
     RunHook(Decision),
     Log(Event),
@@ -281,6 +286,10 @@ impl Controller {
             self.actions.push_back(Action::Log(Event::Decision(decision)));
             if decision.changes_route() {
                 self.actions.push_back(Action::WriteDefaultRoute);
+                let left = decision.from.and_then(|from| self.engine.link_index(from.as_str()));
+                if let Some(from) = left.filter(|_| self.config.conntrack_cleanup) {
+                    self.actions.push_back(Action::ClearConntrack { from });
+                }
                 if self.config.hook.is_some() {
                     self.actions.push_back(Action::RunHook(decision));
                 }

@@ -182,6 +182,7 @@ impl<P: PathModel> VirtualRun<P> {
             Action::BindProbes { .. }
             | Action::ClearRouting
             | Action::WriteRouting
+            | Action::ClearConntrack { .. }
             | Action::RunHook(_)
             | Action::Log(_) => {}
         }

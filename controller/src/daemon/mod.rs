@@ -2,6 +2,7 @@
 //! decision core. std and libc only, one poll loop, no threads.
 
 pub mod clients;
+pub mod conntrack;
 pub mod control;
 pub mod http;
 pub mod icmp;

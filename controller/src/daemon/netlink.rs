@@ -11,8 +11,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP: u16 = 0x300;
+pub(super) const NLM_F_ACK: u16 = 0x4;
+pub(super) const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_REPLACE: u16 = 0x100;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
@@ -73,7 +73,7 @@ pub struct Builder {
 }
 
 impl Builder {
-    fn new(kind: u16, flags: u16, seq: u32) -> Builder {
+    pub(super) fn new(kind: u16, flags: u16, seq: u32) -> Builder {
         let mut buffer = Vec::with_capacity(128);
         buffer.extend_from_slice(&0u32.to_ne_bytes());
         buffer.extend_from_slice(&kind.to_ne_bytes());
@@ -83,7 +83,7 @@ impl Builder {
         Builder { buffer }
     }
 
-    fn bytes(mut self, bytes: &[u8]) -> Builder {
+    pub(super) fn bytes(mut self, bytes: &[u8]) -> Builder {
         self.buffer.extend_from_slice(bytes);
         self.pad();
         self
@@ -95,7 +95,7 @@ impl Builder {
         }
     }
 
-    fn attr(mut self, kind: u16, payload: &[u8]) -> Builder {
+    pub(super) fn attr(mut self, kind: u16, payload: &[u8]) -> Builder {
         self.buffer.extend_from_slice(&((payload.len() + 4) as u16).to_ne_bytes());
         self.buffer.extend_from_slice(&kind.to_ne_bytes());
         self.buffer.extend_from_slice(payload);
@@ -417,13 +417,19 @@ impl AsRawFd for Socket {
 }
 
 impl Socket {
+    /// An rtnetlink socket, subscribed to `groups`.
     pub fn open(groups: u32) -> io::Result<Socket> {
+        Socket::open_protocol(libc::NETLINK_ROUTE, groups)
+    }
+
+    /// A socket of another netlink family, such as `NETLINK_NETFILTER` for conntrack.
+    pub fn open_protocol(protocol: libc::c_int, groups: u32) -> io::Result<Socket> {
         // SAFETY: plain socket(2) call; the result is checked before it is owned.
         let fd = unsafe {
             libc::socket(
                 libc::AF_NETLINK,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::NETLINK_ROUTE,
+                protocol,
             )
         };
         if fd < 0 {
@@ -528,10 +534,19 @@ impl Socket {
         &mut self,
         kind: DumpKind,
         family: u8,
+        each: impl FnMut(u16, &[u8]),
+    ) -> io::Result<()> {
+        self.dump_with(|seq| dump(seq, kind, family), each)
+    }
+
+    /// Runs the dump request `build` makes and hands every message's payload to `each`.
+    pub fn dump_with(
+        &mut self,
+        build: impl FnOnce(u32) -> Vec<u8>,
         mut each: impl FnMut(u16, &[u8]),
     ) -> io::Result<()> {
         let seq = self.next_seq();
-        self.send(&dump(seq, kind, family))?;
+        self.send(&build(seq))?;
         let mut buffer = vec![0u8; 32 * 1024];
         loop {
             self.wait()?;

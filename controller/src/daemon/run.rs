@@ -5,6 +5,7 @@
 //! controller's.
 
 use super::clients::{Limits, Received, Server};
+use super::conntrack;
 use super::control::{self, ListenError, Step};
 use super::http::{self, Action as WebAction};
 use super::icmp::Session;
@@ -107,6 +108,8 @@ struct Daemon {
     web_warned: bool,
     /// The names the web page answers to (its addresses it answers to anyway).
     web_names: Vec<String>,
+    /// Conntrack entries removed after switches, for the status.
+    flows_cleared: u64,
     last_full_write: std::time::Instant,
     stopping: bool,
 }
@@ -154,6 +157,7 @@ pub fn run(options: Options) -> Result<(), RunError> {
         web: Server::new(None, http::LIMITS),
         web_warned: false,
         web_names: Vec::new(),
+        flows_cleared: 0,
         last_full_write: started,
         stopping: false,
     };
@@ -248,6 +252,7 @@ impl Daemon {
                     self.log.line(Level::Error, &problem.to_string());
                 }
             }
+            Action::ClearConntrack { from } => self.clear_conntrack(from),
             Action::RunHook(decision) => {
                 if let Some(argv) = &self.controller.config().hook {
                     let from = decision.from.map(|f| f.to_string()).unwrap_or_default();
@@ -257,6 +262,24 @@ impl Daemon {
             }
             Action::Log(event) => self.log.line(event.level(), &event.to_string()),
         }
+    }
+
+    /// Removes the conntrack entries NATed to link `from`'s addresses: its flows start afresh
+    /// through the link the route moved to.
+    fn clear_conntrack(&mut self, from: LinkIndex) {
+        let device = &self.controller.plans()[from].device;
+        let addresses = self.plumbing.addresses_of(device).unwrap_or_default();
+        let line = match conntrack::clear(&addresses) {
+            Ok(0) => return,
+            Ok(cleared) => {
+                self.flows_cleared += cleared as u64;
+                format!(
+                    "conntrack: {cleared} flow(s) NATed to {device} removed; they continue through the new link"
+                )
+            }
+            Err(e) => format!("conntrack: cannot remove the flows NATed to {device}: {e}"),
+        };
+        self.log.line(Level::Info, &line);
     }
 
     fn problems<E: fmt::Display>(
@@ -397,7 +420,7 @@ impl Daemon {
                 Some(RouteStatus { device: plan.device.clone(), gateway })
             })
             .collect();
-        status::of(&self.controller, routes, self.now())
+        status::of(&self.controller, routes, self.flows_cleared, self.now())
     }
 
     fn set_mode(&mut self, mode: Mode) -> Result<String, Refusal> {

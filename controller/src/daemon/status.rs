@@ -49,7 +49,12 @@ fn link_status(link: &Link, current: bool, problem: Option<String>, now: Instant
 }
 
 /// The status at `now`; `routes` are the default routes the daemon wrote.
-pub fn of(controller: &Controller, routes: Vec<RouteStatus>, now: Instant) -> Status {
+pub fn of(
+    controller: &Controller,
+    routes: Vec<RouteStatus>,
+    flows_cleared: u64,
+    now: Instant,
+) -> Status {
     let engine = controller.engine();
     let current = engine.current().map(Link::name);
     let problems = controller.problems();
@@ -62,6 +67,7 @@ pub fn of(controller: &Controller, routes: Vec<RouteStatus>, now: Instant) -> St
         },
         current: current.map(|c| c.to_string()),
         routes,
+        flows_cleared,
         links: engine
             .links()
             .iter()
@@ -114,7 +120,7 @@ mod tests {
     fn the_status_shows_what_the_controller_knows() {
         let routes =
             vec![RouteStatus { device: "eth0.2".into(), gateway: Some("198.51.100.1".into()) }];
-        let status = of(&controller(), routes, Instant::from_millis(5_000));
+        let status = of(&controller(), routes, 0, Instant::from_millis(5_000));
         assert_eq!(status.uptime_s, 5);
         assert_eq!(status.forced, None);
         let wan = &status.links[0];

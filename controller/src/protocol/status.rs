@@ -41,6 +41,9 @@ pub struct Status {
     pub current: Option<String>,
     /// The default routes wanmon wrote, one per address family.
     pub routes: Vec<RouteStatus>,
+    /// Connection-tracking entries NATed to a link the route left, removed since the start
+    /// (`conntrack_cleanup`).
+    pub flows_cleared: u64,
     pub links: Vec<LinkStatus>,
     /// Newest first.
     pub decisions: Vec<DecisionStatus>,
@@ -207,6 +210,7 @@ impl Status {
             optional_string(out, route.gateway.as_deref());
             out.push('}');
         });
+        let _ = write!(out, r#","flows_cleared":{}"#, self.flows_cleared);
         out.push_str(r#","links":"#);
         array(&mut out, &self.links, |out, link| link.write_json(out));
         out.push_str(r#","decisions":"#);
@@ -242,6 +246,10 @@ impl Status {
         };
         let _ = writeln!(out, "wanmon {}, up {} s, mode {mode}", self.version, self.uptime_s);
         let _ = writeln!(out, "route: {route}");
+        if self.flows_cleared > 0 {
+            let cleared = self.flows_cleared;
+            let _ = writeln!(out, "flows moved off links the route left: {cleared}");
+        }
         let _ = writeln!(
             out,
             "{:<15} {:<8} {:>8} {:>9} {:>8} {:>8} {:>8}",
@@ -288,6 +296,7 @@ impl Status {
                     gateway: route.optional_string("gateway")?,
                 })
             })?,
+            flows_cleared: top.whole("flows_cleared")?,
             links: top.list("links", read_link)?,
             decisions: top.list("decisions", |d| {
                 Ok(DecisionStatus {
@@ -429,6 +438,7 @@ mod tests {
                 RouteStatus { device: "eth0.2".into(), gateway: Some("192.0.2.1".into()) },
                 RouteStatus { device: "eth0.2".into(), gateway: None },
             ],
+            flows_cleared: 3,
             links: vec![
                 LinkStatus {
                     name: "wan".into(),

@@ -53,6 +53,22 @@ pub fn require_root() {
     );
 }
 
+/// Runs `work` on a thread of its own that has entered namespace `ns`: sockets it opens live
+/// there.
+pub fn spawn_in<T: Send + 'static>(
+    ns: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).expect("namespace file");
+        // SAFETY: setns on this thread only; what it opens keeps the namespace.
+        let result = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(result, 0, "setns: {}", std::io::Error::last_os_error());
+        work()
+    })
+}
+
 /// Three namespaces wired like a home router with a wired WAN and a hotspot; removed on drop.
 pub struct Lab {
     pub router: String,
@@ -193,16 +209,7 @@ impl Lab {
 
     /// Runs `work` on a thread that has entered the router namespace: sockets it opens live there.
     pub fn in_router<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.router);
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).expect("namespace file");
-            // SAFETY: setns on this short-lived thread only; what it opens keeps the namespace.
-            let result = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(result, 0, "setns: {}", std::io::Error::last_os_error());
-            work()
-        })
-        .join()
-        .expect("thread in the router namespace")
+        spawn_in(&self.router, work).join().expect("thread in the router namespace")
     }
 
     /// A netlink socket that lives in the router namespace.
