@@ -35,17 +35,17 @@ impl Refused {
 /// Reads and validates the config at `path`.
 pub fn load(path: &Path) -> Result<Config, Refused> {
     let shown = path.display();
-    let mut text = String::new();
-    let read = std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text));
-    match read {
+    let bytes = match read_bounded(path) {
         Err(e) => return Err(Refused::one(format!("{shown}: cannot read: {e}"))),
-        Ok(size) if size as u64 > MAX_FILE_BYTES => {
+        Ok(None) => {
             let line = format!("{shown}: larger than {MAX_FILE_BYTES} bytes: not a wanmon config");
             return Err(Refused::one(line));
         }
-        Ok(_) => {}
-    }
+        Ok(Some(bytes)) => bytes,
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Err(Refused::one(format!("{shown}: not UTF-8 text: not a wanmon config")));
+    };
     Config::from_json(&text).map_err(|errors| {
         let mut lines: Vec<String> =
             errors.iter().take(MAX_SHOWN_ERRORS).map(|e| format!("{shown}:{e}")).collect();
@@ -55,6 +55,26 @@ pub fn load(path: &Path) -> Result<Config, Refused> {
         }
         Refused { lines, errors: errors.len() }
     })
+}
+
+/// The file's bytes, or `None` if it holds more than [`MAX_FILE_BYTES`]; never reads past that.
+fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = vec![0u8; MAX_FILE_BYTES as usize + 1];
+    let mut filled = 0;
+    loop {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        if filled == bytes.len() {
+            return Ok(None);
+        }
+    }
+    bytes.truncate(filled);
+    Ok(Some(bytes))
 }
 
 #[cfg(test)]

@@ -50,12 +50,22 @@ impl Node {
             Value::Null => "null".to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Number(n) => n.clone(),
-            Value::String(s) => format!("{s:?}"),
+            Value::String(s) => quoted(s),
             Value::Array(_) => "an array".to_string(),
             Value::Object(_) => "an object".to_string(),
         };
         shorten(&text)
     }
+}
+
+/// `text` in double quotes for a message, `"` and `\` and control characters escaped: what
+/// `{:?}` gives for plain text, without pulling `str`'s `Debug` into the router's binary.
+pub fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    escape_chars(&mut out, text, false);
+    out.push('"');
+    out
 }
 
 /// Longest text an error message repeats from a file; longer is cut, ending in "...".
@@ -375,6 +385,11 @@ pub fn escape(text: &str) -> String {
 /// Appends `text` escaped for a JSON string literal. Besides the JSON minimum it escapes `<`, `>`
 /// and `&`, so that JSON embedded in a page can never close a script element.
 pub fn escape_into(out: &mut String, text: &str) {
+    escape_chars(out, text, true);
+}
+
+/// JSON string escaping; with `html`, also what would end a script or start markup.
+fn escape_chars(out: &mut String, text: &str, html: bool) {
     for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -382,8 +397,8 @@ pub fn escape_into(out: &mut String, text: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => push_unicode_escape(out, c as u32),
-            c if (c as u32) < 0x20 => push_unicode_escape(out, c as u32),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' if html => push_unicode_escape(out, c as u32),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => push_unicode_escape(out, c as u32),
             c => out.push(c),
         }
     }

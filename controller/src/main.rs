@@ -64,7 +64,10 @@ fn words(args: &[String]) -> Result<Words, Failure> {
             }
             "--json" => parsed.json = true,
             flag if flag.starts_with("--") => {
-                return Err(Failure::Usage(format!("unknown option {flag:?}")));
+                return Err(Failure::Usage(format!(
+                    "unknown option {}",
+                    wanmon::json::quoted(flag)
+                )));
             }
             _ => parsed.positional.push(arg.clone()),
         }
@@ -133,7 +136,7 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
             check_config(&w.positional[0])
         }
         "rpcd" => rpcd(&w.positional, &w.socket),
-        other => Err(Failure::Usage(format!("unknown command {other:?}"))),
+        other => Err(Failure::Usage(format!("unknown command {}", wanmon::json::quoted(other)))),
     }
 }
 

@@ -124,11 +124,18 @@ fn zig() -> Result<PathBuf, String> {
 }
 
 /// The linker rustc calls: zig's C compiler for the target.
+/// Nothing unwinds (panics abort), so the C side (musl, compiler-rt) gets no unwind tables and
+/// the link no `.eh_frame_hdr`: 4.6 KB of the stripped binary, 2.2 KB of the package.
+const NO_UNWIND: &str = "-fno-unwind-tables -fno-asynchronous-unwind-tables -Wl,--no-eh-frame-hdr";
+
 fn linker(arch: &Arch, zig: &Path) -> Result<PathBuf, String> {
     let path = cache_dir().join(format!("cc-{}", arch.openwrt));
     let cpu = arch.cpu.map(|c| format!(" -mcpu={c}")).unwrap_or_default();
-    let script =
-        format!("#!/bin/sh\nexec \"{}\" cc -target {}{cpu} -Os \"$@\"\n", zig.display(), arch.zig);
+    let script = format!(
+        "#!/bin/sh\nexec \"{}\" cc -target {}{cpu} -Os {NO_UNWIND} \"$@\"\n",
+        zig.display(),
+        arch.zig
+    );
     std::fs::create_dir_all(cache_dir())
         .map_err(|e| format!("cannot create {}: {e}", cache_dir().display()))?;
     std::fs::write(&path, script).map_err(|e| format!("cannot write {}: {e}", path.display()))?;

@@ -157,7 +157,9 @@ pub enum ModeError {
 impl fmt::Display for ModeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ModeError::UnknownLink(name) => write!(f, "no link named {name:?} in the config"),
+            ModeError::UnknownLink(name) => {
+                write!(f, "no link named {} in the config", crate::json::quoted(name))
+            }
             ModeError::LinkDisabled(name) => write!(f, "link {name} is disabled in the config"),
         }
     }

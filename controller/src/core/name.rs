@@ -41,7 +41,7 @@ impl fmt::Display for LinkName {
 
 impl fmt::Debug for LinkName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.as_str())
+        f.write_str(&crate::json::quoted(self.as_str()))
     }
 }
 

@@ -157,8 +157,18 @@ pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
         }
     };
     let bare = bare.trim_end_matches('.');
-    bare.parse::<std::net::Ipv4Addr>().is_ok()
-        || names.iter().any(|name| name.eq_ignore_ascii_case(bare))
+    bare.parse::<std::net::Ipv4Addr>().is_ok() || names.iter().any(|name| is_named(bare, name))
+}
+
+/// The local domains a router's name is reached in: OpenWrt's `lan`, mDNS, RFC 8375's.
+const LOCAL_DOMAINS: [&str; 5] = ["", ".lan", ".local", ".home.arpa", ".localdomain"];
+
+/// `host` is `name`, or `name` in one of the local domains (in any case).
+fn is_named(host: &str, name: &str) -> bool {
+    host.len() >= name.len()
+        && host.is_char_boundary(name.len())
+        && host[..name.len()].eq_ignore_ascii_case(name)
+        && LOCAL_DOMAINS.iter().any(|domain| host[name.len()..].eq_ignore_ascii_case(domain))
 }
 
 fn is_port(text: &str) -> bool {
@@ -170,9 +180,9 @@ fn is_port(text: &str) -> bool {
 pub fn route(request: &Request, token: Option<&str>, names: &[String]) -> Action {
     if !host_allowed(request.header("host"), names) {
         let message = format!(
-            "this page answers to the router's addresses and names, not to Host {:?}; \
+            "this page answers to the router's addresses and names, not to Host {}; \
              add the name to web.hosts to use it",
-            json::shorten(request.header("host").unwrap_or_default())
+            json::quoted(&json::shorten(request.header("host").unwrap_or_default()))
         );
         return Action::Refuse(421, message);
     }
@@ -222,7 +232,7 @@ fn mode_change(request: &Request, token: Option<&str>) -> Action {
     if let Some((unknown, _)) = members.iter().find(|(k, _)| k != "mode" && k != "link") {
         return Action::Refuse(
             400,
-            format!("unknown key {unknown:?}: expected \"mode\" and \"link\""),
+            format!("unknown key {}: expected \"mode\" and \"link\"", json::quoted(unknown)),
         );
     }
     match (field("mode"), field("link")) {
@@ -358,7 +368,7 @@ mod tests {
 
     #[test]
     fn only_the_routers_addresses_and_names_are_served() {
-        let names = ["openwrt".to_string(), "openwrt.lan".to_string()];
+        let names = ["openwrt".to_string()];
         for host in [
             "192.168.1.1",
             "192.168.1.1:8080",

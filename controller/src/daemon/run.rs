@@ -167,18 +167,20 @@ pub fn run(options: Options) -> Result<(), RunError> {
     result
 }
 
-/// The names the page answers to: `localhost`, the router's host name as it is and in the
-/// local domains OpenWrt and home networks use, and the config's `web.hosts`.
+/// The names the page answers to: `localhost`, the router's host name (which
+/// [`http::host_allowed`] also takes in the local domains), and the config's `web.hosts`.
 fn web_names(configured: &[String]) -> Vec<String> {
-    let mut names = vec!["localhost".to_string()];
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let host = host.trim();
-    if !host.is_empty() {
-        for suffix in ["", ".lan", ".local", ".home.arpa", ".localdomain"] {
-            names.push(format!("{host}{suffix}"));
+    let mut names = Vec::with_capacity(configured.len() + 2);
+    names.push("localhost".to_string());
+    let mut buffer = [0u8; 65];
+    // SAFETY: the buffer is valid for writes of the length passed.
+    if unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0 {
+        let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+        if let Ok(host) = std::str::from_utf8(&buffer[..end]) {
+            names.push(host.to_string());
         }
     }
-    names.extend(configured.iter().cloned());
+    names.extend_from_slice(configured);
     names
 }
 

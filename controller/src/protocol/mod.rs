@@ -75,7 +75,8 @@ impl fmt::Display for RequestError {
             RequestError::NotText => f.write_str("request is not UTF-8 text"),
             RequestError::Unknown(line) => write!(
                 f,
-                "unknown request {line:?}: expected status, status json, force LINK, auto or reload"
+                "unknown request {}: expected status, status json, force LINK, auto or reload",
+                crate::json::quoted(line)
             ),
         }
     }
@@ -147,7 +148,9 @@ impl fmt::Display for CallError {
             }
             CallError::Send(cause) => write!(f, "cannot send the request: {cause}"),
             CallError::NoAnswer(cause) => write!(f, "no answer from wanmon: {cause}"),
-            CallError::Unreadable(reply) => write!(f, "unreadable answer from wanmon: {reply:?}"),
+            CallError::Unreadable(reply) => {
+                write!(f, "unreadable answer from wanmon: {}", crate::json::quoted(reply))
+            }
             CallError::Refused(text) => f.write_str(text),
         }
     }
