@@ -371,7 +371,8 @@ impl Parser<'_> {
                 return Err(self.error("expected a digit in the exponent"));
             }
         }
-        Ok(String::from_utf8_lossy(&self.bytes[start..self.pos]).into_owned())
+        // Only ASCII digits, signs, '.' and exponents were taken: always UTF-8.
+        Ok(std::str::from_utf8(&self.bytes[start..self.pos]).unwrap_or_default().to_string())
     }
 }
 

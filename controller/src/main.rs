@@ -4,6 +4,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wanmon::daemon::run;
+use wanmon::daemon::system::write_out;
 use wanmon::protocol::{self, Request};
 
 const USAGE: &str = "usage:
@@ -21,11 +22,11 @@ fn main() -> ExitCode {
     match dispatch(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {
-            eprintln!("wanmon: {message}\n{USAGE}");
+            write_out(2, &format!("wanmon: {message}\n{USAGE}\n"));
             ExitCode::from(2)
         }
         Err(Failure::Failed(message)) => {
-            eprintln!("{message}");
+            write_out(2, &format!("{message}\n"));
             ExitCode::FAILURE
         }
     }
@@ -80,11 +81,11 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
         return Err(Failure::Usage("no command given".into()));
     };
     if command == "--version" || command == "-V" {
-        println!("wanmon {}", env!("CARGO_PKG_VERSION"));
+        write_out(1, concat!("wanmon ", env!("CARGO_PKG_VERSION"), "\n"));
         return Ok(());
     }
     if command == "--help" || command == "-h" || command == "help" {
-        println!("{USAGE}");
+        write_out(1, &format!("{USAGE}\n"));
         return Ok(());
     }
     let w = words(&args[1..])?;
@@ -101,9 +102,9 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
     let call = |request: Request| -> Result<(), Failure> {
         let answer =
             protocol::call(&w.socket, &request).map_err(|e| Failure::Failed(e.to_string()))?;
-        print!("{answer}");
+        write_out(1, &answer);
         if !answer.ends_with('\n') {
-            println!();
+            write_out(1, "\n");
         }
         Ok(())
     };
@@ -145,7 +146,7 @@ fn check_config(path: &str) -> Result<(), Failure> {
     match wanmon::config_file::load(std::path::Path::new(path)) {
         Ok(config) => {
             let names: Vec<&str> = config.links.iter().map(|l| l.name.as_str()).collect();
-            println!("{path}: ok, {} links: {}", names.len(), names.join(", "));
+            write_out(1, &format!("{path}: ok, {} links: {}\n", names.len(), names.join(", ")));
             Ok(())
         }
         Err(refused) => Err(Failure::Failed(format!(
@@ -163,15 +164,15 @@ fn rpcd(words: &[String], socket: &std::path::Path) -> Result<(), Failure> {
     let reply = |result: Result<String, String>, raw: bool| {
         let text = match result {
             Ok(text) if raw => text,
-            Ok(text) => format!("{{\"message\":\"{}\"}}", json::escape(text.trim_end())),
-            Err(error) => format!("{{\"error\":\"{}\"}}", json::escape(error.trim_end())),
+            Ok(text) => format!("{{\"message\":\"{}\"}}", json::escape(text.trim_ascii_end())),
+            Err(error) => format!("{{\"error\":\"{}\"}}", json::escape(error.trim_ascii_end())),
         };
-        println!("{text}");
+        write_out(1, &format!("{text}\n"));
         Ok(())
     };
     match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["list"] => {
-            println!(r#"{{"status":{{}},"force":{{"link":"str"}},"auto":{{}}}}"#);
+            write_out(1, "{\"status\":{},\"force\":{\"link\":\"str\"},\"auto\":{}}\n");
             Ok(())
         }
         ["call", "status"] => reply(ask(Request::Status { json: true }), true),

@@ -85,7 +85,7 @@ pub fn parse(buffer: &[u8]) -> Result<Option<Request>, Refusal> {
         if name.is_empty() || name.bytes().any(|b| !b.is_ascii_graphic()) {
             return Err(refuse(400, "malformed header name"));
         }
-        headers.push((name.to_string(), value.trim().to_string()));
+        headers.push((name.to_string(), value.trim_ascii().to_string()));
     }
     let request = Request { method: method.to_string(), path, headers, body: Vec::new() };
     if request.header("transfer-encoding").is_some() {
@@ -214,7 +214,7 @@ fn mode_change(request: &Request, token: Option<&str>) -> Action {
     }
     let json_body = request
         .header("content-type")
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim() == "application/json"));
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim_ascii() == "application/json"));
     if !json_body {
         return Action::Refuse(415, "expected a JSON body (Content-Type: application/json)".into());
     }

@@ -3,7 +3,7 @@
 
 pub use crate::core::Level;
 use std::ffi::CString;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -103,7 +103,24 @@ impl Log {
                 return;
             }
         }
-        let _ = writeln!(io::stderr(), "wanmon: {message}");
+        write_out(2, &format!("wanmon: {message}\n"));
+    }
+}
+
+/// Writes `text` to descriptor `fd` (1 stdout, 2 stderr) straight through `write(2)`: what
+/// `println!` does, without std's buffered stdout machinery in the router's binary.
+pub fn write_out(fd: libc::c_int, text: &str) {
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        // SAFETY: rest is a valid buffer of the length passed.
+        let written = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if written < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if written <= 0 {
+            return;
+        }
+        rest = &rest[written as usize..];
     }
 }
 

@@ -84,7 +84,7 @@ impl fmt::Display for RequestError {
 
 impl Request {
     pub fn parse(line: &str) -> Result<Request, RequestError> {
-        let words: Vec<&str> = line.split_whitespace().collect();
+        let words: Vec<&str> = line.split_ascii_whitespace().collect();
         match words.as_slice() {
             ["status"] => Ok(Request::Status { json: false }),
             ["status", "json"] => Ok(Request::Status { json: true }),
@@ -92,7 +92,7 @@ impl Request {
             ["auto"] => Ok(Request::Auto),
             ["reload"] => Ok(Request::Reload),
             [] => Err(RequestError::Empty),
-            _ => Err(RequestError::Unknown(line.trim().to_string())),
+            _ => Err(RequestError::Unknown(line.trim_ascii().to_string())),
         }
     }
 
