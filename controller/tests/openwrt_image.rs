@@ -70,24 +70,40 @@ fn the_luci_acl_grants_what_the_rpcd_plugin_offers() {
     let app = object(&acl.value, "luci-app-wanmon");
     let read = strings(object(object(object(app, "read"), "ubus"), "wanmon"));
     let write = strings(object(object(object(app, "write"), "ubus"), "wanmon"));
-    assert_eq!(read, ["status"]);
-    assert_eq!(write, ["force", "auto"]);
-    let listed =
-        Command::new(env!("CARGO_BIN_EXE_wanmon")).args(["rpcd", "list"]).output().unwrap();
+    assert_eq!(read, ["status", "config"]);
+    assert_eq!(write, ["force", "auto", "save"]);
+    // The plugin lists every method, the daemon's own and the config's, and nothing else.
+    let plugin =
+        format!("{}/../openwrt-image/files/usr/libexec/rpcd/wanmon", env!("CARGO_MANIFEST_DIR"));
+    let listed = Command::new("sh").args([&plugin, "list"]).output().unwrap();
     let methods =
-        json::parse(&String::from_utf8_lossy(&listed.stdout)).expect("rpcd list prints JSON");
+        json::parse(&String::from_utf8_lossy(&listed.stdout)).expect("the plugin lists JSON");
     let Value::Object(members) = methods.value else { panic!("rpcd list prints an object") };
     let names: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names, ["status", "force", "auto"]);
+    assert_eq!(names, ["status", "force", "auto", "config", "save"]);
+    let daemon =
+        Command::new(env!("CARGO_BIN_EXE_wanmon")).args(["rpcd", "list"]).output().unwrap();
+    let daemon = String::from_utf8_lossy(&daemon.stdout);
+    for method in ["status", "force", "auto"] {
+        assert!(daemon.contains(&format!("\"{method}\"")), "wanmon rpcd list lacks {method}");
+    }
     let menu =
         json::parse(&image("luci/usr/share/luci/menu.d/luci-app-wanmon.json")).expect("valid JSON");
     let entry = object(&menu.value, "admin/status/wanmon");
     assert_eq!(object(object(entry, "action"), "path"), &Value::String("wanmon/status".into()));
+    let entry = object(&menu.value, "admin/services/wanmon");
+    assert_eq!(object(object(entry, "action"), "path"), &Value::String("wanmon/config".into()));
     let view = image("luci/www/luci-static/resources/view/wanmon/status.js");
     for method in ["'status'", "'force'", "'auto'"] {
         assert!(view.contains(method), "the view calls {method}");
     }
-    assert!(!view.contains("innerHTML"), "the view builds text nodes only");
+    let config = image("luci/www/luci-static/resources/view/wanmon/config.js");
+    for method in ["'config'", "'save'"] {
+        assert!(config.contains(method), "the config view calls {method}");
+    }
+    for text in [view, config] {
+        assert!(!text.contains("innerHTML"), "the views build text nodes only");
+    }
 }
 
 #[test]

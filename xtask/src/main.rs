@@ -14,6 +14,7 @@ mod deploy;
 mod dist;
 mod fuzz;
 mod guest;
+mod luci;
 mod netem;
 mod openwrt;
 mod owrt;

@@ -43,7 +43,7 @@ impl Drop for Router {
 }
 
 /// Waits up to `limit` for `check` to hold; its last answer says why not.
-fn within(
+pub(crate) fn within(
     limit: Duration,
     what: &str,
     mut check: impl FnMut() -> Result<bool, String>,
@@ -68,12 +68,15 @@ fn running() -> Result<bool, String> {
     Ok(exec("ubus call service list '{\"name\":\"wanmon\"}'")?.contains("\"running\": true"))
 }
 
-fn daemon_pid() -> Result<String, String> {
+pub(crate) fn daemon_pid() -> Result<String, String> {
     Ok(exec("pidof wanmon || true")?.trim().to_string())
 }
 
 /// A step of the test, printed with what it showed.
-fn check(name: &str, body: impl FnOnce() -> Result<String, String>) -> Result<(), String> {
+pub(crate) fn check(
+    name: &str,
+    body: impl FnOnce() -> Result<String, String>,
+) -> Result<(), String> {
     let shown = body().map_err(|e| format!("{name}: {e}"))?;
     println!("  ok  {name}: {shown}");
     Ok(())
@@ -86,7 +89,7 @@ fn write_config(text: &str) -> Result<(), String> {
     if out.status.success() { Ok(()) } else { Err("router.sh cp failed".into()) }
 }
 
-fn install(package: &Path) -> Result<String, String> {
+pub(crate) fn install(package: &Path) -> Result<String, String> {
     let out = owrt::router(&["install-apk", &package.display().to_string()])?;
     let said =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
@@ -139,28 +142,29 @@ pub fn openwrt(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// A stand-in for OpenWrt's `libc` package, which every image has and the harness's apk database
-/// lacks (its C library is the host's): an empty package of that name.
-fn libc_stand_in() -> Result<PathBuf, String> {
-    let dir = root().join("target/owrt-state/libc-stand-in");
+/// A stand-in for a package every image has and the harness's apk database lacks: `libc` (its
+/// C library is the host's), `luci-base` (it runs no LuCI, only its rpcd and uhttpd): an empty
+/// package of that name.
+fn stand_in(name: &'static str, arch: &'static str, version: &str) -> Result<PathBuf, String> {
+    let dir = root().join(format!("target/owrt-state/stand-in-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("data/lib/apk/packages"))
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let out = dir.join("libc.apk");
+    let out = dir.join(format!("{name}.apk"));
     let meta = crate::apk::Meta {
-        name: "libc",
-        arch: "x86_64",
+        name,
+        arch,
         depends: "",
-        description: "stand-in for the image's C library",
+        description: "stand-in for a package of the image",
         conffiles: &[],
         scripts: &[],
     };
-    crate::apk::build_version(&dir.join("data"), &meta, &out, "1.2.5-r1")?;
+    crate::apk::build_version(&dir.join("data"), &meta, &out, version)?;
     Ok(out)
 }
 
 fn lifecycle(daemon: &Path, upgrade: &Path) -> Result<(), String> {
-    install(&libc_stand_in()?)?;
+    install(&stand_in("libc", "x86_64", "1.2.5-r1")?)?;
     check("apk add", || {
         install(daemon)?;
         Ok(exec("apk info -e wanmon && apk list --installed wanmon")?.trim().replace('\n', " "))
@@ -198,6 +202,13 @@ fn lifecycle(daemon: &Path, upgrade: &Path) -> Result<(), String> {
     failover()?;
     bad_config_and_reload()?;
     respawn()?;
+    let luci = root()
+        .join(format!("target/dist/apk/noarch/luci-app-wanmon-{}.apk", crate::apk::apk_version()));
+    crate::luci::backend(
+        &luci,
+        &stand_in("luci-base", "noarch", "25.300.1-r1")?,
+        &CONFIG.replace("\"bias\": 30", "\"bias\": 40"),
+    )?;
     upgrade_keeps_the_config(upgrade)?;
     remove()
 }
@@ -262,10 +273,11 @@ fn respawn() -> Result<(), String> {
 }
 
 fn upgrade_keeps_the_config(upgrade: &Path) -> Result<(), String> {
-    check("an upgrade keeps the edited config and restarts the daemon", || {
+    check("an upgrade keeps the config edited in LuCI and restarts the daemon", || {
         install(upgrade)?;
         let config = exec("cat /etc/wanmon/config.json")?;
-        if !config.contains("\"bias\": 40") {
+        // Last edited in LuCI (bias 50).
+        if !config.contains("\"bias\": 50") {
             return Err(format!("the edited config was replaced: {config}"));
         }
         within(Duration::from_secs(10), "procd runs wanmon", running)?;
@@ -274,17 +286,19 @@ fn upgrade_keeps_the_config(upgrade: &Path) -> Result<(), String> {
 }
 
 fn remove() -> Result<(), String> {
-    check("apk del stops wanmon and hands routing back", || {
-        exec("apk del --no-network wanmon")?;
+    check("apk del (wanmon and luci-app-wanmon) stops wanmon and hands routing back", || {
+        exec("apk del --no-network luci-app-wanmon wanmon")?;
         within(Duration::from_secs(5), "wanmon gone", || Ok(daemon_pid()?.is_empty()))?;
         let rules = exec("ip rule show")?;
         let table = exec("ip route show table 22349 || true")?;
         if rules.contains("22349") || !table.trim().is_empty() {
             return Err(format!("routing left behind:\n{rules}{table}"));
         }
-        if !exec("ls /usr/sbin/wanmon 2>/dev/null || true")?.trim().is_empty() {
-            return Err("/usr/sbin/wanmon is still there".into());
+        let left = "ls /usr/sbin/wanmon /usr/libexec/rpcd/wanmon \
+                    /usr/share/rpcd/acl.d/luci-app-wanmon.json 2>/dev/null || true";
+        if !exec(left)?.trim().is_empty() {
+            return Err(format!("files left behind: {}", exec(left)?));
         }
-        Ok("no rule, no route, no binary".into())
+        Ok("no rule, no route, no file of either package".into())
     })
 }

@@ -22,6 +22,7 @@ const LUCI_FILES: &[(&str, u32)] = &[
     ("usr/share/luci/menu.d/luci-app-wanmon.json", 0o644),
     ("usr/share/rpcd/acl.d/luci-app-wanmon.json", 0o644),
     ("www/luci-static/resources/view/wanmon/status.js", 0o644),
+    ("www/luci-static/resources/view/wanmon/config.js", 0o644),
 ];
 
 pub struct Packages {
