@@ -1,7 +1,8 @@
 //! The LuCI backend of `luci-app-wanmon` on OpenWrt's own rpcd and uhttpd, called as LuCI calls
 //! it: JSON-RPC over HTTP at `/ubus` from the LAN, with a login session and the package's ACL.
-//! Status, the config as text, a refused save (every mistake named, the file and the daemon
-//! untouched), a save that is applied by a reload, and a caller without a login turned away.
+//! Status, the links the stock firewall would not masquerade (and the fix, run as given), the
+//! config as text, a refused save (every mistake named, the file and the daemon untouched), a
+//! save that is applied by a reload, and a caller without a login turned away.
 
 use crate::owrt::{self, exec};
 use std::path::Path;
@@ -73,6 +74,7 @@ pub fn backend(luci: &Path, luci_base: &Path, config: &str) -> Result<(), String
         }
         Ok("the file's text".into())
     })?;
+    zones(&session)?;
     refused_save(&session)?;
     applied_save(&session, config)?;
     crate::openwrt::check("without a login, saving is denied", || {
@@ -86,6 +88,45 @@ pub fn backend(luci: &Path, luci_base: &Path, config: &str) -> Result<(), String
             return Err(format!("not denied: {answer}"));
         }
         Ok("Access denied (-32002)".into())
+    })
+}
+
+/// Whether a LAN host reaches ISP 2's address, which only a masqueraded packet can (the ISPs
+/// have no route back to the LAN).
+fn lan_reaches_isp2() -> Result<bool, String> {
+    let out = owrt::router(&["ns", "lan", "ping", "-c", "1", "-W", "2", "198.51.100.1"])?;
+    Ok(out.status.success())
+}
+
+/// The stock firewall: fw4's wan zone lists wan and wan6, not wwan. wanmon says so (log and
+/// LuCI) with the commands that fix it; run as given, they do.
+fn zones(session: &str) -> Result<(), String> {
+    crate::openwrt::check("stock firewall: wwan in no masquerading zone, said with the fix", || {
+        let answer = call(session, "wanmon", "zones", "{}")?.replace("\": \"", "\":\"");
+        if !answer.contains("\"link\":\"wwan\"") || answer.contains("\"link\":\"wan\"") {
+            return Err(format!("wwan (and only wwan) should be named: {answer}"));
+        }
+        let log = exec("logread | grep 'wanmon.*no firewall zone' | tail -n 1")?;
+        if !log.contains("link wwan (eth2, interface wwan)") {
+            return Err(format!("not in the log: {log:?}"));
+        }
+        if lan_reaches_isp2()? {
+            return Err(
+                "the LAN reaches ISP 2 without masquerading: the check means nothing".into()
+            );
+        }
+        let key = "\"fix\":\"";
+        let start = answer.find(key).ok_or("no fix given")? + key.len();
+        let fix = answer[start..].split('"').next().unwrap_or_default().to_string();
+        exec(&fix)?;
+        let after = call(session, "wanmon", "zones", "{}")?;
+        if after.contains("\"link\"") {
+            return Err(format!("still named after the fix: {after}"));
+        }
+        if !lan_reaches_isp2()? {
+            return Err("the LAN still cannot reach ISP 2 after the fix".into());
+        }
+        Ok(format!("{}; after it, the LAN reaches ISP 2", log.trim()))
     })
 }
 

@@ -15,6 +15,7 @@ const DAEMON_FILES: &[(&str, u32)] = &[
     ("etc/wanmon/config.json", 0o600),
     ("lib/upgrade/keep.d/wanmon", 0o644),
     ("usr/libexec/rpcd/wanmon", 0o755),
+    ("usr/share/wanmon/zones.sh", 0o644),
 ];
 
 /// Files of luci-app-wanmon, below `openwrt-image/luci/`.

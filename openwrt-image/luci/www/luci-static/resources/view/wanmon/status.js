@@ -11,6 +11,21 @@
 var callStatus = rpc.declare({ object: 'wanmon', method: 'status' });
 var callForce = rpc.declare({ object: 'wanmon', method: 'force', params: [ 'link' ] });
 var callAuto = rpc.declare({ object: 'wanmon', method: 'auto' });
+var callZones = rpc.declare({ object: 'wanmon', method: 'zones' });
+
+// Links whose interface is in no firewall zone with masquerading: LAN traffic through them is
+// rejected, whatever the route. Each with the commands that fix it.
+function zoneWarnings(zones) {
+	var links = (zones && zones.unmasqueraded) || [];
+	if (!links.length)
+		return E('div', {});
+	return E('div', { 'class': 'alert-message warning' }, [
+		E('p', {}, [ _('These links would carry no LAN traffic: their interface is in no firewall zone with masquerading (Network → Firewall).') ]),
+		E('ul', {}, links.map(function(l) {
+			return E('li', {}, [ l.link + ' (' + l.device + ', ' + l.interface + '): ', E('code', {}, [ l.fix ]) ]);
+		}))
+	]);
+}
 
 function value(v, unit) {
 	return (v === null || v === undefined) ? '-' : v + (unit || '');
@@ -25,7 +40,7 @@ function stateBadge(state) {
 
 return view.extend({
 	load: function() {
-		return callStatus();
+		return Promise.all([ callStatus(), callZones() ]);
 	},
 
 	act: function(promise) {
@@ -76,13 +91,15 @@ return view.extend({
 		]);
 	},
 
-	render: function(status) {
+	render: function(loaded) {
 		var self = this;
-		var box = E('div', {}, [ this.table(status) ]);
+		var box = E('div', {}, [ this.table(loaded[0]) ]);
 		poll.add(function() {
 			return callStatus().then(function(fresh) { dom.content(box, self.table(fresh)); });
 		}, 5);
-		return E('div', { 'class': 'cbi-map' }, [ E('h2', {}, [ _('WAN failover (wanmon)') ]), box ]);
+		return E('div', { 'class': 'cbi-map' }, [
+			E('h2', {}, [ _('WAN failover (wanmon)') ]), zoneWarnings(loaded[1]), box
+		]);
 	},
 
 	handleSaveApply: null,
