@@ -93,8 +93,11 @@ proptest! {
                     prop_assert!(evidence.from_low > evidence.to_high);
                 }
                 Reason::Failback { evidence, held } => {
+                    // A failback needs no hysteresis (leaving took it), only to be better even
+                    // at the bounds for the failback hold.
                     prop_assert!(held >= hold.max(failback_hold_ms * 1000));
-                    prop_assert!(evidence.from_score.0 - evidence.to_score.0 > (hysteresis * 1000) as i64);
+                    prop_assert_eq!(evidence.margin.0, 0);
+                    prop_assert!(evidence.from_score > evidence.to_score);
                     prop_assert!(evidence.from_low > evidence.to_high);
                 }
                 other => prop_assert!(false, "unexpected reason with no dead link: {:?}", other),
