@@ -247,7 +247,8 @@ fn checks(cargo: &str, timings: &mut Vec<Timing>, started: Instant) -> Result<()
     sequential(timings, started, "benchmark (quick)", || bench(&["--quick".to_string()]))
 }
 
-/// The chaos soak (`controller/tests/soak.rs`) for `--minutes N` (default 30), seeded by
+/// The chaos soak (`controller/tests/soak.rs`) for `--minutes N` or `--hours N` (default 30
+/// minutes), seeded by
 /// `--seed S` (default: the time, printed so a failure can be repeated); root only.
 pub fn soak(args: &[String]) -> Result<(), String> {
     let (mut minutes, mut seed) = ("30".to_string(), None);
@@ -259,8 +260,13 @@ pub fn soak(args: &[String]) -> Result<(), String> {
         }
         match arg.as_str() {
             "--minutes" => minutes = value.clone(),
+            "--hours" => minutes = (value.parse::<u64>().unwrap_or(0) * 60).to_string(),
             "--seed" => seed = Some(value.clone()),
-            other => return Err(format!("soak: unknown option {other:?} (--minutes N, --seed S)")),
+            other => {
+                return Err(format!(
+                    "soak: unknown option {other:?} (--minutes N, --hours N, --seed S)"
+                ));
+            }
         }
     }
     if !is_root() {

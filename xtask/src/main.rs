@@ -60,7 +60,7 @@ commands:
            coverage-guided fuzzing (libFuzzer) of every parser of outside bytes: config, http,
            control, netlink, icmp, status; N seconds each (default 20); fails on a crash, a
            hang over 1 s or a memory blow-up, the input kept in target/fuzz/artifacts/
-  soak [--minutes N] [--seed S]
+  soak [--minutes N | --hours N] [--seed S]
            the chaos soak: the real daemon in namespaces for N minutes (default 30) under random
            outages, carrier pulls, deleted routes and rules, reloads, forced links, hostile
            clients and kill -9; kernel tables checked every 100 ms (root)
