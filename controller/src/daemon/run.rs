@@ -595,13 +595,27 @@ impl Daemon {
             };
         }
         let (mut control_done, mut web_done) = (Vec::new(), Vec::new());
+        let (mut control_waiting, mut web_waiting) = (false, false);
         for (fd, source) in fds.iter().zip(sources) {
-            if fd.revents != 0 {
-                self.dispatch(source, &mut control_done, &mut web_done);
+            match source {
+                _ if fd.revents == 0 => {}
+                Source::Control => control_waiting = true,
+                Source::Web => web_waiting = true,
+                _ => self.dispatch(source, &mut control_done, &mut web_done),
             }
         }
         self.control.remove(control_done);
         self.web.remove(web_done);
+        // Only now: a newcomer may replace a waiting client, which would renumber the clients
+        // the poll set above still counted by index.
+        let wall = std::time::Instant::now();
+        if control_waiting {
+            let busy = protocol::answer(&Err::<String, _>("busy: too many control clients"));
+            self.control.accept(wall, busy.as_bytes());
+        }
+        if web_waiting {
+            self.web.accept(wall, &http::error_response(503, "too many connections"));
+        }
         Ok(())
     }
 
@@ -611,18 +625,10 @@ impl Daemon {
         control_done: &mut Vec<usize>,
         web_done: &mut Vec<usize>,
     ) {
-        let wall = std::time::Instant::now();
         match source {
             Source::Signals => self.signalled(),
             Source::Netlink => self.netlink_events(),
-            Source::Control => {
-                let busy = protocol::answer(&Err::<String, _>("busy: too many control clients"));
-                self.control.accept(wall, busy.as_bytes());
-            }
             Source::ControlClient(index) if !self.control_client(index) => control_done.push(index),
-            Source::Web => {
-                self.web.accept(wall, &http::error_response(503, "too many connections"))
-            }
             Source::WebClient(index) if !self.web_client(index) => web_done.push(index),
             Source::Probe(link, slot) => {
                 while let Some((source, seq)) = self.probes.receive(link, slot) {
@@ -630,7 +636,7 @@ impl Daemon {
                     self.perform();
                 }
             }
-            Source::ControlClient(_) | Source::WebClient(_) => {}
+            Source::ControlClient(_) | Source::WebClient(_) | Source::Control | Source::Web => {}
         }
     }
 
