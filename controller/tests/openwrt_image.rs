@@ -74,7 +74,7 @@ fn the_luci_acl_grants_what_the_rpcd_plugin_offers() {
     assert_eq!(write, ["force", "auto", "save"]);
     // The plugin lists every method, the daemon's own and the config's, and nothing else.
     let plugin =
-        format!("{}/../openwrt-image/files/usr/libexec/rpcd/wanmon", env!("CARGO_MANIFEST_DIR"));
+        format!("{}/../openwrt-image/luci/usr/libexec/rpcd/wanmon", env!("CARGO_MANIFEST_DIR"));
     let listed = Command::new("sh").args([&plugin, "list"]).output().unwrap();
     let methods =
         json::parse(&String::from_utf8_lossy(&listed.stdout)).expect("the plugin lists JSON");
@@ -110,7 +110,7 @@ fn the_luci_acl_grants_what_the_rpcd_plugin_offers() {
 fn the_scripts_parse_and_the_service_is_procd_managed() {
     for script in [
         "files/etc/init.d/wanmon",
-        "files/usr/libexec/rpcd/wanmon",
+        "luci/usr/libexec/rpcd/wanmon",
         "control/postinst",
         "control/prerm",
         "control/luci-postinst",
