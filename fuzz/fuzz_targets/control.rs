@@ -7,9 +7,10 @@ use wanmon::protocol::{self, Request};
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(request) = Request::parse(text) {
-        // What parses goes back on the wire the same way.
+        // What parses goes back on the wire the same way: a line, ended by its newline.
         let line = request.line();
-        assert_eq!(Request::parse(line.trim_end()), Ok(request));
+        let sent = line.strip_suffix('\n').expect("a request line ends with a newline");
+        assert_eq!(Request::parse(sent), Ok(request));
     }
     let _ = protocol::parse_answer(text);
 });
