@@ -63,6 +63,9 @@ struct Soak {
     last_kill: Instant,
     checks: u64,
     actions: Vec<(&'static str, u32)>,
+    /// The newest actions with when they were taken and what was true after them, for a
+    /// failure's report.
+    trace: std::collections::VecDeque<String>,
 }
 
 #[test]
@@ -92,6 +95,7 @@ fn chaos_soak() {
         last_kill: now,
         checks: 0,
         actions: Vec::new(),
+        trace: std::collections::VecDeque::new(),
     };
     let (first_rss, first_fds) = soak.settle_and_measure();
     let end = Instant::now() + Duration::from_secs(seconds);
@@ -151,6 +155,17 @@ impl Soak {
             Some((_, count)) => *count += 1,
             None => self.actions.push((action, 1)),
         }
+        let state = |t: &Truth| if t.works() { "works" } else { "broken" };
+        let line = format!(
+            "{:>7.1} s  {action}: wan {}, wwan {}",
+            self.started.elapsed().as_secs_f64(),
+            state(&self.truth[0]),
+            state(&self.truth[1])
+        );
+        if self.trace.len() == 40 {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(line);
     }
 
     fn isp(&self, link: usize) -> String {
@@ -344,10 +359,14 @@ impl Soak {
         );
     }
 
+    /// What a failure reports: the newest actions (time since the daemon's start, what was true
+    /// after each) and the daemon's log since the soak began.
     fn tail(&self) -> String {
+        let trace: Vec<&str> = self.trace.iter().map(String::as_str).collect();
         let log = self.lab.log();
-        let lines: Vec<&str> = log.lines().rev().take(25).collect();
-        lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+        let lines: Vec<&str> = log.lines().rev().take(200).collect();
+        let log: Vec<&str> = lines.into_iter().rev().collect();
+        format!("newest actions:\n{}\ndaemon log:\n{}", trace.join("\n"), log.join("\n"))
     }
 
     fn finish(mut self, first_rss: u64, first_fds: usize) {
