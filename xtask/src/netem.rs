@@ -147,6 +147,15 @@ fn judge(share: &Path, console: &str) -> Result<String, String> {
     ))
 }
 
+/// A library scenario as the emulated kernel runs it: the same faults and expectations, but the
+/// 1.5 s failover goals doubled. This stage checks the netem backend and `--impair auto` (each
+/// run switching as the replay does); a TCG guest runs the daemon several times slower (1.6 s
+/// measured for an outage that takes 1.0 s natively), and the native netns run in CI holds the
+/// timing goals themselves.
+fn for_emulation(scenario: &str) -> String {
+    scenario.replace("within_s: 1.5 }", "within_s: 3 }")
+}
+
 /// Writes the shared directory: the scenarios, the calibration and the script to run.
 fn prepare_share(share: &Path, simulator: &Path, daemon: &Path) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(share);
@@ -154,8 +163,10 @@ fn prepare_share(share: &Path, simulator: &Path, daemon: &Path) -> Result<(), St
     std::fs::create_dir_all(&scenarios).map_err(|e| format!("{}: {e}", scenarios.display()))?;
     let library = root().join("scenarios");
     for name in SCENARIOS {
-        std::fs::copy(library.join(name), scenarios.join(name))
+        let text = std::fs::read_to_string(library.join(name))
             .map_err(|e| format!("{}: {e}", library.join(name).display()))?;
+        std::fs::write(scenarios.join(name), for_emulation(&text))
+            .map_err(|e| format!("{}: {e}", scenarios.join(name).display()))?;
     }
     let write = |name: &str, text: &str| {
         std::fs::write(share.join(name), text).map_err(|e| format!("{name}: {e}"))
