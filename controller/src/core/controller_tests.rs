@@ -27,6 +27,17 @@ fn drain(controller: &mut Controller) -> Vec<Action> {
     std::iter::from_fn(|| controller.poll_action()).collect()
 }
 
+/// The log lines among the actions the controller has queued (the rest are dropped).
+fn log_lines(controller: &mut Controller) -> Vec<String> {
+    drain(controller)
+        .iter()
+        .filter_map(|a| match a {
+            Action::Log(event) => Some(event.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A controller whose devices work, probed until the first choice is made at 50 ms.
 fn chosen() -> Controller {
     let mut controller = Controller::new(config(""), Instant::ZERO);
@@ -67,13 +78,7 @@ fn a_link_without_a_next_hop_cannot_carry_the_route() {
     drain(&mut controller);
     let no_gateway = DeviceFacts { system_gateways: [None, None], ..working(3) };
     controller.handle_devices(Instant::ZERO, vec![no_gateway, working(4)]);
-    let lines: Vec<String> = drain(&mut controller)
-        .iter()
-        .filter_map(|a| match a {
-            Action::Log(event) => Some(event.to_string()),
-            _ => None,
-        })
-        .collect();
+    let lines: Vec<String> = log_lines(&mut controller);
     assert_eq!(
         lines,
         [
@@ -227,13 +232,7 @@ fn a_reload_that_removes_the_route_link_moves_the_route_and_says_why() {
     )
     .unwrap();
     controller.handle_reload(Instant::from_millis(100), only_wan);
-    let lines: Vec<String> = drain(&mut controller)
-        .iter()
-        .filter_map(|a| match a {
-            Action::Log(event) => Some(event.to_string()),
-            _ => None,
-        })
-        .collect();
+    let lines: Vec<String> = log_lines(&mut controller);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with("wwan -> wan: wwan was removed"), "{lines:?}");
     assert_eq!(controller.engine().mode(), Mode::Auto, "the forced link is gone");
