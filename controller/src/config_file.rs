@@ -1,7 +1,7 @@
 //! Reading the config file: bounded in size, every error named with file, line and key, and no
 //! more of them repeated than a person reads (a mangled file can hold thousands).
 
-use crate::core::Config;
+use crate::core::{Config, Links};
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
@@ -33,7 +33,7 @@ impl Refused {
 }
 
 /// Reads and validates the config at `path`.
-pub fn load(path: &Path) -> Result<Config, Refused> {
+pub fn load(path: &Path, links: Links) -> Result<Config, Refused> {
     let shown = path.display();
     let bytes = match read_bounded(path) {
         Err(e) => return Err(Refused::one(format!("{shown}: cannot read: {e}"))),
@@ -46,7 +46,7 @@ pub fn load(path: &Path) -> Result<Config, Refused> {
     let Ok(text) = String::from_utf8(bytes) else {
         return Err(Refused::one(format!("{shown}: not UTF-8 text: not a wanmon config")));
     };
-    Config::from_json(&text).map_err(|errors| {
+    Config::from_json_with(&text, links).map_err(|errors| {
         let mut lines: Vec<String> =
             errors.iter().take(MAX_SHOWN_ERRORS).map(|e| format!("{shown}:{e}")).collect();
         if errors.len() > MAX_SHOWN_ERRORS {
@@ -57,9 +57,25 @@ pub fn load(path: &Path) -> Result<Config, Refused> {
     })
 }
 
+/// `File::open` without std's `OpenOptions`, whose checks make errors from strings: that boxed
+/// payload brings 3 KB of `Debug` and Unicode tables into the router's binary.
+fn open_for_reading(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::FromRawFd;
+    let invalid = || std::io::Error::from_raw_os_error(libc::EINVAL);
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| invalid())?;
+    // SAFETY: a valid NUL-terminated path; the result is checked before it is owned.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
 /// The file's bytes, or `None` if it holds more than [`MAX_FILE_BYTES`]; never reads past that.
 fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = open_for_reading(path)?;
     let mut bytes = vec![0u8; MAX_FILE_BYTES as usize + 1];
     let mut filled = 0;
     loop {
@@ -92,7 +108,7 @@ mod tests {
     #[test]
     fn a_file_too_large_is_refused_unread() {
         let path = write("big.json", &format!("{{\"{}\": 1}}", "a".repeat(10_000_000)));
-        let refused = load(&path).unwrap_err();
+        let refused = load(&path, Links::Required).unwrap_err();
         assert_eq!(refused.errors, 1);
         assert!(refused.lines[0].ends_with("larger than 65536 bytes: not a wanmon config"));
     }
@@ -104,7 +120,7 @@ mod tests {
             "{{{}, \"links\": [{{\"name\": \"wan\", \"device\": \"eth0\"}}]}}",
             keys.join(",")
         );
-        let refused = load(&write("keys.json", &text)).unwrap_err();
+        let refused = load(&write("keys.json", &text), Links::Required).unwrap_err();
         assert_eq!(refused.errors, 200);
         assert_eq!(refused.lines.len(), MAX_SHOWN_ERRORS + 1);
         assert!(refused.lines[0].contains(":line 1: k0: unknown key"), "{}", refused.lines[0]);
@@ -134,7 +150,7 @@ mod tests {
 
     #[test]
     fn a_missing_file_names_itself() {
-        let refused = load(Path::new("/nonexistent/wanmon.json")).unwrap_err();
+        let refused = load(Path::new("/nonexistent/wanmon.json"), Links::Required).unwrap_err();
         assert!(refused.lines[0].starts_with("/nonexistent/wanmon.json: cannot read: "));
     }
 }

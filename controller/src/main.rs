@@ -143,7 +143,12 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
 
 /// Validates a config file and prints its errors with their lines and key paths.
 fn check_config(path: &str) -> Result<(), Failure> {
-    match wanmon::config_file::load(std::path::Path::new(path)) {
+    let links = wanmon::core::Links::FromZoneIfMissing;
+    match wanmon::config_file::load(std::path::Path::new(path), links) {
+        Ok(config) if config.links.is_empty() => {
+            write_out(1, &format!("{path}: ok, links from the firewall zone wan\n"));
+            Ok(())
+        }
         Ok(config) => {
             let names: Vec<&str> = config.links.iter().map(|l| l.name.as_str()).collect();
             write_out(1, &format!("{path}: ok, {} links: {}\n", names.len(), names.join(", ")));

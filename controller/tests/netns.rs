@@ -13,6 +13,7 @@ mod lab;
 use lab::*;
 
 use std::time::{Duration, Instant};
+use wanmon::daemon::netlink::{self, Socket};
 use wanmon::protocol;
 
 #[test]
@@ -538,5 +539,73 @@ fn a_route_removed_or_changed_by_someone_else_is_put_back_at_once() {
         sh(&["ip", "-n", &lab.router, "rule", "del", "priority", &priority.to_string()]);
         lab.wait_for("the rule to be put back", Duration::from_secs(2), |l| l.our_rules() == rules);
         println!("rule {priority} put back after {} ms", deleted.elapsed().as_millis());
+    }
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn a_reload_replaces_the_routing_without_a_gap_and_removes_what_is_stale() {
+    let (_serial, lab) = Lab::started("gap");
+    let table = |t: u32| lab.table_device(t);
+    // Route and rule events of the router, from before the reloads.
+    let events = lab.in_router(|| Socket::open(0x40 | 0x80).expect("netlink event socket"));
+    let config = lab.dir.join("config.json");
+    let write = |links: &str| {
+        let text = format!(
+            r#"{{"targets": ["192.0.2.1", "203.0.113.1"],
+  "web": {{"listen": "127.0.0.1:8080", "token": "{TOKEN}"}}, "links": [{links}]}}"#
+        );
+        std::fs::write(&config, text).expect("config");
+        let reload = lab.cli(&["reload"]);
+        assert!(reload.status.success(), "{reload:?}");
+    };
+    let wan = r#"{"name": "wan", "device": "wan"}"#;
+    let wwan = r#"{"name": "wwan", "device": "wwan", "gateway": "198.51.100.5", "bias": 20}"#;
+    // The links swap places: each probe table now belongs to the other device.
+    write(&format!("{wwan}, {wan}"));
+    assert_eq!(table(protocol::link_table(0)).as_deref(), Some("wwan"));
+    assert_eq!(table(protocol::link_table(1)).as_deref(), Some("wan"));
+    assert_eq!(table(protocol::ROUTE_TABLE).as_deref(), Some("wan"));
+    // wwan leaves: its table and its probe rule go, the route stays.
+    write(wan);
+    assert_eq!(table(protocol::link_table(0)).as_deref(), Some("wan"));
+    assert_eq!(table(protocol::link_table(1)), None, "the stale probe table is emptied");
+    assert_eq!(lab.our_rules(), 3, "suppress, route, and one probe rule");
+    assert_eq!(table(protocol::ROUTE_TABLE).as_deref(), Some("wan"));
+    let removed = removals_seen(&events);
+    assert!(
+        !removed.iter().any(|(what, priority_or_table)| match *what {
+            "route" => *priority_or_table == protocol::ROUTE_TABLE,
+            _ =>
+                [protocol::PRIORITY_ROUTE, protocol::PRIORITY_SUPPRESS].contains(priority_or_table),
+        }),
+        "a reload removed the default route or its rules for a moment: {removed:?}"
+    );
+    assert!(removed.contains(&("route", protocol::link_table(1))), "{removed:?}");
+}
+
+/// The default routes and rules the kernel announced as deleted: ("route", table) or ("rule",
+/// priority).
+fn removals_seen(events: &Socket) -> Vec<(&'static str, u32)> {
+    let mut removed = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let len = events.receive(&mut buffer).expect("netlink events");
+        if len == 0 {
+            return removed;
+        }
+        for message in netlink::messages(&buffer[..len]) {
+            if message.kind == netlink::RTM_DELROUTE {
+                if let Some(route) = netlink::parse_route(message.payload) {
+                    if route.dst_len == 0 {
+                        removed.push(("route", route.table));
+                    }
+                }
+            } else if message.kind == netlink::RTM_DELRULE {
+                if let Some(rule) = netlink::parse_rule(message.payload) {
+                    removed.push(("rule", rule.priority));
+                }
+            }
+        }
     }
 }

@@ -125,11 +125,12 @@ fn the_scripts_parse_and_the_service_is_procd_managed() {
             "{script} is executable"
         );
     }
-    // Sourced, not run: it only has to parse.
-    let library =
-        format!("{}/../openwrt-image/files/usr/share/wanmon/zones.sh", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("sh").args(["-n", &library]).output().unwrap();
-    assert!(out.status.success(), "zones.sh: {}", String::from_utf8_lossy(&out.stderr));
+    // Sourced, not run (hotplug-call sources its scripts): they only have to parse.
+    for sourced in ["usr/share/wanmon/zones.sh", "etc/hotplug.d/iface/95-wanmon"] {
+        let path = format!("{}/../openwrt-image/files/{sourced}", env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new("sh").args(["-n", &path]).output().unwrap();
+        assert!(out.status.success(), "{sourced}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let init = image("files/etc/init.d/wanmon");
     for needed in [
         "USE_PROCD=1",

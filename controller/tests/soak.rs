@@ -66,9 +66,11 @@ struct Soak {
     /// The newest actions with when they were taken and what was true after them, for a
     /// failure's report.
     trace: std::collections::VecDeque<String>,
-    /// Since when wanmon's table has had no default route (a reload rewrites it, someone else
-    /// deletes it: a gap of milliseconds is expected, one of the failover budget is not).
+    /// Since when wanmon's table has had no default route.
     route_missing_since: Option<Instant>,
+    /// Whether the route may be missing at all: only once someone else deleted it or no link
+    /// worked since it was last seen. A reload, a rewrite or a restart replaces it in place.
+    route_may_vanish: bool,
 }
 
 #[test]
@@ -100,6 +102,7 @@ fn chaos_soak() {
         actions: Vec::new(),
         trace: std::collections::VecDeque::new(),
         route_missing_since: None,
+        route_may_vanish: true,
     };
     let (first_rss, first_fds) = soak.settle_and_measure();
     let end = Instant::now() + Duration::from_secs(seconds);
@@ -224,6 +227,7 @@ impl Soak {
         let _ = std::process::Command::new("ip")
             .args(["-n", &self.lab.router, "route", "del", "default", "table", &table])
             .output();
+        self.route_may_vanish = true;
         "route deleted"
     }
 
@@ -334,9 +338,16 @@ impl Soak {
         let device = self.lab.table_device(protocol::ROUTE_TABLE);
         let working: Vec<usize> = (0..2).filter(|l| self.truth[*l].works()).collect();
         if working.is_empty() {
+            self.route_may_vanish = true;
             return;
         }
         let Some(device) = device else {
+            assert!(
+                self.route_may_vanish,
+                "wanmon's default route went missing while {:?} works and nothing removed it\n{}",
+                working.iter().map(|l| LINKS[*l]).collect::<Vec<_>>(),
+                self.tail()
+            );
             let missing = *self.route_missing_since.get_or_insert(now);
             let since = working.iter().map(|l| self.truth[*l].since).min().unwrap_or(now);
             assert!(
@@ -348,6 +359,7 @@ impl Soak {
             return;
         };
         self.route_missing_since = None;
+        self.route_may_vanish = false;
         let Some(on) = LINKS.iter().position(|l| *l == device) else { return };
         if self.truth[on].works() {
             return;

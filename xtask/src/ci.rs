@@ -310,7 +310,7 @@ pub fn browser(args: &[String]) -> Result<(), String> {
     let binary = root().join("target/debug/wanmon");
     let artifacts = root().join("target/web-artifacts");
     let status = Command::new("node")
-        .args(["--test", "page.test.mjs"])
+        .args(["--test", "page.test.mjs", "luci-config.test.mjs"])
         .current_dir(root().join("web-tests"))
         .env("WANMON_BIN", &binary)
         .env("ARTIFACTS", &artifacts)

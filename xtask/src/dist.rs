@@ -123,7 +123,8 @@ fn zig() -> Result<PathBuf, String> {
     }
 }
 
-/// The linker rustc calls: zig's C compiler for the target.
+/// The linker rustc calls: zig's C compiler for the target. `-g`, or zig drops the symbol table
+/// that the size report reads; [`build`] strips the binary itself.
 /// Nothing unwinds (panics abort), so the C side (musl, compiler-rt) gets no unwind tables and
 /// the link no `.eh_frame_hdr`: 4.6 KB of the stripped binary, 2.2 KB of the package.
 const NO_UNWIND: &str = "-fno-unwind-tables -fno-asynchronous-unwind-tables -Wl,--no-eh-frame-hdr";
@@ -132,7 +133,7 @@ fn linker(arch: &Arch, zig: &Path) -> Result<PathBuf, String> {
     let path = cache_dir().join(format!("cc-{}", arch.openwrt));
     let cpu = arch.cpu.map(|c| format!(" -mcpu={c}")).unwrap_or_default();
     let script = format!(
-        "#!/bin/sh\nexec \"{}\" cc -target {}{cpu} -Os {NO_UNWIND} \"$@\"\n",
+        "#!/bin/sh\nexec \"{}\" cc -target {}{cpu} -Os -g {NO_UNWIND} \"$@\"\n",
         zig.display(),
         arch.zig
     );
@@ -171,6 +172,8 @@ pub fn build(arch: &Arch) -> Result<PathBuf, String> {
         .env(format!("CARGO_TARGET_{env_target}_RUSTFLAGS"), RUSTFLAGS.join(" "))
         .args(["build", "--release", "--locked", "-p", "wanmon", "--target", arch.rust])
         .args(["-Zbuild-std=std,panic_abort", "-Zbuild-std-features=optimize_for_size"])
+        // Symbols kept for the size report; stripped below.
+        .args(["--config", "profile.release.strip=false"])
         .arg("--target-dir")
         .arg(&target_dir)
         .status()
@@ -183,11 +186,14 @@ pub fn build(arch: &Arch) -> Result<PathBuf, String> {
     std::fs::create_dir_all(stripped.parent().unwrap_or(Path::new(".")))
         .map_err(|e| format!("cannot create target/dist: {e}"))?;
     // lld keeps MIPS procedure descriptors (.pdr) and .comment even when stripping: ~9 %.
-    run(
-        objcopy()?,
-        &["-R", ".pdr", "-R", ".comment", &built.to_string_lossy(), &stripped.to_string_lossy()],
-    )?;
+    let (built, out) = (built.to_string_lossy(), stripped.to_string_lossy());
+    run(objcopy()?, &["--strip-all", "-R", ".pdr", "-R", ".comment", &built, &out])?;
     Ok(stripped)
+}
+
+/// The binary [`build`] made for `arch` before it was stripped: its symbols tell where the bytes go.
+pub fn unstripped(arch: &Arch) -> PathBuf {
+    root().join("target/dist-build").join(arch.rust).join("release/wanmon")
 }
 
 pub fn arch_named(name: &str) -> Result<Arch, String> {
@@ -199,9 +205,11 @@ pub fn arch_named(name: &str) -> Result<Arch, String> {
 
 pub fn dist(args: &[String]) -> Result<(), String> {
     let mut arch = ARCHES[0];
+    let mut record_sizes = false;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
+            "--record-sizes" => record_sizes = true,
             "--target" => {
                 arch = arch_named(
                     iter.next()
@@ -210,12 +218,23 @@ pub fn dist(args: &[String]) -> Result<(), String> {
             }
             other => {
                 return Err(format!(
-                    "dist: unknown argument {other:?}; usage: cargo xtask dist [--target ARCH]"
+                    "dist: unknown argument {other:?}; usage: cargo xtask dist [--target ARCH] [--record-sizes]"
                 ));
             }
         }
     }
     let binary = build(&arch)?;
+    // The record is the router's (mipsel_24kc); other targets only show where their bytes go.
+    let recorded = arch.openwrt == ARCHES[0].openwrt;
+    if record_sizes && !recorded {
+        return Err(format!(
+            "--record-sizes records {}'s figures, not {}'s",
+            ARCHES[0].openwrt, arch.openwrt
+        ));
+    }
+    if recorded {
+        print!("{}", crate::size_report::report(&unstripped(&arch), record_sizes)?);
+    }
     let packages = package::build(&binary, arch.openwrt)?;
     package::verify(&packages.daemon, arch.openwrt)?;
     package::verify_apk(&packages.daemon_apk, arch.openwrt)?;

@@ -16,10 +16,12 @@ mod fuzz;
 mod guest;
 mod luci;
 mod netem;
+mod netifd;
 mod openwrt;
 mod owrt;
 mod package;
 mod sim;
+mod size_report;
 mod vm;
 
 use std::env;
@@ -30,9 +32,11 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  dist [--target ARCH]
-           build the router package: cross-compile for OpenWrt (default mipsel_24kc; also
-           x86_64), strip, write target/dist/*.ipk, check the 128 KB size budget
+  dist [--target ARCH] [--record-sizes]
+           build the router packages: cross-compile for OpenWrt (default mipsel_24kc; also
+           x86_64), strip, write target/dist/*.ipk and target/dist/apk/, check the 128 KB size
+           budget; print where the mipsel binary's bytes go against xtask/size-record.tsv
+           (--record-sizes writes the current figures there)
   deploy --host USER@ROUTER [--port N] [--identity FILE] [--target ARCH] [--dry-run]
            copy the package over SCP (legacy protocol, for dropbear), install it with opkg,
            restart the service, print its status

@@ -1,9 +1,10 @@
 //! `cargo xtask openwrt`: the packages on OpenWrt's own userland (netifd, procd, ubusd, apk 3,
 //! built from upstream sources by `../shared/openwrt-userland/`), as a user meets them: installed
 //! with apk, started by procd, a bad config refused with the reason in `logread`, a reload, a
-//! crash respawned, an outage of the wired uplink, an upgrade that keeps the edited config, and
-//! removal that hands routing back. Every verdict is read from the router's kernel tables,
-//! `logread`, apk and procd, not from wanmon's own report.
+//! crash respawned, an outage of the wired uplink, an upgrade that keeps the edited config, links
+//! found through netifd ([`crate::netifd`]), and removal that hands routing back. Every verdict
+//! is read from the router's kernel tables, `logread`, apk and procd, not from wanmon's own
+//! report.
 
 use crate::owrt::{self, exec};
 use crate::{is_root, root};
@@ -110,7 +111,7 @@ fn next_release(daemon: &Path) -> Result<PathBuf, String> {
     let meta = crate::apk::Meta {
         name: "wanmon",
         arch: "x86_64",
-        depends: "libc",
+        depends: &crate::package::DAEMON_DEPENDS.join(" "),
         description: "wanmon, the next release",
         conffiles: &["/etc/wanmon/config.json"],
         scripts: &scripts,
@@ -164,7 +165,9 @@ fn stand_in(name: &'static str, arch: &'static str, version: &str) -> Result<Pat
 }
 
 fn lifecycle(daemon: &Path, upgrade: &Path) -> Result<(), String> {
-    install(&stand_in("libc", "x86_64", "1.2.5-r1")?)?;
+    for name in crate::package::DAEMON_DEPENDS {
+        install(&stand_in(name, "x86_64", "1.2.5-r1")?)?;
+    }
     check("apk add", || {
         install(daemon)?;
         Ok(exec("apk info -e wanmon && apk list --installed wanmon")?.trim().replace('\n', " "))
@@ -210,6 +213,7 @@ fn lifecycle(daemon: &Path, upgrade: &Path) -> Result<(), String> {
         &CONFIG.replace("\"bias\": 30", "\"bias\": 40"),
     )?;
     upgrade_keeps_the_config(upgrade)?;
+    crate::netifd::netifd(write_config)?;
     remove()
 }
 

@@ -15,7 +15,14 @@ const DAEMON_FILES: &[(&str, u32)] = &[
     ("etc/wanmon/config.json", 0o600),
     ("lib/upgrade/keep.d/wanmon", 0o644),
     ("usr/share/wanmon/zones.sh", 0o644),
+    ("usr/share/wanmon/resolve.uc", 0o644),
+    ("etc/hotplug.d/iface/95-wanmon", 0o644),
 ];
+
+/// What the wanmon package needs: libc (in every image; the binary is static anyway) and
+/// ucode with the modules `resolve.uc` uses, which firewall4 brings on every stock image.
+pub const DAEMON_DEPENDS: &[&str] =
+    &["libc", "ucode", "ucode-mod-fs", "ucode-mod-ubus", "ucode-mod-uci"];
 
 /// Files of luci-app-wanmon, below `openwrt-image/luci/`.
 const LUCI_FILES: &[(&str, u32)] = &[
@@ -40,17 +47,19 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
-/// Copies a file into a package's stage. A shell script goes without its comment lines (the
-/// `#!` line stays): they explain the source, and on the router they cost flash (1.1 KB of
-/// the package for three scripts).
+/// Copies a file into a package's stage. A shell or ucode script goes without its comment lines
+/// (the `#!` line stays): they explain the source, and on the router they cost flash (1.1 KB
+/// of the package for three scripts).
 fn copy(from: &Path, to: &Path, mode: u32) -> Result<(), String> {
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     let bytes = std::fs::read(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+    let ucode = from.extension().is_some_and(|e| e == "uc");
     let bytes = if bytes.starts_with(b"#!") || from.extension().is_some_and(|e| e == "sh") {
-        without_comment_lines(&String::from_utf8_lossy(&bytes)).into_bytes()
+        let comment = if ucode { "//" } else { "#" };
+        without_comment_lines(&String::from_utf8_lossy(&bytes), comment).into_bytes()
     } else {
         bytes
     };
@@ -60,11 +69,12 @@ fn copy(from: &Path, to: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("cannot set the mode of {}: {e}", to.display()))
 }
 
-/// `script` without the lines that hold only a comment; the first line (`#!`) is kept.
-fn without_comment_lines(script: &str) -> String {
+/// `script` without the lines that hold only a comment (starting with `comment`); the first line
+/// (`#!`) is kept.
+fn without_comment_lines(script: &str, comment: &str) -> String {
     let mut out = String::with_capacity(script.len());
     for (i, line) in script.lines().enumerate() {
-        let comment = line.trim_start().starts_with('#');
+        let comment = line.trim_start().starts_with(comment);
         if i == 0 || !comment {
             out.push_str(line);
             out.push('\n');
@@ -145,8 +155,9 @@ pub fn build(binary: &Path, arch: &str) -> Result<Packages, String> {
             if script == "conffiles" { 0o644 } else { 0o755 },
         )?;
     }
-    // libc is in every OpenWrt image; the binary is static anyway, so it needs nothing else.
-    let text = control("wanmon", arch, "libc", tree_size(&stage.join("data")), DAEMON_DESCRIPTION);
+    let depends = DAEMON_DEPENDS.join(", ");
+    let text =
+        control("wanmon", arch, &depends, tree_size(&stage.join("data")), DAEMON_DESCRIPTION);
     write(&stage.join("control/control"), &text, 0o644)?;
     let daemon = dist.join(format!("wanmon_{}_{arch}.ipk", version()));
     assemble(&stage, &daemon)?;
@@ -206,7 +217,7 @@ fn build_apks(dist: &Path, arch: &str) -> Result<(PathBuf, PathBuf), String> {
     let meta = crate::apk::Meta {
         name: "wanmon",
         arch,
-        depends: "libc",
+        depends: &DAEMON_DEPENDS.join(" "),
         description: DAEMON_DESCRIPTION,
         conffiles: &["/etc/wanmon/config.json"],
         scripts: &daemon_scripts,
@@ -330,7 +341,7 @@ pub fn verify(package: &Path, arch: &str) -> Result<(), String> {
         "Package: wanmon".to_string(),
         format!("Version: {}", version()),
         format!("Architecture: {arch}"),
-        "Depends: libc".to_string(),
+        format!("Depends: {}", DAEMON_DEPENDS.join(", ")),
     ] {
         if !control.lines().any(|l| l == field) {
             return Err(format!("{}: control lacks `{field}`:\n{control}", package.display()));

@@ -48,6 +48,7 @@ pub const LINK_KEYS: &[&str] = &[
     "name",
     "label",
     "device",
+    "interface",
     "gateway",
     "targets",
     "bias",
@@ -168,9 +169,24 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Whether a config without `links` is complete.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Links {
+    /// The daemon runs on it: it needs its links.
+    Required,
+    /// A user's file on OpenWrt, checked before the init script fills the links in from the
+    /// firewall zone `wan` (`/usr/share/wanmon/resolve.uc`): none is fine.
+    FromZoneIfMissing,
+}
+
 impl Config {
     /// Parses and validates a config file's text; on failure, every error found, in file order.
     pub fn from_json(text: &str) -> Result<Config, Vec<ConfigError>> {
+        Config::from_json_with(text, Links::Required)
+    }
+
+    /// [`Config::from_json`], with `links` optional if `links` says so (then empty if missing).
+    pub fn from_json_with(text: &str, links: Links) -> Result<Config, Vec<ConfigError>> {
         let root = json::parse(text).map_err(|e| {
             vec![ConfigError {
                 line: e.line,
@@ -179,7 +195,7 @@ impl Config {
                 message: format!("invalid JSON: {}", e.message),
             }]
         })?;
-        let mut checker = Checker { errors: Vec::new() };
+        let mut checker = Checker { errors: Vec::new(), links };
         let config = checker.config(&root);
         if checker.errors.is_empty() {
             if let Some(config) = config {
@@ -194,6 +210,7 @@ impl Config {
 
 struct Checker {
     errors: Vec<ConfigError>,
+    links: Links,
 }
 
 /// A link's probe timing, checked.
@@ -459,8 +476,12 @@ impl Checker {
         let hook = self.hook(&fields);
         let link_defaults = LinkDefaults { targets: default_targets.as_deref(), dead_after_ms };
         let (links, complete) = match fields.get("links") {
+            None if self.links == Links::FromZoneIfMissing => (Vec::new(), true),
             None => {
-                let message = "missing, expected an array of links".into();
+                let message =
+                    "missing, expected an array of links (on OpenWrt, /etc/init.d/wanmon \
+                               fills them in from the firewall zone wan)"
+                        .into();
                 self.error(root.line, "links".into(), message);
                 (Vec::new(), false)
             }
@@ -521,6 +542,7 @@ impl Checker {
         }
         self.duplicates(items, "name");
         self.duplicates(items, "device");
+        self.duplicates(items, "interface");
         let mut links: Vec<LinkConfig> = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             if let Some(link) = self.link(item, format!("links[{i}]"), defaults) {
@@ -620,19 +642,34 @@ impl Checker {
             .ok()
     }
 
+    /// The link's device; an OpenWrt `interface` alone stands for it (on OpenWrt the init
+    /// script writes netifd's device for it; elsewhere the interface is the device's name).
     fn link_device(&mut self, node: &Node, fields: &Fields) -> Option<String> {
-        let Some(device_node) = fields.get("device") else {
-            let message = "missing, expected the network device, such as \"eth0.2\"".into();
-            self.error(node.line, fields.path("device"), message);
-            return None;
-        };
-        match &device_node.value {
-            Value::String(text) if is_device_name(text) => Some(text.clone()),
+        let interface = self.device_name(fields, "interface");
+        if let Some(device) = self.device_name(fields, "device") {
+            return device;
+        }
+        if let Some(interface) = interface {
+            return interface;
+        }
+        let message =
+            "missing, expected the network device, such as \"eth0.2\", or the OpenWrt interface"
+                .into();
+        self.error(node.line, fields.path("device"), message);
+        None
+    }
+
+    /// The value of `key` if it is a valid device (or interface) name: `None` if missing,
+    /// `Some(None)` after reporting a bad one.
+    fn device_name(&mut self, fields: &Fields, key: &str) -> Option<Option<String>> {
+        let node = fields.get(key)?;
+        match &node.value {
+            Value::String(text) if is_device_name(text) => Some(Some(text.clone())),
             _ => {
                 let expected =
                     "a device name of 1 to 15 characters without '/', ':' or spaces, not \"lo\"";
-                self.wrong(device_node, fields.path("device"), expected);
-                None
+                self.wrong(node, fields.path(key), expected);
+                Some(None)
             }
         }
     }
@@ -987,7 +1024,12 @@ mod tests {
     #[test]
     fn structural_mistakes_are_named() {
         assert_eq!(errors("[]"), ["line 1: got an array, expected an object"]);
-        assert_eq!(errors("{}"), ["line 1: links: missing, expected an array of links"]);
+        assert_eq!(
+            errors("{}"),
+            [
+                "line 1: links: missing, expected an array of links (on OpenWrt, /etc/init.d/wanmon fills them in from the firewall zone wan)"
+            ]
+        );
         assert_eq!(errors(r#"{"links": []}"#), ["line 1: links: got 0 links, expected 1 to 16"]);
         assert_eq!(
             errors(r#"{"links": {}}"#),
@@ -997,6 +1039,32 @@ mod tests {
             errors(r#"{"links": [{"name": "wan", "device": "eth0.2", "enabled": false}]}"#),
             ["line 1: links: no link is enabled, expected at least one"]
         );
+    }
+
+    #[test]
+    fn an_openwrt_interface_stands_for_the_device_and_links_may_come_from_the_zone() {
+        let text = r#"{"links": [
+            {"name": "wan", "interface": "wan"},
+            {"name": "wwan", "interface": "wwan", "device": "phy0-sta0"}]}"#;
+        let config = Config::from_json(text).unwrap();
+        let devices: Vec<&str> = config.links.iter().map(|l| l.device.as_str()).collect();
+        assert_eq!(devices, ["wan", "phy0-sta0"]);
+        assert_eq!(
+            errors(r#"{"links": [{"name": "a", "interface": "w an"}, {"name": "b"}]}"#),
+            [
+                "line 1: links[0].interface: got \"w an\", expected a device name of 1 to 15 characters without '/', ':' or spaces, not \"lo\"",
+                "line 1: links[1].device: missing, expected the network device, such as \"eth0.2\", or the OpenWrt interface"
+            ]
+        );
+        assert_eq!(
+            errors(
+                r#"{"links": [{"name": "a", "interface": "wan"}, {"name": "b", "interface": "wan"}]}"#
+            ),
+            ["line 1: links[1].interface: duplicate interface \"wan\", already used by links[0]"]
+        );
+        // No links: a user's file on OpenWrt, whose init script takes the zone's interfaces.
+        let zone = Config::from_json_with(r#"{"hysteresis": 15}"#, Links::FromZoneIfMissing);
+        assert_eq!(zone.map(|c| (c.links.len(), c.hysteresis)), Ok((0, 15)));
     }
 
     #[test]

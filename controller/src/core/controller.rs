@@ -78,8 +78,11 @@ pub enum Action {
     /// Read every device of [`Controller::plans`] from the kernel and hand the facts to
     /// [`Controller::handle_devices`].
     Observe,
-    /// Remove everything wanmon wrote into the kernel (a reload renumbers the link tables).
-    ClearRouting,
+    /// Remove what wanmon wrote into the kernel for the old links (a reload renumbers the link
+    /// tables) but the default route and its two rules of each family the new
+    /// [`Controller::plans`] still use: [`Action::WriteRouting`] replaces them in place, so the
+    /// traffic never goes without a route.
+    ClearRoutingKeepingTheRoute,
     /// Make the kernel's routing what [`Controller::plans`] and [`Controller::current`] say:
     /// rules, each link's probe table, the default route.
     WriteRouting,
@@ -273,7 +276,7 @@ impl Controller {
             .map(|i| self.engine.links()[i].state() != LinkState::Dead(super::DeadCause::LinkDown))
             .collect();
         self.config = config;
-        self.actions.push_back(Action::ClearRouting);
+        self.actions.push_back(Action::ClearRoutingKeepingTheRoute);
         self.actions.push_back(Action::KeepProbes(keep));
         self.actions.push_back(Action::Observe);
         self.actions.push_back(Action::WriteRouting);

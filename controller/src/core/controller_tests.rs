@@ -209,7 +209,7 @@ fn a_reload_keeps_devices_and_sockets_that_stay_and_renumbers_the_rest() {
     assert_eq!(
         actions[..4],
         [
-            Action::ClearRouting,
+            Action::ClearRoutingKeepingTheRoute,
             Action::KeepProbes(vec![None, Some(0)]),
             Action::Observe,
             Action::WriteRouting

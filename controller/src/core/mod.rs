@@ -16,7 +16,7 @@ pub mod telemetry;
 pub mod time;
 pub mod virtual_time;
 
-pub use config::{Config, ConfigError, ForcedLinkDies, LinkConfig};
+pub use config::{Config, ConfigError, ForcedLinkDies, LinkConfig, Links};
 pub use controller::{Action, Controller, Event, Level};
 pub use device::{DeviceFacts, Family, LinkPlan, Problem};
 pub use engine::{

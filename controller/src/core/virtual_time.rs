@@ -180,7 +180,7 @@ impl<P: PathModel> VirtualRun<P> {
                 });
             }
             Action::BindProbes { .. }
-            | Action::ClearRouting
+            | Action::ClearRoutingKeepingTheRoute
             | Action::WriteRouting
             | Action::ClearConntrack { .. }
             | Action::RunHook(_)

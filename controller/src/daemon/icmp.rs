@@ -110,15 +110,34 @@ impl AsRawFd for ProbeSocket {
     }
 }
 
-/// Sets a socket option; the error names the option, so a kernel (or emulator) that lacks one
-/// says which.
-fn set_option(fd: RawFd, level: i32, name: i32, value: &[u8], shown: &str) -> io::Result<()> {
+/// A socket call that failed and which one (`SO_MARK`, ...): a kernel (or emulator) that
+/// lacks an option says which. (Not an `io::Error` made from a string: that boxed payload
+/// brings 3 KB of `Debug` and Unicode tables into the router's binary.)
+#[derive(Debug)]
+pub struct SocketError {
+    pub call: &'static str,
+    pub cause: io::Error,
+}
+
+impl std::fmt::Display for SocketError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.call, self.cause)
+    }
+}
+
+/// Sets a socket option; the error names it.
+fn set_option(
+    fd: RawFd,
+    level: i32,
+    name: i32,
+    value: &[u8],
+    call: &'static str,
+) -> Result<(), SocketError> {
     // SAFETY: value is a valid buffer of the length passed.
     let result =
         unsafe { libc::setsockopt(fd, level, name, value.as_ptr().cast(), value.len() as u32) };
     if result < 0 {
-        let error = io::Error::last_os_error();
-        return Err(io::Error::new(error.kind(), format!("{shown}: {error}")));
+        return Err(SocketError { call, cause: io::Error::last_os_error() });
     }
     Ok(())
 }
@@ -127,7 +146,7 @@ impl ProbeSocket {
     /// A socket bound to `device` whose packets carry `mark`, so the link's own routing table
     /// sends them out of this link whatever the default route is. Raw when root, else the
     /// unprivileged ping socket (where `net.ipv4.ping_group_range` allows it).
-    pub fn open(v6: bool, device: &str, mark: u32) -> io::Result<ProbeSocket> {
+    pub fn open(v6: bool, device: &str, mark: u32) -> Result<ProbeSocket, SocketError> {
         let (domain, protocol) = if v6 {
             (libc::AF_INET6, libc::IPPROTO_ICMPV6)
         } else {
@@ -143,7 +162,7 @@ impl ProbeSocket {
             with_ip_header = false;
         }
         if raw < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(SocketError { call: "socket", cause: io::Error::last_os_error() });
         }
         // SAFETY: raw is a fresh, valid descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -172,7 +191,7 @@ impl ProbeSocket {
     }
 
     /// Marks the socket's packets for another link's table (its link was renumbered).
-    pub fn set_mark(&self, mark: u32) -> io::Result<()> {
+    pub fn set_mark(&self, mark: u32) -> Result<(), SocketError> {
         set_option(
             self.fd.as_raw_fd(),
             libc::SOL_SOCKET,

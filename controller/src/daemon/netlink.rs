@@ -404,6 +404,12 @@ pub fn parse_rule(payload: &[u8]) -> Option<Rule> {
     Some(rule)
 }
 
+/// A kernel answer too short or garbled to read. An errno, not a message: an `io::Error` made
+/// from a string brings 3 KB of boxed-error `Debug` and Unicode tables into the router's binary.
+fn malformed() -> io::Error {
+    io::Error::from_raw_os_error(libc::EBADMSG)
+}
+
 /// A NETLINK_ROUTE socket: for requests (groups 0) or for events (groups set).
 #[derive(Debug)]
 pub struct Socket {
@@ -501,9 +507,8 @@ impl Socket {
         let ready = unsafe { libc::poll(&mut pollfd, 1, 1000) };
         match ready {
             n if n < 0 => Err(io::Error::last_os_error()),
-            0 => {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "no answer from the kernel within 1 s"))
-            }
+            // No answer within 1 s.
+            0 => Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
             _ => Ok(()),
         }
     }
@@ -521,9 +526,7 @@ impl Socket {
                     return match error_code(message.payload) {
                         Some(0) => Ok(()),
                         Some(code) => Err(io::Error::from_raw_os_error(-code)),
-                        None => {
-                            Err(io::Error::new(io::ErrorKind::InvalidData, "short netlink error"))
-                        }
+                        None => Err(malformed()),
                     };
                 }
             }
@@ -561,12 +564,7 @@ impl Socket {
                     NLMSG_ERROR => match error_code(message.payload) {
                         Some(0) => return Ok(()),
                         Some(code) => return Err(io::Error::from_raw_os_error(-code)),
-                        None => {
-                            return Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                "short netlink error",
-                            ));
-                        }
+                        None => return Err(malformed()),
                     },
                     kind => each(kind, message.payload),
                 }
@@ -587,8 +585,7 @@ impl Socket {
                     let code = error_code(message.payload).unwrap_or(-libc::EINVAL);
                     return Err(io::Error::from_raw_os_error(-code));
                 }
-                return parse_route(message.payload)
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable route"));
+                return parse_route(message.payload).ok_or_else(malformed);
             }
         }
     }

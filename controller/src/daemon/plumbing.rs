@@ -87,6 +87,27 @@ fn ignore(error: io::Error, codes: &[i32]) -> io::Result<()> {
     }
 }
 
+/// What [`Plumbing::remove`] leaves in place.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Keep {
+    Nothing,
+    /// An earlier run's default route and the two rules that make it apply: adopted.
+    EarlierRoute,
+    /// This run's default route and its two rules, per family (IPv4, IPv6) still used.
+    Route([bool; 2]),
+}
+
+impl Keep {
+    /// Whether the default route and its rules of this address family stay.
+    fn keeps(self, family: u8) -> bool {
+        match self {
+            Keep::Nothing => false,
+            Keep::EarlierRoute => true,
+            Keep::Route(used) => used[usize::from(family == family_code(Family::V6))],
+        }
+    }
+}
+
 impl Plumbing {
     pub fn open() -> io::Result<Plumbing> {
         Ok(Plumbing { socket: Socket::open(0)?, installed: [None, None], adopted: false })
@@ -95,7 +116,7 @@ impl Plumbing {
     /// Removes every route and rule an earlier run left behind (also one killed with -9), and
     /// everything this run wrote. Keeps going past failures and reports them all.
     pub fn remove_all(&mut self) -> Vec<PlumbingError> {
-        self.remove(false)
+        self.remove(Keep::Nothing)
     }
 
     /// At start: removes what an earlier run left behind but its default route and the two
@@ -103,40 +124,21 @@ impl Plumbing {
     /// replaces them. A restart while the primary is dead so keeps the traffic on the backup
     /// instead of sending it through the main table's dead primary until the first choice.
     pub fn clean_up_keeping_the_route(&mut self) -> Vec<PlumbingError> {
-        self.remove(true)
+        self.remove(Keep::EarlierRoute)
     }
 
-    fn remove(&mut self, keep_route: bool) -> Vec<PlumbingError> {
+    /// On a reload, before [`Plumbing::apply`] writes the new links' routing: removes the
+    /// links' tables and rules (renumbered), but not the default route and its two rules of a
+    /// family the new links still use, which `apply` then replaces in place: the traffic never
+    /// goes without a route.
+    pub fn clear_keeping_the_route(&mut self, plans: &[LinkPlan]) -> Vec<PlumbingError> {
+        let used = Family::ALL.map(|f| plans.iter().any(|p| p.probe_families.contains(&f)));
+        self.remove(Keep::Route(used))
+    }
+
+    fn remove(&mut self, keep: Keep) -> Vec<PlumbingError> {
         let mut problems = Vec::new();
-        let mut rules = Vec::new();
-        let kept_rule = |rule: &Rule| {
-            keep_route
-                && rule.protocol == PROTOCOL
-                && [PRIORITY_SUPPRESS, PRIORITY_ROUTE].contains(&rule.priority)
-        };
-        if let Err(cause) = self.socket.dump(DumpKind::Rules, 0, |_, payload| {
-            if let Some(rule) = netlink::parse_rule(payload) {
-                let ours = rule.protocol == PROTOCOL
-                    || ([PRIORITY_PROBES, PRIORITY_SUPPRESS, PRIORITY_ROUTE]
-                        .contains(&rule.priority)
-                        && (is_our_table(rule.table) || rule.suppress_prefixlength.is_some()));
-                if ours && !kept_rule(&rule) {
-                    rules.push(rule);
-                }
-            }
-        }) {
-            problems.push(PlumbingError::List { what: "rules", cause });
-        }
-        for rule in rules {
-            if let Err(cause) = self
-                .socket
-                .request(|seq| netlink::delete_rule(seq, &rule))
-                .or_else(|e| ignore(e, &[libc::ENOENT]))
-            {
-                let (priority, table) = (rule.priority, rule.table);
-                problems.push(PlumbingError::DeleteRule { priority, table, cause });
-            }
-        }
+        self.remove_rules(keep, &mut problems);
         let mut routes = Vec::new();
         let mut adopted = [None, None];
         if let Err(cause) = self.socket.dump(DumpKind::Routes, 0, |_, payload| {
@@ -147,7 +149,9 @@ impl Plumbing {
             let slot = usize::from(route.family == family_code(Family::V6));
             match route.oif {
                 Some(oif)
-                    if keep_route && route.table == ROUTE_TABLE && route.protocol == PROTOCOL =>
+                    if keep.keeps(route.family)
+                        && route.table == ROUTE_TABLE
+                        && route.protocol == PROTOCOL =>
                 {
                     adopted[slot] = Some(DefaultRoute {
                         family: route.family,
@@ -174,9 +178,47 @@ impl Plumbing {
                 problems.push(PlumbingError::DeleteRoute { table: route.table, cause });
             }
         }
-        self.adopted = adopted.iter().any(Option::is_some);
-        self.installed = adopted;
+        if keep == Keep::EarlierRoute {
+            self.adopted = adopted.iter().any(Option::is_some);
+            self.installed = adopted;
+        } else if keep == Keep::Nothing {
+            self.adopted = false;
+            self.installed = [None, None];
+        }
         problems
+    }
+
+    /// Deletes wanmon's rules (and rules of its tables) but the two of the route `keep` keeps.
+    fn remove_rules(&mut self, keep: Keep, problems: &mut Vec<PlumbingError>) {
+        let mut rules = Vec::new();
+        let kept_rule = |rule: &Rule| {
+            keep.keeps(rule.family)
+                && rule.protocol == PROTOCOL
+                && [PRIORITY_SUPPRESS, PRIORITY_ROUTE].contains(&rule.priority)
+        };
+        if let Err(cause) = self.socket.dump(DumpKind::Rules, 0, |_, payload| {
+            if let Some(rule) = netlink::parse_rule(payload) {
+                let ours = rule.protocol == PROTOCOL
+                    || ([PRIORITY_PROBES, PRIORITY_SUPPRESS, PRIORITY_ROUTE]
+                        .contains(&rule.priority)
+                        && (is_our_table(rule.table) || rule.suppress_prefixlength.is_some()));
+                if ours && !kept_rule(&rule) {
+                    rules.push(rule);
+                }
+            }
+        }) {
+            problems.push(PlumbingError::List { what: "rules", cause });
+        }
+        for rule in rules {
+            if let Err(cause) = self
+                .socket
+                .request(|seq| netlink::delete_rule(seq, &rule))
+                .or_else(|e| ignore(e, &[libc::ENOENT]))
+            {
+                let (priority, table) = (rule.priority, rule.table);
+                problems.push(PlumbingError::DeleteRule { priority, table, cause });
+            }
+        }
     }
 
     /// What the kernel says about each named device: index, flags, addresses, the system's

@@ -2,7 +2,7 @@
 //! device and marked for its routing table. They follow what the controller says:
 //! [`crate::core::Action::BindProbes`] and [`crate::core::Action::KeepProbes`].
 
-use super::icmp::{self, ProbeSocket, Session};
+use super::icmp::{self, ProbeSocket, Session, SocketError};
 use crate::core::{Family, LinkIndex, LinkPlan, Probe};
 use crate::protocol::link_mark;
 use std::io;
@@ -37,7 +37,7 @@ impl Probes {
         plans: &[LinkPlan],
         index: LinkIndex,
         device: Option<u32>,
-    ) -> Vec<(Family, io::Error)> {
+    ) -> Vec<(Family, SocketError)> {
         self.resize(plans.len());
         let Some(plan) = plans.get(index) else { return Vec::new() };
         let mut failures = Vec::new();
@@ -56,7 +56,7 @@ impl Probes {
     }
 
     /// After a reload: new link `i` takes the sockets of old link `keep[i]`, re-marked for `i`.
-    pub fn keep(&mut self, keep: &[Option<LinkIndex>]) -> Vec<io::Error> {
+    pub fn keep(&mut self, keep: &[Option<LinkIndex>]) -> Vec<SocketError> {
         let mut old = std::mem::take(&mut self.links);
         let mut failures = Vec::new();
         for (index, kept) in keep.iter().enumerate() {
@@ -78,7 +78,7 @@ impl Probes {
             .links
             .get(probe.link)
             .and_then(|l| l.sockets[family.slot()].as_ref())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no probe socket"))?;
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOTCONN))?;
         let packet = icmp::echo_request(family == Family::V6, self.session, probe.seq);
         socket.send(probe.address, &packet)
     }

@@ -16,7 +16,7 @@ use super::status;
 use super::system::{Hooks, Level, Log, Signals};
 use crate::config_file::{self, Refused};
 use crate::core::config::Listen;
-use crate::core::{Action, Controller, Instant, LinkIndex, Mode};
+use crate::core::{Action, Controller, Instant, LinkIndex, Links, Mode};
 use crate::protocol::status::{RouteStatus, Status};
 use crate::protocol::{self, Request, RequestError};
 use std::fmt;
@@ -128,7 +128,7 @@ enum Source {
 
 /// Runs until SIGTERM or SIGINT; then removes every route and rule it wrote.
 pub fn run(options: Options) -> Result<(), RunError> {
-    let config = config_file::load(&options.config).map_err(RunError::Config)?;
+    let config = config_file::load(&options.config, Links::Required).map_err(RunError::Config)?;
     let log = Log::open();
     let signals = Signals::install().map_err(RunError::Signals)?;
     let control = control::listen(&options.socket).map_err(RunError::Control)?;
@@ -235,7 +235,9 @@ impl Daemon {
                 }
             }
             Action::Observe => self.observe(now),
-            Action::ClearRouting => self.problems(Level::Warning, |d| d.plumbing.remove_all()),
+            Action::ClearRoutingKeepingTheRoute => self.problems(Level::Warning, |d| {
+                d.plumbing.clear_keeping_the_route(d.controller.plans())
+            }),
             Action::WriteRouting => {
                 self.last_full_write = std::time::Instant::now();
                 let current = self.controller.current();
@@ -389,13 +391,14 @@ impl Daemon {
     }
 
     fn reload(&mut self) -> Result<String, Refusal> {
-        let config = config_file::load(&self.options.config).map_err(|errors| {
-            let refusal = Refusal::Config(errors);
-            for line in refusal.to_string().lines() {
-                self.log.line(Level::Error, line);
-            }
-            refusal
-        })?;
+        let config =
+            config_file::load(&self.options.config, Links::Required).map_err(|errors| {
+                let refusal = Refusal::Config(errors);
+                for line in refusal.to_string().lines() {
+                    self.log.line(Level::Error, line);
+                }
+                refusal
+            })?;
         let web_changed = config.web.listen != self.controller.config().web.listen;
         self.controller.handle_reload(self.now(), config);
         self.perform();

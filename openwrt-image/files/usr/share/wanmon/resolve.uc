@@ -1,0 +1,112 @@
+#!/usr/bin/ucode
+// wanmon's links as netifd knows them: reads the user's config (ARGV[0]) and writes the one the
+// daemon runs on (ARGV[1]) with, for each link naming an OpenWrt "interface", the device and
+// the IPv4 gateway netifd holds for it. netifd keeps an interface's gateway even when its
+// kernel route was replaced by another interface's (equal metrics), so it is the source of
+// truth, not the main table. With no "links" at all, the links are the interfaces of the
+// firewall zone "wan" (the zone that masquerades), in netifd's metric order, one per device;
+// the first is preferred (the others get a bias of 30 points, as the shipped config's backup).
+// Run by the init script at start and reload and by the iface hotplug script; prints
+// "changed" when the written config differs from the one before.
+'use strict';
+
+import { readfile, writefile, rename, stat } from 'fs';
+import { connect } from 'ubus';
+import { cursor } from 'uci';
+
+const source = ARGV[0] ?? '/etc/wanmon/config.json';
+const output = ARGV[1] ?? '/var/run/wanmon/config.json';
+
+function fail(message) {
+	warn(`wanmon: ${message}\n`);
+	exit(1);
+}
+
+let text = readfile(source);
+if (text == null)
+	fail(`cannot read ${source}`);
+let config;
+try {
+	config = json(text);
+}
+catch (e) {
+	// The daemon's own check names the line and key; pass the text through unchanged.
+	config = null;
+}
+
+let bus = connect();
+let interfaces = bus?.call('network.interface', 'dump')?.interface ?? [];
+
+function status_of(name) {
+	for (let i in interfaces)
+		if (i.interface == name)
+			return i;
+	return null;
+}
+
+function gateway_of(status) {
+	if (!status?.up)
+		return null;
+	for (let route in status.route ?? [])
+		if (route.target == '0.0.0.0' && route.mask == 0 && route.nexthop != '0.0.0.0')
+			return route.nexthop;
+	return null;
+}
+
+function device_of(status, name) {
+	return status?.l3_device ?? status?.device ?? name;
+}
+
+const IPV6_ONLY = ['dhcpv6', '6in4', '6rd', '6to4', 'dslite', 'map', '464xlat'];
+
+function zone_links() {
+	let networks = [];
+	cursor().foreach('firewall', 'zone', (zone) => {
+		if (zone.name == 'wan')
+			networks = type(zone.network) == 'array' ? zone.network : split(zone.network ?? '', ' ');
+	});
+	let found = [];
+	for (let name in networks) {
+		let status = status_of(name);
+		// IPv6-only protocols share the device of their IPv4 sibling (wan6 beside wan).
+		if (status && !(status.proto in IPV6_ONLY))
+			push(found, { name, metric: status.metric ?? 0, order: length(found) });
+	}
+	sort(found, (a, b) => (a.metric - b.metric) || (a.order - b.order));
+	let links = [], devices = {};
+	for (let link in found) {
+		let device = device_of(status_of(link.name), link.name);
+		if (devices[device])
+			continue;
+		devices[device] = true;
+		// The first is the primary; a backup must be better by this much to keep the route.
+		push(links, length(links) ? { name: link.name, interface: link.name, bias: 30 }
+			: { name: link.name, interface: link.name });
+	}
+	return links;
+}
+
+if (type(config) == 'object') {
+	if (config.links == null) {
+		config.links = zone_links();
+		if (!length(config.links))
+			fail(`${source}: no links, and the firewall zone wan lists no interface netifd knows; name the links ("interface": "wan") or put the uplinks in the zone`);
+	}
+	for (let link in (type(config.links) == 'array' ? config.links : [])) {
+		if (type(link) != 'object' || type(link.interface) != 'string')
+			continue;
+		let status = status_of(link.interface);
+		if (link.device == null)
+			link.device = device_of(status, link.interface);
+		if (link.gateway == null)
+			link.gateway = gateway_of(status);
+	}
+	text = sprintf('%.2J\n', config);
+}
+
+let before = readfile(output);
+if (before == text)
+	exit(0);
+if (!writefile(`${output}.new`, text) || !rename(`${output}.new`, output))
+	fail(`cannot write ${output}`);
+print('changed\n');

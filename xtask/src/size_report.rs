@@ -1,0 +1,186 @@
+//! Where the router binary's bytes go: the symbols of the unstripped build (what `llvm-nm`
+//! reads), summed by crate (`wanmon`, `core`, `alloc`, `std`, the C library), the largest
+//! ones, and each crate's change against the figures recorded in the repository
+//! (`xtask/size-record.tsv`), so a change that costs flash shows its cost in review.
+//! `cargo xtask dist --record-sizes` records the current figures.
+
+use crate::root;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How many of the largest symbols the report lists.
+const LARGEST: usize = 15;
+
+pub fn record_file() -> PathBuf {
+    root().join("xtask/size-record.tsv")
+}
+
+/// One symbol that takes room in the file (code, constants, initialised data).
+#[derive(Debug, PartialEq)]
+struct Symbol {
+    size: u64,
+    name: String,
+}
+
+fn nm() -> Result<&'static str, String> {
+    ["llvm-nm-22", "llvm-nm"]
+        .into_iter()
+        .find(|c| crate::has_command(c))
+        .ok_or_else(|| "llvm-nm is missing (it comes with Debian's rustc-web as llvm-22)".into())
+}
+
+/// `llvm-nm -S -C` lines: `ADDRESS SIZE TYPE NAME`; bss (`b`, `B`) takes no room in the file.
+fn parse_nm(text: &str) -> Vec<Symbol> {
+    let mut symbols = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.splitn(4, ' ');
+        let (Some(_), Some(size), Some(kind), Some(name)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let Ok(size) = u64::from_str_radix(size, 16) else { continue };
+        if size > 0 && !matches!(kind, "b" | "B") {
+            symbols.push(Symbol { size, name: name.to_string() });
+        }
+    }
+    symbols
+}
+
+/// The crate a demangled symbol belongs to: the first path of the name (`<wanmon::x as
+/// core::fmt::Display>::fmt` is wanmon's); a name without a path is the C side's.
+fn owner(name: &str) -> &str {
+    let name = name.trim_start_matches(['<', '&', '*']).trim_start_matches("dyn ");
+    let name = name.trim_start_matches("mut ").trim_start_matches("const ");
+    match name.split_once("::") {
+        Some((first, _)) if first.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => first,
+        _ => "C (musl, compiler-rt)",
+    }
+}
+
+fn by_owner(symbols: &[Symbol]) -> BTreeMap<String, u64> {
+    let mut totals = BTreeMap::new();
+    for symbol in symbols {
+        *totals.entry(owner(&symbol.name).to_string()).or_insert(0) += symbol.size;
+    }
+    totals
+}
+
+fn parse_record(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('\t'))
+        .filter_map(|(owner, bytes)| Some((owner.to_string(), bytes.trim().parse().ok()?)))
+        .collect()
+}
+
+fn format_record(totals: &BTreeMap<String, u64>) -> String {
+    let mut text = String::from(
+        "# Bytes of symbols per crate in the mipsel_24kc binary (cargo xtask dist --record-sizes)\n",
+    );
+    for (owner, bytes) in totals {
+        text.push_str(&format!("{owner}\t{bytes}\n"));
+    }
+    text
+}
+
+/// The report's text: per crate with the change against `recorded`, then the largest symbols.
+fn render(symbols: &[Symbol], recorded: &BTreeMap<String, u64>) -> String {
+    let totals = by_owner(symbols);
+    let mut rows: Vec<(&String, &u64)> = totals.iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(a.1));
+    let mut text = String::from("where the bytes go (symbols of the unstripped build):\n");
+    let all: u64 = totals.values().sum();
+    let all_before: u64 = recorded.values().sum();
+    for (owner, bytes) in rows {
+        let change = match recorded.get(owner) {
+            Some(before) => format!("{:+}", *bytes as i64 - *before as i64),
+            None => "new".into(),
+        };
+        text.push_str(&format!("  {bytes:>8}  {change:>7}  {owner}\n"));
+    }
+    for owner in recorded.keys().filter(|o| !totals.contains_key(*o)) {
+        text.push_str(&format!("  {:>8}  {:>7}  {owner}\n", 0, "gone"));
+    }
+    let change = all as i64 - all_before as i64;
+    text.push_str(&format!(
+        "  {all:>8}  {change:>+7}  all symbols (against xtask/size-record.tsv)\n"
+    ));
+    text.push_str(&format!("largest {LARGEST} symbols:\n"));
+    let mut largest: Vec<&Symbol> = symbols.iter().collect();
+    largest.sort_by_key(|s| std::cmp::Reverse(s.size));
+    for symbol in largest.into_iter().take(LARGEST) {
+        let name: String = symbol.name.chars().take(110).collect();
+        text.push_str(&format!("  {:>8}  {name}\n", symbol.size));
+    }
+    text
+}
+
+/// The report for `binary` (unstripped); with `record`, the figures are written to the record.
+pub fn report(binary: &Path, record: bool) -> Result<String, String> {
+    let out = Command::new(nm()?)
+        .args(["-S", "-C", "--defined-only"])
+        .arg(binary)
+        .output()
+        .map_err(|e| format!("cannot run llvm-nm: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "llvm-nm {}: {}",
+            binary.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let symbols = parse_nm(&String::from_utf8_lossy(&out.stdout));
+    if symbols.is_empty() {
+        return Err(format!("{} has no symbol table: built stripped?", binary.display()));
+    }
+    let file = record_file();
+    let recorded = parse_record(&std::fs::read_to_string(&file).unwrap_or_default());
+    let text = render(&symbols, &recorded);
+    if record {
+        std::fs::write(&file, format_record(&by_owner(&symbols)))
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_are_grouped_by_their_first_path() {
+        let nm = "00400100 00000040 T wanmon::main\n\
+                  00400200 00000010 t <wanmon::core::Decision as core::fmt::Display>::fmt\n\
+                  00400300 00000020 T core::fmt::write\n\
+                  00400400 00000100 B heap.global\n\
+                  00400500 00000008 T memcpy\n\
+                  00400600 00000004 r <&mut std::io::Stdout as std::io::Write>::flush\n\
+                  garbage line\n";
+        let symbols = parse_nm(nm);
+        assert_eq!(symbols.len(), 5, "bss takes no room in the file: {symbols:?}");
+        let totals = by_owner(&symbols);
+        assert_eq!(totals.get("wanmon"), Some(&0x50));
+        assert_eq!(totals.get("core"), Some(&0x20));
+        assert_eq!(totals.get("std"), Some(&4));
+        assert_eq!(totals.get("C (musl, compiler-rt)"), Some(&8));
+    }
+
+    #[test]
+    fn the_report_shows_the_change_against_the_record() {
+        let symbols =
+            parse_nm("0 00000100 T wanmon::a\n0 00000010 T core::b\n0 00000008 T std::c\n");
+        let recorded = parse_record(&format_record(&BTreeMap::from([
+            ("wanmon".to_string(), 200),
+            ("core".to_string(), 16),
+            ("gone_crate".to_string(), 5),
+        ])));
+        let text = render(&symbols, &recorded);
+        assert!(text.contains("       256      +56  wanmon"), "{text}");
+        assert!(text.contains("        16       +0  core"), "{text}");
+        assert!(text.contains("         8      new  std"), "{text}");
+        assert!(text.contains("         0     gone  gone_crate"), "{text}");
+        assert!(text.contains("       280      +59  all symbols"), "{text}");
+    }
+}
