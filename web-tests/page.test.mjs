@@ -69,7 +69,7 @@ test('the status page in a real browser', { timeout: 180_000 }, async (t) => {
     web: { listen: '127.0.0.1:8080', token: TOKEN },
     links: [
       { name: 'wan', label: 'Fibre', device: 'wan' },
-      { name: 'wwan', label: XSS, device: 'wwan', gateway: '198.51.100.5', bias: 20 },
+      { name: 'wwan', label: XSS, device: 'wwan', gateway: '198.51.100.5', bias: 20, warning: `interface wwan is in no firewall zone with masquerading ${XSS}` },
     ],
   }));
   const daemon = spawn('ip', ['netns', 'exec', ns.router, WANMON, 'run', '--config', config, '--socket', path.join(dir, 'sock')], { stdio: 'inherit' });
@@ -125,6 +125,9 @@ test('the status page in a real browser', { timeout: 180_000 }, async (t) => {
     await t.test('a link label with markup renders as text and runs nothing', async () => {
       const label = await page.locator('.card .name').nth(1).textContent();
       assert.equal(label, XSS);
+      // The OpenWrt init script's firewall warning is shown with the link, as text.
+      assert.ok((await card('wwan').innerText()).includes(`no firewall zone with masquerading ${XSS}`));
+      assert.ok(!(await card('wan').innerText()).includes('firewall'));
       assert.equal(await page.locator('.card img').count(), 0);
       assert.equal(dialogs, 0);
     });

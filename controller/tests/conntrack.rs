@@ -72,14 +72,7 @@ fn wire(lab: &Lab, lan: &str, nat: Nat) {
     let router = &lab.router;
     let _ = std::process::Command::new("ip").args(["netns", "del", lan]).output();
     sh(&["ip", "netns", "add", lan]);
-    sh(&[
-        "ip", "link", "add", "lan", "netns", router, "type", "veth", "peer", "name", "eth0",
-        "netns", lan,
-    ]);
-    sh(&["ip", "-n", router, "addr", "add", "192.0.2.129/25", "dev", "lan"]);
-    sh(&["ip", "-n", router, "link", "set", "lan", "up"]);
-    sh(&["ip", "-n", lan, "addr", "add", &format!("{LAN_HOST}/25"), "dev", "eth0"]);
-    sh(&["ip", "-n", lan, "link", "set", "eth0", "up"]);
+    veth_pair((router, "lan", "192.0.2.129/25"), (lan, "eth0", &format!("{LAN_HOST}/25")));
     sh(&["ip", "-n", lan, "link", "set", "lo", "up"]);
     sh(&["ip", "-n", lan, "route", "add", "default", "via", "192.0.2.129"]);
     sh(&["ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);

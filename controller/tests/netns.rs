@@ -144,17 +144,8 @@ fn a_restart_while_the_primary_is_dead_keeps_the_route_on_the_backup() {
     // Restarted (procd respawns it): from the first moment to the first choice, the kernel
     // routes through wanmon's table to wwan, never through the main table's dead wan.
     let config = lab.config("");
-    let log = std::fs::File::create(lab.dir.join("daemon.log")).expect("log file");
     let started = Instant::now();
-    lab.daemon = Some(
-        daemon_in(&lab.router)
-            .args(["run", "--config"])
-            .arg(&config)
-            .args(["--socket", &lab.socket()])
-            .stderr(log)
-            .spawn()
-            .expect("daemon starts"),
-    );
+    lab.spawn(&config, false);
     let mut samples = 0;
     while !lab.log().contains("first choice") {
         assert!(started.elapsed() < Duration::from_secs(10), "no first choice\n{}", lab.log());
@@ -282,25 +273,7 @@ fn a_link_whose_device_appears_later_joins() {
     let status = String::from_utf8_lossy(&lab.cli(&["status"]).stdout).to_string();
     assert!(status.contains("device lte0 does not exist"), "{status}");
     // The LTE stick is plugged in: its device appears, with an address and carrier.
-    sh(&[
-        "ip",
-        "link",
-        "add",
-        "lte0",
-        "netns",
-        &lab.router,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "isp2",
-        "netns",
-        &lab.isp_b,
-    ]);
-    sh(&["ip", "-n", &lab.router, "addr", "add", "198.51.100.10/30", "dev", "lte0"]);
-    sh(&["ip", "-n", &lab.isp_b, "addr", "add", "198.51.100.9/30", "dev", "isp2"]);
-    sh(&["ip", "-n", &lab.isp_b, "link", "set", "isp2", "up"]);
-    sh(&["ip", "-n", &lab.router, "link", "set", "lte0", "up"]);
+    veth_pair((&lab.router, "lte0", "198.51.100.10/30"), (&lab.isp_b, "isp2", "198.51.100.9/30"));
     lab.wait_for("lte to be up", Duration::from_secs(5), |l| {
         l.link_state("lte").as_deref() == Some("up")
     });
@@ -464,16 +437,7 @@ fn ipv6_links_fail_over_the_same_way() {
             {"name": "wwan", "device": "wwan", "gateway": "2001:db8:2::1", "bias": 20}]}"#,
     )
     .unwrap();
-    let log = std::fs::File::create(lab.dir.join("daemon.log")).unwrap();
-    lab.daemon = Some(
-        daemon_in(&lab.router)
-            .args(["run", "--config"])
-            .arg(&path)
-            .args(["--socket", &lab.socket()])
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    lab.spawn(&path, false);
     let target = "2001:db8:ff::1";
     lab.wait_for("the first choice", Duration::from_secs(10), |l| {
         String::from_utf8_lossy(&l.cli(&["status"]).stdout)

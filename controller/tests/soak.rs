@@ -310,19 +310,7 @@ impl Soak {
         self.last_kill = Instant::now();
         self.started = Instant::now();
         let config = self.lab.dir.join("config.json");
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.lab.dir.join("daemon.log"))
-            .expect("log");
-        self.lab.daemon = Some(
-            daemon_in(&self.lab.router)
-                .args(["run", "--config"])
-                .arg(&config)
-                .args(["--socket", &self.lab.socket()])
-                .stderr(log)
-                .spawn()
-                .expect("daemon restarts"),
-        );
+        self.lab.spawn(&config, true);
         "kill -9 and restart"
     }
 

@@ -74,7 +74,7 @@ pub fn backend(luci: &Path, luci_base: &Path, config: &str) -> Result<(), String
         }
         Ok("the file's text".into())
     })?;
-    zones(&session)?;
+    zones(&session, config)?;
     refused_save(&session)?;
     applied_save(&session, config)?;
     crate::openwrt::check("without a login, saving is denied", || {
@@ -98,16 +98,19 @@ fn lan_reaches_isp2() -> Result<bool, String> {
     Ok(out.status.success())
 }
 
-/// The stock firewall: fw4's wan zone lists wan and wan6, not wwan. wanmon says so (log and
-/// LuCI) with the commands that fix it; run as given, they do.
-fn zones(session: &str) -> Result<(), String> {
+/// The stock firewall: fw4's wan zone lists wan and wan6, not wwan. wanmon says so (log, its
+/// status, so LuCI) with the commands that fix it; `require_masquerade` keeps the route off
+/// such a link; the fix, run as given, works.
+fn zones(session: &str, config: &str) -> Result<(), String> {
     crate::openwrt::check("stock firewall: wwan in no masquerading zone, said with the fix", || {
-        let answer = call(session, "wanmon", "zones", "{}")?.replace("\": \"", "\":\"");
-        if !answer.contains("\"link\":\"wwan\"") || answer.contains("\"link\":\"wan\"") {
-            return Err(format!("wwan (and only wwan) should be named: {answer}"));
+        let answer = call(session, "wanmon", "status", "{}")?;
+        if answer.matches("no firewall zone with masquerading").count() != 1
+            || !answer.contains("interface wwan is in no firewall zone")
+        {
+            return Err(format!("wwan (and only wwan) should be warned about: {answer}"));
         }
         let log = exec("logread | grep 'wanmon.*no firewall zone' | tail -n 1")?;
-        if !log.contains("link wwan (eth2, interface wwan)") {
+        if !log.contains("link wwan: interface wwan is in no firewall zone") {
             return Err(format!("not in the log: {log:?}"));
         }
         if lan_reaches_isp2()? {
@@ -115,19 +118,38 @@ fn zones(session: &str) -> Result<(), String> {
                 "the LAN reaches ISP 2 without masquerading: the check means nothing".into()
             );
         }
-        let key = "\"fix\":\"";
+        require_masquerade(session, config)?;
+        let key = "Fix: ";
         let start = answer.find(key).ok_or("no fix given")? + key.len();
         let fix = answer[start..].split('"').next().unwrap_or_default().to_string();
         exec(&fix)?;
-        let after = call(session, "wanmon", "zones", "{}")?;
-        if after.contains("\"link\"") {
-            return Err(format!("still named after the fix: {after}"));
+        let after = call(session, "wanmon", "status", "{}")?;
+        if after.contains("no firewall zone") {
+            return Err(format!("still warned about after the fix: {after}"));
         }
         if !lan_reaches_isp2()? {
             return Err("the LAN still cannot reach ISP 2 after the fix".into());
         }
-        Ok(format!("{}; after it, the LAN reaches ISP 2", log.trim()))
+        Ok(format!(
+            "{}; with require_masquerade wwan is disabled; after the fix, the LAN reaches ISP 2",
+            log.trim()
+        ))
     })
+}
+
+/// With `"require_masquerade": true`, such a link is disabled: the route never goes there.
+fn require_masquerade(session: &str, config: &str) -> Result<(), String> {
+    let strict = config.replacen('{', r#"{ "require_masquerade": true,"#, 1);
+    crate::openwrt::write_config(&strict)?;
+    exec("/etc/init.d/wanmon reload")?;
+    let disabled = crate::openwrt::within(Duration::from_secs(5), "wwan disabled", || {
+        let status = call(session, "wanmon", "status", "{}")?.replace("\": \"", "\":\"");
+        Ok(status.contains("\"state\":\"disabled\"")
+            && status.contains("disabled (require_masquerade): interface wwan"))
+    });
+    crate::openwrt::write_config(config)?;
+    exec("/etc/init.d/wanmon reload")?;
+    disabled.map(|_| ())
 }
 
 fn refused_save(session: &str) -> Result<(), String> {

@@ -144,7 +144,9 @@ fn from_the_zone(write_config: &impl Fn(&str) -> Result<(), String>) -> Result<(
         owrt::router(&["ns", isp, "ip", "addr", "add", "192.0.2.250/32", "dev", "lo"])?;
     }
     write_config(FROM_THE_ZONE)?;
-    exec("uci add_list firewall.@zone[1].network=wwan; uci commit firewall")?;
+    exec(
+        "uci del_list firewall.@zone[1].network=wwan; uci add_list firewall.@zone[1].network=wwan; uci commit firewall",
+    )?;
     check("no links: the zone wan's interfaces, wwan up only after the start", || {
         exec("ifdown wwan")?;
         exec("/etc/init.d/wanmon restart")?;

@@ -83,7 +83,7 @@ pub(crate) fn check(
     Ok(())
 }
 
-fn write_config(text: &str) -> Result<(), String> {
+pub(crate) fn write_config(text: &str) -> Result<(), String> {
     let file = root().join("target/owrt-state/wanmon-config.json");
     std::fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     let out = owrt::router(&["cp", &file.display().to_string(), "/etc/wanmon/config.json"])?;

@@ -14,7 +14,6 @@ const DAEMON_FILES: &[(&str, u32)] = &[
     ("etc/init.d/wanmon", 0o755),
     ("etc/wanmon/config.json", 0o600),
     ("lib/upgrade/keep.d/wanmon", 0o644),
-    ("usr/share/wanmon/zones.sh", 0o644),
     ("usr/share/wanmon/resolve.uc", 0o644),
     ("etc/hotplug.d/iface/95-wanmon", 0o644),
 ];

@@ -61,8 +61,15 @@ const PHASES: [Phase; 4] = [
     },
 ];
 
-/// Before the first phase: the daemon's first choice and a settled window.
+/// Before the first phase: the daemon's first choice and a settled window, whose last
+/// `IDLE_WINDOW_S` count the daemon's wakeups while every link is healthy.
 const FIRST_PHASE_AFTER_S: u32 = 15;
+const IDLE_WINDOW_S: u32 = 10;
+
+/// The daemon's memory on the router: resident at most this much (KiB), at every measurement.
+const MAX_RSS_KIB: u64 = 1024;
+/// ...and no more than this growth from settled to after the phases and 1,000 status requests.
+const MAX_GROWTH_KIB: u64 = 64;
 
 const CONFIG: &str = r#"{
   "targets": ["192.0.2.1", "203.0.113.1"],
@@ -78,32 +85,9 @@ const CONFIG: &str = r#"{
 }
 "#;
 
-/// The guest's first process. Each ISP is a namespace held by a sleeping process, its targets
-/// (documentation addresses) on its loopback; then the `PHASES`, each announced on the console.
-fn init_script(modules: &[(String, Vec<u8>)]) -> String {
-    let load: String = modules
-        .iter()
-        .map(|(name, _)| {
-            format!("insmod /lib/modules/{name}.ko || say FAILED cannot load {name}\n")
-        })
-        .collect();
-    let phases: String = PHASES
-        .iter()
-        .map(|p| format!("say {}\n{}\nsleep {}\n", p.marker, p.commands, p.lasts_s))
-        .collect();
-    format!(
-        r#"#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs dev /dev
-mount -t tmpfs tmpfs /run
-now() {{ cut -d' ' -f1 /proc/uptime; }}
-say() {{ echo "WANMON-VM $(now) $*"; }}
-say KERNEL $(uname -m) $(uname -r)
-{load}ip link set lo up
-i=0
+/// Two ISPs, each a namespace held by a sleeping process, behind the links wan and wwan, with
+/// the targets (documentation addresses) on their loopback, and the system's default routes.
+const ISPS: &str = r#"i=0
 for link in wan wwan; do
   unshare -n sleep 100000 &
   pid=$!
@@ -123,7 +107,37 @@ for link in wan wwan; do
   eval isp_$link=$pid
   i=$((i + 1))
 done
-wanmon run --config /etc/wanmon.json --socket /run/wanmon.sock 2>/run/daemon.log &
+"#;
+
+/// The guest's first process: the [`ISPS`], the daemon, the route watched; then the `PHASES`,
+/// each announced on the console, and the footprint measured.
+fn init_script(modules: &[(String, Vec<u8>)]) -> String {
+    let load: String = modules
+        .iter()
+        .map(|(name, _)| {
+            format!("insmod /lib/modules/{name}.ko || say FAILED cannot load {name}\n")
+        })
+        .collect();
+    let phases: String = PHASES
+        .iter()
+        .map(|p| format!("say {}\n{}\nsleep {}\n", p.marker, p.commands, p.lasts_s))
+        .collect();
+    let settle = FIRST_PHASE_AFTER_S - IDLE_WINDOW_S;
+    format!(
+        r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmpfs /run
+now() {{ cut -d' ' -f1 /proc/uptime; }}
+say() {{ echo "WANMON-VM $(now) $*"; }}
+field() {{ sed -n "s/^$1:[^0-9]*\([0-9]*\).*/\1/p" /proc/$daemon/status; }}
+memory() {{ say MEMORY $1 $(field VmRSS) $(field VmHWM); }}
+say KERNEL $(uname -m) $(uname -r)
+{load}ip link set lo up
+{ISPS}wanmon run --config /etc/wanmon.json --socket /run/wanmon.sock 2>/run/daemon.log &
 daemon=$!
 say STARTED
 (
@@ -135,8 +149,19 @@ say STARTED
   done
 ) &
 watcher=$!
-sleep {FIRST_PHASE_AFTER_S}
-{phases}wanmon status --json --socket /run/wanmon.sock | grep -q '"links"' || say FAILED status --json
+sleep {settle}
+memory settled
+woken=$(field voluntary_ctxt_switches)
+sleep {IDLE_WINDOW_S}
+say WAKEUPS $(( $(field voluntary_ctxt_switches) - woken )) {IDLE_WINDOW_S}
+{phases}memory after-phases
+i=0
+while [ $i -lt 1000 ]; do
+  wanmon status --socket /run/wanmon.sock >/dev/null || {{ say FAILED status request $i; break; }}
+  i=$((i + 1))
+done
+memory after-1000-status
+wanmon status --json --socket /run/wanmon.sock | grep -q '"links"' || say FAILED status --json
 wanmon status --socket /run/wanmon.sock
 say STOPPING
 kill -TERM $daemon
@@ -156,6 +181,44 @@ pub struct Outcome {
     pub kernel: String,
     /// Per phase, the seconds until the route was where it had to be.
     pub reactions: Vec<(&'static str, f64)>,
+    /// Settled, after the phases, after 1,000 status requests.
+    pub memory: Vec<Memory>,
+    /// Wakeups (voluntary context switches) per second while every link is healthy.
+    pub wakeups_per_s: f64,
+}
+
+/// (when, VmRSS KiB, VmHWM KiB).
+pub type Memory = (String, u64, u64);
+
+/// The MEMORY and WAKEUPS reports, judged against the limits.
+fn judge_footprint(events: &[(f64, Vec<&str>)]) -> Result<(Vec<Memory>, f64), String> {
+    let number = |w: Option<&&str>| w.and_then(|n| n.parse::<u64>().ok());
+    let mut memory = Vec::new();
+    for (_, words) in events.iter().filter(|(_, w)| w.first() == Some(&"MEMORY")) {
+        let (Some(rss), Some(hwm)) = (number(words.get(2)), number(words.get(3))) else {
+            return Err(format!("unreadable memory report: {}", words.join(" ")));
+        };
+        memory.push((words.get(1).copied().unwrap_or("?").to_string(), rss, hwm));
+    }
+    let labels: Vec<&str> = memory.iter().map(|(l, _, _)| l.as_str()).collect();
+    if labels != ["settled", "after-phases", "after-1000-status"] {
+        return Err(format!("memory measured at {labels:?}"));
+    }
+    if let Some((label, rss, hwm)) = memory.iter().find(|(_, r, h)| *r.max(h) > MAX_RSS_KIB) {
+        return Err(format!("{label}: RSS {rss} KiB, peak {hwm} KiB, over {MAX_RSS_KIB} KiB"));
+    }
+    let settled = memory[0].1;
+    if let Some((label, rss, _)) = memory.iter().find(|(_, r, _)| *r > settled + MAX_GROWTH_KIB) {
+        return Err(format!("RSS grew from {settled} KiB (settled) to {rss} KiB ({label})"));
+    }
+    let (_, wakeups) = events
+        .iter()
+        .find(|(_, w)| w.first() == Some(&"WAKEUPS"))
+        .ok_or("the guest never counted the wakeups")?;
+    let (Some(count), Some(seconds)) = (number(wakeups.get(1)), number(wakeups.get(2))) else {
+        return Err(format!("unreadable wakeups: {}", wakeups.join(" ")));
+    };
+    Ok((memory, count as f64 / seconds.max(1) as f64))
 }
 
 fn judge(console: &str) -> Result<Outcome, String> {
@@ -196,7 +259,8 @@ fn judge(console: &str) -> Result<Outcome, String> {
     if rules.get(1) != Some(&"0") {
         return Err(format!("{} of wanmon's rules left after SIGTERM", rules[1..].join(" ")));
     }
-    Ok(Outcome { kernel, reactions })
+    let (memory, wakeups_per_s) = judge_footprint(&events)?;
+    Ok(Outcome { kernel, reactions, memory, wakeups_per_s })
 }
 
 pub fn vm(args: &[String]) -> Result<(), String> {
@@ -258,10 +322,16 @@ pub fn vm(args: &[String]) -> Result<(), String> {
         .arg(&initramfs)
         .args(["-append", "console=ttyS0 rdinit=/init quiet"]);
     let phases: u32 = PHASES.iter().map(|p| p.lasts_s).sum();
-    let limit = Duration::from_secs(u64::from(FIRST_PHASE_AFTER_S + phases) + 120);
+    // Boot, 1,000 status requests and the stop, on an emulated CPU.
+    let limit = Duration::from_secs(u64::from(FIRST_PHASE_AFTER_S + phases) + 240);
     let console = guest::boot(qemu, &console_path, limit)?;
     let outcome = judge(&console)
         .map_err(|e| format!("{e}; the guest's console: {}", console_path.display()))?;
+    report(&outcome, started);
+    Ok(())
+}
+
+fn report(outcome: &Outcome, started: Instant) {
     let reactions: Vec<String> =
         outcome.reactions.iter().map(|(phase, took)| format!("{phase} {took:.1} s")).collect();
     println!(
@@ -272,7 +342,17 @@ pub fn vm(args: &[String]) -> Result<(), String> {
         reactions.join(", "),
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    let memory: Vec<String> = outcome
+        .memory
+        .iter()
+        .map(|(label, rss, hwm)| format!("{label} RSS {rss} KiB (peak {hwm} KiB)"))
+        .collect();
+    println!(
+        "footprint: {}; limits {MAX_RSS_KIB} KiB, growth {MAX_GROWTH_KIB} KiB; idle wakeups \
+         {:.1}/s with every link healthy",
+        memory.join(", "),
+        outcome.wakeups_per_s
+    );
 }
 
 #[cfg(test)]
@@ -283,6 +363,8 @@ mod tests {
         WANMON-VM 1.61 KERNEL mips 6.1.0-50-4kc-malta\n\
         WANMON-VM 5.16 STARTED\n\
         WANMON-VM 5.29 ROUTE dev wan\n\
+        WANMON-VM 10.20 MEMORY settled 612 640\n\
+        WANMON-VM 20.21 WAKEUPS 43 10\n\
         WANMON-VM 20.22 OUTAGE\n\
         WANMON-VM 22.34 ROUTE dev wwan\n\
         WANMON-VM 45.28 RESTORE\n\
@@ -291,6 +373,8 @@ mod tests {
         WANMON-VM 70.40 ROUTE dev wwan\n\
         WANMON-VM 85.30 PLUG\n\
         WANMON-VM 96.60 ROUTE dev wan\n\
+        WANMON-VM 109.00 MEMORY after-phases 620 648\n\
+        WANMON-VM 110.30 MEMORY after-1000-status 624 660\n\
         WANMON-VM 110.40 STOPPING\n\
         WANMON-VM 112.48 RULES 0\n\
         WANMON-VM 112.51 DONE\n";
@@ -302,6 +386,18 @@ mod tests {
         let took: Vec<String> =
             outcome.reactions.iter().map(|(p, t)| format!("{p} {t:.2}")).collect();
         assert_eq!(took, ["OUTAGE 2.12", "RESTORE 11.16", "PULL 0.10", "PLUG 11.30"]);
+        assert_eq!(outcome.memory[2], ("after-1000-status".to_string(), 624, 660));
+        assert_eq!(outcome.wakeups_per_s, 4.3);
+    }
+
+    #[test]
+    fn memory_over_the_limit_or_growing_fails() {
+        let heavy = GOOD.replace("after-phases 620 648", "after-phases 900 1100");
+        assert!(judge(&heavy).unwrap_err().contains("over 1024 KiB"));
+        let leaking = GOOD.replace("after-1000-status 624 660", "after-1000-status 700 720");
+        assert!(judge(&leaking).unwrap_err().contains("grew from 612 KiB"));
+        let unmeasured = GOOD.replace("WANMON-VM 20.21 WAKEUPS 43 10\n", "");
+        assert!(judge(&unmeasured).unwrap_err().contains("wakeups"));
     }
 
     #[test]

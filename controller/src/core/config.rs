@@ -42,6 +42,7 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "conntrack_cleanup",
     "web",
     "hook",
+    "require_masquerade",
 ];
 /// Keys of one entry of `links`.
 pub const LINK_KEYS: &[&str] = &[
@@ -57,11 +58,13 @@ pub const LINK_KEYS: &[&str] = &[
     "timeout_ms",
     "dead_after_ms",
     "enabled",
+    "warning",
 ];
 /// Keys of the `web` object.
 pub const WEB_KEYS: &[&str] = &["listen", "token", "hosts"];
 
 const MAX_LABEL_CHARS: usize = 64;
+const MAX_WARNING_CHARS: usize = 512;
 /// The token in docs/config.md's example, refused so that nobody runs with a published one.
 pub const PLACEHOLDER_TOKEN: &str = "change-me-to-a-long-random-string";
 
@@ -98,6 +101,9 @@ pub struct LinkConfig {
     /// cannot explain it); defaults to the global `dead_after_ms`.
     pub dead_after_ms: u64,
     pub enabled: bool,
+    /// Shown with the link in the status and on the page; on OpenWrt the init script writes why
+    /// its LAN traffic would not be masqueraded, with the commands that fix it.
+    pub warning: Option<String>,
 }
 
 /// Where the web page listens.
@@ -357,6 +363,29 @@ impl Checker {
         }
     }
 
+    /// A text of 1 to `max` characters; `None` when missing or wrong.
+    fn text(&mut self, fields: &Fields, key: &str, max: usize) -> Option<String> {
+        let text = self.string(fields, key)?;
+        if text.is_empty() || text.chars().count() > max {
+            let node = fields.get(key)?;
+            self.wrong(node, fields.path(key), &format!("1 to {max} characters"));
+            return None;
+        }
+        Some(text.to_string())
+    }
+
+    /// `true` or `false`.
+    fn flag(&mut self, fields: &Fields, key: &str, default: bool) -> bool {
+        let Some(node) = fields.get(key) else { return default };
+        match node.value {
+            Value::Bool(b) => b,
+            _ => {
+                self.wrong(node, fields.path(key), "true or false");
+                default
+            }
+        }
+    }
+
     fn string<'a>(&mut self, fields: &Fields<'a>, key: &str) -> Option<&'a str> {
         let node = fields.get(key)?;
         match &node.value {
@@ -473,6 +502,8 @@ impl Checker {
         let forced_link_dies = self.forced_link_dies(&fields);
         let conntrack_cleanup = self.on_off(&fields, "conntrack_cleanup", true);
         let web = self.web(&fields);
+        // Read by the OpenWrt init script (resolve.uc), which disables such links itself.
+        self.flag(&fields, "require_masquerade", false);
         let hook = self.hook(&fields);
         let link_defaults = LinkDefaults { targets: default_targets.as_deref(), dead_after_ms };
         let (links, complete) = match fields.get("links") {
@@ -584,14 +615,7 @@ impl Checker {
     fn link(&mut self, node: &Node, path: String, defaults: &LinkDefaults) -> Option<LinkConfig> {
         let fields = self.object(node, path.clone(), LINK_KEYS)?;
         let name = self.link_name(node, &fields);
-        let label = match self.string(&fields, "label") {
-            Some(label) if label.is_empty() || label.chars().count() > MAX_LABEL_CHARS => {
-                let node = fields.get("label")?;
-                self.wrong(node, fields.path("label"), "1 to 64 characters");
-                None
-            }
-            other => other.map(str::to_string),
-        };
+        let label = self.text(&fields, "label", MAX_LABEL_CHARS);
         let device = self.link_device(node, &fields);
         let gateway = match fields.get("gateway") {
             None => Some(None),
@@ -604,14 +628,8 @@ impl Checker {
         };
         let bias = self.integer(&fields, "bias", defaults::BIAS, -1_000_000, 1_000_000, " (ms)");
         let timing = self.link_timing(&fields, defaults);
-        let enabled = match fields.get("enabled") {
-            None => true,
-            Some(Node { value: Value::Bool(b), .. }) => *b,
-            Some(other) => {
-                self.wrong(other, fields.path("enabled"), "true or false");
-                true
-            }
-        };
+        let enabled = self.flag(&fields, "enabled", true);
+        let warning = self.text(&fields, "warning", MAX_WARNING_CHARS);
         let name = name?;
         Some(LinkConfig {
             name,
@@ -625,6 +643,7 @@ impl Checker {
             timeout_ms: timing.timeout_ms,
             dead_after_ms: timing.dead_after_ms,
             enabled,
+            warning,
         })
     }
 
@@ -974,7 +993,7 @@ mod tests {
             got,
             [
                 "line 2: smoothing_ms: got -1, expected a whole number from 0 to 600000 (ms)",
-                "line 3: hysterisis: unknown key (did you mean \"hysteresis\"?); known keys: links, targets, smoothing_ms, hysteresis, switch_hold_ms, failback_hold_ms, dead_after_ms, loss_divisor, window, forced_link_dies, conntrack_cleanup, web, hook",
+                "line 3: hysterisis: unknown key (did you mean \"hysteresis\"?); known keys: links, targets, smoothing_ms, hysteresis, switch_hold_ms, failback_hold_ms, dead_after_ms, loss_divisor, window, forced_link_dies, conntrack_cleanup, web, hook, require_masquerade",
                 "line 5: links[0].interval_ms: got 0, expected a whole number from 100 to 3600000 (ms)",
                 "line 6: links[1].name: duplicate name \"wan\", already used by links[0]",
                 "line 6: links[1].device: duplicate device \"eth0.2\", already used by links[0]",
@@ -1061,6 +1080,25 @@ mod tests {
                 r#"{"links": [{"name": "a", "interface": "wan"}, {"name": "b", "interface": "wan"}]}"#
             ),
             ["line 1: links[1].interface: duplicate interface \"wan\", already used by links[0]"]
+        );
+        // What the init script writes: a link's firewall warning, the key it reads itself.
+        let text = r#"{"require_masquerade": true, "links": [
+            {"name": "wwan", "interface": "wwan", "warning": "interface wwan is in no zone"}]}"#;
+        let config = Config::from_json(text).unwrap();
+        assert_eq!(config.links[0].warning.as_deref(), Some("interface wwan is in no zone"));
+        let long = "w".repeat(513);
+        let text = format!(
+            r#"{{"require_masquerade": "yes", "links": [{{"name": "a", "device": "a", "warning": "{long}"}}]}}"#
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "line 1: require_masquerade: got \"yes\", expected true or false",
+                &format!(
+                    "line 1: links[0].warning: got \"{}..., expected 1 to 512 characters",
+                    &long[..56]
+                )
+            ]
         );
         // No links: a user's file on OpenWrt, whose init script takes the zone's interfaces.
         let zone = Config::from_json_with(r#"{"hysteresis": 15}"#, Links::FromZoneIfMissing);

@@ -32,6 +32,7 @@ fn link_status(link: &Link, current: bool, problem: Option<String>, now: Instant
             _ => None,
         },
         problem,
+        warning: link.config().warning.clone(),
         figures: figures(link.telemetry()),
         score: link.score().map(|s| s.0),
         raw_score: link.raw_score().map(|s| s.0),

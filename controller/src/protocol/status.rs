@@ -77,6 +77,8 @@ pub struct LinkStatus {
     pub cause: Option<String>,
     /// Why its device cannot carry traffic.
     pub problem: Option<String>,
+    /// What the router's setup says about it (on OpenWrt: no masquerading for its interface).
+    pub warning: Option<String>,
     pub figures: Option<Figures>,
     /// Thousandths of a point.
     pub score: Option<i64>,
@@ -171,6 +173,8 @@ impl LinkStatus {
         optional_string(out, self.cause.as_deref());
         out.push_str(r#","problem":"#);
         optional_string(out, self.problem.as_deref());
+        out.push_str(r#","warning":"#);
+        optional_string(out, self.warning.as_deref());
         out.push(',');
         figures_json(out, self.figures);
         out.push_str(r#","score":"#);
@@ -270,7 +274,7 @@ impl Status {
                 shown(f.map(|f| f.loss)),
                 shown(link.score),
             );
-            for note in [&link.cause, &link.problem].into_iter().flatten() {
+            for note in [&link.cause, &link.problem, &link.warning].into_iter().flatten() {
                 let _ = writeln!(out, "  {note}");
             }
         }
@@ -320,6 +324,7 @@ fn read_link(link: Fields) -> Result<LinkStatus, StatusError> {
         current: link.boolean("current")?,
         cause: link.optional_string("cause")?,
         problem: link.optional_string("problem")?,
+        warning: link.optional_string("warning")?,
         figures: link.figures()?,
         score: link.optional_number("score")?,
         raw_score: link.optional_number("raw_score")?,
@@ -449,6 +454,7 @@ mod tests {
                     current: true,
                     cause: None,
                     problem: None,
+                    warning: None,
                     figures,
                     score: Some(85_200),
                     raw_score: Some(-1_500),
@@ -464,6 +470,7 @@ mod tests {
                     state: "dead".into(),
                     cause: Some("link down".into()),
                     problem: Some("device wlan0 does not exist (yet)".into()),
+                    warning: Some("interface wwan is in no firewall zone with masquerading".into()),
                     ..LinkStatus::default()
                 },
             ],

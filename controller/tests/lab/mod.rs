@@ -40,6 +40,17 @@ pub fn sh(args: &[&str]) -> Output {
     out
 }
 
+/// A veth pair between two namespaces, each end `(namespace, device, address/prefix)`, both up.
+pub fn veth_pair(a: (&str, &str, &str), b: (&str, &str, &str)) {
+    sh(&[
+        "ip", "link", "add", a.1, "netns", a.0, "type", "veth", "peer", "name", b.1, "netns", b.0,
+    ]);
+    for (ns, device, address) in [a, b] {
+        sh(&["ip", "-n", ns, "addr", "add", address, "dev", device]);
+        sh(&["ip", "-n", ns, "link", "set", device, "up"]);
+    }
+}
+
 pub fn require_root() {
     let uid = String::from_utf8(sh(&["id", "-u"]).stdout).unwrap_or_default();
     assert_eq!(
@@ -110,25 +121,7 @@ impl Lab {
             ("wan", &lab.isp_a, "198.51.100.2/30", "198.51.100.1/30", "198.51.100.1", "10"),
             ("wwan", &lab.isp_b, "198.51.100.6/30", "198.51.100.5/30", "198.51.100.5", "20"),
         ] {
-            sh(&[
-                "ip",
-                "link",
-                "add",
-                link,
-                "netns",
-                &lab.router,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "isp",
-                "netns",
-                isp,
-            ]);
-            sh(&["ip", "-n", &lab.router, "addr", "add", router_address, "dev", link]);
-            sh(&["ip", "-n", isp, "addr", "add", isp_address, "dev", "isp"]);
-            sh(&["ip", "-n", &lab.router, "link", "set", link, "up"]);
-            sh(&["ip", "-n", isp, "link", "set", "isp", "up"]);
+            veth_pair((&lab.router, link, router_address), (isp, "isp", isp_address));
             for target in ["192.0.2.1/32", "203.0.113.1/32"] {
                 sh(&["ip", "-n", isp, "addr", "add", target, "dev", "lo"]);
             }
@@ -161,8 +154,16 @@ impl Lab {
         self.dir.join("wanmon.sock").display().to_string()
     }
 
-    pub fn start(&mut self, config: &std::path::Path) {
-        let log = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
+    /// Runs the daemon on `config`, its log in `daemon.log` (appended to: a restart keeps what
+    /// the run before said); does not wait for anything.
+    pub fn spawn(&mut self, config: &std::path::Path, append: bool) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(self.dir.join("daemon.log"))
+            .expect("log file");
         let child = daemon_in(&self.router)
             .args(["run", "--config"])
             .arg(config)
@@ -172,6 +173,10 @@ impl Lab {
             .spawn()
             .expect("daemon starts");
         self.daemon = Some(child);
+    }
+
+    pub fn start(&mut self, config: &std::path::Path) {
+        self.spawn(config, false);
         // Ready when the daemon answers and reports its first route, and the kernel routes through it.
         self.wait_for("the first choice", Duration::from_secs(10), |lab| {
             let status = lab.cli(&["status"]);

@@ -6,6 +6,9 @@
 // truth, not the main table. With no "links" at all, the links are the interfaces of the
 // firewall zone "wan" (the zone that masquerades), in netifd's metric order, one per device;
 // the first is preferred (the others get a bias of 30 points, as the shipped config's backup).
+// Each link whose LAN traffic the firewall would not masquerade gets a "warning" with the uci
+// commands that fix it (the daemon shows it in its status and page; the init script logs it);
+// with "require_masquerade": true it is disabled as well.
 // Run by the init script at start and reload and by the iface hotplug script; prints
 // "changed" when the written config differs from the one before.
 'use strict';
@@ -59,12 +62,37 @@ function device_of(status, name) {
 
 const IPV6_ONLY = ['dhcpv6', '6in4', '6rd', '6to4', 'dslite', 'map', '464xlat'];
 
+// The firewall's zones: the wan zone's networks and uci name, the networks masqueraded.
+let wan = { networks: [], section: '@zone[1]' }, masqueraded = {}, index = 0;
+cursor().foreach('firewall', 'zone', (zone) => {
+	let networks = type(zone.network) == 'array' ? zone.network : split(zone.network ?? '', ' ');
+	if (zone.name == 'wan')
+		wan = { networks, section: `@zone[${index}]` };
+	if (zone.masq == '1')
+		for (let name in networks)
+			masqueraded[name] = true;
+	index++;
+});
+
+function interface_of(device) {
+	for (let i in interfaces)
+		if (i.l3_device == device || i.device == device)
+			return i.interface;
+	return null;
+}
+
+// Why the LAN's traffic through this link would not be masqueraded, with the fix; or null.
+function firewall_warning(link) {
+	let name = link.interface ?? interface_of(link.device);
+	if (name == null)
+		return `no netifd interface uses ${link.device}: add one in /etc/config/network, then put it in the firewall zone wan`;
+	if (masqueraded[name])
+		return null;
+	return `interface ${name} is in no firewall zone with masquerading: LAN traffic through it is rejected. Fix: uci add_list firewall.${wan.section}.network='${name}'; uci commit firewall; /etc/init.d/firewall reload; /etc/init.d/wanmon reload`;
+}
+
 function zone_links() {
-	let networks = [];
-	cursor().foreach('firewall', 'zone', (zone) => {
-		if (zone.name == 'wan')
-			networks = type(zone.network) == 'array' ? zone.network : split(zone.network ?? '', ' ');
-	});
+	let networks = wan.networks;
 	let found = [];
 	for (let name in networks) {
 		let status = status_of(name);
@@ -100,6 +128,18 @@ if (type(config) == 'object') {
 			link.device = device_of(status, link.interface);
 		if (link.gateway == null)
 			link.gateway = gateway_of(status);
+	}
+	for (let link in (type(config.links) == 'array' ? config.links : [])) {
+		if (type(link) != 'object' || type(link.device) != 'string' || link.enabled === false)
+			continue;
+		delete link.warning;
+		let warning = firewall_warning(link);
+		if (warning && config.require_masquerade === true) {
+			link.enabled = false;
+			warning = `disabled (require_masquerade): ${warning}`;
+		}
+		if (warning)
+			link.warning = warning;
 	}
 	text = sprintf('%.2J\n', config);
 }

@@ -11,18 +11,16 @@
 var callStatus = rpc.declare({ object: 'wanmon', method: 'status' });
 var callForce = rpc.declare({ object: 'wanmon', method: 'force', params: [ 'link' ] });
 var callAuto = rpc.declare({ object: 'wanmon', method: 'auto' });
-var callZones = rpc.declare({ object: 'wanmon', method: 'zones' });
-
-// Links whose interface is in no firewall zone with masquerading: LAN traffic through them is
-// rejected, whatever the route. Each with the commands that fix it.
-function zoneWarnings(zones) {
-	var links = (zones && zones.unmasqueraded) || [];
+// Links whose LAN traffic the firewall would not masquerade (the daemon's status says so, from
+// the init script's check), each with the commands that fix it.
+function firewallWarnings(status) {
+	var links = ((status && status.links) || []).filter(function(l) { return l.warning; });
 	if (!links.length)
 		return E('div', {});
 	return E('div', { 'class': 'alert-message warning' }, [
-		E('p', {}, [ _('These links would carry no LAN traffic: their interface is in no firewall zone with masquerading (Network → Firewall).') ]),
+		E('p', {}, [ _('These links would carry no LAN traffic as the firewall is set up (Network → Firewall):') ]),
 		E('ul', {}, links.map(function(l) {
-			return E('li', {}, [ l.link + ' (' + l.device + ', ' + l.interface + '): ', E('code', {}, [ l.fix ]) ]);
+			return E('li', {}, [ l.name + ' (' + l.device + '): ', E('code', {}, [ l.warning ]) ]);
 		}))
 	]);
 }
@@ -40,7 +38,7 @@ function stateBadge(state) {
 
 return view.extend({
 	load: function() {
-		return Promise.all([ callStatus(), callZones() ]);
+		return callStatus();
 	},
 
 	act: function(promise) {
@@ -93,12 +91,14 @@ return view.extend({
 
 	render: function(loaded) {
 		var self = this;
-		var box = E('div', {}, [ this.table(loaded[0]) ]);
+		var box = E('div', {}, [ firewallWarnings(loaded), this.table(loaded) ]);
 		poll.add(function() {
-			return callStatus().then(function(fresh) { dom.content(box, self.table(fresh)); });
+			return callStatus().then(function(fresh) {
+				dom.content(box, [ firewallWarnings(fresh), self.table(fresh) ]);
+			});
 		}, 5);
 		return E('div', { 'class': 'cbi-map' }, [
-			E('h2', {}, [ _('WAN failover (wanmon)') ]), zoneWarnings(loaded[1]), box
+			E('h2', {}, [ _('WAN failover (wanmon)') ]), box
 		]);
 	},
 
