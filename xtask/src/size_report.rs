@@ -30,18 +30,20 @@ fn nm() -> Result<&'static str, String> {
         .ok_or_else(|| "llvm-nm is missing (it comes with Debian's rustc-web as llvm-22)".into())
 }
 
-/// `llvm-nm -S -C` lines: `ADDRESS SIZE TYPE NAME`; bss (`b`, `B`) takes no room in the file.
+/// `llvm-nm -S -C` lines: `ADDRESS SIZE TYPE NAME`; bss (`b`, `B`) takes no room in the file,
+/// and aliases (musl's `__fstatat` and `__fstatat_time64`) share their bytes: counted once.
 fn parse_nm(text: &str) -> Vec<Symbol> {
     let mut symbols = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for line in text.lines() {
         let mut fields = line.splitn(4, ' ');
-        let (Some(_), Some(size), Some(kind), Some(name)) =
+        let (Some(address), Some(size), Some(kind), Some(name)) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
             continue;
         };
         let Ok(size) = u64::from_str_radix(size, 16) else { continue };
-        if size > 0 && !matches!(kind, "b" | "B") {
+        if size > 0 && !matches!(kind, "b" | "B") && seen.insert(address) {
             symbols.push(Symbol { size, name: name.to_string() });
         }
     }
@@ -153,6 +155,7 @@ mod tests {
     fn symbols_are_grouped_by_their_first_path() {
         let nm = "00400100 00000040 T wanmon::main\n\
                   00400200 00000010 t <wanmon::core::Decision as core::fmt::Display>::fmt\n\
+                  00400200 00000010 t wanmon::alias_of_the_same_bytes\n\
                   00400300 00000020 T core::fmt::write\n\
                   00400400 00000100 B heap.global\n\
                   00400500 00000008 T memcpy\n\
@@ -170,7 +173,7 @@ mod tests {
     #[test]
     fn the_report_shows_the_change_against_the_record() {
         let symbols =
-            parse_nm("0 00000100 T wanmon::a\n0 00000010 T core::b\n0 00000008 T std::c\n");
+            parse_nm("0 00000100 T wanmon::a\n1 00000010 T core::b\n2 00000008 T std::c\n");
         let recorded = parse_record(&format_record(&BTreeMap::from([
             ("wanmon".to_string(), 200),
             ("core".to_string(), 16),
