@@ -58,14 +58,16 @@ pub fn load(path: &Path, links: Links) -> Result<Config, Refused> {
 }
 
 /// `File::open` without std's `OpenOptions`, whose checks make errors from strings: that boxed
-/// payload brings 3 KB of `Debug` and Unicode tables into the router's binary.
+/// payload brings 3 KB of `Debug` and Unicode tables into the router's binary. Non-blocking: a
+/// FIFO put in the config's place must not hold the loop on a reload (a regular file ignores it).
 fn open_for_reading(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::io::FromRawFd;
     let invalid = || std::io::Error::from_raw_os_error(libc::EINVAL);
     let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| invalid())?;
     // SAFETY: a valid NUL-terminated path; the result is checked before it is owned.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd =
+        unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -146,6 +148,19 @@ mod tests {
         assert_eq!(found, ["line 1 column 2452: invalid JSON: more than 256 keys in one object"]);
         let elapsed = started.elapsed();
         assert!(elapsed < std::time::Duration::from_secs(5), "took {elapsed:?}");
+    }
+
+    #[test]
+    fn a_fifo_in_the_configs_place_is_refused_without_waiting_for_a_writer() {
+        let path = std::env::temp_dir().join(format!("wanmon-config-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let refused = load(&path, Links::Required).unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        // Read as empty at once (no writer): refused as no JSON, the loop never held.
+        assert!(refused.lines[0].contains("invalid JSON"), "{}", refused.lines[0]);
     }
 
     #[test]

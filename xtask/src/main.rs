@@ -19,6 +19,7 @@ mod netem;
 mod netifd;
 mod openwrt;
 mod owrt;
+mod owrt_deploy;
 mod package;
 mod sim;
 mod size_report;

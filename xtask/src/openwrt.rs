@@ -97,8 +97,8 @@ pub(crate) fn install(package: &Path) -> Result<String, String> {
     if out.status.success() { Ok(said) } else { Err(format!("apk add failed: {said}")) }
 }
 
-/// The same package at release `r2`: what an upgrade installs.
-fn next_release(daemon: &Path) -> Result<PathBuf, String> {
+/// The same package at a later release (`r2`, `r3`): what an upgrade installs.
+fn later_release(daemon: &Path, release: u32) -> Result<PathBuf, String> {
     let stage = root().join("target/dist/x86_64/stage-apk/wanmon");
     let upgrade = root().join("target/dist/x86_64/stage-apk/post-upgrade");
     let image = root().join("openwrt-image/control");
@@ -107,7 +107,7 @@ fn next_release(daemon: &Path) -> Result<PathBuf, String> {
         ("post-upgrade", upgrade),
         ("pre-deinstall", image.join("prerm")),
     ];
-    let out = daemon.with_file_name("wanmon-next-r2.apk");
+    let out = daemon.with_file_name(format!("wanmon-next-r{release}.apk"));
     let meta = crate::apk::Meta {
         name: "wanmon",
         arch: "x86_64",
@@ -116,7 +116,8 @@ fn next_release(daemon: &Path) -> Result<PathBuf, String> {
         conffiles: &["/etc/wanmon/config.json"],
         scripts: &scripts,
     };
-    crate::apk::build_version(&stage, &meta, &out, &format!("{}-r2", crate::package::version()))?;
+    let version = format!("{}-r{release}", crate::package::version());
+    crate::apk::build_version(&stage, &meta, &out, &version)?;
     Ok(out)
 }
 
@@ -131,14 +132,15 @@ pub fn openwrt(args: &[String]) -> Result<(), String> {
     crate::dist::dist(&["--target".to_string(), "x86_64".to_string()])?;
     let daemon =
         root().join(format!("target/dist/apk/x86_64/wanmon-{}.apk", crate::apk::apk_version()));
-    let upgrade = next_release(&daemon)?;
+    let upgrade = later_release(&daemon, 2)?;
+    let deployed = later_release(&daemon, 3)?;
     let started = Instant::now();
     let _router = Router::up()?;
     println!(
         "OpenWrt's userland up (netifd, procd, ubusd, fw4, apk 3) in namespace {}",
         owrt::NETNS
     );
-    lifecycle(&daemon, &upgrade)?;
+    lifecycle(&daemon, &upgrade, &deployed)?;
     println!("OpenWrt harness: every check passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -164,7 +166,7 @@ fn stand_in(name: &'static str, arch: &'static str, version: &str) -> Result<Pat
     Ok(out)
 }
 
-fn lifecycle(daemon: &Path, upgrade: &Path) -> Result<(), String> {
+fn lifecycle(daemon: &Path, upgrade: &Path, deployed: &Path) -> Result<(), String> {
     for name in crate::package::DAEMON_DEPENDS {
         install(&stand_in(name, "x86_64", "1.2.5-r1")?)?;
     }
@@ -213,6 +215,7 @@ fn lifecycle(daemon: &Path, upgrade: &Path) -> Result<(), String> {
         &CONFIG.replace("\"bias\": 30", "\"bias\": 40"),
     )?;
     upgrade_keeps_the_config(upgrade)?;
+    crate::owrt_deploy::deploy(deployed)?;
     crate::netifd::netifd(write_config)?;
     remove()
 }

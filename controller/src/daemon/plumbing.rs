@@ -140,7 +140,7 @@ impl Plumbing {
         let mut problems = Vec::new();
         self.remove_rules(keep, &mut problems);
         let mut routes = Vec::new();
-        let mut adopted = [None, None];
+        let mut kept = [None, None];
         if let Err(cause) = self.socket.dump(DumpKind::Routes, 0, |_, payload| {
             let Some(route) = netlink::parse_route(payload) else { return };
             if !is_our_table(route.table) || route.dst_len != 0 {
@@ -153,7 +153,7 @@ impl Plumbing {
                         && route.table == ROUTE_TABLE
                         && route.protocol == PROTOCOL =>
                 {
-                    adopted[slot] = Some(DefaultRoute {
+                    kept[slot] = Some(DefaultRoute {
                         family: route.family,
                         table: route.table,
                         protocol: route.protocol,
@@ -179,8 +179,8 @@ impl Plumbing {
             }
         }
         if keep == Keep::EarlierRoute {
-            self.adopted = adopted.iter().any(Option::is_some);
-            self.installed = adopted;
+            self.adopted = kept.iter().any(Option::is_some);
+            self.installed = kept;
         } else if keep == Keep::Nothing {
             self.adopted = false;
             self.installed = [None, None];

@@ -13,7 +13,7 @@
 // "changed" when the written config differs from the one before.
 'use strict';
 
-import { readfile, writefile, rename, stat } from 'fs';
+import { readfile, writefile, rename } from 'fs';
 import { connect } from 'ubus';
 import { cursor } from 'uci';
 
