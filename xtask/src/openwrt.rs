@@ -133,14 +133,13 @@ pub fn openwrt(args: &[String]) -> Result<(), String> {
     let daemon =
         root().join(format!("target/dist/apk/x86_64/wanmon-{}.apk", crate::apk::apk_version()));
     let upgrade = later_release(&daemon, 2)?;
-    let deployed = later_release(&daemon, 3)?;
     let started = Instant::now();
     let _router = Router::up()?;
     println!(
         "OpenWrt's userland up (netifd, procd, ubusd, fw4, apk 3) in namespace {}",
         owrt::NETNS
     );
-    lifecycle(&daemon, &upgrade, &deployed)?;
+    lifecycle(&upgrade)?;
     println!("OpenWrt harness: every check passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -166,14 +165,11 @@ fn stand_in(name: &'static str, arch: &'static str, version: &str) -> Result<Pat
     Ok(out)
 }
 
-fn lifecycle(daemon: &Path, upgrade: &Path, deployed: &Path) -> Result<(), String> {
+fn lifecycle(upgrade: &Path) -> Result<(), String> {
     for name in crate::package::DAEMON_DEPENDS {
         install(&stand_in(name, "x86_64", "1.2.5-r1")?)?;
     }
-    check("apk add", || {
-        install(daemon)?;
-        Ok(exec("apk info -e wanmon && apk list --installed wanmon")?.trim().replace('\n', " "))
-    })?;
+    crate::owrt_deploy::first_install()?;
     check("started by procd at install", || {
         within(Duration::from_secs(10), "procd runs wanmon", running)?;
         Ok(format!("pid {}", daemon_pid()?))
@@ -215,7 +211,6 @@ fn lifecycle(daemon: &Path, upgrade: &Path, deployed: &Path) -> Result<(), Strin
         &CONFIG.replace("\"bias\": 30", "\"bias\": 40"),
     )?;
     upgrade_keeps_the_config(upgrade)?;
-    crate::owrt_deploy::deploy(deployed)?;
     crate::netifd::netifd(write_config)?;
     remove()
 }

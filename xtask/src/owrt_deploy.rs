@@ -1,6 +1,7 @@
-//! `cargo xtask openwrt`, the deploy part: `cargo xtask deploy` from a LAN host to the harness
-//! router over a real OpenSSH server, so the router's own apk 3 installs the package, its procd
-//! restarts the daemon and `wanmon status` answers. The router has no SSH server of its own
+//! `cargo xtask openwrt`, the deploy part: the package's first install is `cargo xtask deploy`
+//! from a LAN host to the harness router over a real OpenSSH server: it asks the router for
+//! apk, sends the apk package, the router's own apk 3 installs it, its procd starts the daemon
+//! and `wanmon status` answers. The router has no SSH server of its own
 //! (no dropbear in the harness): the host's sshd runs in the router's network namespace and
 //! confines each session to the router's root (`ChrootDirectory /proc/PID/root` of one of the
 //! router's processes), where the host's `scp` (glibc only, as the harness's libraries) and a
@@ -77,50 +78,59 @@ fn start_sshd(dir: &Path) -> Result<Sshd, String> {
     Ok(sshd)
 }
 
-/// Deploys `package` (a later release than the installed one) from the LAN host.
-pub fn deploy(package: &Path) -> Result<(), String> {
-    check("cargo xtask deploy over SSH: the router's apk installs it, procd restarts it", || {
-        let dir: PathBuf = root().join("target/owrt-state/deploy");
-        let _sshd = start_sshd(&dir)?;
-        // sshd starts the host's login shell for root (bash): BusyBox's sh stands in.
-        let bash = dir.join("bash");
-        std::fs::write(&bash, "#!/bin/sh\nexec /bin/sh \"$@\"\n").map_err(|e| e.to_string())?;
-        run("chmod", &["755", &bash.display().to_string()])?;
-        for (file, to) in
-            [("/usr/bin/scp".into(), "/usr/bin/"), (bash.display().to_string(), "/bin/")]
-        {
-            if !owrt::router(&["cp", &file, to])?.status.success() {
-                return Err(format!("router.sh cp {file} failed"));
+/// The first install of the package is `cargo xtask deploy` from the LAN host, as a user's: it
+/// asks the router which package manager it has and sends the matching package.
+pub fn first_install() -> Result<(), String> {
+    check(
+        "cargo xtask deploy over SSH: apk found on the router, its apk installs the package",
+        || {
+            let dir: PathBuf = root().join("target/owrt-state/deploy");
+            let _sshd = start_sshd(&dir)?;
+            // sshd starts the host's login shell for root (bash): BusyBox's sh stands in.
+            let bash = dir.join("bash");
+            std::fs::write(&bash, "#!/bin/sh\nexec /bin/sh \"$@\"\n").map_err(|e| e.to_string())?;
+            run("chmod", &["755", &bash.display().to_string()])?;
+            for (file, to) in
+                [("/usr/bin/scp".into(), "/usr/bin/"), (bash.display().to_string(), "/bin/")]
+            {
+                if !owrt::router(&["cp", &file, to])?.status.success() {
+                    return Err(format!("router.sh cp {file} failed"));
+                }
             }
-        }
-        let pid = crate::openwrt::daemon_pid()?;
-        let xtask = std::env::current_exe().map_err(|e| format!("this program's path: {e}"))?;
-        let d = dir.display();
-        let out = Command::new("ip")
-            .args(["netns", "exec", &format!("{}-lan", owrt::NETNS)])
-            .arg(&xtask)
-            .args(["deploy", "--host", "root@203.0.113.1", "--port", PORT])
-            .args(["--identity", &format!("{d}/client_key"), "--ssh-config"])
-            .arg(format!("{d}/ssh_config"))
-            .arg("--package")
-            .arg(package)
-            .env("CARGO_MANIFEST_DIR", root().join("xtask"))
-            .output()
-            .map_err(|e| format!("cannot run xtask deploy: {e}"))?;
-        let said = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() || !said.contains("route: default via") {
-            let sshd = std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
-            return Err(format!("deploy failed ({}):\n{said}\nsshd:\n{sshd}", out.status));
-        }
-        let installed = exec("apk list --installed wanmon")?;
-        if !installed.contains("-r3") {
-            return Err(format!("apk did not install the deployed release: {installed}"));
-        }
-        let now = crate::openwrt::daemon_pid()?;
-        if now.is_empty() || now == pid {
-            return Err(format!("the daemon was not restarted (pid {pid} before, {now:?} after)"));
-        }
-        Ok(format!("{}, pid {pid} → {now}, its status shown over SSH", installed.trim()))
-    })
+            let said = run_deploy(&dir)?;
+            let package = format!("wanmon-{}.apk", crate::apk::apk_version());
+            for shown in ["command -v apk", &package, "wanmon 0.1.0, up"] {
+                if !said.contains(shown) {
+                    return Err(format!("the deploy did not show {shown:?}:\n{said}"));
+                }
+            }
+            let installed = exec("apk list --installed wanmon")?;
+            if !installed.contains(&crate::apk::apk_version()) {
+                return Err(format!("apk did not install the deployed package: {installed}"));
+            }
+            Ok(format!("{}, its status shown over SSH", installed.trim()))
+        },
+    )
+}
+
+/// `cargo xtask deploy --target x86_64` from the LAN host: what it said.
+fn run_deploy(dir: &Path) -> Result<String, String> {
+    let xtask = std::env::current_exe().map_err(|e| format!("this program's path: {e}"))?;
+    let d = dir.display();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &format!("{}-lan", owrt::NETNS)])
+        .arg(&xtask)
+        .args(["deploy", "--host", "root@203.0.113.1", "--port", PORT, "--target", "x86_64"])
+        .args(["--identity", &format!("{d}/client_key"), "--ssh-config"])
+        .arg(format!("{d}/ssh_config"))
+        .env("CARGO_MANIFEST_DIR", root().join("xtask"))
+        .output()
+        .map_err(|e| format!("cannot run xtask deploy: {e}"))?;
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        let sshd = std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
+        return Err(format!("deploy failed ({}):\n{said}\nsshd:\n{sshd}", out.status));
+    }
+    Ok(said)
 }
