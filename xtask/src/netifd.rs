@@ -4,7 +4,7 @@
 //! have equal metrics (no metric, as a stock config), so the kernel holds only one of their
 //! default routes. Every verdict comes from the router's kernel tables and `logread`.
 
-use crate::openwrt::{check, within};
+use crate::openwrt::{check, default_route as route, within};
 use crate::owrt::{self, exec};
 use std::time::Duration;
 
@@ -26,10 +26,6 @@ const FROM_THE_ZONE: &str = r#"{
   "targets": ["192.0.2.250"]
 }
 "#;
-
-fn route() -> Result<String, String> {
-    Ok(exec("ip route show table 22349 default")?.trim().to_string())
-}
 
 fn route_via(gateway: &str, device: &str) -> Result<bool, String> {
     Ok(route()?.contains(&format!("via {gateway} dev {device}")))

@@ -61,8 +61,9 @@ pub(crate) fn within(
     }
 }
 
-fn default_route() -> Result<String, String> {
-    exec("ip route show table 22349 default")
+/// wanmon's default route, as the router's kernel holds it (its table 22349).
+pub(crate) fn default_route() -> Result<String, String> {
+    Ok(exec("ip route show table 22349 default")?.trim().to_string())
 }
 
 fn running() -> Result<bool, String> {
@@ -189,7 +190,7 @@ fn lifecycle(upgrade: &Path) -> Result<(), String> {
             if !log.contains("no IPv4 gateway for eth1") {
                 return Err(format!("logread does not say why wan cannot carry: {log:?}"));
             }
-            Ok(format!("{}; {}", default_route()?.trim(), log.trim()))
+            Ok(format!("{}; {}", default_route()?, log.trim()))
         },
     )?;
     write_config(CONFIG)?;
@@ -198,7 +199,7 @@ fn lifecycle(upgrade: &Path) -> Result<(), String> {
         within(Duration::from_secs(15), "a default route via eth1", || {
             Ok(default_route()?.contains("dev eth1"))
         })?;
-        default_route().map(|r| r.trim().to_string())
+        default_route()
     })?;
     failover()?;
     bad_config_and_reload()?;
@@ -221,7 +222,7 @@ fn failover() -> Result<(), String> {
         let took = within(Duration::from_secs(5), "a default route via eth2", || {
             Ok(default_route()?.contains("dev eth2"))
         })?;
-        Ok(format!("{took:.1} s, {}", default_route()?.trim()))
+        Ok(format!("{took:.1} s, {}", default_route()?))
     })?;
     check("ISP 1 back: route back to wan after the failback hold", || {
         owrt::router(&["ns", "isp1", "ip", "link", "set", "eth0", "up"])?;
