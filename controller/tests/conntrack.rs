@@ -11,7 +11,7 @@
 mod lab;
 
 use lab::*;
-use std::net::UdpSocket;
+use std::net::{IpAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -23,33 +23,39 @@ const BACKUP_ONLY_SERVER: &str = "203.0.113.60";
 const PORT: u16 = 5000;
 
 /// Echoes every datagram to `address` until `stop`, from that address (as a NATed flow's reply
-/// must come).
+/// must come); returns the source addresses it heard from.
 fn echo_server(
     ns: &str,
     address: &'static str,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
+) -> std::thread::JoinHandle<Vec<IpAddr>> {
     spawn_in(ns, move || {
         let socket = UdpSocket::bind((address, PORT)).expect("bind echo server");
         socket.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
         let mut buffer = [0u8; 64];
+        let mut heard = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             if let Ok((len, from)) = socket.recv_from(&mut buffer) {
                 let _ = socket.send_to(&buffer[..len], from);
+                if !heard.contains(&from.ip()) {
+                    heard.push(from.ip());
+                }
             }
         }
+        heard
     })
 }
 
-/// Sends to `server` every 50 ms from a fixed port until `stop`; returns when each echo came.
+/// Sends from `local` to `server` every 50 ms from a fixed port until `stop`; returns when
+/// each echo came.
 fn flow(
     ns: &str,
-    server: &'static str,
+    (local, server): (&'static str, &'static str),
     port: u16,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Vec<Instant>> {
     spawn_in(ns, move || {
-        let socket = UdpSocket::bind((LAN_HOST, port)).expect("bind flow");
+        let socket = UdpSocket::bind((local, port)).expect("bind flow");
         socket.set_read_timeout(Some(Duration::from_millis(5))).expect("timeout");
         let mut echoes = Vec::new();
         let mut next = Instant::now();
@@ -138,8 +144,8 @@ fn break_wan_under_flows(nat: Nat, cleanup: &str) -> Outcome {
         echo_server(&lab.isp_b, SERVER, stop.clone()),
         echo_server(&lab.isp_b, BACKUP_ONLY_SERVER, stop.clone()),
     ];
-    let moved = flow(&lan, SERVER, 40_000, stop.clone());
-    let steady = flow(&lan, BACKUP_ONLY_SERVER, 40_001, stop.clone());
+    let moved = flow(&lan, (LAN_HOST, SERVER), 40_000, stop.clone());
+    let steady = flow(&lan, (LAN_HOST, BACKUP_ONLY_SERVER), 40_001, stop.clone());
     std::thread::sleep(Duration::from_secs(2));
     let broken = Instant::now();
     lab.drop_all(&lab.isp_a.clone(), true);
@@ -185,7 +191,7 @@ fn a_natted_flow_follows_the_switch_only_with_the_cleanup() {
             with.untouched_gap.as_millis()
         );
         assert!(recovered <= Duration::from_secs(1), "{nat:?}: took {recovered:?}\n{}", with.log);
-        assert!(with.log.contains("conntrack: 1 flow(s) NATed to wan removed"), "{}", with.log);
+        assert!(with.log.contains("conntrack: 1 LAN flow(s) through wan removed"), "{}", with.log);
         assert!(with.untouched_gap < Duration::from_millis(500), "the other flow was disturbed");
     }
     let without = break_wan_under_flows(Nat::Snat, "off");
@@ -203,4 +209,180 @@ fn a_natted_flow_follows_the_switch_only_with_the_cleanup() {
         "Masquerade, cleanup off: recovered {:?} (the kernel's own reset)",
         masquerade.recovered
     );
+}
+
+/// IPv6 as OpenWrt sets it up when the primary delegates a prefix and the backup does not (a
+/// phone hotspot): LAN hosts have addresses from wan's 2001:db8:a::/48 only.
+const LAN_HOST6: &str = "2001:db8:a:1::100";
+const SERVER6: &str = "2001:db8:ff::1";
+const WWAN6: &str = "2001:db8:2::2";
+
+/// The lab's IPv6: netifd's routes on the router (a source-specific default route for the
+/// delegated prefix, a plain one for the router's own traffic), the primary's ISP routing the
+/// prefix back, the backup's ISP dropping every source that is not its own (BCP38, as ISPs
+/// do). With `masq6` the router masquerades IPv6 leaving wwan, as fw4's `masq6` does for a
+/// zone holding wwan alone; the primary's traffic keeps its addresses.
+fn wire_ipv6(lab: &Lab, lan: &str, masq6: bool) {
+    let router = &lab.router;
+    let ip = |args: &[&str]| sh(&[&["ip"][..], args].concat());
+    let _ = std::process::Command::new("ip").args(["netns", "del", lan]).output();
+    sh(&["ip", "netns", "add", lan]);
+    veth_pair((router, "lan", "192.0.2.129/25"), (lan, "eth0", &format!("{LAN_HOST}/25")));
+    sh(&["ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    for (ns, device, address) in [
+        (router.as_str(), "lan", "2001:db8:a:1::1/64"),
+        (lan, "eth0", "2001:db8:a:1::100/64"),
+        (router, "wan", "2001:db8:1::2/64"),
+        (&lab.isp_a, "isp", "2001:db8:1::1/64"),
+        (router, "wwan", "2001:db8:2::2/64"),
+        (&lab.isp_b, "isp", "2001:db8:2::1/64"),
+        (&lab.isp_a, "lo", "2001:db8:ff::1/128"),
+        (&lab.isp_b, "lo", "2001:db8:ff::1/128"),
+    ] {
+        ip(&["-n", ns, "addr", "add", address, "dev", device, "nodad"]);
+    }
+    ip(&["-n", lan, "-6", "route", "add", "default", "via", "2001:db8:a:1::1"]);
+    for route in [
+        "default from 2001:db8:a::/48 via 2001:db8:1::1 dev wan metric 10",
+        "default via 2001:db8:1::1 dev wan metric 10",
+        "default via 2001:db8:2::1 dev wwan metric 20",
+    ] {
+        ip(&[&["-n", router, "-6", "route", "add"][..], &route.split(' ').collect::<Vec<_>>()]
+            .concat());
+    }
+    ip(&["-n", &lab.isp_a, "-6", "route", "add", "2001:db8:a::/48", "via", "2001:db8:1::2"]);
+    let nft = |ns: &str, command: &str| sh(&["ip", "netns", "exec", ns, "nft", command]);
+    nft(&lab.isp_b, "add table ip6 bcp38");
+    nft(&lab.isp_b, "add chain ip6 bcp38 in { type filter hook prerouting priority -300; }");
+    nft(
+        &lab.isp_b,
+        r#"add rule ip6 bcp38 in iifname "isp" ip6 saddr != { 2001:db8:2::/64, fe80::/10 } drop"#,
+    );
+    if masq6 {
+        nft(router, "add table ip6 wmnat6");
+        nft(router, "add chain ip6 wmnat6 post { type nat hook postrouting priority 100; }");
+        nft(router, r#"add rule ip6 wmnat6 post oifname "wwan" masquerade"#);
+    }
+}
+
+/// What became of a LAN host's IPv6 flows when wan broke (and came back).
+struct Ipv6Outcome {
+    /// From the move to wwan to the first echo after the flow's silence.
+    failover: Option<Duration>,
+    /// Whether a flow started after the move got echoes through wwan.
+    new_flow_works: bool,
+    /// The flow's longest silence from the move back to wan on (with `fail_back`).
+    failback_gap: Option<Duration>,
+    /// The sources each ISP's server heard: (primary, backup).
+    heard: (Vec<IpAddr>, Vec<IpAddr>),
+    log: String,
+}
+
+fn break_wan_under_an_ipv6_flow(masq6: bool, cleanup: &str, fail_back: bool) -> Ipv6Outcome {
+    let mut lab = Lab::new(&format!("c6{}{}", u8::from(masq6), &cleanup[..2]));
+    let lan = format!("wml-{}", &lab.router[4..]);
+    wire_ipv6(&lab, &lan, masq6);
+    let config = lab.dir.join("v6.json");
+    let text = format!(
+        r#"{{"conntrack_cleanup": "{cleanup}", "targets": ["{SERVER6}"], "failback_hold_ms": 3000,
+            "links": [{{"name": "wan", "device": "wan"}}, {{"name": "wwan", "device": "wwan", "bias": 20}}]}}"#
+    );
+    std::fs::write(&config, text).expect("config");
+    lab.spawn(&config, false);
+    let on =
+        |device: &'static str| move |l: &Lab| l.route_device_to(SERVER6).as_deref() == Some(device);
+    lab.wait_for("the route on wan", Duration::from_secs(15), |l| {
+        String::from_utf8_lossy(&l.cli(&["status"]).stdout)
+            .contains("default via 2001:db8:1::1 dev wan")
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let servers = [&lab.isp_a, &lab.isp_b].map(|isp| echo_server(isp, SERVER6, stop.clone()));
+    let moved = flow(&lan, (LAN_HOST6, SERVER6), 40_000, stop.clone());
+    std::thread::sleep(Duration::from_secs(2));
+    let broken = Instant::now();
+    lab.drop_all(&lab.isp_a.clone(), true);
+    lab.wait_for("the IPv6 route to move to wwan", Duration::from_secs(8), on("wwan"));
+    let switched = Instant::now();
+    let late = flow(&lan, (LAN_HOST6, SERVER6), 40_001, stop.clone());
+    std::thread::sleep(Duration::from_secs(3));
+    let mut back = None;
+    if fail_back {
+        lab.drop_all(&lab.isp_a.clone(), false);
+        lab.wait_for("the IPv6 route back on wan", Duration::from_secs(15), on("wan"));
+        back = Some(Instant::now());
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (moved, late) = (moved.join().expect("flow"), late.join().expect("flow"));
+    let [primary, backup] = servers.map(|s| s.join().expect("server"));
+    let _ = std::process::Command::new("ip").args(["netns", "del", &lan]).output();
+    assert!(
+        moved.iter().any(|t| *t < broken),
+        "the flow never worked before the break\n{}",
+        lab.log()
+    );
+    let resumed = moved
+        .windows(2)
+        .find(|w| w[1] > broken && w[1] - w[0] > Duration::from_millis(300))
+        .map(|w| w[1].saturating_duration_since(switched));
+    let failback_gap = back.map(|back| {
+        let after: Vec<Instant> =
+            moved.iter().copied().filter(|t| *t > back - Duration::from_secs(1)).collect();
+        after.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(Duration::MAX)
+    });
+    Ipv6Outcome {
+        failover: resumed,
+        new_flow_works: !late.is_empty(),
+        failback_gap,
+        heard: (primary, backup),
+        log: lab.log(),
+    }
+}
+
+#[test]
+#[ignore = "needs root: network namespaces and nftables"]
+fn an_ipv6_lan_host_reaches_the_internet_through_the_backup_and_back() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let ip = |a: &str| a.parse::<IpAddr>().expect("address");
+    let with = break_wan_under_an_ipv6_flow(true, "on", true);
+    let failover =
+        with.failover.unwrap_or_else(|| panic!("the flow never recovered\n{}", with.log));
+    let failback = with.failback_gap.expect("failed back");
+    println!(
+        "IPv6, masq6 on wwan, cleanup on: the flow continues through wwan {} ms after the switch; \
+         back on wan, its longest silence was {} ms",
+        failover.as_millis(),
+        failback.as_millis()
+    );
+    assert!(failover <= Duration::from_secs(1), "took {failover:?}\n{}", with.log);
+    assert!(
+        failback <= Duration::from_secs(1),
+        "silent {failback:?} at the failback\n{}",
+        with.log
+    );
+    assert!(with.new_flow_works, "a new flow got nothing through wwan\n{}", with.log);
+    // Through the primary the host keeps its own address; through the backup it is masqueraded.
+    assert_eq!(with.heard, (vec![ip(LAN_HOST6)], vec![ip(WWAN6)]), "{}", with.log);
+    // The un-NATed entry is wanmon's to remove; the masqueraded ones through wwan the kernel
+    // may reset first at the failback.
+    let line = "conntrack: 1 LAN flow(s) through wan removed";
+    assert!(with.log.contains(line), "no {line:?}\n{}", with.log);
+
+    let without = break_wan_under_an_ipv6_flow(true, "off", false);
+    println!("IPv6, masq6 on wwan, cleanup off: recovered {:?} (None: stuck)", without.failover);
+    assert_eq!(
+        without.failover, None,
+        "an un-NATed entry leaves wwan with wan's prefix\n{}",
+        without.log
+    );
+    assert!(without.new_flow_works, "{}", without.log);
+
+    let no_masq6 = break_wan_under_an_ipv6_flow(false, "on", false);
+    println!(
+        "IPv6, no masq6: recovered {:?}, a new flow {}",
+        no_masq6.failover,
+        if no_masq6.new_flow_works { "works" } else { "gets nothing" }
+    );
+    assert!(no_masq6.failover.is_none() && !no_masq6.new_flow_works, "{}", no_masq6.log);
+    assert!(no_masq6.heard.1.is_empty(), "the backup's ISP let wan's prefix through");
 }

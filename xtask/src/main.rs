@@ -20,6 +20,7 @@ mod netifd;
 mod openwrt;
 mod owrt;
 mod owrt_deploy;
+mod owrt_ipv6;
 mod package;
 mod sim;
 mod size_report;

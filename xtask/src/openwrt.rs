@@ -213,6 +213,7 @@ fn lifecycle(upgrade: &Path) -> Result<(), String> {
     )?;
     upgrade_keeps_the_config(upgrade)?;
     crate::netifd::netifd(write_config)?;
+    crate::owrt_ipv6::ipv6(write_config)?;
     remove()
 }
 

@@ -143,8 +143,8 @@ pub struct Config {
     /// times that.
     pub window: u64,
     pub forced_link_dies: ForcedLinkDies,
-    /// After a switch, remove the connection-tracking entries NATed to the link the route left,
-    /// so flows that never go quiet move to the new link instead of being stuck on the old one.
+    /// After a switch, remove the connection-tracking entries of the LAN's flows through the link
+    /// the route left, so flows that never go quiet move to the new link instead of being stuck on the old one.
     pub conntrack_cleanup: bool,
     pub web: WebConfig,
     /// Program and arguments run on every switch; never passed through a shell.

@@ -88,8 +88,8 @@ pub enum Action {
     WriteRouting,
     /// Only the default route moved: write it through [`Controller::current`].
     WriteDefaultRoute,
-    /// The route left link `from`: remove the connection-tracking entries NATed to its
-    /// addresses (`conntrack_cleanup`), after the route was written.
+    /// The route left link `from`: remove the connection-tracking entries of the LAN's flows
+    /// through it (`conntrack_cleanup`), after the route was written.
     ClearConntrack {
         from: LinkIndex,
     },

@@ -1,15 +1,22 @@
-//! After a switch, the connection-tracking entries NATed to the link the route left: a flow
-//! that never goes quiet (WireGuard, SIP, a game) keeps its entry, and with it the old link's
-//! address as its source, until it is idle; it would stay broken. Only entries whose reply comes
-//! back to one of that link's addresses and whose original source was another address (source
-//! NAT: LAN hosts behind masquerading) are deleted: the router's own flows and flows through
-//! other links are left alone, unlike mwan3's flush of the whole table. (A masqueraded entry
-//! the kernel also drops by itself, at the first packet that leaves by another device, which
-//! it loses; a source-NATed one it keeps for good.) Over ctnetlink
-//! (`NETLINK_NETFILTER`), dumped and deleted entry by entry with the original tuple the kernel
-//! gave.
+//! After a switch, the connection-tracking entries of the LAN's flows through the link the
+//! route left: a flow that never goes quiet (WireGuard, SIP, a game) keeps its entry, and with
+//! it the old link's address as its source (or no NAT at all), until it is idle; it would stay
+//! broken. Two kinds of entries are deleted, each by its reply tuple:
+//! - NATed to the old link: the reply comes back to one of its addresses, and the original
+//!   source was another address (LAN hosts behind masquerading or source NAT, IPv4 or IPv6).
+//!   (A masqueraded entry the kernel also drops by itself, at the first packet that leaves by
+//!   another device, which it loses; a source-NATed one it keeps for good.)
+//! - routed without NAT from a prefix the old link delegated to the LAN (IPv6): the reply comes
+//!   back to the original source, which lies in one of the link's source prefixes (netifd's
+//!   `default from PREFIX` routes) while the destination lies outside them. Deleted, the
+//!   flow's next packet is new and the backup's masquerading (fw4's `masq6`) takes it; kept, it
+//!   would leave the backup with the primary's prefix, which the backup's ISP drops.
+//!
+//! The router's own flows, inbound flows and flows through other links are left alone, unlike
+//! mwan3's flush of the whole table. Over ctnetlink (`NETLINK_NETFILTER`), dumped and deleted
+//! entry by entry with the original tuple the kernel gave.
 
-use super::netlink::{self, Builder, Socket};
+use super::netlink::{self, Builder, Prefix, Socket};
 use std::io;
 use std::net::IpAddr;
 
@@ -79,8 +86,40 @@ fn endpoints(tuple: &[u8]) -> (Option<IpAddr>, Option<IpAddr>) {
     (source, destination)
 }
 
-/// The entry of a conntrack message if it is a flow source-NATed to one of `addresses`.
-pub fn natted_to(payload: &[u8], addresses: &[IpAddr]) -> Option<Entry> {
+/// The link the route left, as its LAN flows show it.
+#[derive(Debug, Default)]
+pub struct LeftLink {
+    /// Its addresses: the flows NATed to it answer to one of them.
+    pub addresses: Vec<IpAddr>,
+    /// The prefixes it delegated to the LAN: the flows routed from them without NAT.
+    pub prefixes: Vec<Prefix>,
+}
+
+impl LeftLink {
+    fn delegated(&self, address: Option<IpAddr>) -> bool {
+        address.is_some_and(|a| self.prefixes.iter().any(|p| p.contains(&a)))
+    }
+
+    /// Whether a flow from `source` to `destination`, answered to `answered_to`, went out
+    /// through this link on the LAN's behalf.
+    fn carried(
+        &self,
+        source: Option<IpAddr>,
+        destination: Option<IpAddr>,
+        answered_to: IpAddr,
+    ) -> bool {
+        let ours = self.addresses.contains(&answered_to);
+        let natted = ours && source != Some(answered_to);
+        let routed = !ours
+            && source == Some(answered_to)
+            && self.delegated(source)
+            && !self.delegated(destination);
+        natted || routed
+    }
+}
+
+/// The entry of a conntrack message if it is a LAN flow that went out through `left`.
+pub fn carried_by(payload: &[u8], left: &LeftLink) -> Option<Entry> {
     let family = *payload.first()?;
     let (mut original, mut reply, mut zone) = (None, None, None);
     for (kind, value) in netlink::attributes(payload, NFGEN_LEN) {
@@ -92,16 +131,18 @@ pub fn natted_to(payload: &[u8], addresses: &[IpAddr]) -> Option<Entry> {
         }
     }
     let (original, reply) = (original?, reply?);
-    let (source, _) = endpoints(original);
+    let (source, destination) = endpoints(original);
     let (_, answered_to) = endpoints(reply);
-    let answered_to = answered_to?;
-    let natted = addresses.contains(&answered_to) && source != Some(answered_to);
-    natted.then(|| Entry { family, tuple: original.to_vec(), zone })
+    left.carried(source, destination, answered_to?).then(|| Entry {
+        family,
+        tuple: original.to_vec(),
+        zone,
+    })
 }
 
-/// Deletes every entry NATed to `addresses`; returns how many went.
-pub fn clear(addresses: &[IpAddr]) -> io::Result<usize> {
-    if addresses.is_empty() {
+/// Deletes the entry of every LAN flow that went out through `left`; returns how many went.
+pub fn clear(left: &LeftLink) -> io::Result<usize> {
+    if left.addresses.is_empty() && left.prefixes.is_empty() {
         return Ok(0);
     }
     let mut socket = Socket::open_protocol(NETLINK_NETFILTER, 0)?;
@@ -109,7 +150,7 @@ pub fn clear(addresses: &[IpAddr]) -> io::Result<usize> {
     for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
         socket.dump_with(
             |seq| dump_request(seq, family),
-            |_, payload| entries.extend(natted_to(payload, addresses)),
+            |_, payload| entries.extend(carried_by(payload, left)),
         )?;
     }
     let mut cleared = 0;
@@ -138,48 +179,100 @@ mod tests {
         out
     }
 
-    fn tuple(source: [u8; 4], destination: [u8; 4]) -> Vec<u8> {
-        let mut ip = nested(CTA_IP_V4_SRC, &source);
-        ip.extend(nested(CTA_IP_V4_DST, &destination));
+    fn tuple(source: IpAddr, destination: IpAddr) -> Vec<u8> {
+        let bytes = |a: IpAddr| match a {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let (src, dst) = if source.is_ipv4() {
+            (CTA_IP_V4_SRC, CTA_IP_V4_DST)
+        } else {
+            (CTA_IP_V6_SRC, CTA_IP_V6_DST)
+        };
+        let mut ip = nested(src, &bytes(source));
+        ip.extend(nested(dst, &bytes(destination)));
         nested(CTA_TUPLE_IP, &ip)
     }
 
-    fn entry(original: ([u8; 4], [u8; 4]), reply: ([u8; 4], [u8; 4])) -> Vec<u8> {
-        let mut payload = nfgenmsg(libc::AF_INET as u8).to_vec();
-        payload.extend(nested(CTA_TUPLE_ORIG, &tuple(original.0, original.1)));
-        payload.extend(nested(CTA_TUPLE_REPLY, &tuple(reply.0, reply.1)));
+    /// A conntrack message: `original` is (source, destination), `reply` likewise.
+    fn entry(original: (&str, &str), reply: (&str, &str)) -> Vec<u8> {
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        let family = if ip(original.0).is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+        let mut payload = nfgenmsg(family as u8).to_vec();
+        payload.extend(nested(CTA_TUPLE_ORIG, &tuple(ip(original.0), ip(original.1))));
+        payload.extend(nested(CTA_TUPLE_REPLY, &tuple(ip(reply.0), ip(reply.1))));
         payload
     }
 
-    const LAN_HOST: [u8; 4] = [192, 0, 2, 10];
-    const SERVER: [u8; 4] = [203, 0, 113, 7];
-    const OLD_WAN: [u8; 4] = [198, 51, 100, 2];
-    const NEW_WAN: [u8; 4] = [198, 51, 100, 6];
+    const LAN_HOST: &str = "192.0.2.10";
+    const SERVER: &str = "203.0.113.7";
+    const OLD_WAN: &str = "198.51.100.2";
+    const NEW_WAN: &str = "198.51.100.6";
+
+    fn left(addresses: &[&str], prefixes: &[(&str, u8)]) -> LeftLink {
+        LeftLink {
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+            prefixes: prefixes
+                .iter()
+                .map(|(a, len)| Prefix { address: a.parse().unwrap(), len: *len })
+                .collect(),
+        }
+    }
 
     #[test]
     fn only_flows_natted_to_the_old_link_are_chosen() {
-        let old = [IpAddr::from(OLD_WAN)];
+        let old = left(&[OLD_WAN], &[]);
         // A LAN host's flow masqueraded to the old WAN's address: chosen, tuple kept whole.
         let natted = entry((LAN_HOST, SERVER), (SERVER, OLD_WAN));
-        let chosen = natted_to(&natted, &old).expect("a NATed flow");
-        assert_eq!(chosen.tuple, tuple(LAN_HOST, SERVER));
+        let chosen = carried_by(&natted, &old).expect("a NATed flow");
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        assert_eq!(chosen.tuple, tuple(ip(LAN_HOST), ip(SERVER)));
         // The router's own flow from the old WAN's address (a probe): not NATed, kept.
-        assert_eq!(natted_to(&entry((OLD_WAN, SERVER), (SERVER, OLD_WAN)), &old), None);
+        assert_eq!(carried_by(&entry((OLD_WAN, SERVER), (SERVER, OLD_WAN)), &old), None);
         // A flow masqueraded to the other link: kept.
-        assert_eq!(natted_to(&entry((LAN_HOST, SERVER), (SERVER, NEW_WAN)), &old), None);
+        assert_eq!(carried_by(&entry((LAN_HOST, SERVER), (SERVER, NEW_WAN)), &old), None);
         // Truncated or foreign bytes: nothing.
-        assert_eq!(natted_to(&natted[..natted.len() - 6], &old), None);
-        assert_eq!(natted_to(&[], &old), None);
+        assert_eq!(carried_by(&natted[..natted.len() - 6], &old), None);
+        assert_eq!(carried_by(&[], &old), None);
+    }
+
+    #[test]
+    fn ipv6_flows_from_the_old_links_prefix_are_chosen_natted_or_not() {
+        const HOST: &str = "2001:db8:a:1::100";
+        const SERVER6: &str = "2001:db8:ff::1";
+        const OLD_WAN6: &str = "2001:db8:1::2";
+        let old = left(&[OLD_WAN6], &[("2001:db8:a::", 48), ("2001:db8:1::", 64)]);
+        // Routed without NAT from the delegated prefix: chosen.
+        assert!(carried_by(&entry((HOST, SERVER6), (SERVER6, HOST)), &old).is_some());
+        // Masqueraded to the old link's IPv6 address: chosen.
+        let other_host = "2001:db8:b:1::7";
+        assert!(carried_by(&entry((other_host, SERVER6), (SERVER6, OLD_WAN6)), &old).is_some());
+        // Inbound, from the outside to the LAN host: kept.
+        assert_eq!(carried_by(&entry((SERVER6, HOST), (HOST, SERVER6)), &old), None);
+        // Inside the prefix (LAN to LAN): kept.
+        let neighbour = "2001:db8:a:2::5";
+        assert_eq!(carried_by(&entry((HOST, neighbour), (neighbour, HOST)), &old), None);
+        // The router's own flow from the old link's address, in its prefix too: kept.
+        assert_eq!(carried_by(&entry((OLD_WAN6, SERVER6), (SERVER6, OLD_WAN6)), &old), None);
+        // Another prefix's host, not NATed here: kept.
+        assert_eq!(carried_by(&entry((other_host, SERVER6), (SERVER6, other_host)), &old), None);
+        // A link that delegated nothing chooses no routed flow.
+        assert_eq!(
+            carried_by(&entry((HOST, SERVER6), (SERVER6, HOST)), &left(&[OLD_WAN6], &[])),
+            None
+        );
     }
 
     #[test]
     fn the_delete_request_carries_the_original_tuple() {
-        let chosen = natted_to(&entry((LAN_HOST, SERVER), (SERVER, OLD_WAN)), &[OLD_WAN.into()])
-            .expect("chosen");
+        let old = left(&[OLD_WAN], &[]);
+        let chosen =
+            carried_by(&entry((LAN_HOST, SERVER), (SERVER, OLD_WAN)), &old).expect("chosen");
         let request = delete_request(9, &chosen);
         let message = netlink::messages(&request).next().expect("one message");
         assert_eq!((message.kind, message.seq), (CT_DELETE, 9));
         let attributes: Vec<_> = netlink::attributes(message.payload, NFGEN_LEN).collect();
-        assert_eq!(attributes, [(CTA_TUPLE_ORIG, &tuple(LAN_HOST, SERVER)[..])]);
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        assert_eq!(attributes, [(CTA_TUPLE_ORIG, &tuple(ip(LAN_HOST), ip(SERVER))[..])]);
     }
 }

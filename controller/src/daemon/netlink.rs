@@ -31,6 +31,7 @@ pub const RTM_DELRULE: u16 = 33;
 const RTM_GETRULE: u16 = 34;
 
 const RTA_DST: u16 = 1;
+const RTA_SRC: u16 = 2;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
@@ -353,6 +354,29 @@ pub struct RouteInfo {
     pub oif: Option<u32>,
     pub gateway: Option<IpAddr>,
     pub metric: u32,
+    /// The sources a source-specific route serves (IPv6 `default from PREFIX`).
+    pub source: Option<Prefix>,
+}
+
+/// An address prefix: `2001:db8:a::/48`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prefix {
+    pub address: IpAddr,
+    pub len: u8,
+}
+
+impl Prefix {
+    pub fn contains(&self, address: &IpAddr) -> bool {
+        let (prefix, address, bits) = match (self.address, address) {
+            (IpAddr::V4(p), IpAddr::V4(a)) => {
+                (u128::from(u32::from(p)), u128::from(u32::from(*a)), 32)
+            }
+            (IpAddr::V6(p), IpAddr::V6(a)) => (u128::from(p), u128::from(*a), 128),
+            _ => return false,
+        };
+        let host_bits = bits - u32::from(self.len).min(bits);
+        (prefix ^ address).checked_shr(host_bits).unwrap_or(0) == 0
+    }
 }
 
 pub fn parse_route(payload: &[u8]) -> Option<RouteInfo> {
@@ -365,13 +389,19 @@ pub fn parse_route(payload: &[u8]) -> Option<RouteInfo> {
         oif: None,
         gateway: None,
         metric: 0,
+        source: None,
     };
+    let source_len = header[2];
     for (kind, value) in attributes(payload, 12) {
         match kind {
             RTA_TABLE => route.table = u32_of(value)?,
             RTA_OIF => route.oif = u32_of(value),
             RTA_GATEWAY => route.gateway = address_of(route.family, value),
             RTA_PRIORITY => route.metric = u32_of(value)?,
+            RTA_SRC if source_len > 0 => {
+                route.source = address_of(route.family, value)
+                    .map(|address| Prefix { address, len: source_len })
+            }
             _ => {}
         }
     }
@@ -630,9 +660,40 @@ mod tests {
                 protocol: 87,
                 oif: Some(7),
                 gateway: route.gateway,
-                metric: 10
+                metric: 10,
+                source: None,
             }
         );
+    }
+
+    #[test]
+    fn a_source_specific_route_reads_with_its_prefix() {
+        // `default from 2001:db8:a::/48 dev 3`, as netifd writes one per delegated prefix.
+        let header = [AF_INET6, 0, 48, 0, RT_TABLE_MAIN as u8, 3, 0, 1, 0, 0, 0, 0];
+        let source: std::net::Ipv6Addr = "2001:db8:a::".parse().unwrap();
+        let bytes = Builder::new(RTM_NEWROUTE, 0, 1)
+            .bytes(&header)
+            .attr(RTA_SRC, &source.octets())
+            .attr_u32(RTA_OIF, 3)
+            .finish();
+        let message = messages(&bytes).next().unwrap();
+        let prefix = parse_route(message.payload).unwrap().source.expect("a source prefix");
+        assert_eq!(prefix, Prefix { address: source.into(), len: 48 });
+        let inside: IpAddr = "2001:db8:a:1::100".parse().unwrap();
+        let outside: IpAddr = "2001:db8:b::100".parse().unwrap();
+        assert!(prefix.contains(&inside) && !prefix.contains(&outside));
+        assert!(!prefix.contains(&"192.0.2.1".parse().unwrap()));
+        let everything = Prefix { address: source.into(), len: 0 };
+        assert!(everything.contains(&outside));
+        let v4 = Prefix { address: "192.0.2.0".parse().unwrap(), len: 25 };
+        assert!(v4.contains(&"192.0.2.127".parse().unwrap()));
+        assert!(!v4.contains(&"192.0.2.128".parse().unwrap()));
+        // No source length: not source-specific, whatever the attributes say.
+        let mut plain = header;
+        plain[2] = 0;
+        let bytes =
+            Builder::new(RTM_NEWROUTE, 0, 1).bytes(&plain).attr(RTA_SRC, &source.octets()).finish();
+        assert_eq!(parse_route(messages(&bytes).next().unwrap().payload).unwrap().source, None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! there, so every link is probed through itself whatever the default route is. Removing the
 //! rules hands routing straight back to the system.
 
-use super::netlink::{self, DefaultRoute, DumpKind, LinkInfo, Rule, Socket};
+use super::netlink::{self, DefaultRoute, DumpKind, LinkInfo, Prefix, Rule, Socket};
 use crate::core::{DeviceFacts, Family, LinkPlan};
 use crate::protocol::{
     METRIC, PRIORITY_PROBES, PRIORITY_ROUTE, PRIORITY_SUPPRESS, PROTOCOL, ROUTE_TABLE,
@@ -278,8 +278,7 @@ impl Plumbing {
         Ok(devices.iter().map(|d| facts_of(d)).collect())
     }
 
-    /// The addresses of a device (for the web page's `DEVICE:PORT`), IPv4 first.
-    pub fn addresses_of(&mut self, device: &str) -> io::Result<Vec<IpAddr>> {
+    fn index_of(&mut self, device: &str) -> io::Result<Option<u32>> {
         let mut index = None;
         self.socket.dump(DumpKind::Links, 0, |kind, payload| {
             if kind == netlink::RTM_NEWLINK {
@@ -288,7 +287,12 @@ impl Plumbing {
                 }
             }
         })?;
-        let Some(index) = index else {
+        Ok(index)
+    }
+
+    /// The addresses of a device (for the web page's `DEVICE:PORT`), IPv4 first.
+    pub fn addresses_of(&mut self, device: &str) -> io::Result<Vec<IpAddr>> {
+        let Some(index) = self.index_of(device)? else {
             return Ok(Vec::new());
         };
         let mut addresses = Vec::new();
@@ -301,6 +305,25 @@ impl Plumbing {
         })?;
         addresses.sort_by_key(|a| a.is_ipv6());
         Ok(addresses)
+    }
+
+    /// The source prefixes of the system's default routes through a device: netifd writes
+    /// `default from PREFIX` for each IPv6 prefix the link delegated to the LAN (and its own).
+    pub fn source_prefixes(&mut self, device: &str) -> io::Result<Vec<Prefix>> {
+        let Some(index) = self.index_of(device)? else {
+            return Ok(Vec::new());
+        };
+        let mut prefixes = Vec::new();
+        self.socket.dump(DumpKind::Routes, 0, |kind, payload| {
+            if kind == netlink::RTM_NEWROUTE {
+                let route = netlink::parse_route(payload).filter(|r| {
+                    r.dst_len == 0 && r.table == netlink::RT_TABLE_MAIN && r.oif == Some(index)
+                });
+                // `from ::/128` serves unbound sockets, not a prefix.
+                prefixes.extend(route.and_then(|r| r.source).filter(|p| p.len < 128));
+            }
+        })?;
+        Ok(prefixes)
     }
 
     /// Writes the probe routing of every link and the rules, then the default route through

@@ -268,20 +268,24 @@ impl Daemon {
         }
     }
 
-    /// Removes the conntrack entries NATed to link `from`'s addresses: its flows start afresh
-    /// through the link the route moved to.
+    /// Removes the conntrack entries of the LAN's flows through link `from`: NATed to its
+    /// addresses, or routed from the IPv6 prefixes it delegated. They start afresh through the
+    /// link the route moved to.
     fn clear_conntrack(&mut self, from: LinkIndex) {
         let device = &self.controller.plans()[from].device;
-        let addresses = self.plumbing.addresses_of(device).unwrap_or_default();
-        let line = match conntrack::clear(&addresses) {
+        let left = conntrack::LeftLink {
+            addresses: self.plumbing.addresses_of(device).unwrap_or_default(),
+            prefixes: self.plumbing.source_prefixes(device).unwrap_or_default(),
+        };
+        let line = match conntrack::clear(&left) {
             Ok(0) => return,
             Ok(cleared) => {
                 self.flows_cleared += cleared as u64;
                 format!(
-                    "conntrack: {cleared} flow(s) NATed to {device} removed; they continue through the new link"
+                    "conntrack: {cleared} LAN flow(s) through {device} removed; they continue through the new link"
                 )
             }
-            Err(e) => format!("conntrack: cannot remove the flows NATed to {device}: {e}"),
+            Err(e) => format!("conntrack: cannot remove the LAN flows through {device}: {e}"),
         };
         self.log.line(Level::Info, &line);
     }

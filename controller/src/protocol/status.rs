@@ -41,8 +41,8 @@ pub struct Status {
     pub current: Option<String>,
     /// The default routes wanmon wrote, one per address family.
     pub routes: Vec<RouteStatus>,
-    /// Connection-tracking entries NATed to a link the route left, removed since the start
-    /// (`conntrack_cleanup`).
+    /// Connection-tracking entries of LAN flows through a link the route left (NATed to it, or
+    /// routed from its IPv6 prefixes), removed since the start (`conntrack_cleanup`).
     pub flows_cleared: u64,
     pub links: Vec<LinkStatus>,
     /// Newest first.

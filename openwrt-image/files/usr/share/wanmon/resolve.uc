@@ -8,7 +8,10 @@
 // the first is preferred (the others get a bias of 30 points, as the shipped config's backup).
 // Each link whose LAN traffic the firewall would not masquerade gets a "warning" with the uci
 // commands that fix it (the daemon shows it in its status and page; the init script logs it);
-// with "require_masquerade": true it is disabled as well.
+// with "require_masquerade": true it is disabled as well. A link that carries IPv6 (probes IPv6
+// targets) but delegated no prefix to the LAN, while another link did, is warned about unless
+// its zone masquerades IPv6 too: the LAN hosts' addresses are the other link's, which this
+// link's ISP drops.
 // Run by the init script at start and reload and by the iface hotplug script; prints
 // "changed" when the written config differs from the one before.
 'use strict';
@@ -63,15 +66,21 @@ function device_of(status, name) {
 const IPV6_ONLY = ['dhcpv6', '6in4', '6rd', '6to4', 'dslite', 'map', '464xlat'];
 
 // The firewall's zones: the wan zone's networks and uci name, the networks masqueraded.
-let wan = { networks: [], section: '@zone[1]' }, masqueraded = {}, index = 0;
+let wan = { networks: [], section: '@zone[1]' }, masqueraded = {}, zone_of = {}, masqueraded6 = {};
+let zone_index = 0;
 cursor().foreach('firewall', 'zone', (zone) => {
 	let networks = type(zone.network) == 'array' ? zone.network : split(zone.network ?? '', ' ');
 	if (zone.name == 'wan')
-		wan = { networks, section: `@zone[${index}]` };
-	if (zone.masq == '1')
-		for (let name in networks)
+		wan = { networks, section: `@zone[${zone_index}]` };
+	for (let name in networks) {
+		if (zone_of[name] == null)
+			zone_of[name] = `@zone[${zone_index}]`;
+		if (zone.masq == '1')
 			masqueraded[name] = true;
-	index++;
+		if (zone.masq6 == '1')
+			masqueraded6[name] = true;
+	}
+	zone_index++;
 });
 
 function interface_of(device) {
@@ -89,6 +98,35 @@ function firewall_warning(link) {
 	if (masqueraded[name])
 		return null;
 	return `interface ${name} is in no firewall zone with masquerading: LAN traffic through it is rejected. Fix: uci add_list firewall.${wan.section}.network='${name}'; uci commit firewall; /etc/init.d/firewall reload; /etc/init.d/wanmon reload`;
+}
+
+// The interfaces that delegated an IPv6 prefix to the LAN (DHCPv6-PD, a static ip6prefix).
+function delegating() {
+	let found = [];
+	for (let i in interfaces)
+		if (i.up && length(i['ipv6-prefix'] ?? []))
+			push(found, i);
+	return found;
+}
+
+function carries_ipv6(link) {
+	for (let target in link.targets ?? config.targets ?? [])
+		if (index(`${target}`, ':') >= 0)
+			return true;
+	return false;
+}
+
+// Why LAN hosts' IPv6 traffic through this link would be dropped, with the fix; or null.
+function ipv6_warning(link) {
+	let name = link.interface ?? interface_of(link.device);
+	let zone = zone_of[name];
+	if (!carries_ipv6(link) || zone == null || masqueraded6[name])
+		return null;
+	let prefixes = delegating();
+	let own = filter(prefixes, (i) => device_of(i, i.interface) == link.device);
+	if (!length(prefixes) || length(own))
+		return null;
+	return `LAN hosts' IPv6 addresses come from the prefix of ${prefixes[0].interface}, which the ISP behind ${name} drops: masquerade IPv6 there. Fix: uci set firewall.${zone}.masq6='1'; uci commit firewall; /etc/init.d/firewall reload; /etc/init.d/wanmon reload`;
 }
 
 function zone_links() {
@@ -138,8 +176,9 @@ if (type(config) == 'object') {
 			link.enabled = false;
 			warning = `disabled (require_masquerade): ${warning}`;
 		}
-		if (warning)
-			link.warning = warning;
+		let warning6 = warning ? null : ipv6_warning(link);
+		if (warning || warning6)
+			link.warning = warning ?? warning6;
 	}
 	text = sprintf('%.2J\n', config);
 }
