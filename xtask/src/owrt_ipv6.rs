@@ -1,7 +1,8 @@
 //! `cargo xtask openwrt`, IPv6 for LAN hosts: the primary (wan) delegates 2001:db8:a::/48 to the
 //! LAN, the backup (wwan, a phone hotspot) delegates nothing, and its ISP drops every source
-//! that is not its own, as ISPs do. netifd writes the addresses and routes (a `route6` with a
-//! `source`, as odhcp6c's script writes one per delegated prefix), fw4 the masquerading. wanmon
+//! that is not its own, as ISPs do. netifd writes the addresses and routes (`route6` sections
+//! with a `source`: only source-specific default routes, as odhcp6c's script leaves them), fw4
+//! the masquerading; wanmon finds its IPv6 gateways in those routes. wanmon
 //! warns that the LAN's IPv6 would be dropped through wwan, with the fix; a LAN host's ping
 //! through wwan fails until the fix, as given, is run; then the host reaches the target through
 //! wwan, and through wan again after the failback. Verdicts from the kernel's tables, the LAN
@@ -24,16 +25,33 @@ const CONFIG: &str = r#"{
 
 const TARGET: &str = "2001:db8:ff::1";
 
-/// netifd's side: addresses, gateways, distinct metrics (equal IPv6 routes would merge), the
-/// delegated prefix and its source-specific default route, the LAN's own address from it.
-const NETWORK: &str = "uci set network.wan.metric=10; uci set network.wwan.metric=20; \
-    uci set network.wan.ip6addr=2001:db8:1::2/64; uci set network.wan.ip6gw=2001:db8:1::1; \
-    uci set network.wan.ip6prefix=2001:db8:a::/48; \
-    uci set network.wwan.ip6addr=2001:db8:2::2/64; uci set network.wwan.ip6gw=2001:db8:2::1; \
-    uci set network.lan.ip6addr=2001:db8:a:1::1/64; \
-    uci set network.pd=route6; uci set network.pd.interface=wan; uci set network.pd.target=::/0; \
-    uci set network.pd.gateway=2001:db8:1::1; uci set network.pd.source=2001:db8:a::/48; \
-    uci commit network; echo 1 > /proc/sys/net/ipv6/conf/all/forwarding; ubus call network reload";
+/// netifd's side, as odhcp6c's script leaves it (`sourcefilter`, OpenWrt's default): the IPv6
+/// default routes only from a source, one per delegated prefix and one per own address prefix,
+/// no plain one; distinct metrics (equal IPv6 routes would merge); the LAN's address from wan's
+/// prefix.
+fn network() -> String {
+    let mut commands = vec![
+        "uci set network.wan.metric=10; uci set network.wwan.metric=20".to_string(),
+        "uci set network.wan.ip6addr=2001:db8:1::2/64; uci set network.wan.ip6prefix=2001:db8:a::/48"
+            .into(),
+        "uci set network.wwan.ip6addr=2001:db8:2::2/64; uci set network.lan.ip6addr=2001:db8:a:1::1/64"
+            .into(),
+    ];
+    for (name, interface, gateway, source) in [
+        ("pd", "wan", "2001:db8:1::1", "2001:db8:a::/48"),
+        ("own1", "wan", "2001:db8:1::1", "2001:db8:1::/64"),
+        ("own2", "wwan", "2001:db8:2::1", "2001:db8:2::/64"),
+    ] {
+        commands.push(format!(
+            "uci set network.{name}=route6; uci set network.{name}.interface={interface}; \
+             uci set network.{name}.target=::/0; uci set network.{name}.gateway={gateway}; \
+             uci set network.{name}.source={source}"
+        ));
+    }
+    commands.push("uci commit network; echo 1 > /proc/sys/net/ipv6/conf/all/forwarding".into());
+    commands.push("ubus call network reload".into());
+    commands.join("; ")
+}
 
 fn ns(name: &str, command: &str) -> Result<(), String> {
     let args: Vec<&str> = ["ns", name].into_iter().chain(command.split(' ')).collect();
@@ -98,7 +116,7 @@ fn steps(write_config: impl Fn(&str) -> Result<(), String>) -> Result<(), String
     check(
         "IPv6: wan delegates a prefix to the LAN, wwan none: wanmon's IPv6 route on wan",
         || {
-            exec(NETWORK)?;
+            exec(&network())?;
             peers()?;
             write_config(CONFIG)?;
             exec("/etc/init.d/wanmon restart")?;
@@ -106,8 +124,10 @@ fn steps(write_config: impl Fn(&str) -> Result<(), String>) -> Result<(), String
                 Ok(ipv6_route()?.contains("dev eth1"))
             })?;
             let source_route = exec("ip -6 route show default")?;
-            if !source_route.contains("from 2001:db8:a::/48 via 2001:db8:1::1 dev eth1") {
-                return Err(format!("netifd wrote no source-specific route: {source_route}"));
+            if !source_route.contains("from 2001:db8:a::/48 via 2001:db8:1::1 dev eth1")
+                || source_route.lines().any(|l| l.starts_with("default via"))
+            {
+                return Err(format!("not source-specific routes only: {source_route}"));
             }
             // Duplicate address detection holds the router's new addresses for a moment.
             let took =
