@@ -242,8 +242,8 @@ fn wire_ipv6(lab: &Lab, lan: &str, masq6: bool) {
         ip(&["-n", ns, "addr", "add", address, "dev", device, "nodad"]);
     }
     ip(&["-n", lan, "-6", "route", "add", "default", "via", "2001:db8:a:1::1"]);
+    delegated_route(lab, "add");
     for route in [
-        "default from 2001:db8:a::/48 via 2001:db8:1::1 dev wan metric 10",
         "default via 2001:db8:1::1 dev wan metric 10",
         "default via 2001:db8:2::1 dev wwan metric 20",
     ] {
@@ -263,6 +263,17 @@ fn wire_ipv6(lab: &Lab, lan: &str, masq6: bool) {
         nft(router, "add chain ip6 wmnat6 post { type nat hook postrouting priority 100; }");
         nft(router, r#"add rule ip6 wmnat6 post oifname "wwan" masquerade"#);
     }
+}
+
+/// netifd's route for the prefix wan delegated: added, or deleted (netifd takes an interface's
+/// routes away when it goes down).
+fn delegated_route(lab: &Lab, change: &str) {
+    let route = "default from 2001:db8:a::/48 via 2001:db8:1::1 dev wan metric 10";
+    let args = [
+        &["ip", "-n", &lab.router, "-6", "route", change][..],
+        &route.split(' ').collect::<Vec<_>>(),
+    ];
+    sh(&args.concat());
 }
 
 /// What became of a LAN host's IPv6 flows when wan broke (and came back).
@@ -301,12 +312,16 @@ fn break_wan_under_an_ipv6_flow(masq6: bool, cleanup: &str, fail_back: bool) -> 
     std::thread::sleep(Duration::from_secs(2));
     let broken = Instant::now();
     lab.drop_all(&lab.isp_a.clone(), true);
+    // wan's interface goes down too: its source-specific route is gone before the switch, so
+    // the cleanup must know the prefix from before.
+    delegated_route(&lab, "del");
     lab.wait_for("the IPv6 route to move to wwan", Duration::from_secs(8), on("wwan"));
     let switched = Instant::now();
     let late = flow(&lan, (LAN_HOST6, SERVER6), 40_001, stop.clone());
     std::thread::sleep(Duration::from_secs(3));
     let mut back = None;
     if fail_back {
+        delegated_route(&lab, "add");
         lab.drop_all(&lab.isp_a.clone(), false);
         lab.wait_for("the IPv6 route back on wan", Duration::from_secs(15), on("wan"));
         back = Some(Instant::now());

@@ -7,7 +7,7 @@
 //! there, so every link is probed through itself whatever the default route is. Removing the
 //! rules hands routing straight back to the system.
 
-use super::netlink::{self, DefaultRoute, DumpKind, LinkInfo, Prefix, Rule, Socket};
+use super::netlink::{self, DefaultRoute, DumpKind, LinkInfo, Prefix, RouteInfo, Rule, Socket};
 use crate::core::{DeviceFacts, Family, LinkPlan};
 use crate::protocol::{
     METRIC, PRIORITY_PROBES, PRIORITY_ROUTE, PRIORITY_SUPPRESS, PROTOCOL, ROUTE_TABLE,
@@ -78,6 +78,20 @@ pub struct Plumbing {
     pub installed: [Option<DefaultRoute>; 2],
     /// The routes in `installed` are an earlier run's, kept until this run chooses a link.
     adopted: bool,
+    /// The source prefixes of each device's system default routes, as last seen: netifd removes
+    /// the routes when an interface goes down, often before the switch's cleanup asks for them.
+    seen_prefixes: Vec<(String, Vec<Prefix>)>,
+}
+
+/// The source prefixes of the system's default routes through device `index` among `routes`
+/// (`from ::/128` serves unbound sockets, not a prefix).
+fn source_prefixes(routes: &[RouteInfo], index: u32) -> Vec<Prefix> {
+    routes
+        .iter()
+        .filter(|r| r.dst_len == 0 && r.table == netlink::RT_TABLE_MAIN && r.oif == Some(index))
+        .filter_map(|r| r.source)
+        .filter(|p| p.len < 128)
+        .collect()
 }
 
 fn ignore(error: io::Error, codes: &[i32]) -> io::Result<()> {
@@ -110,7 +124,8 @@ impl Keep {
 
 impl Plumbing {
     pub fn open() -> io::Result<Plumbing> {
-        Ok(Plumbing { socket: Socket::open(0)?, installed: [None, None], adopted: false })
+        let socket = Socket::open(0)?;
+        Ok(Plumbing { socket, installed: [None, None], adopted: false, seen_prefixes: Vec::new() })
     }
 
     /// Removes every route and rule an earlier run left behind (also one killed with -9), and
@@ -255,6 +270,7 @@ impl Plumbing {
                 }
             }
         })?;
+        self.remember_prefixes(devices, &links, &defaults);
         let facts_of = |device: &str| {
             let Some(info) = links.iter().find(|l| l.name == device) else {
                 return DeviceFacts::default();
@@ -276,6 +292,19 @@ impl Plumbing {
             }
         };
         Ok(devices.iter().map(|d| facts_of(d)).collect())
+    }
+
+    fn remember_prefixes(&mut self, devices: &[&str], links: &[LinkInfo], defaults: &[RouteInfo]) {
+        for info in links.iter().filter(|l| devices.contains(&l.name.as_str())) {
+            let prefixes = source_prefixes(defaults, info.index);
+            if prefixes.is_empty() {
+                continue;
+            }
+            match self.seen_prefixes.iter_mut().find(|(name, _)| *name == info.name) {
+                Some((_, seen)) => *seen = prefixes,
+                None => self.seen_prefixes.push((info.name.clone(), prefixes)),
+            }
+        }
     }
 
     fn index_of(&mut self, device: &str) -> io::Result<Option<u32>> {
@@ -309,20 +338,26 @@ impl Plumbing {
 
     /// The source prefixes of the system's default routes through a device: netifd writes
     /// `default from PREFIX` for each IPv6 prefix the link delegated to the LAN (and its own).
+    /// Those seen before count too: the interface may be down and its routes gone already.
     pub fn source_prefixes(&mut self, device: &str) -> io::Result<Vec<Prefix>> {
-        let Some(index) = self.index_of(device)? else {
-            return Ok(Vec::new());
+        let mut prefixes = match self.seen_prefixes.iter().find(|(name, _)| name == device) {
+            Some((_, seen)) => seen.clone(),
+            None => Vec::new(),
         };
-        let mut prefixes = Vec::new();
+        let Some(index) = self.index_of(device)? else {
+            return Ok(prefixes);
+        };
+        let mut routes = Vec::new();
         self.socket.dump(DumpKind::Routes, 0, |kind, payload| {
             if kind == netlink::RTM_NEWROUTE {
-                let route = netlink::parse_route(payload).filter(|r| {
-                    r.dst_len == 0 && r.table == netlink::RT_TABLE_MAIN && r.oif == Some(index)
-                });
-                // `from ::/128` serves unbound sockets, not a prefix.
-                prefixes.extend(route.and_then(|r| r.source).filter(|p| p.len < 128));
+                routes.extend(netlink::parse_route(payload));
             }
         })?;
+        for prefix in source_prefixes(&routes, index) {
+            if !prefixes.contains(&prefix) {
+                prefixes.push(prefix);
+            }
+        }
         Ok(prefixes)
     }
 
