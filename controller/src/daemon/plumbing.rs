@@ -78,20 +78,8 @@ pub struct Plumbing {
     pub installed: [Option<DefaultRoute>; 2],
     /// The routes in `installed` are an earlier run's, kept until this run chooses a link.
     adopted: bool,
-    /// The source prefixes of each device's system default routes, as last seen: netifd removes
-    /// the routes when an interface goes down, often before the switch's cleanup asks for them.
-    seen_prefixes: Vec<(String, Vec<Prefix>)>,
-}
-
-/// The source prefixes of the system's default routes through device `index` among `routes`
-/// (`from ::/128` serves unbound sockets, not a prefix).
-fn source_prefixes(routes: &[RouteInfo], index: u32) -> Vec<Prefix> {
-    routes
-        .iter()
-        .filter(|r| r.dst_len == 0 && r.table == netlink::RT_TABLE_MAIN && r.oif == Some(index))
-        .filter_map(|r| r.source)
-        .filter(|p| p.len < 128)
-        .collect()
+    /// The source prefixes of each device's system default routes, as last seen.
+    seen_prefixes: Vec<(String, Prefix)>,
 }
 
 fn ignore(error: io::Error, codes: &[i32]) -> io::Result<()> {
@@ -296,13 +284,16 @@ impl Plumbing {
 
     fn remember_prefixes(&mut self, devices: &[&str], links: &[LinkInfo], defaults: &[RouteInfo]) {
         for info in links.iter().filter(|l| devices.contains(&l.name.as_str())) {
-            let prefixes = source_prefixes(defaults, info.index);
-            if prefixes.is_empty() {
-                continue;
-            }
-            match self.seen_prefixes.iter_mut().find(|(name, _)| *name == info.name) {
-                Some((_, seen)) => *seen = prefixes,
-                None => self.seen_prefixes.push((info.name.clone(), prefixes)),
+            let fresh = defaults
+                .iter()
+                .filter(|r| r.oif == Some(info.index))
+                .filter_map(|r| r.source)
+                // `from ::/128` serves unbound sockets, not a prefix.
+                .filter(|p| p.len < 128);
+            let mut fresh = fresh.map(|p| (info.name.clone(), p)).peekable();
+            if fresh.peek().is_some() {
+                self.seen_prefixes.retain(|(name, _)| *name != info.name);
+                self.seen_prefixes.extend(fresh);
             }
         }
     }
@@ -336,29 +327,11 @@ impl Plumbing {
         Ok(addresses)
     }
 
-    /// The source prefixes of the system's default routes through a device: netifd writes
-    /// `default from PREFIX` for each IPv6 prefix the link delegated to the LAN (and its own).
-    /// Those seen before count too: the interface may be down and its routes gone already.
-    pub fn source_prefixes(&mut self, device: &str) -> io::Result<Vec<Prefix>> {
-        let mut prefixes = match self.seen_prefixes.iter().find(|(name, _)| name == device) {
-            Some((_, seen)) => seen.clone(),
-            None => Vec::new(),
-        };
-        let Some(index) = self.index_of(device)? else {
-            return Ok(prefixes);
-        };
-        let mut routes = Vec::new();
-        self.socket.dump(DumpKind::Routes, 0, |kind, payload| {
-            if kind == netlink::RTM_NEWROUTE {
-                routes.extend(netlink::parse_route(payload));
-            }
-        })?;
-        for prefix in source_prefixes(&routes, index) {
-            if !prefixes.contains(&prefix) {
-                prefixes.push(prefix);
-            }
-        }
-        Ok(prefixes)
+    /// The source prefixes of the system's default routes through a device, as last seen: netifd
+    /// writes `default from PREFIX` for each IPv6 prefix the link delegated to the LAN (and its
+    /// own), and removes them when the interface goes down, often before the switch.
+    pub fn source_prefixes(&self, device: &str) -> Vec<Prefix> {
+        self.seen_prefixes.iter().filter(|(name, _)| name == device).map(|(_, p)| *p).collect()
     }
 
     /// Writes the probe routing of every link and the rules, then the default route through

@@ -275,7 +275,7 @@ impl Daemon {
         let device = &self.controller.plans()[from].device;
         let left = conntrack::LeftLink {
             addresses: self.plumbing.addresses_of(device).unwrap_or_default(),
-            prefixes: self.plumbing.source_prefixes(device).unwrap_or_default(),
+            prefixes: self.plumbing.source_prefixes(device),
         };
         let line = match conntrack::clear(&left) {
             Ok(0) => return,
