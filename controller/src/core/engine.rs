@@ -14,9 +14,9 @@
 //!   the bounds for the failback hold instead (when that is longer), with no hysteresis: a link
 //!   the route left proves itself first, and the hold is what keeps the route from flapping.
 //!
-//! When the evidence is not there yet but the scores point to a switch (or a probe of the current
-//! link is late), the links concerned are probed in a burst: doubt is settled in a second, not by
-//! waiting. A link event (carrier lost, device gone) makes a link dead at once (f).
+//! When the evidence is not there yet but the scores point to a switch, or come within a
+//! hysteresis of it (or a probe of the current link is late), the links concerned are probed in a
+//! burst: doubt is settled in a second, not by waiting. A link event (carrier lost, device gone) makes a link dead at once (f).
 
 use super::config::{Config, ForcedLinkDies};
 pub use super::decision::{
@@ -485,9 +485,10 @@ impl Engine {
             return;
         };
         let mut chosen: Option<(Score, LinkIndex, Evidence)> = None;
-        // Links whose scores point to a switch their bounds do not prove yet (a fixed array:
-        // nothing is allocated per probe).
+        // Links whose scores point to a switch their bounds do not prove yet, then those within a
+        // hysteresis of it (fixed arrays: nothing is allocated per probe).
         let mut doubt = [None::<LinkIndex>; 2];
+        let mut near = [None::<LinkIndex>; 2];
         for index in 0..self.links.len() {
             let link = &mut self.links[index];
             let (Some(to_score), Some((_, to_high))) = (raw(link), link.bounds()) else {
@@ -504,10 +505,17 @@ impl Engine {
             let by_hysteresis = from_score.0 - to_score.0 > margin.0;
             if !by_hysteresis || from_low <= to_high {
                 link.better_since = None;
-                if by_hysteresis {
-                    if let Some(slot) = doubt.iter_mut().find(|d| d.is_none()) {
-                        *slot = Some(index);
-                    }
+                // Near is doubt enough: a standby probed rarely knows its figures only roughly,
+                // and only its burst narrows its bounds.
+                let list = if by_hysteresis {
+                    &mut doubt
+                } else if from_score.0 > to_score.0 - margin.0 {
+                    &mut near
+                } else {
+                    continue;
+                };
+                if let Some(slot) = list.iter_mut().find(|d| d.is_none()) {
+                    *slot = Some(index);
                 }
                 continue;
             }
@@ -519,7 +527,7 @@ impl Engine {
                 chosen = Some((to_score, index, evidence));
             }
         }
-        for index in doubt.into_iter().flatten() {
+        for index in doubt.into_iter().chain(near).flatten().take(2) {
             // Probe harder where the doubt is: the current link always (it carries the
             // traffic), the other only while its own bounds are the wider (it may be metered).
             self.links[current].burst(now, BURST_PROBES);
