@@ -162,17 +162,24 @@ fn break_wan_under_flows(nat: Nat, cleanup: &str) -> Outcome {
     }
     let _ = std::process::Command::new("ip").args(["netns", "del", &lan]).output();
     assert!(moved.iter().any(|t| *t < broken), "the flow never worked before the break");
-    // Resumed: the first echo after the break that ends a silence (echoes already in flight
-    // when the ISP started dropping end none).
-    let resumed = moved
+    let recovered = resumed(&moved, broken, switched);
+    let untouched_gap = longest_silence(&steady, broken - Duration::from_secs(1));
+    Outcome { recovered, untouched_gap, log: lab.log() }
+}
+
+/// From `switched` to the first echo after `broken` that ends a silence (echoes already in
+/// flight when the ISP started dropping end none); `None` if none did.
+fn resumed(echoes: &[Instant], broken: Instant, switched: Instant) -> Option<Duration> {
+    echoes
         .windows(2)
         .find(|w| w[1] > broken && w[1] - w[0] > Duration::from_millis(300))
-        .map(|w| w[1]);
-    let recovered = resumed.map(|t| t.saturating_duration_since(switched));
-    let around: Vec<Instant> =
-        steady.iter().copied().filter(|t| *t > broken - Duration::from_secs(1)).collect();
-    let untouched_gap = around.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(Duration::MAX);
-    Outcome { recovered, untouched_gap, log: lab.log() }
+        .map(|w| w[1].saturating_duration_since(switched))
+}
+
+/// The longest wait between echoes from `since` on.
+fn longest_silence(echoes: &[Instant], since: Instant) -> Duration {
+    let after: Vec<Instant> = echoes.iter().copied().filter(|t| *t > since).collect();
+    after.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(Duration::MAX)
 }
 
 #[test]
@@ -336,17 +343,9 @@ fn break_wan_under_an_ipv6_flow(masq6: bool, cleanup: &str, fail_back: bool) -> 
         "the flow never worked before the break\n{}",
         lab.log()
     );
-    let resumed = moved
-        .windows(2)
-        .find(|w| w[1] > broken && w[1] - w[0] > Duration::from_millis(300))
-        .map(|w| w[1].saturating_duration_since(switched));
-    let failback_gap = back.map(|back| {
-        let after: Vec<Instant> =
-            moved.iter().copied().filter(|t| *t > back - Duration::from_secs(1)).collect();
-        after.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(Duration::MAX)
-    });
+    let failback_gap = back.map(|back| longest_silence(&moved, back - Duration::from_secs(1)));
     Ipv6Outcome {
-        failover: resumed,
+        failover: resumed(&moved, broken, switched),
         new_flow_works: !late.is_empty(),
         failback_gap,
         heard: (primary, backup),

@@ -16,7 +16,8 @@
 //!
 //! When the evidence is not there yet but the scores point to a switch, or come within a
 //! hysteresis of it (or a probe of the current link is late), the links concerned are probed in a
-//! burst: doubt is settled in a second, not by waiting. A link event (carrier lost, device gone) makes a link dead at once (f).
+//! burst: doubt is settled in a second, not by waiting. A link event (carrier lost, device gone)
+//! makes a link dead at once (f).
 
 use super::config::{Config, ForcedLinkDies};
 pub use super::decision::{
