@@ -65,7 +65,8 @@ function device_of(status, name) {
 
 const IPV6_ONLY = ['dhcpv6', '6in4', '6rd', '6to4', 'dslite', 'map', '464xlat'];
 
-// The firewall's zones: the wan zone's networks and uci name, the networks masqueraded.
+// The firewall's zones: the wan zone's networks and uci name, each network's zone, the networks
+// masqueraded (IPv4, and IPv6 with masq6).
 let wan = { networks: [], section: '@zone[1]' }, masqueraded = {}, zone_of = {}, masqueraded6 = {};
 let zone_index = 0;
 cursor().foreach('firewall', 'zone', (zone) => {
@@ -176,9 +177,9 @@ if (type(config) == 'object') {
 			link.enabled = false;
 			warning = `disabled (require_masquerade): ${warning}`;
 		}
-		let warning6 = warning ? null : ipv6_warning(link);
-		if (warning || warning6)
-			link.warning = warning ?? warning6;
+		warning ??= ipv6_warning(link);
+		if (warning)
+			link.warning = warning;
 	}
 	text = sprintf('%.2J\n', config);
 }
