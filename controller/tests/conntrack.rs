@@ -198,7 +198,11 @@ fn a_natted_flow_follows_the_switch_only_with_the_cleanup() {
             with.untouched_gap.as_millis()
         );
         assert!(recovered <= Duration::from_secs(1), "{nat:?}: took {recovered:?}\n{}", with.log);
-        assert!(with.log.contains("conntrack: 1 LAN flow(s) through wan removed"), "{}", with.log);
+        // A source-NATed entry is wanmon's to remove. A masqueraded one the kernel also drops
+        // at the first packet that leaves by wwan, which may come before the cleanup does.
+        let removed = with.log.contains("conntrack: 1 LAN flow(s) through wan removed");
+        assert!(removed || matches!(nat, Nat::Masquerade), "{}", with.log);
+        assert!(!with.log.contains("cannot remove"), "{}", with.log);
         assert!(with.untouched_gap < Duration::from_millis(500), "the other flow was disturbed");
     }
     let without = break_wan_under_flows(Nat::Snat, "off");
