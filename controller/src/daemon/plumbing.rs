@@ -298,7 +298,8 @@ impl Plumbing {
         }
     }
 
-    fn index_of(&mut self, device: &str) -> io::Result<Option<u32>> {
+    /// The addresses of a device (for the web page's `DEVICE:PORT`), IPv4 first.
+    pub fn addresses_of(&mut self, device: &str) -> io::Result<Vec<IpAddr>> {
         let mut index = None;
         self.socket.dump(DumpKind::Links, 0, |kind, payload| {
             if kind == netlink::RTM_NEWLINK {
@@ -307,12 +308,7 @@ impl Plumbing {
                 }
             }
         })?;
-        Ok(index)
-    }
-
-    /// The addresses of a device (for the web page's `DEVICE:PORT`), IPv4 first.
-    pub fn addresses_of(&mut self, device: &str) -> io::Result<Vec<IpAddr>> {
-        let Some(index) = self.index_of(device)? else {
+        let Some(index) = index else {
             return Ok(Vec::new());
         };
         let mut addresses = Vec::new();
