@@ -87,18 +87,18 @@ proptest! {
             match decision.reason {
                 Reason::Better { evidence, held } => {
                     prop_assert!(held >= hold);
-                    // Better by the hysteresis, and better even at the bounds: the current link
-                    // at its best, the new at its worst.
-                    prop_assert!(evidence.from_score.0 - evidence.to_score.0 > (hysteresis * 1000) as i64);
-                    prop_assert!(evidence.from_low > evidence.to_high);
+                    // Better by the hysteresis, and by more than the doubt both links' bounds
+                    // leave about the difference.
+                    let by = evidence.from_score.0 - evidence.to_score.0;
+                    prop_assert!(by > (hysteresis * 1000) as i64);
+                    prop_assert!(by > evidence.doubt.0 && evidence.doubt.0 >= 0);
                 }
                 Reason::Failback { evidence, held } => {
-                    // A failback needs no hysteresis (leaving took it), only to be better even
-                    // at the bounds for the failback hold.
+                    // A failback needs no hysteresis (leaving took it), only to be better by more
+                    // than the doubt for the failback hold.
                     prop_assert!(held >= hold.max(failback_hold_ms * 1000));
                     prop_assert_eq!(evidence.margin.0, 0);
-                    prop_assert!(evidence.from_score > evidence.to_score);
-                    prop_assert!(evidence.from_low > evidence.to_high);
+                    prop_assert!(evidence.from_score.0 - evidence.to_score.0 > evidence.doubt.0);
                 }
                 other => prop_assert!(false, "unexpected reason with no dead link: {:?}", other),
             }

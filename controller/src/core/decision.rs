@@ -46,8 +46,9 @@ pub enum Reason {
     Initial { score: Score },
     /// (a) The current link died; `score` is the new link's.
     CurrentDead { cause: DeadCause, score: Score },
-    /// (b) Better by at least `margin` even at the bounds of what both links' samples allow (the
-    /// current link at its best, `from_low`; the new one at its worst, `to_high`) for `held`.
+    /// (b) Better by more than `margin` and than the doubt of the difference (from what both
+    /// links' samples allow: the current link at its best, `from_low`; the new one at its worst,
+    /// `to_high`) for `held`.
     Better { evidence: Evidence, held: Micros },
     /// (c) The same for a return to a link earlier in the config, held for at least the failback
     /// hold.
@@ -64,8 +65,8 @@ pub enum Reason {
     LinkRemoved { score: Score },
 }
 
-/// The numbers behind a switch to a better link: both scores, and the bounds that prove the
-/// difference is not noise.
+/// The numbers behind a switch to a better link: both scores, their bounds, and the doubt they
+/// leave about the difference, which the difference exceeded: it is not noise.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Evidence {
     pub from_score: Score,
@@ -76,6 +77,8 @@ pub struct Evidence {
     pub to_high: Score,
     /// How much lower the new link's score had to be: the hysteresis, or 0 for a failback.
     pub margin: Score,
+    /// How far the difference may be off, from both links' bounds (`score::doubt`).
+    pub doubt: Score,
 }
 
 impl fmt::Display for Evidence {
@@ -85,11 +88,12 @@ impl fmt::Display for Evidence {
             "scored {} (at worst {}) against {} (at best {}), ",
             self.to_score, self.to_high, self.from_score, self.from_low
         )?;
-        if self.margin == Score(0) {
-            write!(f, "better even at the bounds")
-        } else {
-            write!(f, "better by more than the hysteresis {}", self.margin)
+        let by = Score(self.from_score.0 - self.to_score.0);
+        write!(f, "better by {by}, more than ")?;
+        if self.margin != Score(0) {
+            write!(f, "the hysteresis {} and ", self.margin)?;
         }
+        write!(f, "its doubt {}", self.doubt)
     }
 }
 

@@ -7,12 +7,13 @@
 //! - (e) an operator's forced link wins, while it lives or when `forced_link_dies` is `stay`;
 //! - (a) the current link is dead: switch at once to the best live link;
 //! - (d) every link is dead: keep the current route, the router is never left without one;
-//! - (b) another link is better by more than the hysteresis *even at the bounds* of what both
-//!   links' samples allow (the current one at its best, the other at its worst), without a break
-//!   for the whole switch hold: switch. Noise cannot do that; a real difference does it fast;
-//! - (c) if that link comes earlier in the config (a failback), it must have been better even at
-//!   the bounds for the failback hold instead (when that is longer), with no hysteresis: a link
-//!   the route left proves itself first, and the hold is what keeps the route from flapping.
+//! - (b) another link is better by more than the hysteresis, and by more than the *doubt* of
+//!   the difference (both links' errors at their bounds, in quadrature, at a one-sided 96 %),
+//!   without a break for the whole switch hold: switch. Noise cannot do that; a real difference
+//!   does it fast;
+//! - (c) if that link comes earlier in the config (a failback), it must have been better by more
+//!   than the doubt for the failback hold instead (when that is longer), with no hysteresis: a
+//!   link the route left proves itself first, and the hold is what keeps the route from flapping.
 //!
 //! When the evidence is not there yet but the scores point to a switch, or come within a
 //! hysteresis of it (or a probe of the current link is late), the links concerned are probed in a
@@ -26,7 +27,7 @@ pub use super::decision::{
 use super::link::{BURST_PROBES, Figures, Pace};
 pub use super::link::{Link, Target};
 pub use super::link_state::{DeadCause, LinkState};
-use super::score::Score;
+use super::score::{Score, doubt};
 use super::time::{Instant, Micros};
 use std::collections::VecDeque;
 
@@ -472,7 +473,7 @@ impl Engine {
         }
     }
 
-    /// (b) and (c): another link better even at the bounds, for its hold. Where the scores point
+    /// (b) and (c): another link better by more than the doubt, for its hold. Where the scores point
     /// to a switch the bounds do not yet prove, both links are probed harder.
     fn better_link(&mut self, now: Instant, from: Option<super::LinkName>, current: LinkIndex) {
         let s = self.settings;
@@ -488,7 +489,7 @@ impl Engine {
         let mut chosen: Option<(Score, LinkIndex, Evidence)> = None;
         // Links whose scores point to a switch their bounds do not prove yet, then those within a
         // hysteresis of it (fixed arrays: nothing is allocated per probe).
-        let mut doubt = [None::<LinkIndex>; 2];
+        let mut doubtful = [None::<LinkIndex>; 2];
         let mut near = [None::<LinkIndex>; 2];
         for index in 0..self.links.len() {
             let link = &mut self.links[index];
@@ -504,12 +505,13 @@ impl Engine {
             // hysteresis would otherwise keep the route for ever after a healthy primary's outage.
             let margin = if index < current { Score(0) } else { s.hysteresis };
             let by_hysteresis = from_score.0 - to_score.0 > margin.0;
-            if !by_hysteresis || from_low <= to_high {
+            let doubt = doubt(from_score, from_low, to_score, to_high);
+            if !by_hysteresis || from_score.0 - to_score.0 <= doubt.0 {
                 link.better_since = None;
                 // Near is doubt enough: a standby probed rarely knows its figures only roughly,
                 // and only its burst narrows its bounds.
                 let list = if by_hysteresis {
-                    &mut doubt
+                    &mut doubtful
                 } else if from_score.0 > to_score.0 - margin.0 {
                     &mut near
                 } else {
@@ -521,14 +523,14 @@ impl Engine {
                 continue;
             }
             let since = *link.better_since.get_or_insert(now);
-            let evidence = Evidence { from_score, from_low, to_score, to_high, margin };
+            let evidence = Evidence { from_score, from_low, to_score, to_high, margin, doubt };
             if now.since(since) >= s.hold(index, current)
                 && chosen.is_none_or(|(best, _, _)| to_score < best)
             {
                 chosen = Some((to_score, index, evidence));
             }
         }
-        for index in doubt.into_iter().chain(near).flatten().take(2) {
+        for index in doubtful.into_iter().chain(near).flatten().take(2) {
             // Probe harder where the doubt is: the current link always (it carries the
             // traffic), the other only while its own bounds are the wider (it may be metered).
             self.links[current].burst(now, BURST_PROBES);

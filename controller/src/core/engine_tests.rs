@@ -207,8 +207,8 @@ fn a_lossy_link_is_left_within_seconds() {
         panic!("{}", run.run.decisions()[1])
     };
     assert_eq!(held, 1_000_000);
-    assert!(evidence.from_low > evidence.to_high, "{evidence:?}");
-    assert!(evidence.from_score.0 - evidence.to_score.0 > evidence.margin.0, "{evidence:?}");
+    let by = evidence.from_score.0 - evidence.to_score.0;
+    assert!(by > evidence.margin.0 && by > evidence.doubt.0, "{evidence:?}");
 }
 
 #[test]
@@ -264,11 +264,13 @@ fn a_better_link_takes_over_once_the_bounds_prove_it_and_the_hold_passed() {
     assert_eq!(moves.len(), 1, "{moves:?}");
     assert!((12_000..=16_000).contains(&moves[0].0), "{moves:?}");
     let Reason::Better { evidence, held } = run.last().reason else { panic!("{:?}", run.last()) };
-    assert!(evidence.from_low > evidence.to_high);
-    assert!(evidence.from_score.0 - evidence.to_score.0 > evidence.margin.0);
+    let by = evidence.from_score.0 - evidence.to_score.0;
+    assert!(by > evidence.margin.0 && by > evidence.doubt.0, "{evidence:?}");
     assert_eq!(held, 1_000_000);
     let line = run.last().to_string();
-    assert!(line.ends_with("better by more than the hysteresis 20.0, for 1.0 s"), "{line}");
+    let reason =
+        format!(", more than the hysteresis 20.0 and its doubt {}, for 1.0 s", evidence.doubt);
+    assert!(line.ends_with(&reason), "{line}");
     assert!(line.starts_with("wan -> wwan: wwan scored 40.0 (at worst "), "{line}");
     // Doubt made both links burst before wan's window settled: it leaves on the evidence, not
     // once its figures read the new regime in full.
@@ -351,7 +353,7 @@ fn a_filtered_target_is_no_witness_of_death() {
 
 #[test]
 fn an_advantage_that_lapses_restarts_the_hold() {
-    // wan answers slowly for 2 s of every 6 s: never worse for the whole hold at the bounds.
+    // wan answers slowly for 2 s of every 6 s: never worse by more than the doubt for the whole hold.
     let net: Net =
         Box::new(|link, _, t| Some(if link == 0 && (t / 2_000) % 3 == 2 { 200 } else { 40 }));
     let extra = r#""smoothing_ms": 0, "window": 3, "switch_hold_ms": 3000,"#;
@@ -425,7 +427,7 @@ fn failback_to_a_link_preferred_by_as_much_as_the_hysteresis() {
     assert_eq!(moves[1].1, "wan");
     assert!((28_000..=33_000).contains(&moves[1].0), "failback at {moves:?}");
     let line = run.last().to_string();
-    assert!(line.ends_with("better even at the bounds, for 8.0 s"), "{line}");
+    assert!(line.contains(", more than its doubt ") && line.ends_with(", for 8.0 s"), "{line}");
 }
 
 #[test]

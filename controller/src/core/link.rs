@@ -209,7 +209,7 @@ pub struct Link {
     score: Option<Score>,
     bounds: Option<(Score, Score)>,
     scored_at: Instant,
-    /// Since when this link has been better than the current one, even at the bounds.
+    /// Since when this link has been better than the current one by more than the doubt.
     pub(super) better_since: Option<Instant>,
 }
 

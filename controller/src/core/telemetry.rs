@@ -20,9 +20,9 @@ const LOST: u32 = u32::MAX;
 /// Basis points in 100 %.
 pub const FULL_LOSS: u32 = 10_000;
 
-/// The z of the bounds, in thousandths: 1.282, a one-sided 90 % interval. A switch needs the
-/// two links' intervals apart by the hysteresis, which both must cross at once.
-const Z_MILLI: u64 = 1_282;
+/// The z of the bounds, in thousandths: 1.282, a one-sided 90 % interval. A switch tests the
+/// difference of two scores at a surer z (`score::doubt`).
+pub(super) const Z_MILLI: u64 = 1_282;
 /// The z of the newest outcomes' loss bounds. So few outcomes make a run of luck look like a
 /// change often enough that only strong evidence may count: 4 (one-sided 99.997 %) for the
 /// lower bound, which lifts a score at once; 2.576 (99.5 %) for the upper, which only lets the
