@@ -172,7 +172,9 @@ pub fn build(arch: &Arch) -> Result<PathBuf, String> {
         .env(format!("CARGO_TARGET_{env_target}_RUSTFLAGS"), RUSTFLAGS.join(" "))
         .args(["build", "--release", "--locked", "-p", "wanmon", "--target", arch.rust])
         .args(["-Zbuild-std=std,panic_abort", "-Zbuild-std-features=optimize_for_size"])
-        // Symbols kept for the size report; stripped below.
+        // For size, not speed (host builds of the same profile run the replay); symbols kept for
+        // the size report, stripped below.
+        .args(["--config", "profile.release.opt-level=\"z\""])
         .args(["--config", "profile.release.strip=false"])
         .arg("--target-dir")
         .arg(&target_dir)

@@ -150,15 +150,23 @@ impl Window {
         self.len = (self.len + 1).min(self.samples.len());
     }
 
+    /// The outcomes in two runs, the older then the newer, each oldest first. Until the ring
+    /// first fills, `next` is `len` and the older run is empty; the slices spare the replay a
+    /// division per sample.
+    fn runs(&self) -> (&[Sample], &[Sample]) {
+        let older = if self.len == self.samples.len() { &self.samples[self.next..] } else { &[] };
+        (older, &self.samples[..self.next])
+    }
+
     fn iter(&self) -> impl Iterator<Item = Sample> + '_ {
-        let start = (self.next + self.samples.len() - self.len) % self.samples.len();
-        (0..self.len).map(move |i| self.samples[(start + i) % self.samples.len()])
+        let (older, newer) = self.runs();
+        older.iter().chain(newer).copied()
     }
 
     /// Newest first.
     fn newest_first(&self) -> impl Iterator<Item = Sample> + '_ {
-        let last = self.next + self.samples.len();
-        (1..=self.len).map(move |i| self.samples[(last - i) % self.samples.len()])
+        let (older, newer) = self.runs();
+        newer.iter().rev().chain(older.iter().rev()).copied()
     }
 
     /// Outcomes sent since `since`, oldest first: `Some(rtt)` or `None` for a lost probe.
@@ -243,20 +251,22 @@ impl Default for Window {
     }
 }
 
-/// The integer square root (floor).
-pub fn isqrt(n: u64) -> u64 {
-    if n < 2 {
-        return n;
-    }
-    // Newton's method from a power of two at or above the root: it only comes down.
-    let mut x = 1u64 << (64 - n.leading_zeros()).div_ceil(2);
-    loop {
-        let y = (x + n / x) / 2;
-        if y >= x {
-            return x;
+/// The integer square root (floor), digit by digit: shifts and adds only, no division, which
+/// the replay calls for every outcome and a MIPS core without a divider pays dearly for.
+pub fn isqrt(mut n: u64) -> u64 {
+    let mut root = 0u64;
+    // The highest power of four at or below `n`.
+    let mut bit = if n == 0 { 0 } else { 1u64 << ((63 - n.leading_zeros()) & !1) };
+    while bit != 0 {
+        if n >= root + bit {
+            n -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
         }
-        x = y;
+        bit >>= 2;
     }
+    root
 }
 
 /// The median of a small slice (mean of the middle two for an even count) and the order
@@ -490,10 +500,26 @@ mod tests {
     }
 
     #[test]
+    fn a_full_window_keeps_the_newest_in_order_across_its_wrap() {
+        let mut w = Window::new();
+        let outcome = |i: u64| Instant::from_millis(i * 100);
+        for i in 0..(MAX_WINDOW as u64 + 7) {
+            w.push_reply(outcome(i), i, true);
+            let sent: Vec<_> = w.iter().map(|s| s.sent).collect();
+            let first = (i + 1).saturating_sub(MAX_WINDOW as u64);
+            assert_eq!(sent, (first..=i).map(outcome).collect::<Vec<_>>(), "after {i}");
+            assert!(w.newest_first().map(|s| s.sent).eq(sent.iter().rev().copied()));
+        }
+        w.restart();
+        assert_eq!(w.iter().map(|s| s.rtt).collect::<Vec<_>>(), [MAX_WINDOW as u32 + 6]);
+    }
+
+    #[test]
     fn isqrt_is_the_floor() {
-        for n in [0u64, 1, 2, 3, 4, 15, 16, 17, 1 << 40, u64::MAX] {
-            let r = isqrt(n);
-            assert!(r * r <= n && (r + 1).checked_mul(r + 1).is_none_or(|s| s > n), "{n}");
+        let squares =
+            (0..2_000u64).chain([1 << 40, (1 << 32) - 1, 1 << 32, u64::MAX - 1, u64::MAX]);
+        for n in squares.chain((0..64).map(|b| 1u64 << b)) {
+            assert_eq!(isqrt(n), n.isqrt(), "{n}");
         }
     }
 }
