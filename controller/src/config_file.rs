@@ -34,7 +34,7 @@ impl Refused {
 
 /// Reads and validates the config at `path`.
 pub fn load(path: &Path, links: Links) -> Result<Config, Refused> {
-    let shown = path.display();
+    let shown = crate::shown_path(path);
     let bytes = match read_bounded(path) {
         Err(e) => return Err(Refused::one(format!("{shown}: cannot read: {e}"))),
         Ok(None) => {

@@ -11,3 +11,10 @@ pub mod daemon;
 pub mod json;
 #[cfg(unix)]
 pub mod protocol;
+
+/// A path as messages show it. wanmon's paths come from its options and are UTF-8 in practice;
+/// `Path::display` would bring the lossy conversion's machinery onto the router's flash for the
+/// case they are not.
+pub fn shown_path(path: &std::path::Path) -> &str {
+    path.to_str().unwrap_or("(a path that is not UTF-8)")
+}

@@ -39,7 +39,7 @@ impl std::error::Error for ListenError {}
 
 /// Binds the socket, refusing if another wanmon answers on it; only root may connect.
 pub fn listen(path: &Path) -> Result<UnixListener, ListenError> {
-    let socket = path.display().to_string();
+    let socket = crate::shown_path(path).to_string();
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
             return Err(ListenError::AnotherRunning(socket));

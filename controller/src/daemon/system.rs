@@ -5,6 +5,7 @@ pub use crate::core::Level;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -144,11 +145,10 @@ impl Hooks {
     pub fn start(&mut self, argv: &[String], from: &str, to: &str, reason: &str, log: &Log) {
         let Some(program) = argv.first() else { return };
         let args: Option<Vec<CString>> = argv.iter().map(|a| c_string(a)).collect();
+        // The daemon's own environment passes on byte for byte, whatever its encoding.
         let mut env: Vec<CString> = std::env::vars_os()
-            .filter(|(k, _)| !k.to_string_lossy().starts_with("WANMON_"))
-            .filter_map(|(k, v)| {
-                c_string(&format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
-            })
+            .filter(|(k, _)| !k.as_bytes().starts_with(b"WANMON_"))
+            .filter_map(|(k, v)| CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).ok())
             .collect();
         env.extend(
             [("WANMON_FROM", from), ("WANMON_TO", to), ("WANMON_REASON", reason)]
@@ -299,7 +299,10 @@ mod tests {
         let script = dir.join("hook.sh");
         std::fs::write(
             &script,
-            format!("#!/bin/sh\necho \"$WANMON_FROM>$WANMON_TO:$1\" > {}\n", out.display()),
+            format!(
+                "#!/bin/sh\necho \"$WANMON_FROM>$WANMON_TO:$1:${{PATH:+path}}\" > {}\n",
+                out.display()
+            ),
         )
         .unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
@@ -314,7 +317,8 @@ mod tests {
             &log,
         );
         wait_for_hooks(&mut hooks, &log);
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "wan>$(reboot);wwan:arg\n");
+        // The daemon's own environment (PATH here) passes on.
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "wan>$(reboot);wwan:arg:path\n");
         hooks.start(&["/bin/false".into()], "a", "b", "r", &log);
         wait_for_hooks(&mut hooks, &log);
         assert!(received(&socket).contains("hook failed: exit status: 1"));

@@ -169,7 +169,7 @@ pub fn parse_answer(reply: &str) -> Result<String, CallError> {
 
 /// The client side: sends one request to the daemon at `socket` and returns its answer.
 pub fn call(socket: &Path, request: &Request) -> Result<String, CallError> {
-    let shown = || socket.display().to_string();
+    let shown = || crate::shown_path(socket).to_string();
     let mut stream = UnixStream::connect(socket).map_err(|cause| match cause.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
             CallError::NotRunning(shown())
