@@ -175,6 +175,12 @@ pub fn build(arch: &Arch) -> Result<PathBuf, String> {
         // For size, not speed (host builds of the same profile run the replay); symbols kept for
         // the size report, stripped below.
         .args(["--config", "profile.release.opt-level=\"z\""])
+        .args([
+            "--config",
+            "profile.release.lto=true",
+            "--config",
+            "profile.release.codegen-units=1",
+        ])
         .args(["--config", "profile.release.strip=false"])
         .arg("--target-dir")
         .arg(&target_dir)
