@@ -353,7 +353,8 @@ fn a_filtered_target_is_no_witness_of_death() {
 
 #[test]
 fn an_advantage_that_lapses_restarts_the_hold() {
-    // wan answers slowly for 2 s of every 6 s: never worse by more than the doubt for the whole hold.
+    // wan answers slowly for 2 s of every 6 s: never worse by more than the doubt for the whole
+    // hold.
     let net: Net =
         Box::new(|link, _, t| Some(if link == 0 && (t / 2_000) % 3 == 2 { 200 } else { 40 }));
     let extra = r#""smoothing_ms": 0, "window": 3, "switch_hold_ms": 3000,"#;

@@ -251,8 +251,8 @@ impl Default for Window {
     }
 }
 
-/// The integer square root (floor), digit by digit: shifts and adds only, no division, which
-/// the replay calls for every outcome and a MIPS core without a divider pays dearly for.
+/// The integer square root (floor), digit by digit: shifts and adds only. Called several times
+/// per outcome; a division of 64-bit numbers is a library call on the router's MIPS32 core.
 pub fn isqrt(mut n: u64) -> u64 {
     let mut root = 0u64;
     // The highest power of four at or below `n`.
@@ -516,9 +516,9 @@ mod tests {
 
     #[test]
     fn isqrt_is_the_floor() {
-        let squares =
+        let numbers =
             (0..2_000u64).chain([1 << 40, (1 << 32) - 1, 1 << 32, u64::MAX - 1, u64::MAX]);
-        for n in squares.chain((0..64).map(|b| 1u64 << b)) {
+        for n in numbers.chain((0..64).map(|b| 1u64 << b)) {
             assert_eq!(isqrt(n), n.isqrt(), "{n}");
         }
     }
