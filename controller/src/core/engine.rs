@@ -14,6 +14,8 @@
 //! - (c) if that link comes earlier in the config (a failback), it must have been better by more
 //!   than the doubt for the failback hold instead (when that is longer), with no hysteresis: a
 //!   link the route left proves itself first, and the hold is what keeps the route from flapping.
+//!   A link left again within `DAMPING_WINDOW` of the route's return waits twice as long for its
+//!   next failback, each time (flap damping).
 //!
 //! When the evidence is not there yet but the scores point to a switch, or come within a
 //! hysteresis of it (or a probe of the current link is late), the links concerned are probed in a
@@ -37,6 +39,12 @@ pub const HISTORY_LEN: usize = 32;
 /// Decisions one input can make: a reload can remove the route's link and let another rule act.
 const QUEUE_LEN: usize = 8;
 
+/// Flap damping: a link the route leaves within this long of coming back to it waits twice as
+/// long for its next failback (at most `MAX_FAILBACK_PENALTY` doublings); carrying the route
+/// this long without being left forgets that.
+const DAMPING_WINDOW: Micros = 3_600_000_000;
+const MAX_FAILBACK_PENALTY: u32 = 4;
+
 /// Where the route can go when its link dies.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Successor {
@@ -58,9 +66,10 @@ struct Settings {
 
 impl Settings {
     /// How long `to` must stay better than `current` before the route moves: a return to a link
-    /// listed earlier (a failback) waits for the longer failback hold.
-    fn hold(&self, to: LinkIndex, current: LinkIndex) -> Micros {
-        if to < current { self.switch_hold.max(self.failback_hold) } else { self.switch_hold }
+    /// listed earlier (a failback) waits for the longer failback hold, doubled `penalty` times.
+    fn hold(&self, to: LinkIndex, current: LinkIndex, penalty: u32) -> Micros {
+        let failback_hold = self.failback_hold.saturating_mul(1 << penalty);
+        if to < current { self.switch_hold.max(failback_hold) } else { self.switch_hold }
     }
 
     fn of(config: &Config) -> Settings {
@@ -227,7 +236,8 @@ impl Engine {
         if let Some(current) = self.current {
             for (index, link) in self.links.iter().enumerate() {
                 if let Some(since) = link.better_since {
-                    next = next.min(since.after(self.settings.hold(index, current)));
+                    let hold = self.settings.hold(index, current, link.failback_penalty);
+                    next = next.min(since.after(hold));
                 }
             }
         }
@@ -350,6 +360,7 @@ impl Engine {
     ) {
         let decision = Decision { at: now, from, to: self.links[to].config.name, reason };
         if decision.changes_route() {
+            self.damp_flapping(now, to, reason);
             self.current = Some(to);
             self.all_dead_noted = false;
             for link in &mut self.links {
@@ -369,6 +380,31 @@ impl Engine {
             self.decisions.pop_front();
         }
         self.decisions.push_back(decision);
+    }
+
+    /// Before the route moves to `to`: a link left soon after the route came back to it
+    /// flapped, and its next failback waits longer; a return is noted. The operator's moves and
+    /// a removed link count for neither.
+    fn damp_flapping(&mut self, now: Instant, to: LinkIndex, reason: Reason) {
+        let operator = matches!(reason, Reason::Forced | Reason::LinkRemoved { .. });
+        if let Some(left) = self.current.filter(|_| !operator).map(|c| &mut self.links[c]) {
+            if left.returned_at.take().is_some_and(|at| now.since(at) < DAMPING_WINDOW) {
+                left.failback_penalty = (left.failback_penalty + 1).min(MAX_FAILBACK_PENALTY);
+            }
+        }
+        if matches!(reason, Reason::Failback { .. }) {
+            self.links[to].returned_at = Some(now);
+        }
+    }
+
+    /// The route's link has carried it for the damping window since it came back: it is
+    /// stable again, and its failbacks wait the configured hold.
+    fn forget_flapping(&mut self, now: Instant, current: LinkIndex) {
+        let link = &mut self.links[current];
+        if link.returned_at.is_some_and(|at| now.since(at) >= DAMPING_WINDOW) {
+            link.returned_at = None;
+            link.failback_penalty = 0;
+        }
     }
 
     fn evaluate(&mut self, now: Instant) {
@@ -415,6 +451,7 @@ impl Engine {
             self.current_not_up(now, from, current);
             return;
         }
+        self.forget_flapping(now, current);
         self.better_link(now, from, current);
     }
 
@@ -524,7 +561,7 @@ impl Engine {
             }
             let since = *link.better_since.get_or_insert(now);
             let evidence = Evidence { from_score, from_low, to_score, to_high, margin, doubt };
-            if now.since(since) >= s.hold(index, current)
+            if now.since(since) >= s.hold(index, current, link.failback_penalty)
                 && chosen.is_none_or(|(best, _, _)| to_score < best)
             {
                 chosen = Some((to_score, index, evidence));

@@ -432,6 +432,39 @@ fn failback_to_a_link_preferred_by_as_much_as_the_hysteresis() {
 }
 
 #[test]
+fn a_link_left_soon_after_each_return_waits_longer_for_the_next() {
+    // wan goes down again each time shortly after the route came back to it: its failback hold
+    // doubles each time; an hour of carrying the route without being left forgets that.
+    let mut run = Run::new(config(&[0, 50], r#""failback_hold_ms": 8000,"#), steady(&[20, 20]));
+    run.until(10_000);
+    let mut waits = Vec::new();
+    for down_at in [10_000, 40_000, 80_000, 4_000_000] {
+        run.until(down_at);
+        assert_eq!(run.current(), "wan", "at {down_at} ms");
+        run.event("wan", LinkEvent::Down);
+        run.until(down_at + 1_000);
+        run.event("wan", LinkEvent::Up);
+        let up_at = down_at + 1_000;
+        run.until(down_at + 200_000);
+        let back = run.switches().last().unwrap().clone();
+        assert_eq!((back.1.as_str(), back.2.as_str()), ("wwan", "wan"), "{back:?}");
+        waits.push((back.0 - up_at) / 1_000);
+    }
+    // 8 s, then 16 and 32 s (left within the hour each time), then 8 s again: the route had
+    // stayed on wan for over an hour before the last outage.
+    let held: Vec<u64> = run
+        .run
+        .decisions()
+        .iter()
+        .filter_map(|d| match d.reason {
+            Reason::Failback { held, .. } => Some(held / 1_000_000),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(held, [8, 16, 32, 8], "failback waits {waits:?} s");
+}
+
+#[test]
 fn a_flapping_link_is_left_once_and_not_chased() {
     // wan drops out 2 s in every 4 s from 20 s; its last outage ends at 118 s.
     let net: Net = Box::new(|link, _, t| match link {

@@ -211,6 +211,11 @@ pub struct Link {
     scored_at: Instant,
     /// Since when this link has been better than the current one by more than the doubt.
     pub(super) better_since: Option<Instant>,
+    /// When the route last came back to this link (a failback), while that counts: leaving it
+    /// again soon after makes its next failback wait longer (see `Engine::switch`).
+    pub(super) returned_at: Option<Instant>,
+    /// The failback hold is doubled this many times for this link.
+    pub(super) failback_penalty: u32,
 }
 
 impl Link {
@@ -241,6 +246,8 @@ impl Link {
             scored_at: now,
             loss_floor: Instant::ZERO,
             better_since: None,
+            returned_at: None,
+            failback_penalty: 0,
         }
     }
 

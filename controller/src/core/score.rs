@@ -76,7 +76,8 @@ pub fn score_bounds(stats: &Stats, bias: Score, divisor_centi: u64) -> (Score, S
 /// Surer than each figure's own bounds (`Z_MILLI`, 90 %) because the test is repeated with every
 /// probe. Near a tie it decides how often the route moves for nothing: in the judge's model a
 /// primary at 6 % loss, 18 points better than its backup, is left 19 times a simulated day at
-/// 1.8, 160 times at 1.28 (and 46 times when every figure had to be at its bound at once).
+/// 1.8, 160 times at 1.28, 46 times when every figure had to be at its bound at once (8-minute
+/// runs; docs/judge.md).
 const DIFFERENCE_Z_MILLI: i64 = 1_800;
 
 /// How far the difference `from − to` of two links' scores may be off, at `DIFFERENCE_Z_MILLI`:
