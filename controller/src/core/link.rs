@@ -212,7 +212,7 @@ pub struct Link {
     /// Since when this link has been better than the current one by more than the doubt.
     pub(super) better_since: Option<Instant>,
     /// When the route last came back to this link (a failback), while that counts: leaving it
-    /// again soon after makes its next failback wait longer (see `Engine::switch`).
+    /// again soon after makes its next failback wait longer (see `Engine::damp_flapping`).
     pub(super) returned_at: Option<Instant>,
     /// The failback hold is doubled this many times for this link.
     pub(super) failback_penalty: u32,
