@@ -5,7 +5,7 @@
 //! machine (the replay is bit-for-bit), and cheap on a soft-float router CPU. The loss divisor is
 //! in hundredths, so a divisor such as 1.25 needs no float either.
 
-use super::telemetry::{Stats, Telemetry, Z_MILLI, isqrt};
+use super::telemetry::{Estimate, Stats, Telemetry, Z_MILLI, isqrt};
 use super::time::Micros;
 use std::fmt;
 
@@ -58,14 +58,14 @@ pub fn raw_score(telemetry: &Telemetry, bias: Score, divisor_centi: u64) -> Scor
 pub fn score_bounds(stats: &Stats, bias: Score, divisor_centi: u64) -> (Score, Score) {
     let least_loss = stats.loss.low.max(stats.recent_loss.low);
     let loss_high = stats.loss.high.max(least_loss);
-    let terms = [
-        (stats.latency.low, stats.latency.value, stats.latency.high),
-        (stats.jitter.low, stats.jitter.value, stats.jitter.high),
-    ]
-    .map(|(low, value, high)| (i64::from(low), i64::from(value), i64::from(high)));
+    let delay = |e: Estimate| (i64::from(e.low), i64::from(e.value), i64::from(e.high));
     let loss = |bp: u32| loss_term(bp, divisor_centi);
     let loss_value = stats.loss.value.clamp(least_loss, loss_high);
-    let terms = [terms[0], terms[1], (loss(least_loss), loss(loss_value), loss(loss_high))];
+    let terms = [
+        delay(stats.latency),
+        delay(stats.jitter),
+        (loss(least_loss), loss(loss_value), loss(loss_high)),
+    ];
     let point: i64 = terms.iter().map(|t| t.1).sum::<i64>() + bias.0;
     let below = in_quadrature(terms.map(|(low, value, _)| value - low));
     let above = in_quadrature(terms.map(|(_, value, high)| high - value));
@@ -134,7 +134,6 @@ mod tests {
 
     #[test]
     fn bounds_add_each_figures_error_in_quadrature() {
-        use crate::core::telemetry::Estimate;
         let stats = Stats {
             latency: Estimate { value: 20_000, low: 18_000, high: 25_000 },
             jitter: Estimate { value: 2_000, low: 1_000, high: 3_000 },
