@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wanmon::daemon::run;
-use wanmon::daemon::system::write_out;
+use wanmon::daemon::system::{name_process, write_out};
 use wanmon::protocol::{self, Request};
 
 const USAGE: &str = "usage:
@@ -18,6 +18,7 @@ const USAGE: &str = "usage:
   wanmon --version";
 
 fn main() -> ExitCode {
+    name_process();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match dispatch(&args) {
         Ok(()) => ExitCode::SUCCESS,

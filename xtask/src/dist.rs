@@ -10,8 +10,11 @@ use crate::{has_command, is_root, root, run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The whole `.ipk` must fit in this (the router this is for had 132 KB free).
-pub const BUDGET: u64 = 128 * 1024;
+/// Each package (`.ipk`, `.apk`) must fit in this. The router this is for had 132 KB free, and
+/// what the package installs costs about its own size on flash (the shipped binary is packed,
+/// which JFFS2 cannot shrink further). Lowered from 128 KiB when the daemon was packed (106.7 KB),
+/// so any return to the old size fails.
+pub const BUDGET: u64 = 108 * 1024;
 const ZIG_VERSION: &str = "0.17.1";
 const DEBIAN_RUST: [&str; 3] = ["rustc-web", "cargo-web", "rust-web-src"];
 
@@ -155,25 +158,23 @@ fn objcopy() -> Result<&'static str, String> {
         })
 }
 
-/// Builds the stripped router binary for `arch`; returns its path.
-pub fn build(arch: &Arch) -> Result<PathBuf, String> {
-    debian_rust()?;
-    let zig = zig()?;
-    let linker = linker(arch, &zig)?;
-    let target_dir = root().join("target/dist-build");
+/// Cargo for `arch` the way every router build runs it: Debian's Rust building the standard
+/// library (`build_std`) from source, zig linking, the size flags; release at opt-level "z",
+/// fat LTO, one codegen unit, symbols kept for the size report (stripped after).
+fn cross_cargo(arch: &Arch, linker: &Path, build_std: &str, target_dir: &Path) -> Command {
     let env_target = arch.rust.to_uppercase().replace('-', "_");
-    let status = Command::new("/usr/bin/cargo")
+    let mut cargo = Command::new("/usr/bin/cargo");
+    cargo
         .current_dir(root())
         .env("RUSTC_BOOTSTRAP", "1")
         .env("RUSTC", "/usr/bin/rustc")
         .env("RUSTDOC", "/usr/bin/rustdoc")
         .env("ZIG_GLOBAL_CACHE_DIR", cache_dir().join("zig-cache"))
-        .env(format!("CARGO_TARGET_{env_target}_LINKER"), &linker)
+        .env(format!("CARGO_TARGET_{env_target}_LINKER"), linker)
         .env(format!("CARGO_TARGET_{env_target}_RUSTFLAGS"), RUSTFLAGS.join(" "))
-        .args(["build", "--release", "--locked", "-p", "wanmon", "--target", arch.rust])
-        .args(["-Zbuild-std=std,panic_abort", "-Zbuild-std-features=optimize_for_size"])
-        // For size, not speed (host builds of the same profile run the replay); symbols kept for
-        // the size report, stripped below.
+        .args(["build", "--release", "--locked", "--target", arch.rust])
+        .args([&format!("-Zbuild-std={build_std}"), "-Zbuild-std-features=optimize_for_size"])
+        // For size, not speed (host builds of the same profile run the replay).
         .args(["--config", "profile.release.opt-level=\"z\""])
         .args([
             "--config",
@@ -183,20 +184,92 @@ pub fn build(arch: &Arch) -> Result<PathBuf, String> {
         ])
         .args(["--config", "profile.release.strip=false"])
         .arg("--target-dir")
-        .arg(&target_dir)
+        .arg(target_dir);
+    cargo
+}
+
+/// Builds the stripped daemon for `arch` (what [`pack`] compresses); returns its path.
+pub fn build(arch: &Arch) -> Result<PathBuf, String> {
+    debian_rust()?;
+    let linker = linker(arch, &zig()?)?;
+    let target_dir = root().join("target/dist-build");
+    let status = cross_cargo(arch, &linker, "std,panic_abort", &target_dir)
+        .args(["-p", "wanmon"])
         .status()
         .map_err(|e| format!("cannot run /usr/bin/cargo: {e}"))?;
     if !status.success() {
         return Err(format!("the {} build failed ({status})", arch.openwrt));
     }
-    let built = target_dir.join(arch.rust).join("release/wanmon");
-    let stripped = root().join("target/dist").join(arch.openwrt).join("wanmon");
-    std::fs::create_dir_all(stripped.parent().unwrap_or(Path::new(".")))
-        .map_err(|e| format!("cannot create target/dist: {e}"))?;
-    // lld keeps MIPS procedure descriptors (.pdr) and .comment even when stripping: ~9 %.
-    let (built, out) = (built.to_string_lossy(), stripped.to_string_lossy());
-    run(objcopy()?, &["--strip-all", "-R", ".pdr", "-R", ".comment", &built, &out])?;
-    Ok(stripped)
+    let daemon = root().join("target/dist").join(arch.openwrt).join("wanmon-unpacked");
+    strip(&target_dir.join(arch.rust).join("release/wanmon"), &daemon)?;
+    Ok(daemon)
+}
+
+/// Strips `built` into `out`. lld keeps MIPS procedure descriptors (.pdr) and .comment even
+/// when stripping: ~9 %.
+fn strip(built: &Path, out: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(out.parent().unwrap_or(Path::new(".")))
+        .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let (built, out) = (built.to_string_lossy(), out.to_string_lossy());
+    run(objcopy()?, &["--strip-all", "-R", ".pdr", "-R", ".comment", &built, &out])
+}
+
+/// LZMA properties for MIPS code: instructions are 4-byte words (2 position bits for literals
+/// and matches), one bit of literal context. Measured on the daemon: 96.8 KB against 98.5 KB
+/// with xz's defaults and 126 KB with gzip -9.
+const LZMA_OPTIONS: &str = "--lzma1=preset=9e,lc=1,lp=2,pb=2";
+
+/// The binary that ships as `/usr/sbin/wanmon`: the unpacker (`unpack/`) carrying `daemon`
+/// compressed with LZMA. The stream is decoded here with the same decoder and compared with
+/// `daemon` byte for byte before it is built in. Returns the shipped binary's path.
+pub fn pack(arch: &Arch, daemon: &Path) -> Result<PathBuf, String> {
+    let plain = std::fs::read(daemon).map_err(|e| format!("{}: {e}", daemon.display()))?;
+    let packed = lzma(daemon, plain.len())?;
+    let mut unpacked = vec![0u8; plain.len()];
+    wanmon_unpack::decode(&packed, &mut unpacked)
+        .map_err(|e| format!("the packed {} does not decode: {}", arch.openwrt, e.describe()))?;
+    if unpacked != plain {
+        return Err(format!("the packed {} decodes to other bytes than the daemon", arch.openwrt));
+    }
+    let target_dir = root().join("target/dist-build-unpack");
+    let payload = target_dir.join(format!("wanmon-{}.lzma", arch.openwrt));
+    std::fs::create_dir_all(&target_dir).map_err(|e| format!("{}: {e}", target_dir.display()))?;
+    std::fs::write(&payload, &packed).map_err(|e| format!("{}: {e}", payload.display()))?;
+    let linker = linker(arch, &zig()?)?;
+    let status = cross_cargo(arch, &linker, "core", &target_dir)
+        .args(["-p", "wanmon-unpack", "--features", "loader", "--bin", "wanmon-unpack"])
+        .env("WANMON_PACKED", &payload)
+        .status()
+        .map_err(|e| format!("cannot run /usr/bin/cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("the {} unpacker build failed ({status})", arch.openwrt));
+    }
+    let shipped = root().join("target/dist").join(arch.openwrt).join("wanmon");
+    strip(&target_dir.join(arch.rust).join("release/wanmon-unpack"), &shipped)?;
+    Ok(shipped)
+}
+
+/// `file` compressed by xz as a `.lzma` stream, with its size (`len`) written into the header,
+/// where xz leaves "unknown" (the unpacker sizes its memory file from it).
+fn lzma(file: &Path, len: usize) -> Result<Vec<u8>, String> {
+    if !has_command("xz") {
+        return Err("xz is missing (apt-get install xz-utils)".to_string());
+    }
+    let out = Command::new("xz")
+        .args(["--format=lzma", LZMA_OPTIONS, "--stdout"])
+        .arg(file)
+        .output()
+        .map_err(|e| format!("cannot run xz: {e}"))?;
+    if !out.status.success() || out.stdout.len() < wanmon_unpack::HEADER_LEN {
+        return Err(format!(
+            "xz failed on {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let mut stream = out.stdout;
+    stream[5..wanmon_unpack::HEADER_LEN].copy_from_slice(&(len as u64).to_le_bytes());
+    Ok(stream)
 }
 
 /// The binary [`build`] made for `arch` before it was stripped: its symbols tell where the bytes go.
@@ -231,7 +304,8 @@ pub fn dist(args: &[String]) -> Result<(), String> {
             }
         }
     }
-    let binary = build(&arch)?;
+    let daemon = build(&arch)?;
+    let binary = pack(&arch, &daemon)?;
     // The record is the router's (mipsel_24kc); other targets only show where their bytes go.
     let recorded = arch.openwrt == ARCHES[0].openwrt;
     if record_sizes && !recorded {
@@ -246,7 +320,10 @@ pub fn dist(args: &[String]) -> Result<(), String> {
     let packages = package::build(&binary, arch.openwrt)?;
     package::verify(&packages.daemon, arch.openwrt)?;
     package::verify_apk(&packages.daemon_apk, arch.openwrt)?;
-    run_emulated(&arch, &binary)?;
+    // qemu-user hands the unpacker's exec to the host kernel, which cannot run a MIPS binary
+    // without binfmt_misc: there the daemon runs itself, the shipped binary on the MIPS kernel
+    // (`cargo xtask vm`). A native target runs what ships.
+    run_emulated(&arch, if arch.openwrt == "x86_64" { &binary } else { &daemon })?;
     println!(
         "packages:\n  {}\n  {}\n  {}\n  {}",
         packages.daemon.display(),
@@ -255,7 +332,7 @@ pub fn dist(args: &[String]) -> Result<(), String> {
         packages.luci_apk.display()
     );
     for package in [&packages.daemon, &packages.daemon_apk] {
-        let sizes = Sizes::measure(&binary, package)?;
+        let sizes = Sizes::measure(&daemon, &binary, package)?;
         println!("{}", sizes.report(BUDGET));
         if sizes.package > BUDGET {
             return Err(format!(

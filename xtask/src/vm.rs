@@ -137,6 +137,9 @@ say() {{ echo "WANMON-VM $(now) $*"; }}
 field() {{ sed -n "s/^$1:[^0-9]*\([0-9]*\).*/\1/p" /proc/$daemon/status; }}
 memory() {{ say MEMORY $1 $(field VmRSS) $(field VmHWM); }}
 say KERNEL $(uname -m) $(uname -r)
+started=$(now); i=0
+while [ $i -lt 10 ]; do wanmon --version >/dev/null; i=$((i + 1)); done
+say STARTS 10 $started $(now)
 {load}ip link set lo up
 {ISPS}wanmon run --config /etc/wanmon.json --socket /run/wanmon.sock 2>/run/daemon.log &
 daemon=$!
@@ -152,6 +155,7 @@ say STARTED
 watcher=$!
 sleep {settle}
 memory settled
+say PROCESS $(cat /proc/$daemon/comm) $(readlink /proc/$daemon/exe)
 woken=$(field voluntary_ctxt_switches)
 sleep {IDLE_WINDOW_S}
 say WAKEUPS $(( $(field voluntary_ctxt_switches) - woken )) {IDLE_WINDOW_S}
@@ -186,6 +190,10 @@ pub struct Outcome {
     pub memory: Vec<Memory>,
     /// Wakeups (voluntary context switches) per second while every link is healthy.
     pub wakeups_per_s: f64,
+    /// What the daemon's process executes: a memory file when the shipped (packed) binary ran.
+    pub executable: String,
+    /// Milliseconds `wanmon --version` takes, start to exit (the unpacking included).
+    pub start_ms: f64,
 }
 
 /// (when, VmRSS KiB, VmHWM KiB).
@@ -261,7 +269,35 @@ fn judge(console: &str) -> Result<Outcome, String> {
         return Err(format!("{} of wanmon's rules left after SIGTERM", rules[1..].join(" ")));
     }
     let (memory, wakeups_per_s) = judge_footprint(&events)?;
-    Ok(Outcome { kernel, reactions, memory, wakeups_per_s })
+    let executable = judge_process(&events)?;
+    let start_ms = judge_starts(&events)?;
+    Ok(Outcome { kernel, reactions, memory, wakeups_per_s, executable, start_ms })
+}
+
+/// Milliseconds per `wanmon --version`, from the guest's ten in a row.
+fn judge_starts(events: &[(f64, Vec<&str>)]) -> Result<f64, String> {
+    let (_, words) = events
+        .iter()
+        .find(|(_, w)| w.first() == Some(&"STARTS"))
+        .ok_or("the guest never timed the starts")?;
+    let number = |i: usize| words.get(i).and_then(|n| n.parse::<f64>().ok());
+    match (number(1), number(2), number(3)) {
+        (Some(count), Some(from), Some(to)) if count >= 1.0 => Ok((to - from) * 1000.0 / count),
+        _ => Err(format!("unreadable start times: {}", words.join(" "))),
+    }
+}
+
+/// The daemon's process must be named `wanmon` (what `ps`, `pidof` and `killall` look for),
+/// also when the unpacker executed it from a memory file; returns what it executes.
+fn judge_process(events: &[(f64, Vec<&str>)]) -> Result<String, String> {
+    let (_, words) = events
+        .iter()
+        .find(|(_, w)| w.first() == Some(&"PROCESS"))
+        .ok_or("the guest never named the daemon's process")?;
+    match words.get(1) {
+        Some(&"wanmon") => Ok(words[2..].join(" ")),
+        name => Err(format!("the daemon's process is named {name:?}, expected \"wanmon\"")),
+    }
 }
 
 pub fn vm(args: &[String]) -> Result<(), String> {
@@ -354,6 +390,10 @@ fn report(outcome: &Outcome, started: Instant) {
         memory.join(", "),
         outcome.wakeups_per_s
     );
+    println!(
+        "process: wanmon, executing {}; `wanmon --version` start to exit {:.0} ms (emulated CPU)",
+        outcome.executable, outcome.start_ms
+    );
 }
 
 #[cfg(test)]
@@ -362,9 +402,11 @@ mod tests {
 
     const GOOD: &str = "[    1.0] boot noise\n\
         WANMON-VM 1.61 KERNEL mips 6.1.0-50-4kc-malta\n\
+        WANMON-VM 1.62 STARTS 10 1.62 2.42\n\
         WANMON-VM 5.16 STARTED\n\
         WANMON-VM 5.29 ROUTE dev wan\n\
         WANMON-VM 10.20 MEMORY settled 612 640\n\
+        WANMON-VM 10.21 PROCESS wanmon /memfd:wanmon (deleted)\n\
         WANMON-VM 20.21 WAKEUPS 43 10\n\
         WANMON-VM 20.22 OUTAGE\n\
         WANMON-VM 22.34 ROUTE dev wwan\n\
@@ -389,6 +431,14 @@ mod tests {
         assert_eq!(took, ["OUTAGE 2.12", "RESTORE 11.16", "PULL 0.10", "PLUG 11.30"]);
         assert_eq!(outcome.memory[2], ("after-1000-status".to_string(), 624, 660));
         assert_eq!(outcome.wakeups_per_s, 4.3);
+        assert_eq!(outcome.executable, "/memfd:wanmon (deleted)");
+        assert_eq!(outcome.start_ms.round(), 80.0);
+    }
+
+    #[test]
+    fn a_daemon_named_otherwise_fails() {
+        let renamed = GOOD.replace("PROCESS wanmon /memfd", "PROCESS 3 /memfd");
+        assert!(judge(&renamed).unwrap_err().contains("named Some(\"3\")"));
     }
 
     #[test]

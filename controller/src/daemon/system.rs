@@ -125,6 +125,20 @@ pub fn write_out(fd: libc::c_int, text: &str) {
     }
 }
 
+/// Names the process after the command it was started as (the basename of `argv[0]`, cut to
+/// the kernel's 15 bytes), as the kernel does when it executes a file. The router's unpacker
+/// executes a memory file, which the kernel names by its descriptor number ("3"), and that is
+/// the name `ps`, `pidof` and `killall` would see.
+pub fn name_process() {
+    let Some(command) = std::env::args_os().next() else { return };
+    let base = command.as_encoded_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
+    let mut name = [0u8; 16];
+    let len = base.len().min(name.len() - 1);
+    name[..len].copy_from_slice(&base[..len]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes; `name` is one.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+}
+
 /// Hooks still running, so they are reaped and time-limited rather than left as zombies.
 #[derive(Debug, Default)]
 pub struct Hooks {
