@@ -205,6 +205,9 @@ pub struct Link {
     /// No outcome sent before this counts for loss: the loss changed then (see `refresh`).
     loss_floor: Instant,
     stats: Option<Stats>,
+    /// The reachable targets (a bit each) the link's stats were pooled from, while no target's
+    /// figures changed since: pooling them again would give the same stats.
+    pooled: Option<u8>,
     raw_score: Option<Score>,
     score: Option<Score>,
     bounds: Option<(Score, Score)>,
@@ -240,6 +243,7 @@ impl Link {
             last_reply: None,
             probes_to_death: probes_to_death(0, 0),
             stats: None,
+            pooled: None,
             raw_score: None,
             score: None,
             bounds: None,
@@ -527,19 +531,21 @@ impl Link {
         (start(delays), start(delays.saturating_mul(3)))
     }
 
-    /// Each target's stats (where they are out of date, or all if `all`), and the link's.
+    /// Each target's stats (where they are out of date, or all if `all`), and the link's;
+    /// returns whether the link's were pooled again (else they are as they were).
     fn refresh_targets(
         &mut self,
         now: Instant,
         delays_since: Instant,
         loss_since: Instant,
         all: bool,
-    ) {
+    ) -> bool {
         for target in &mut self.targets {
             if !all && !target.dirty && now.since(target.computed_at) < STATS_AGE {
                 continue;
             }
             target.dirty = false;
+            self.pooled = None;
             target.computed_at = now;
             let ((lost, resolved), newest) = target.window.loss(loss_since, self.loss_floor);
             target.newest = newest;
@@ -550,8 +556,17 @@ impl Link {
                 Stats { latency, jitter, loss, lost, resolved, recent_loss }
             });
         }
+        // Pooling is most of a refresh's cost, and most refreshes (a reply between two periodic
+        // recomputes) change no target's figures and no target's reachability.
+        let reachable = self.targets.iter().enumerate().filter(|(_, t)| t.reachable());
+        let mask = reachable.fold(0u8, |mask, (i, _)| mask | 1 << i);
+        if self.pooled == Some(mask) {
+            return false;
+        }
+        self.pooled = Some(mask);
         let reachable = self.targets.iter().filter(|t| t.reachable());
         self.stats = consensus(reachable.filter_map(|t| t.stats.map(|s| (s, t.newest))));
+        true
     }
 
     /// Recomputes the stats, score and bounds from the windows. When the newest outcomes prove
@@ -560,23 +575,17 @@ impl Link {
     /// over, nor one that went bad excused by its past.
     pub(super) fn refresh(&mut self, now: Instant, figures: &Figures) {
         let (delays_since, loss_since) = self.windows(now, figures.window);
-        self.refresh_targets(now, delays_since, loss_since, false);
+        let mut pooled = self.refresh_targets(now, delays_since, loss_since, false);
         if self.stats.is_some_and(|s| s.loss_changed()) {
             let reachable = self.targets.iter().filter(|t| t.reachable());
             if let Some(from) = reachable.filter_map(|t| t.window.recent_from()).min() {
                 self.loss_floor = from;
-                self.refresh_targets(now, delays_since, loss_since, true);
+                pooled |= self.refresh_targets(now, delays_since, loss_since, true);
             }
         }
-        let (lost, resolved) = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
-        self.probes_to_death = probes_to_death(lost, resolved);
-        let divisor = figures.loss_divisor_centi;
-        self.bounds = self.stats.map(|s| score_bounds(&s, self.bias, divisor));
-        // Within its bounds: a loss that began seconds ago lifts the bound before the point.
-        self.raw_score = self
-            .stats
-            .zip(self.bounds)
-            .map(|(s, (low, high))| raw_score(&s.telemetry(), self.bias, divisor).clamp(low, high));
+        if pooled {
+            self.score_stats(figures);
+        }
         self.score = match (self.raw_score, self.score) {
             (Some(raw), Some(previous)) if self.is_up() => {
                 Some(smooth(previous, raw, now.since(self.scored_at), figures.smoothing))
@@ -586,6 +595,20 @@ impl Link {
         self.scored_at = now;
     }
 
+    /// What the link's stats make of it: the unanswered probes that prove it dead, the score's
+    /// bounds, and the raw score within them.
+    fn score_stats(&mut self, figures: &Figures) {
+        let (lost, resolved) = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
+        self.probes_to_death = probes_to_death(lost, resolved);
+        let divisor = figures.loss_divisor_centi;
+        self.bounds = self.stats.map(|s| score_bounds(&s, self.bias, divisor));
+        // Within its bounds: a loss that began seconds ago lifts the bound before the point.
+        self.raw_score = self
+            .stats
+            .zip(self.bounds)
+            .map(|(s, (low, high))| raw_score(&s.telemetry(), self.bias, divisor).clamp(low, high));
+    }
+
     /// Up while it answers; dead when silent for `dead_after` with enough unanswered probes.
     /// Returns whether the state changed.
     pub(super) fn refresh_liveness(&mut self, now: Instant) -> bool {
@@ -593,7 +616,10 @@ impl Link {
             return false;
         }
         let answered = self.stats.is_some();
-        let oldest = self.oldest_unanswered();
+        // Every unanswered probe was sent after the newest answered one, so none has waited
+        // `dead_after` while that one is younger: the usual case, known without the probes.
+        let may_be_silent = self.answered_sent.is_none_or(|a| now.since(a) >= self.dead_after);
+        let oldest = if may_be_silent { self.oldest_unanswered() } else { [None; SILENT_PROBES] };
         let waited = |slot: Option<Instant>| slot.map_or(0, |since| now.since(since));
         let evidence = waited(oldest[SILENT_PROBES - 1]) >= self.dead_after
             && self.unanswered() >= self.probes_to_death;
@@ -642,6 +668,7 @@ impl Link {
             target.forget();
         }
         self.stats = None;
+        self.pooled = None;
         self.raw_score = None;
         self.score = None;
         self.bounds = None;
@@ -677,8 +704,9 @@ impl Link {
         }
         // Silence turns into death only with the evidence; late and lost probes, which add to
         // it, have deadlines of their own above.
-        let evidence = self.unanswered() >= self.probes_to_death;
-        if evidence && matches!(self.state.get(), LinkState::Up | LinkState::Pending) {
+        if matches!(self.state.get(), LinkState::Up | LinkState::Pending)
+            && self.unanswered() >= self.probes_to_death
+        {
             if let Some(since) = self.unanswered_since() {
                 next = next.min(since.after(self.dead_after));
             }
