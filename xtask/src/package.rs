@@ -268,13 +268,20 @@ impl Sizes {
         })
     }
 
+    /// What the shipped binary takes at most on the router's JFFS2 overlay: compressed already,
+    /// it is stored as it is, in 4 KiB nodes with a 68-byte header each.
+    pub fn on_flash(&self) -> u64 {
+        self.shipped + 68 * self.shipped.div_ceil(4096)
+    }
+
     pub fn report(&self, budget: u64) -> String {
         let verdict = if self.package <= budget { "within" } else { "OVER" };
         format!(
-            "size: daemon stripped {} bytes (gzip -9 {}), shipped packed {} bytes, package {} bytes: {verdict} the {} byte budget ({:+} bytes)",
+            "size: daemon stripped {} bytes (gzip -9 {}), shipped packed {} bytes (on JFFS2 at most {}), package {} bytes: {verdict} the {} byte budget ({:+} bytes)",
             self.binary,
             self.binary_gzip,
             self.shipped,
+            self.on_flash(),
             self.package,
             budget,
             budget as i64 - self.package as i64
