@@ -200,16 +200,17 @@ pub fn build(arch: &Arch) -> Result<PathBuf, String> {
     debian_rust()?;
     let linker = linker(arch, &zig()?)?;
     let target_dir = root().join("target/dist-build");
-    let status = cross_cargo(arch, &linker, "std,panic_abort", &target_dir)
-        .args(["-p", "wanmon"])
-        .status()
-        .map_err(|e| format!("cannot run /usr/bin/cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("the {} build failed ({status})", arch.openwrt));
-    }
+    let mut cargo = cross_cargo(arch, &linker, "std,panic_abort", &target_dir);
+    finish(cargo.args(["-p", "wanmon"]), &format!("the {} build", arch.openwrt))?;
     let daemon = root().join("target/dist").join(arch.openwrt).join("wanmon-unpacked");
     strip(&target_dir.join(arch.rust).join("release/wanmon"), &daemon)?;
     Ok(daemon)
+}
+
+/// Runs a cross build to its end; `what` names it if it fails.
+fn finish(cargo: &mut Command, what: &str) -> Result<(), String> {
+    let status = cargo.status().map_err(|e| format!("cannot run /usr/bin/cargo: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{what} failed ({status})")) }
 }
 
 /// Strips `built` into `out`. lld keeps MIPS procedure descriptors (.pdr) and .comment even
@@ -238,14 +239,9 @@ pub fn pack(arch: &Arch, daemon: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(&target_dir).map_err(|e| format!("{}: {e}", target_dir.display()))?;
     std::fs::write(&payload, &packed).map_err(|e| format!("{}: {e}", payload.display()))?;
     let linker = linker(arch, &zig()?)?;
-    let status = cross_cargo(arch, &linker, "core", &target_dir)
-        .args(["-p", "wanmon-unpack", "--features", "loader", "--bin", "wanmon-unpack"])
-        .env("WANMON_PACKED", &payload)
-        .status()
-        .map_err(|e| format!("cannot run /usr/bin/cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("the {} unpacker build failed ({status})", arch.openwrt));
-    }
+    let mut cargo = cross_cargo(arch, &linker, "core", &target_dir);
+    cargo.args(["-p", "wanmon-unpack", "--features", "loader", "--bin", "wanmon-unpack"]);
+    finish(cargo.env("WANMON_PACKED", &payload), &format!("the {} unpacker build", arch.openwrt))?;
     let shipped = root().join("target/dist").join(arch.openwrt).join("wanmon");
     strip(&target_dir.join(arch.rust).join("release/wanmon-unpack"), &shipped)?;
     Ok(shipped)
