@@ -251,7 +251,10 @@ pub fn pack(arch: &Arch, daemon: &Path) -> Result<PathBuf, String> {
 /// where xz leaves "unknown" (the unpacker sizes its memory file from it).
 fn lzma(file: &Path, len: usize, options: &str) -> Result<Vec<u8>, String> {
     if !has_command("xz") {
-        return Err("xz is missing (apt-get install xz-utils)".to_string());
+        if !is_root() || !has_command("apt-get") {
+            return Err("packing needs xz: apt-get install xz-utils".to_string());
+        }
+        run("apt-get", &["install", "-y", "-qq", "xz-utils"])?;
     }
     let out = Command::new("xz")
         .args(["--format=lzma", options, "--stdout"])
