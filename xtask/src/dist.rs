@@ -325,6 +325,9 @@ pub fn dist(args: &[String]) -> Result<(), String> {
     // without binfmt_misc: there the daemon runs itself, the shipped binary on the MIPS kernel
     // (`cargo xtask vm`). A native target runs what ships.
     run_emulated(&arch, if arch.openwrt == "x86_64" { &binary } else { &daemon })?;
+    if arch.openwrt == "x86_64" {
+        unpacker_fails_clearly(&binary)?;
+    }
     println!(
         "packages:\n  {}\n  {}\n  {}\n  {}",
         packages.daemon.display(),
@@ -343,6 +346,28 @@ pub fn dist(args: &[String]) -> Result<(), String> {
             ));
         }
     }
+    Ok(())
+}
+
+/// The unpacker where it cannot unpack must say what failed and exit 127, as a shell does for
+/// a command it cannot run. Made to fail here by a file size limit of 512 bytes, which its
+/// memory file cannot grow past (SIGXFSZ ignored, so the call fails rather than kills it).
+fn unpacker_fails_clearly(binary: &Path) -> Result<(), String> {
+    let script = format!("trap '' XFSZ; ulimit -f 1; exec '{}' --version", binary.display());
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .map_err(|e| format!("cannot run sh: {e}"))?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    let expected = "wanmon: cannot start: cannot size the memory file (errno 27)\n";
+    if out.status.code() != Some(127) || said != expected {
+        return Err(format!(
+            "the unpacker with its memory file limited to 512 bytes exited {:?} saying {said:?}; \
+             expected 127 and {expected:?}",
+            out.status.code()
+        ));
+    }
+    println!("the unpacker, unable to unpack, said so and exited 127: {}", expected.trim_end());
     Ok(())
 }
 
