@@ -78,8 +78,9 @@ pub fn decode(stream: &[u8], output: &mut [u8]) -> Result<(), Error> {
     }
     let properties = Properties::of(stream[0])?;
     let mut decoder = Decoder::new(properties, RangeDecoder::new(&stream[HEADER_LEN..])?);
-    decoder.run(output)?;
-    if decoder.range.overrun { Err(Error::Truncated) } else { Ok(()) }
+    let decoded = decoder.run(output);
+    // Past the end the decoder reads zeros, which look corrupt soon enough: say what happened.
+    if decoder.range.overrun { Err(Error::Truncated) } else { decoded }
 }
 
 /// The properties byte: literal context bits, literal position bits, position bits.
