@@ -575,15 +575,15 @@ impl Link {
     /// over, nor one that went bad excused by its past.
     pub(super) fn refresh(&mut self, now: Instant, figures: &Figures) {
         let (delays_since, loss_since) = self.windows(now, figures.window);
-        let mut pooled = self.refresh_targets(now, delays_since, loss_since, false);
+        let mut pooled_again = self.refresh_targets(now, delays_since, loss_since, false);
         if self.stats.is_some_and(|s| s.loss_changed()) {
             let reachable = self.targets.iter().filter(|t| t.reachable());
             if let Some(from) = reachable.filter_map(|t| t.window.recent_from()).min() {
                 self.loss_floor = from;
-                pooled |= self.refresh_targets(now, delays_since, loss_since, true);
+                pooled_again |= self.refresh_targets(now, delays_since, loss_since, true);
             }
         }
-        if pooled {
+        if pooled_again {
             self.score_stats(figures);
         }
         self.score = match (self.raw_score, self.score) {
