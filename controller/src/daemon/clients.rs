@@ -4,10 +4,11 @@
 //! Slow or idle clients cannot lock others out: a client must send its request soon, and when
 //! every slot is taken a newcomer replaces the oldest waiting client of the peer holding most.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::net::{IpAddr, TcpListener};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
 /// What reading a client brought.
@@ -23,10 +24,12 @@ pub enum Received {
     Failed,
 }
 
-/// One connected client.
+/// One connected client, of either socket. Its socket is held as a `File`: read(2) and
+/// write(2) serve TCP and unix sockets alike, and one type means one copy of this code on flash
+/// (generic over the stream, it was two).
 #[derive(Debug)]
-pub struct Client<S> {
-    stream: S,
+pub struct Client {
+    stream: File,
     /// Where it connects from (`None` on a unix socket: every client there is local).
     peer: Option<IpAddr>,
     received: Vec<u8>,
@@ -37,11 +40,11 @@ pub struct Client<S> {
     deadline: Instant,
 }
 
-impl<S: Read + Write + AsRawFd> Client<S> {
+impl Client {
     /// A client whose socket is already non-blocking, to be done with by `deadline`.
-    pub fn new(stream: S, deadline: Instant) -> Client<S> {
+    pub fn new(stream: impl Into<OwnedFd>, deadline: Instant) -> Client {
         Client {
-            stream,
+            stream: File::from(stream.into()),
             peer: None,
             received: Vec::new(),
             reply: Vec::new(),
@@ -113,27 +116,24 @@ impl<S: Read + Write + AsRawFd> Client<S> {
 
 /// A listening socket whose clients are served by a [`Server`].
 pub trait Listener: AsRawFd {
-    type Stream: Read + Write + AsRawFd;
     /// The next waiting connection, already non-blocking, and its peer's address if it has one;
     /// `WouldBlock` when there is none.
-    fn accept_client(&self) -> io::Result<(Self::Stream, Option<IpAddr>)>;
+    fn accept_client(&self) -> io::Result<(OwnedFd, Option<IpAddr>)>;
 }
 
 impl Listener for UnixListener {
-    type Stream = UnixStream;
-    fn accept_client(&self) -> io::Result<(UnixStream, Option<IpAddr>)> {
+    fn accept_client(&self) -> io::Result<(OwnedFd, Option<IpAddr>)> {
         let (stream, _) = self.accept()?;
         stream.set_nonblocking(true)?;
-        Ok((stream, None))
+        Ok((stream.into(), None))
     }
 }
 
 impl Listener for TcpListener {
-    type Stream = TcpStream;
-    fn accept_client(&self) -> io::Result<(TcpStream, Option<IpAddr>)> {
+    fn accept_client(&self) -> io::Result<(OwnedFd, Option<IpAddr>)> {
         let (stream, peer) = self.accept()?;
         stream.set_nonblocking(true)?;
-        Ok((stream, Some(peer.ip())))
+        Ok((stream.into(), Some(peer.ip())))
     }
 }
 
@@ -148,47 +148,61 @@ pub struct Limits {
     pub total: Duration,
 }
 
-/// A listener (when there is one) and its clients, within its [`Limits`].
+/// A listener (when there is one) and its clients.
 #[derive(Debug)]
-pub struct Server<L: Listener> {
+pub struct Server<L> {
     pub listener: Option<L>,
-    clients: Vec<Client<L::Stream>>,
-    limits: Limits,
+    pub clients: Clients,
 }
 
 impl<L: Listener> Server<L> {
     pub fn new(listener: Option<L>, limits: Limits) -> Server<L> {
-        Server { listener, clients: Vec::new(), limits }
+        Server { listener, clients: Clients { list: Vec::new(), limits } }
     }
 
-    /// Takes every waiting connection. When every slot is taken, the newcomer replaces a client
-    /// still sending its request: the oldest of the peer holding the most slots, so one peer's
-    /// slow or idle connections cannot keep anyone else out. With no such client it is sent
-    /// `busy`.
+    /// Takes every waiting connection (see [`Clients::admit`]).
     pub fn accept(&mut self, now: Instant, busy: &[u8]) {
         let Some(listener) = &self.listener else { return };
         while let Ok((stream, peer)) = listener.accept_client() {
-            let mut client = Client::new(stream, now + self.limits.total);
-            client.peer = peer;
-            client.request_by = now + self.limits.request;
-            if self.clients.len() >= self.limits.clients {
-                match self.evictable() {
-                    Some(index) => drop(self.clients.swap_remove(index)),
-                    None => {
-                        client.answer(busy.to_vec());
-                        continue;
-                    }
+            self.clients.admit(stream, peer, now, busy);
+        }
+    }
+}
+
+/// The clients of one listener, within its [`Limits`]. Apart from [`Server`] so that the two
+/// servers share one copy of this code.
+#[derive(Debug)]
+pub struct Clients {
+    list: Vec<Client>,
+    limits: Limits,
+}
+
+impl Clients {
+    /// Takes in a new connection. When every slot is taken, the newcomer replaces a client
+    /// still sending its request: the oldest of the peer holding the most slots, so one peer's
+    /// slow or idle connections cannot keep anyone else out. With no such client it is sent
+    /// `busy`.
+    fn admit(&mut self, stream: OwnedFd, peer: Option<IpAddr>, now: Instant, busy: &[u8]) {
+        let mut client = Client::new(stream, now + self.limits.total);
+        client.peer = peer;
+        client.request_by = now + self.limits.request;
+        if self.list.len() >= self.limits.clients {
+            match self.evictable() {
+                Some(index) => drop(self.list.swap_remove(index)),
+                None => {
+                    client.answer(busy.to_vec());
+                    return;
                 }
             }
-            self.clients.push(client);
         }
+        self.list.push(client);
     }
 
     /// The client to make room by: one not answered yet, of the peer with the most clients,
     /// the oldest of those (the earliest request deadline).
     fn evictable(&self) -> Option<usize> {
-        let held = |peer: Option<IpAddr>| self.clients.iter().filter(|c| c.peer == peer).count();
-        self.clients
+        let held = |peer: Option<IpAddr>| self.list.iter().filter(|c| c.peer == peer).count();
+        self.list
             .iter()
             .enumerate()
             .filter(|(_, c)| !c.answered())
@@ -198,28 +212,28 @@ impl<L: Listener> Server<L> {
 
     /// Drops the clients past their deadline, or past their request's while still sending it.
     pub fn expire(&mut self, now: Instant) {
-        self.clients.retain(|c| c.deadline() > now);
+        self.list.retain(|c| c.deadline() > now);
     }
 
     /// The soonest deadline of a client.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.clients.iter().map(Client::deadline).min()
+        self.list.iter().map(Client::deadline).min()
     }
 
-    pub fn clients(&self) -> &[Client<L::Stream>] {
-        &self.clients
+    pub fn all(&self) -> &[Client] {
+        &self.list
     }
 
-    pub fn client(&mut self, index: usize) -> Option<&mut Client<L::Stream>> {
-        self.clients.get_mut(index)
+    pub fn get(&mut self, index: usize) -> Option<&mut Client> {
+        self.list.get_mut(index)
     }
 
     /// Removes clients that are done, given by index, each once, in increasing order (as the
     /// poll set lists them).
     pub fn remove(&mut self, done: Vec<usize>) {
         for index in done.into_iter().rev() {
-            if index < self.clients.len() {
-                self.clients.swap_remove(index);
+            if index < self.list.len() {
+                self.list.swap_remove(index);
             }
         }
     }
@@ -231,7 +245,7 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
 
-    fn pair() -> (Client<UnixStream>, UnixStream) {
+    fn pair() -> (Client, UnixStream) {
         let (ours, theirs) = UnixStream::pair().expect("socket pair");
         ours.set_nonblocking(true).expect("non-blocking");
         (Client::new(ours, Instant::now() + Duration::from_secs(5)), theirs)
@@ -267,17 +281,17 @@ mod tests {
             let (mut client, theirs) = pair();
             client.peer = Some(peer.parse().unwrap());
             client.request_by = now + Duration::from_millis(100 * i as u64);
-            server.clients.push(client);
+            server.clients.list.push(client);
             peers.push(theirs);
         }
-        let victim = server.evictable().expect("someone can make room");
-        assert_eq!(server.clients[victim].peer, Some("192.0.2.66".parse().unwrap()));
-        assert_eq!(server.clients[victim].request_by, now + Duration::from_millis(100));
+        let victim = server.clients.evictable().expect("someone can make room");
+        assert_eq!(server.clients.list[victim].peer, Some("192.0.2.66".parse().unwrap()));
+        assert_eq!(server.clients.list[victim].request_by, now + Duration::from_millis(100));
         // An answered client is never cut off to make room.
-        for client in &mut server.clients {
+        for client in &mut server.clients.list {
             client.answer(b"x".to_vec());
         }
-        assert_eq!(server.evictable(), None);
+        assert_eq!(server.clients.evictable(), None);
     }
 
     #[test]
@@ -290,10 +304,10 @@ mod tests {
         let (mut client, _theirs) = pair();
         client.request_by = now + Duration::from_secs(2);
         client.deadline = now + Duration::from_secs(5);
-        server.clients.push(client);
-        assert_eq!(server.next_deadline(), Some(now + Duration::from_secs(2)));
-        server.expire(now + Duration::from_secs(3));
-        assert!(server.clients().is_empty(), "silent past its request deadline: dropped");
+        server.clients.list.push(client);
+        assert_eq!(server.clients.next_deadline(), Some(now + Duration::from_secs(2)));
+        server.clients.expire(now + Duration::from_secs(3));
+        assert!(server.clients.all().is_empty(), "silent past its request deadline: dropped");
     }
 
     #[test]
@@ -310,11 +324,11 @@ mod tests {
         user.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
         std::thread::sleep(Duration::from_millis(50));
         server.accept(Instant::now(), b"busy");
-        assert_eq!(server.clients().len(), 8);
-        for client in &mut server.clients {
+        assert_eq!(server.clients.all().len(), 8);
+        for client in &mut server.clients.list {
             client.receive(64);
         }
-        let sent: Vec<&[u8]> = server.clients().iter().map(Client::request).collect();
+        let sent: Vec<&[u8]> = server.clients.all().iter().map(Client::request).collect();
         assert!(sent.contains(&&b"GET / HTTP/1.1\r\n\r\n"[..]), "the user holds a slot");
         drop(idle);
     }

@@ -68,7 +68,7 @@ pub enum Step {
 
 /// Reads what a control client sent and says what to do with it: a line ends the request, as
 /// does the client closing its end.
-pub fn read(client: &mut Client<UnixStream>) -> Step {
+pub fn read(client: &mut Client) -> Step {
     let received = client.receive(MAX_REQUEST);
     let line = client.request();
     let whole = match received {
@@ -91,7 +91,7 @@ mod tests {
     use std::io::Write;
     use std::time::{Duration, Instant};
 
-    fn client() -> (Client<UnixStream>, UnixStream) {
+    fn client() -> (Client, UnixStream) {
         let (ours, theirs) = UnixStream::pair().expect("pair");
         ours.set_nonblocking(true).expect("non-blocking");
         (Client::new(ours, Instant::now() + Duration::from_secs(1)), theirs)

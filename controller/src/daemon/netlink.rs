@@ -546,7 +546,12 @@ impl Socket {
     /// Sends a request that wants an acknowledgement; the kernel's refusal becomes the error.
     pub fn request(&mut self, build: impl FnOnce(u32) -> Vec<u8>) -> io::Result<()> {
         let seq = self.next_seq();
-        self.send(&build(seq))?;
+        self.acknowledged(seq, &build(seq))
+    }
+
+    /// Not generic, so that one copy serves every request (each closure would make another).
+    fn acknowledged(&mut self, seq: u32, message: &[u8]) -> io::Result<()> {
+        self.send(message)?;
         let mut buffer = vec![0u8; 8192];
         loop {
             self.wait()?;
@@ -580,7 +585,17 @@ impl Socket {
         mut each: impl FnMut(u16, &[u8]),
     ) -> io::Result<()> {
         let seq = self.next_seq();
-        self.send(&build(seq))?;
+        self.dumped(seq, &build(seq), &mut each)
+    }
+
+    /// Not generic, so that one copy serves every dump.
+    fn dumped(
+        &mut self,
+        seq: u32,
+        request: &[u8],
+        each: &mut dyn FnMut(u16, &[u8]),
+    ) -> io::Result<()> {
+        self.send(request)?;
         let mut buffer = vec![0u8; 32 * 1024];
         loop {
             self.wait()?;

@@ -462,7 +462,7 @@ impl Daemon {
 
     /// Serves control client `index`; false once it is done.
     fn control_client(&mut self, index: usize) -> bool {
-        let Some(client) = self.control.client(index) else { return false };
+        let Some(client) = self.control.clients.get(index) else { return false };
         if client.answered() {
             return client.send();
         }
@@ -472,12 +472,12 @@ impl Daemon {
             Step::Request(request) => request,
         };
         let answer = self.control_answer(request);
-        self.control.client(index).is_some_and(|c| c.answer(answer.into_bytes()))
+        self.control.clients.get(index).is_some_and(|c| c.answer(answer.into_bytes()))
     }
 
     /// Serves web client `index`; false once it is done.
     fn web_client(&mut self, index: usize) -> bool {
-        let Some(client) = self.web.client(index) else { return false };
+        let Some(client) = self.web.clients.get(index) else { return false };
         if client.answered() {
             return client.send();
         }
@@ -492,7 +492,7 @@ impl Daemon {
                 Err(refusal) => http::error_response(refusal.status, refusal.reason),
             },
         };
-        self.web.client(index).is_some_and(|c| c.answer(reply))
+        self.web.clients.get(index).is_some_and(|c| c.answer(reply))
     }
 
     fn respond(&mut self, request: &http::Request) -> Vec<u8> {
@@ -532,8 +532,8 @@ impl Daemon {
             self.perform();
             self.hooks.reap(&self.log);
             let wall = std::time::Instant::now();
-            self.control.expire(wall);
-            self.web.expire(wall);
+            self.control.clients.expire(wall);
+            self.web.clients.expire(wall);
             if self.stopping {
                 return Ok(());
             }
@@ -546,8 +546,9 @@ impl Daemon {
     fn timeout(&self, wall: std::time::Instant) -> Duration {
         let until = self.controller.poll_timeout().since(self.now());
         let mut timeout = Duration::from_micros(until).min(Duration::from_secs(1));
-        for deadline in
-            [self.control.next_deadline(), self.web.next_deadline()].into_iter().flatten()
+        for deadline in [self.control.clients.next_deadline(), self.web.clients.next_deadline()]
+            .into_iter()
+            .flatten()
         {
             timeout = timeout.min(deadline.saturating_duration_since(wall));
         }
@@ -566,13 +567,13 @@ impl Daemon {
         if let Some(listener) = &self.control.listener {
             sources.push((Source::Control, listener.as_raw_fd(), false));
         }
-        for (i, client) in self.control.clients().iter().enumerate() {
+        for (i, client) in self.control.clients.all().iter().enumerate() {
             sources.push((Source::ControlClient(i), client.fd(), client.answered()));
         }
         if let Some(listener) = &self.web.listener {
             sources.push((Source::Web, listener.as_raw_fd(), false));
         }
-        for (i, client) in self.web.clients().iter().enumerate() {
+        for (i, client) in self.web.clients.all().iter().enumerate() {
             sources.push((Source::WebClient(i), client.fd(), client.answered()));
         }
         for (link, slot, fd) in self.probes.descriptors() {
@@ -612,8 +613,8 @@ impl Daemon {
                 _ => self.dispatch(source, &mut control_done, &mut web_done),
             }
         }
-        self.control.remove(control_done);
-        self.web.remove(web_done);
+        self.control.clients.remove(control_done);
+        self.web.clients.remove(web_done);
         // Only now: a newcomer may replace a waiting client, which would renumber the clients
         // the poll set above still counted by index.
         let wall = std::time::Instant::now();
