@@ -1,10 +1,9 @@
 //! The `wanmon` command: the daemon (`run`), its control commands, and config checking.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wanmon::daemon::run;
-use wanmon::daemon::system::{name_process, write_out};
+use wanmon::daemon::system::{name_process, read_in, write_out};
 use wanmon::protocol::{self, Request};
 
 const USAGE: &str = "usage:
@@ -184,9 +183,9 @@ fn rpcd(words: &[String], socket: &std::path::Path) -> Result<(), Failure> {
         ["call", "status"] => reply(ask(Request::Status { json: true }), true),
         ["call", "auto"] => reply(ask(Request::Auto), false),
         ["call", "force"] => {
-            let mut input = String::new();
-            let _ = std::io::Read::take(std::io::stdin(), 4096).read_to_string(&mut input);
-            let link = match json::parse(&input).map(|doc| doc.value) {
+            let input = read_in(0, 4096);
+            let link = match json::parse(std::str::from_utf8(&input).unwrap_or("")).map(|d| d.value)
+            {
                 Ok(Value::Object(members)) => members
                     .into_iter()
                     .find(|(k, _)| k == "link")

@@ -5,7 +5,6 @@ pub use crate::core::Level;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -125,6 +124,27 @@ pub fn write_out(fd: libc::c_int, text: &str) {
     }
 }
 
+/// Reads descriptor `fd` (0 stdin) to its end, at most `limit` bytes, straight through
+/// `read(2)`: std's stdin is a locked, buffered reader, more flash for the same bytes.
+pub fn read_in(fd: libc::c_int, limit: usize) -> Vec<u8> {
+    let mut data = vec![0u8; limit];
+    let mut len = 0;
+    while len < limit {
+        let rest = &mut data[len..];
+        // SAFETY: rest is a valid buffer of the length passed.
+        let got = unsafe { libc::read(fd, rest.as_mut_ptr().cast(), rest.len()) };
+        if got < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if got <= 0 {
+            break;
+        }
+        len += got as usize;
+    }
+    data.truncate(len);
+    data
+}
+
 /// Names the process after the command it was started as (the basename of `argv[0]`, cut to
 /// the kernel's 15 bytes), as the kernel does when it executes a file. The router's unpacker
 /// executes a memory file, which the kernel names by its descriptor number ("3"), and that is
@@ -152,6 +172,30 @@ fn c_string(text: &str) -> Option<CString> {
     CString::new(text).ok()
 }
 
+unsafe extern "C" {
+    /// The C library's environment: what the daemon was started with.
+    static environ: *const *const libc::c_char;
+}
+
+/// The daemon's own environment, byte for byte whatever its encoding, but for any `WANMON_`
+/// variable (the hook's own are set afresh). Pointers into it rather than copies
+/// (`std::env::vars_os` costs ~1 KB of flash more): nothing changes the environment, and the
+/// daemon has one thread.
+fn inherited_environment() -> Vec<*const libc::c_char> {
+    let mut inherited = Vec::new();
+    // SAFETY: environ is a null-terminated array of valid C strings, left alone while we read.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            if !std::ffi::CStr::from_ptr(*entry).to_bytes().starts_with(b"WANMON_") {
+                inherited.push(*entry);
+            }
+            entry = entry.add(1);
+        }
+    }
+    inherited
+}
+
 impl Hooks {
     /// Starts the hook with the switch in its environment. The argv comes from the config as is:
     /// no shell, so no link name or reason can become a command. fork + execve by hand rather
@@ -159,16 +203,11 @@ impl Hooks {
     pub fn start(&mut self, argv: &[String], from: &str, to: &str, reason: &str, log: &Log) {
         let Some(program) = argv.first() else { return };
         let args: Option<Vec<CString>> = argv.iter().map(|a| c_string(a)).collect();
-        // The daemon's own environment passes on byte for byte, whatever its encoding.
-        let mut env: Vec<CString> = std::env::vars_os()
-            .filter(|(k, _)| !k.as_bytes().starts_with(b"WANMON_"))
-            .filter_map(|(k, v)| CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).ok())
-            .collect();
-        env.extend(
+        let switch: Vec<CString> =
             [("WANMON_FROM", from), ("WANMON_TO", to), ("WANMON_REASON", reason)]
                 .iter()
-                .filter_map(|(k, v)| c_string(&format!("{k}={v}"))),
-        );
+                .filter_map(|(k, v)| c_string(&format!("{k}={v}")))
+                .collect();
         let (Some(args), Some(path)) = (args, c_string(program)) else {
             log.line(
                 Level::Warning,
@@ -178,7 +217,8 @@ impl Hooks {
         };
         let mut arg_pointers: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
         arg_pointers.push(std::ptr::null());
-        let mut env_pointers: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+        let mut env_pointers = inherited_environment();
+        env_pointers.extend(switch.iter().map(|e| e.as_ptr()));
         env_pointers.push(std::ptr::null());
         let null = c"/dev/null";
         // Everything the child needs is prepared: after fork it only calls async-signal-safe
