@@ -40,12 +40,16 @@ impl std::error::Error for ListenError {}
 /// Binds the socket, refusing if another wanmon answers on it; only root may connect.
 pub fn listen(path: &Path) -> Result<UnixListener, ListenError> {
     let socket = crate::shown_path(path).to_string();
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            return Err(ListenError::AnotherRunning(socket));
+    if UnixStream::connect(path).is_ok() {
+        return Err(ListenError::AnotherRunning(socket));
+    }
+    // A socket nobody answers on is a stale one. Removed without asking whether it exists
+    // first: `Path::exists` would bring stat(2) into the router's binary for nothing.
+    match std::fs::remove_file(path) {
+        Err(cause) if cause.kind() != std::io::ErrorKind::NotFound => {
+            return Err(ListenError::RemoveStale { socket, cause });
         }
-        std::fs::remove_file(path)
-            .map_err(|cause| ListenError::RemoveStale { socket: socket.clone(), cause })?;
+        _ => {}
     }
     let listener = UnixListener::bind(path)
         .map_err(|cause| ListenError::Bind { socket: socket.clone(), cause })?;
@@ -122,5 +126,28 @@ mod tests {
         let (mut ours, theirs) = client();
         theirs.shutdown(std::net::Shutdown::Write).expect("half-close");
         assert_eq!(read(&mut ours), Step::Request(Err(RequestError::Empty)));
+    }
+
+    #[test]
+    fn the_socket_is_root_only_and_one_daemon_holds_it_and_a_stale_one_is_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("wanmon-control-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("control.sock");
+        let first = listen(&path).expect("a fresh path binds");
+        let mode = std::fs::metadata(&path).expect("the socket is there").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let second = listen(&path).expect_err("a second daemon on the same socket");
+        assert!(second.to_string().contains("control.sock"), "{second}");
+        assert!(matches!(second, ListenError::AnotherRunning(_)), "{second}");
+        // A killed daemon leaves its socket file behind, with nobody answering on it.
+        drop(first);
+        assert!(path.exists(), "the stale socket file stays");
+        let _again = listen(&path).expect("a stale socket is replaced");
+        let nowhere = dir.join("missing/control.sock");
+        let error = listen(&nowhere).expect_err("a socket in a missing directory");
+        assert!(matches!(error, ListenError::Bind { .. }), "{error}");
+        assert!(error.to_string().contains("missing/control.sock"), "{error}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
