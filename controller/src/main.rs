@@ -1,9 +1,11 @@
 //! The `wanmon` command: the daemon (`run`), its control commands, and config checking.
 
+#![no_main]
+
+use std::ffi::{CStr, c_char, c_int};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use wanmon::daemon::run;
-use wanmon::daemon::system::{name_process, read_in, write_out};
+use wanmon::daemon::system::{name_process, read_in, start_up, write_out};
 use wanmon::protocol::{self, Request};
 
 const USAGE: &str = "usage:
@@ -16,18 +18,35 @@ const USAGE: &str = "usage:
   wanmon rpcd list | call METHOD             rpcd exec plugin (ubus object \"wanmon\") for LuCI
   wanmon --version";
 
-fn main() -> ExitCode {
-    name_process();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match dispatch(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+/// The C entry point, in place of std's: std's start-up (a stack-overflow handler, a record of
+/// the main thread, args kept for `std::env::args`) costs ~3 KB of flash the router has not got
+/// to spare. What of it the daemon needs is [`start_up`].
+#[unsafe(no_mangle)]
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    start_up();
+    // SAFETY: the C library passes argc valid NUL-terminated strings in argv.
+    let words: Vec<&[u8]> = (0..argc.max(0) as usize)
+        .map(|i| unsafe { CStr::from_ptr(*argv.add(i)) }.to_bytes())
+        .collect();
+    name_process(words.first().copied().unwrap_or_default());
+    let args: Result<Vec<String>, Failure> = words
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, word)| {
+            String::from_utf8(word.to_vec())
+                .map_err(|_| Failure::Usage(format!("argument {i} is not UTF-8 text")))
+        })
+        .collect();
+    match args.and_then(|args| dispatch(&args)) {
+        Ok(()) => 0,
         Err(Failure::Usage(message)) => {
             write_out(2, &format!("wanmon: {message}\n{USAGE}\n"));
-            ExitCode::from(2)
+            2
         }
         Err(Failure::Failed(message)) => {
             write_out(2, &format!("{message}\n"));
-            ExitCode::FAILURE
+            1
         }
     }
 }

@@ -133,3 +133,54 @@ fn rpcd_force_takes_its_link_from_stdin_and_answers_in_json() {
         assert!(answer.starts_with("{\"error\":") && answer.contains(error), "{answer}");
     }
 }
+
+/// `wanmon` brings its own C `main` (std's start-up costs flash): what of std's start-up
+/// matters must still happen. A closed standard descriptor is opened on /dev/null, so that
+/// nothing the daemon opens later becomes its stdin, stdout or stderr.
+#[test]
+fn a_closed_stdin_is_reopened_on_dev_null() {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wanmon"));
+    command.args(["check-config", "/proc/self/fd/0"]);
+    // SAFETY: close(2) is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::close(0);
+            Ok(())
+        });
+    }
+    let out = command.output().expect("wanmon runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("cannot read"), "fd 0 is /dev/null, an empty file: {stderr}");
+}
+
+/// And a write to a closed pipe is an error the daemon handles, not a SIGPIPE that kills it.
+#[test]
+fn a_closed_stdout_does_not_kill_it() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut ends = [0; 2];
+    // SAFETY: a valid two-descriptor array; the results are owned or closed right after.
+    let write_end = unsafe {
+        assert_eq!(libc::pipe(ends.as_mut_ptr()), 0);
+        libc::close(ends[0]);
+        OwnedFd::from_raw_fd(ends[1])
+    };
+    let status = Command::new(env!("CARGO_BIN_EXE_wanmon"))
+        .arg("--help")
+        .stdout(std::process::Stdio::from(write_end))
+        .status()
+        .expect("wanmon runs");
+    assert_eq!(status.code(), Some(0), "not killed by a signal: {status}");
+}
+
+#[test]
+fn an_argument_that_is_not_text_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let out = Command::new(env!("CARGO_BIN_EXE_wanmon"))
+        .args([std::ffi::OsStr::new("force"), std::ffi::OsStr::from_bytes(b"w\xffan")])
+        .output()
+        .expect("wanmon runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("wanmon: argument 2 is not UTF-8"));
+}

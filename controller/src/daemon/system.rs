@@ -145,13 +145,34 @@ pub fn read_in(fd: libc::c_int, limit: usize) -> Vec<u8> {
     data
 }
 
-/// Names the process after the command it was started as (the basename of `argv[0]`, cut to
+/// What std's start-up does that the daemon needs, for a binary that has its own C `main`
+/// (`main.rs`): a write to a closed socket fails with EPIPE rather than killing the process, and
+/// descriptors 0, 1 and 2 are open (on /dev/null where they were not), so that no socket the
+/// daemon opens later becomes its stdout or stderr.
+pub fn start_up() {
+    // SAFETY: setting a signal's disposition to "ignore" has no handler to be unsafe in.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let mut standard = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
+    // SAFETY: three valid pollfds; a zero timeout only asks about each descriptor.
+    if unsafe { libc::poll(standard.as_mut_ptr(), 3, 0) } < 0 {
+        return;
+    }
+    for closed in standard.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+        // SAFETY: a constant NUL-terminated path. open takes the lowest free descriptor, which
+        // is this one: the ones before it are open or were opened in this loop.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if fd != closed.fd {
+            return;
+        }
+    }
+}
+
+/// Names the process after `command`, how it was started (the basename of `argv[0]`, cut to
 /// the kernel's 15 bytes), as the kernel does when it executes a file. The router's unpacker
 /// executes a memory file, which the kernel names by its descriptor number ("3"), and that is
 /// the name `ps`, `pidof` and `killall` would see.
-pub fn name_process() {
-    let Some(command) = std::env::args_os().next() else { return };
-    let base = command.as_encoded_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
+pub fn name_process(command: &[u8]) {
+    let base = command.rsplit(|&b| b == b'/').next().unwrap_or_default();
     let mut name = [0u8; 16];
     let len = base.len().min(name.len() - 1);
     name[..len].copy_from_slice(&base[..len]);
