@@ -5,7 +5,7 @@
 
 use super::limits::{MAX_LINKS, MAX_TARGETS};
 use super::name::LinkName;
-use crate::json::{self, Node, Value};
+use crate::json::{self, Node, Value, decimal, whole_number};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -236,10 +236,10 @@ fn parse_hundredths(text: &str) -> Option<u64> {
     }
     let cents = match fraction.len() {
         0 => 0,
-        1 => fraction.parse::<u64>().ok()? * 10,
-        _ => fraction.parse::<u64>().ok()?,
+        1 => decimal(fraction)? * 10,
+        _ => decimal(fraction)?,
     };
-    whole.parse::<u64>().ok()?.checked_mul(100)?.checked_add(cents)
+    decimal(whole)?.checked_mul(100)?.checked_add(cents)
 }
 
 /// What a link takes from the global keys when it does not set its own.
@@ -317,8 +317,8 @@ impl Checker {
         };
         let expected = format!("a whole number from {min} to {max}{unit}");
         match &node.value {
-            Value::Number(text) => match text.parse::<i64>() {
-                Ok(value) if (min..=max).contains(&value) => value,
+            Value::Number(text) => match whole_number(text) {
+                Some(value) if (min..=max).contains(&value) => value,
                 _ => {
                     self.wrong(node, fields.path(key), &expected);
                     default

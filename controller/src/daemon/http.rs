@@ -103,7 +103,7 @@ pub fn parse(buffer: &[u8]) -> Result<Option<Request>, Refusal> {
         Some(text)
             if !text.is_empty() && text.len() <= 7 && text.bytes().all(|b| b.is_ascii_digit()) =>
         {
-            text.parse::<usize>().unwrap_or(usize::MAX)
+            crate::json::decimal(text).map_or(usize::MAX, |n| n as usize)
         }
         Some(_) => return Err(refuse(400, "malformed content-length: expected decimal digits")),
     };
