@@ -11,7 +11,9 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Defaults, in the units of the config file.
 pub mod defaults {
-    pub const TARGETS: [&str; 2] = ["1.1.1.1", "8.8.8.8"];
+    use std::net::{IpAddr, Ipv4Addr};
+    pub const TARGETS: [IpAddr; 2] =
+        [IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)), IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8))];
     pub const BIAS: i64 = 0;
     pub const INTERVAL_MS: u64 = 500;
     pub const STANDBY_INTERVAL_MS: u64 = 15_000;
@@ -400,8 +402,8 @@ impl Checker {
     /// A unicast address of another host: what a probe target or a gateway can be.
     fn address(&mut self, node: &Node, path: String) -> Option<IpAddr> {
         match &node.value {
-            Value::String(text) => match text.parse::<IpAddr>() {
-                Ok(address) => match not_a_host(&address) {
+            Value::String(text) => match crate::address::ip(text) {
+                Some(address) => match not_a_host(&address) {
                     None => Some(address),
                     Some(what) => {
                         let message = format!(
@@ -411,7 +413,7 @@ impl Checker {
                         None
                     }
                 },
-                Err(_) => {
+                None => {
                     self.wrong(node, path, "an IPv4 or IPv6 address such as \"192.0.2.1\"");
                     None
                 }
@@ -459,7 +461,7 @@ impl Checker {
         let fields = self.object(root, String::new(), GLOBAL_KEYS)?;
         let default_targets = match fields.get("targets") {
             Some(node) => self.targets(node, "targets".into()),
-            None => Some(defaults::TARGETS.iter().filter_map(|t| t.parse().ok()).collect()),
+            None => Some(defaults::TARGETS.to_vec()),
         };
         let smoothing_ms =
             self.unsigned(&fields, "smoothing_ms", defaults::SMOOTHING_MS, 0, 600_000, " (ms)");
@@ -876,11 +878,11 @@ fn is_program_path(text: &str) -> bool {
 
 /// `192.0.2.1:80`, `[2001:db8::1]:80` or `br-lan:8080`; port 0 would be any port.
 fn parse_listen(text: &str) -> Option<Listen> {
-    if let Ok(address) = text.parse::<SocketAddr>() {
+    if let Some(address) = crate::address::socket(text) {
         return (address.port() != 0).then_some(Listen::Address(address));
     }
     let (device, port) = text.rsplit_once(':')?;
-    let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+    let port = u16::try_from(decimal(port)?).ok().filter(|p| *p != 0)?;
     is_device_name(device).then(|| Listen::Device { device: device.to_string(), port })
 }
 

@@ -146,7 +146,7 @@ pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
     let host = host.trim_end_matches('.');
     let bare = if let Some(rest) = host.strip_prefix('[') {
         return rest.split_once(']').is_some_and(|(address, port)| {
-            address.parse::<std::net::Ipv6Addr>().is_ok()
+            crate::address::ipv6(address).is_some()
                 && (port.is_empty() || is_port(port.strip_prefix(':').unwrap_or("x")))
         });
     } else {
@@ -157,7 +157,7 @@ pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
         }
     };
     let bare = bare.trim_end_matches('.');
-    bare.parse::<std::net::Ipv4Addr>().is_ok() || names.iter().any(|name| is_named(bare, name))
+    crate::address::ipv4(bare).is_some() || names.iter().any(|name| is_named(bare, name))
 }
 
 /// The local domains a router's name is reached in: OpenWrt's `lan`, mDNS, RFC 8375's.
