@@ -5,6 +5,7 @@
 
 use super::limits::{MAX_LINKS, MAX_TARGETS};
 use super::name::LinkName;
+use crate::address::Shown;
 use crate::json::{self, Node, Value, decimal, whole_number};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -406,8 +407,9 @@ impl Checker {
                 Some(address) => match not_a_host(&address) {
                     None => Some(address),
                     Some(what) => {
+                        let shown = Shown(address);
                         let message = format!(
-                            "got {address}, {what}: expected the address of a host elsewhere, such as \"192.0.2.1\""
+                            "got {shown}, {what}: expected the address of a host elsewhere, such as \"192.0.2.1\""
                         );
                         self.error(node.line, path, message);
                         None
@@ -446,7 +448,7 @@ impl Checker {
                     self.error(
                         item.line,
                         format!("{path}[{i}]"),
-                        format!("duplicate target {address}"),
+                        format!("duplicate target {}", Shown(address)),
                     );
                     ok = false;
                 }

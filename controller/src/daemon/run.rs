@@ -426,7 +426,7 @@ impl Daemon {
             .flatten()
             .filter_map(|route| {
                 let plan = plans.iter().find(|p| p.facts.index == Some(route.oif))?;
-                let gateway = route.gateway.map(|g| g.to_string());
+                let gateway = route.gateway.as_ref().map(crate::address::text);
                 Some(RouteStatus { device: plan.device.clone(), gateway })
             })
             .collect();
@@ -673,9 +673,10 @@ impl Daemon {
 /// `http://ADDRESS:PORT/`, IPv6 in brackets; by hand, as `SocketAddr`'s `Display` costs 744 bytes
 /// of flash for two log lines.
 fn page_url(address: SocketAddr) -> String {
+    let ip = crate::address::text(&address.ip());
     match address.ip() {
-        IpAddr::V4(ip) => format!("http://{ip}:{}/", address.port()),
-        IpAddr::V6(ip) => format!("http://[{ip}]:{}/", address.port()),
+        IpAddr::V4(_) => format!("http://{ip}:{}/", address.port()),
+        IpAddr::V6(_) => format!("http://[{ip}]:{}/", address.port()),
     }
 }
 

@@ -41,7 +41,7 @@ fn link_status(link: &Link, current: bool, problem: Option<String>, now: Instant
             .targets()
             .iter()
             .map(|t| TargetStatus {
-                address: t.address().to_string(),
+                address: crate::address::text(&t.address()),
                 reachable: t.reachable(),
                 figures: figures(t.telemetry()),
             })
