@@ -1,16 +1,17 @@
 //! `cargo xtask fuzz`: coverage-guided fuzzing (libFuzzer through `libfuzzer-sys`) of every parser
 //! that takes outside bytes: the config file, HTTP requests, the control protocol, netlink
-//! messages, ICMP replies, the status document, and the LZMA stream the router's unpacker decodes. Built with stable rustc's SanitizerCoverage
-//! flags (what cargo-fuzz passes, without the nightly-only sanitizers: the code is safe Rust, so
-//! what is sought is a panic, a hang or a blow-up in time or memory). Seeds are kept in
-//! `fuzz/corpus/TARGET/`; what a run discovers stays in `target/fuzz/corpus/`.
+//! messages, ICMP replies, the status document, the LZMA stream the router's unpacker decodes,
+//! and addresses (against std's own parser and formatter). Built with stable rustc's
+//! SanitizerCoverage flags (what cargo-fuzz passes, without the nightly-only sanitizers: the code
+//! is safe Rust, so what is sought is a panic, a hang or a blow-up in time or memory). Seeds are
+//! kept in `fuzz/corpus/TARGET/`; what a run discovers stays in `target/fuzz/corpus/`.
 
 use crate::{cargo, root};
 use std::process::Command;
 
 /// Each target with the longest input it is given: the config file's cap, an HTTP request's,
-/// a control line's, a netlink receive buffer's, a packet's, a status document's, and room for
-/// a compressed stream of some length.
+/// a control line's, a netlink receive buffer's, a packet's, a status document's, room for
+/// a compressed stream of some length, and the longest socket address with some to spare.
 const TARGETS: &[(&str, usize)] = &[
     ("config", 65_536),
     ("http", 9_300),
@@ -19,6 +20,7 @@ const TARGETS: &[(&str, usize)] = &[
     ("icmp", 1_500),
     ("status", 65_536),
     ("lzma", 65_536),
+    ("address", 64),
 ];
 
 const COVERAGE_FLAGS: &str = "-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
