@@ -278,7 +278,7 @@ mod tests {
         ) {
             let v6 = Ipv6Addr::from(groups);
             let v4 = Ipv4Addr::from(bits);
-            let mapped = Ipv6Addr::from(v4.to_ipv6_mapped());
+            let mapped = v4.to_ipv6_mapped();
             for address in [IpAddr::V6(v6), IpAddr::V4(v4), IpAddr::V6(mapped)] {
                 prop_assert_eq!(super::text(&address), address.to_string());
             }
