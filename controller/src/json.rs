@@ -390,6 +390,13 @@ pub fn decimal(text: &str) -> Option<u64> {
     })
 }
 
+/// `text` split at its last `:` (a port's), as `rsplit_once(':')` would: that one brings a
+/// reverse character searcher of ~670 bytes onto the router's flash for two calls.
+pub fn split_port(text: &str) -> Option<(&str, &str)> {
+    let colon = text.bytes().rposition(|b| b == b':')?;
+    Some((&text[..colon], &text[colon + 1..]))
+}
+
 /// A JSON number that is a whole number: decimal digits after an optional minus sign (the
 /// parser has checked the rest of its syntax), within `i64`.
 pub fn whole_number(text: &str) -> Option<i64> {
@@ -533,6 +540,11 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn a_port_is_split_off_as_rsplit_once_splits_it(text in "[a-z0-9:é]{0,12}") {
+            proptest::prop_assert_eq!(split_port(&text), text.rsplit_once(':'));
+        }
+
         #[test]
         fn decimal_agrees_with_std_on_digits_and_signs(text in "[-+]?[0-9]{0,22}") {
             let unsigned = if text.starts_with(['+', '-']) { None } else { text.parse::<u64>().ok() };

@@ -883,7 +883,7 @@ fn parse_listen(text: &str) -> Option<Listen> {
     if let Some(address) = crate::address::socket(text) {
         return (address.port() != 0).then_some(Listen::Address(address));
     }
-    let (device, port) = text.rsplit_once(':')?;
+    let (device, port) = json::split_port(text)?;
     let port = u16::try_from(decimal(port)?).ok().filter(|p| *p != 0)?;
     is_device_name(device).then(|| Listen::Device { device: device.to_string(), port })
 }

@@ -150,7 +150,7 @@ pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
                 && (port.is_empty() || is_port(port.strip_prefix(':').unwrap_or("x")))
         });
     } else {
-        match host.rsplit_once(':') {
+        match crate::json::split_port(host) {
             Some((name, port)) if is_port(port) => name,
             Some(_) => return false,
             None => host,
