@@ -84,7 +84,7 @@ fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         match file.read(&mut bytes[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
             Err(e) => return Err(e),
         }
         if filled == bytes.len() {

@@ -85,8 +85,8 @@ impl Client {
                         return Received::TooLarge;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Received::Waiting,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Received::Waiting,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(_) => return Received::Failed,
             }
         }
@@ -105,8 +105,8 @@ impl Client {
             match self.stream.write(&self.reply[self.sent..]) {
                 Ok(0) => return false,
                 Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return true,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(_) => return false,
             }
         }

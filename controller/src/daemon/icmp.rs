@@ -241,7 +241,7 @@ impl ProbeSocket {
             };
             if got < 0 {
                 let error = io::Error::last_os_error();
-                return if error.kind() == io::ErrorKind::WouldBlock {
+                return if error.raw_os_error() == Some(libc::EAGAIN) {
                     Ok(None)
                 } else {
                     Err(error)

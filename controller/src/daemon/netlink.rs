@@ -525,7 +525,7 @@ impl Socket {
             unsafe { libc::recv(self.fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), 0) };
         if got < 0 {
             let error = io::Error::last_os_error();
-            return if error.kind() == io::ErrorKind::WouldBlock { Ok(0) } else { Err(error) };
+            return if error.raw_os_error() == Some(libc::EAGAIN) { Ok(0) } else { Err(error) };
         }
         Ok(got as usize)
     }

@@ -598,8 +598,8 @@ impl Daemon {
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
         if ready < 0 {
             let error = io::Error::last_os_error();
-            return match error.kind() {
-                io::ErrorKind::Interrupted => Ok(()),
+            return match error.raw_os_error() {
+                Some(libc::EINTR) => Ok(()),
                 _ => Err(RunError::Poll(error)),
             };
         }

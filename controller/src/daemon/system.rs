@@ -114,7 +114,7 @@ pub fn write_out(fd: libc::c_int, text: &str) {
     while !rest.is_empty() {
         // SAFETY: rest is a valid buffer of the length passed.
         let written = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
-        if written < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+        if written < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
             continue;
         }
         if written <= 0 {
@@ -133,7 +133,7 @@ pub fn read_in(fd: libc::c_int, limit: usize) -> Vec<u8> {
         let rest = &mut data[len..];
         // SAFETY: rest is a valid buffer of the length passed.
         let got = unsafe { libc::read(fd, rest.as_mut_ptr().cast(), rest.len()) };
-        if got < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+        if got < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
             continue;
         }
         if got <= 0 {

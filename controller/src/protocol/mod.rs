@@ -170,11 +170,10 @@ pub fn parse_answer(reply: &str) -> Result<String, CallError> {
 /// The client side: sends one request to the daemon at `socket` and returns its answer.
 pub fn call(socket: &Path, request: &Request) -> Result<String, CallError> {
     let shown = || crate::shown_path(socket).to_string();
-    let mut stream = UnixStream::connect(socket).map_err(|cause| match cause.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-            CallError::NotRunning(shown())
-        }
-        io::ErrorKind::PermissionDenied => CallError::PermissionDenied(shown()),
+    // By errno, not `io::Error::kind`, whose table of every errno costs ~500 bytes of flash.
+    let mut stream = UnixStream::connect(socket).map_err(|cause| match cause.raw_os_error() {
+        Some(libc::ENOENT | libc::ECONNREFUSED) => CallError::NotRunning(shown()),
+        Some(libc::EACCES | libc::EPERM) => CallError::PermissionDenied(shown()),
         _ => CallError::Unreachable { socket: shown(), cause },
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(CallError::NoAnswer)?;
