@@ -178,9 +178,21 @@ pub fn call(socket: &Path, request: &Request) -> Result<String, CallError> {
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(CallError::NoAnswer)?;
     stream.write_all(request.line().as_bytes()).map_err(CallError::Send)?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).map_err(CallError::NoAnswer)?;
-    parse_answer(&reply)
+    // Read by hand: std's `read_to_string` brings its general reader (~1 KB) onto the flash.
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&chunk[..n]),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(CallError::NoAnswer(e)),
+        }
+    }
+    match String::from_utf8(reply) {
+        Ok(reply) => parse_answer(&reply),
+        Err(e) => Err(CallError::Unreadable(String::from_utf8_lossy(e.as_bytes()).into_owned())),
+    }
 }
 
 #[cfg(test)]
@@ -225,5 +237,41 @@ mod tests {
         assert_eq!((link_table(0), link_mark(0)), (22350, 0x574d_0001));
         assert!(is_our_table(ROUTE_TABLE) && is_our_table(link_table(MAX_LINKS - 1)));
         assert!(!is_our_table(link_table(MAX_LINKS)) && !is_our_table(254));
+    }
+
+    /// A stand-in daemon at a fresh socket that answers one request with `answer`; returns
+    /// what `call` made of it.
+    fn call_answered_with(answer: Vec<u8>) -> Result<String, CallError> {
+        use std::io::Read;
+        let dir = std::env::temp_dir().join(format!("wanmon-call-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let socket = dir.join(format!("{}.sock", answer.len()));
+        let _ = std::fs::remove_file(&socket);
+        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        let daemon = std::thread::spawn(move || {
+            let (mut client, _) = listener.accept().expect("connects");
+            let mut line = [0u8; 64];
+            let _ = client.read(&mut line).expect("request");
+            client.write_all(&answer).expect("answer");
+        });
+        let result = call(&socket, &Request::Auto);
+        daemon.join().expect("stand-in daemon");
+        result
+    }
+
+    #[test]
+    fn a_call_reads_the_whole_answer_and_names_an_unreadable_one() {
+        assert_eq!(
+            call_answered_with(b"ok\nback to auto".to_vec()).ok(),
+            Some("back to auto".into())
+        );
+        let long = [b"ok\n".to_vec(), vec![b'x'; 100_000]].concat();
+        assert_eq!(call_answered_with(long).map(|text| text.len()).ok(), Some(100_000));
+        let refused = call_answered_with(b"error\nno link named wwan".to_vec());
+        assert!(
+            matches!(refused, Err(CallError::Refused(ref text)) if text == "no link named wwan")
+        );
+        let garbled = call_answered_with(b"ok\n\xff\xfe".to_vec());
+        assert!(matches!(garbled, Err(CallError::Unreadable(_))), "{garbled:?}");
     }
 }
