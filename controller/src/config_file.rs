@@ -22,7 +22,11 @@ pub struct Refused {
 
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.lines.join("\n"))
+        for (i, line) in self.lines.iter().enumerate() {
+            f.write_str(if i == 0 { "" } else { "\n" })?;
+            f.write_str(line)?;
+        }
+        Ok(())
     }
 }
 

@@ -235,19 +235,15 @@ impl Status {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let mode = self.forced.as_ref().map_or("auto".to_string(), |l| format!("forced to {l}"));
-        let routes: Vec<String> = self
-            .routes
-            .iter()
-            .map(|r| match &r.gateway {
-                Some(gateway) => format!("default via {gateway} dev {}", r.device),
-                None => format!("default dev {}", r.device),
-            })
-            .collect();
-        let route = if routes.is_empty() {
-            "none written (the system's own routes apply)".to_string()
-        } else {
-            routes.join("; ")
-        };
+        let mut route = String::new();
+        for r in &self.routes {
+            let gateway = r.gateway.as_ref().map_or(String::new(), |g| format!("via {g} "));
+            let separator = if route.is_empty() { "" } else { "; " };
+            let _ = write!(route, "{separator}default {gateway}dev {}", r.device);
+        }
+        if route.is_empty() {
+            route.push_str("none written (the system's own routes apply)");
+        }
         let _ = writeln!(out, "wanmon {}, up {} s, mode {mode}", self.version, self.uptime_s);
         let _ = writeln!(out, "route: {route}");
         if self.flows_cleared > 0 {
