@@ -3,7 +3,7 @@
 //! reads and write exactly what it writes (tested against it below), for the few places that
 //! read an address (the config, the web page's `Host`) and the messages that show one.
 
-use crate::json::decimal;
+use crate::text::{decimal, split_pair};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
@@ -33,7 +33,7 @@ pub fn ipv4(text: &str) -> Option<Ipv4Addr> {
 /// an IPv4 address in place of the last two groups.
 pub fn ipv6(text: &str) -> Option<Ipv6Addr> {
     let mut head = [0u16; 8];
-    let Some((before, after)) = text.split_once("::") else {
+    let Some((before, after)) = split_pair(text, b"::") else {
         return (groups(text, &mut head)? == 8).then_some(Ipv6Addr::from(head));
     };
     let mut tail = [0u16; 8];
@@ -79,7 +79,7 @@ fn groups(text: &str, out: &mut [u16; 8]) -> Option<usize> {
 pub fn socket(text: &str) -> Option<SocketAddr> {
     let port = |text: &str| u16::try_from(decimal(text)?).ok();
     if let Some(rest) = text.strip_prefix('[') {
-        let (inside, after) = rest.split_once("]:")?;
+        let (inside, after) = split_pair(rest, b"]:")?;
         let (address, scope) = match inside.split_once('%') {
             Some((address, scope)) => (address, u32::try_from(decimal(scope)?).ok()?),
             None => (inside, 0),

@@ -376,36 +376,6 @@ impl Parser<'_> {
     }
 }
 
-/// Decimal digits (at least one, nothing else) as a number; `None` past `u64::MAX`. One parser
-/// for every number the daemon reads: std's `parse` is inlined anew at every call, ~400 bytes
-/// of flash each.
-#[inline(never)]
-pub fn decimal(text: &str) -> Option<u64> {
-    if text.is_empty() {
-        return None;
-    }
-    text.bytes().try_fold(0u64, |value, b| {
-        let digit = (b as char).to_digit(10)?;
-        value.checked_mul(10)?.checked_add(u64::from(digit))
-    })
-}
-
-/// `text` split at its last `:` (a port's), as `rsplit_once(':')` would: that one brings a
-/// reverse character searcher of ~670 bytes onto the router's flash for two calls.
-pub fn split_port(text: &str) -> Option<(&str, &str)> {
-    let colon = text.bytes().rposition(|b| b == b':')?;
-    Some((&text[..colon], &text[colon + 1..]))
-}
-
-/// A JSON number that is a whole number: decimal digits after an optional minus sign (the
-/// parser has checked the rest of its syntax), within `i64`.
-pub fn whole_number(text: &str) -> Option<i64> {
-    match text.strip_prefix('-') {
-        Some(digits) => 0i64.checked_sub_unsigned(decimal(digits)?),
-        None => i64::try_from(decimal(text)?).ok(),
-    }
-}
-
 /// Escapes a string for a JSON string literal (without the quotes).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -520,37 +490,5 @@ mod tests {
         let long = Node { line: 1, value: Value::String("x".repeat(100)) };
         assert!(long.shown().ends_with("..."));
         assert!(long.shown().chars().count() <= 60);
-    }
-
-    #[test]
-    fn decimal_numbers_read_as_std_reads_them_but_only_digits() {
-        for text in ["0", "7", "0042", "18446744073709551615", "9223372036854775807"] {
-            assert_eq!(decimal(text), text.parse::<u64>().ok(), "{text}");
-        }
-        for text in ["", "18446744073709551616", "+5", "-5", "5 ", " 5", "0x5", "1e3", "1.5", "٣"]
-        {
-            assert_eq!(decimal(text), None, "{text}");
-        }
-        for text in ["0", "-0", "-7", "42", "-9223372036854775808", "9223372036854775807"] {
-            assert_eq!(whole_number(text), text.parse::<i64>().ok(), "{text}");
-        }
-        for text in ["-", "--5", "9223372036854775808", "-9223372036854775809", "1.0", "2e2"] {
-            assert_eq!(whole_number(text), None, "{text}");
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn a_port_is_split_off_as_rsplit_once_splits_it(text in "[a-z0-9:é]{0,12}") {
-            proptest::prop_assert_eq!(split_port(&text), text.rsplit_once(':'));
-        }
-
-        #[test]
-        fn decimal_agrees_with_std_on_digits_and_signs(text in "[-+]?[0-9]{0,22}") {
-            let unsigned = if text.starts_with(['+', '-']) { None } else { text.parse::<u64>().ok() };
-            proptest::prop_assert_eq!(decimal(&text), unsigned);
-            let signed = if text.starts_with('+') { None } else { text.parse::<i64>().ok() };
-            proptest::prop_assert_eq!(whole_number(&text), signed);
-        }
     }
 }

@@ -3,7 +3,7 @@
 //! [`core`] is the sans-IO decision core that both the router daemon and the simulator drive;
 //! [`daemon`] is the router daemon around it (Linux only); [`config_file`] reads the config file;
 //! [`json`] is the small JSON reader and escaper the config and the API share; [`address`]
-//! reads IP addresses.
+//! reads and writes IP addresses; [`text`] holds the small scanners they share.
 
 pub mod address;
 pub mod config_file;
@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod json;
 #[cfg(unix)]
 pub mod protocol;
+pub mod text;
 
 /// A path as messages show it. wanmon's paths come from its options and are UTF-8 in practice;
 /// `Path::display` would bring the lossy conversion's machinery onto the router's flash for the

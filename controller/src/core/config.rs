@@ -6,7 +6,8 @@
 use super::limits::{MAX_LINKS, MAX_TARGETS};
 use super::name::LinkName;
 use crate::address::Shown;
-use crate::json::{self, Node, Value, decimal, whole_number};
+use crate::json::{self, Node, Value};
+use crate::text::{decimal, split_port, whole_number};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -883,7 +884,7 @@ fn parse_listen(text: &str) -> Option<Listen> {
     if let Some(address) = crate::address::socket(text) {
         return (address.port() != 0).then_some(Listen::Address(address));
     }
-    let (device, port) = json::split_port(text)?;
+    let (device, port) = split_port(text)?;
     let port = u16::try_from(decimal(port)?).ok().filter(|p| *p != 0)?;
     is_device_name(device).then(|| Listen::Device { device: device.to_string(), port })
 }

@@ -58,7 +58,7 @@ pub fn parse(buffer: &[u8]) -> Result<Option<Request>, Refusal> {
     }
     let head = std::str::from_utf8(&buffer[..head_end])
         .map_err(|_| refuse(400, "request head is not UTF-8"))?;
-    let mut lines = head.split("\r\n");
+    let mut lines = crate::text::pair_separated(head, b"\r\n");
     let request_line = lines.next().unwrap_or_default();
     let mut parts = request_line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
@@ -103,7 +103,7 @@ pub fn parse(buffer: &[u8]) -> Result<Option<Request>, Refusal> {
         Some(text)
             if !text.is_empty() && text.len() <= 7 && text.bytes().all(|b| b.is_ascii_digit()) =>
         {
-            crate::json::decimal(text).map_or(usize::MAX, |n| n as usize)
+            crate::text::decimal(text).map_or(usize::MAX, |n| n as usize)
         }
         Some(_) => return Err(refuse(400, "malformed content-length: expected decimal digits")),
     };
@@ -150,7 +150,7 @@ pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
                 && (port.is_empty() || is_port(port.strip_prefix(':').unwrap_or("x")))
         });
     } else {
-        match crate::json::split_port(host) {
+        match crate::text::split_port(host) {
             Some((name, port)) if is_port(port) => name,
             Some(_) => return false,
             None => host,

@@ -1,0 +1,100 @@
+//! Small text scanners the daemon shares, each in place of a std one that costs the router's
+//! flash for its generality: decimal numbers (std's `parse` is inlined anew at every call), a
+//! port's colon (`rsplit_once(':')` brings a reverse character searcher), and two-byte
+//! separators (`split("\r\n")` and `split_once("::")` bring the two-way substring searcher).
+//! Each is tested against the std function it replaces.
+
+/// Decimal digits (at least one, nothing else) as a number; `None` past `u64::MAX`.
+#[inline(never)]
+pub fn decimal(text: &str) -> Option<u64> {
+    if text.is_empty() {
+        return None;
+    }
+    text.bytes().try_fold(0u64, |value, b| {
+        let digit = (b as char).to_digit(10)?;
+        value.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
+/// A JSON number that is a whole number: decimal digits after an optional minus sign (the JSON
+/// parser has checked the rest of its syntax), within `i64`.
+pub fn whole_number(text: &str) -> Option<i64> {
+    match text.strip_prefix('-') {
+        Some(digits) => 0i64.checked_sub_unsigned(decimal(digits)?),
+        None => i64::try_from(decimal(text)?).ok(),
+    }
+}
+
+/// `text` split at its last `:` (a port's), as `rsplit_once(':')` splits it.
+pub fn split_port(text: &str) -> Option<(&str, &str)> {
+    let colon = text.bytes().rposition(|b| b == b':')?;
+    Some((&text[..colon], &text[colon + 1..]))
+}
+
+/// `text` split around the first `pair` of ASCII bytes, as `split_once` splits it.
+pub fn split_pair<'a>(text: &'a str, pair: &[u8; 2]) -> Option<(&'a str, &'a str)> {
+    let at = text.as_bytes().windows(2).position(|w| w == pair)?;
+    Some((&text[..at], &text[at + 2..]))
+}
+
+/// The pieces of `text` between `pair`s of ASCII bytes, as `split` gives them.
+pub fn pair_separated<'a>(text: &'a str, pair: &'a [u8; 2]) -> impl Iterator<Item = &'a str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match split_pair(text, pair) {
+            Some((piece, after)) => {
+                rest = Some(after);
+                Some(piece)
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_numbers_read_as_std_reads_them_but_only_digits() {
+        for text in ["0", "7", "0042", "18446744073709551615", "9223372036854775807"] {
+            assert_eq!(decimal(text), text.parse::<u64>().ok(), "{text}");
+        }
+        for text in ["", "18446744073709551616", "+5", "-5", "5 ", " 5", "0x5", "1e3", "1.5", "٣"]
+        {
+            assert_eq!(decimal(text), None, "{text}");
+        }
+        for text in ["0", "-0", "-7", "42", "-9223372036854775808", "9223372036854775807"] {
+            assert_eq!(whole_number(text), text.parse::<i64>().ok(), "{text}");
+        }
+        for text in ["-", "--5", "9223372036854775808", "-9223372036854775809", "1.0", "2e2"] {
+            assert_eq!(whole_number(text), None, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_port_is_split_off_as_rsplit_once_splits_it(text in "[a-z0-9:é]{0,12}") {
+            proptest::prop_assert_eq!(split_port(&text), text.rsplit_once(':'));
+        }
+
+        #[test]
+        fn a_pair_splits_as_split_once_and_split_split(text in "[a:b\r\né]{0,16}") {
+            proptest::prop_assert_eq!(split_pair(&text, b"::"), text.split_once("::"));
+            let lines: Vec<&str> = pair_separated(&text, b"\r\n").collect();
+            proptest::prop_assert_eq!(lines, text.split("\r\n").collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn decimal_agrees_with_std_on_digits_and_signs(text in "[-+]?[0-9]{0,22}") {
+            let unsigned = if text.starts_with(['+', '-']) { None } else { text.parse::<u64>().ok() };
+            proptest::prop_assert_eq!(decimal(&text), unsigned);
+            let signed = if text.starts_with('+') { None } else { text.parse::<i64>().ok() };
+            proptest::prop_assert_eq!(whole_number(&text), signed);
+        }
+    }
+}
