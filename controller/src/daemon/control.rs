@@ -5,7 +5,6 @@ use super::clients::{Client, Received};
 use crate::protocol::{MAX_REQUEST, Request, RequestError};
 use std::fmt;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
@@ -15,7 +14,6 @@ pub enum ListenError {
     AnotherRunning(String),
     RemoveStale { socket: String, cause: io::Error },
     Bind { socket: String, cause: io::Error },
-    Restrict { socket: String, cause: io::Error },
 }
 
 impl fmt::Display for ListenError {
@@ -28,9 +26,6 @@ impl fmt::Display for ListenError {
                 write!(f, "cannot remove the stale {socket}: {cause}")
             }
             ListenError::Bind { socket, cause } => write!(f, "cannot listen on {socket}: {cause}"),
-            ListenError::Restrict { socket, cause } => {
-                write!(f, "cannot restrict {socket}: {cause}")
-            }
         }
     }
 }
@@ -51,10 +46,15 @@ pub fn listen(path: &Path) -> Result<UnixListener, ListenError> {
         }
         _ => {}
     }
-    let listener = UnixListener::bind(path)
-        .map_err(|cause| ListenError::Bind { socket: socket.clone(), cause })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|cause| ListenError::Restrict { socket: socket.clone(), cause })?;
+    // Created root-only, under a file mode mask that leaves only the owner's bits: a chmod(2)
+    // after bind(2) would leave a moment in which anyone could connect.
+    // SAFETY: umask only swaps the process's mask; the daemon has one thread, and the old mask
+    // is back before anything else creates a file.
+    let mask = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(mask) };
+    let listener = bound.map_err(|cause| ListenError::Bind { socket: socket.clone(), cause })?;
     listener.set_nonblocking(true).map_err(|cause| ListenError::Bind { socket, cause })?;
     Ok(listener)
 }

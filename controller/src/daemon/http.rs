@@ -143,7 +143,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// nothing.
 pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
     let Some(host) = host else { return true };
-    let host = host.trim_end_matches('.');
+    let host = without_final_dots(host);
     let bare = if let Some(rest) = host.strip_prefix('[') {
         return rest.split_once(']').is_some_and(|(address, port)| {
             crate::address::ipv6(address).is_some()
@@ -156,8 +156,15 @@ pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
             None => host,
         }
     };
-    let bare = bare.trim_end_matches('.');
+    let bare = without_final_dots(bare);
     crate::address::ipv4(bare).is_some() || names.iter().any(|name| is_named(bare, name))
+}
+
+/// `text` without the dots that end a fully qualified name, as `trim_end_matches('.')` (whose
+/// generic searcher costs more flash) leaves it.
+fn without_final_dots(text: &str) -> &str {
+    let end = text.bytes().rposition(|b| b != b'.').map_or(0, |last| last + 1);
+    &text[..end]
 }
 
 /// The local domains a router's name is reached in: OpenWrt's `lan`, mDNS, RFC 8375's.
@@ -366,6 +373,13 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn final_dots_go_as_trim_end_matches_takes_them(text in "[a.é]{0,8}") {
+            proptest::prop_assert_eq!(without_final_dots(&text), text.trim_end_matches('.'));
+        }
+    }
+
     #[test]
     fn only_the_routers_addresses_and_names_are_served() {
         let names = ["openwrt".to_string()];
@@ -377,12 +391,15 @@ mod tests {
             "OpenWrt",
             "openwrt.lan:8080",
             "openwrt.lan.",
+            "openwrt..",
+            "192.168.1.1.",
+            "openwrt.:80",
         ] {
             assert!(host_allowed(Some(host), &names), "{host}");
         }
         assert!(host_allowed(None, &names), "HTTP/1.0 without a Host");
         for host in
-            ["evil.example", "openwrt.evil.example", "192.168.1.1.nip.io", "[::1", "a:b:c", ""]
+            ["evil.example", "openwrt.evil.example", "192.168.1.1.nip.io", "[::1", "a:b:c", "", "."]
         {
             assert!(!host_allowed(Some(host), &names), "{host}");
         }
