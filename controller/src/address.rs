@@ -3,7 +3,7 @@
 //! reads and write exactly what it writes (tested against it below), for the few places that
 //! read an address (the config, the web page's `Host`) and the messages that show one.
 
-use crate::text::{decimal, split_pair};
+use crate::text::{byte_separated, decimal, has_byte, split_byte, split_pair};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
@@ -18,7 +18,7 @@ pub fn ip(text: &str) -> Option<IpAddr> {
 /// Four decimal octets: no leading zeros (`01` could be meant as octal), no sign, nothing around.
 pub fn ipv4(text: &str) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = text.split('.');
+    let mut parts = byte_separated(text, b'.');
     for octet in &mut octets {
         let part = parts.next()?;
         if part.len() > 1 && part.starts_with('0') {
@@ -39,7 +39,7 @@ pub fn ipv6(text: &str) -> Option<Ipv6Addr> {
     let mut tail = [0u16; 8];
     let (first, last) = (groups(before, &mut head)?, groups(after, &mut tail)?);
     // The `::` stands for at least one group, and an IPv4 part only ends the address.
-    if first + last > 7 || before.contains('.') {
+    if first + last > 7 || has_byte(before, b'.') {
         return None;
     }
     head[8 - last..].copy_from_slice(&tail[..last]);
@@ -54,9 +54,9 @@ fn groups(text: &str, out: &mut [u16; 8]) -> Option<usize> {
         return Some(0);
     }
     let mut count = 0;
-    let mut parts = text.split(':').peekable();
+    let mut parts = byte_separated(text, b':').peekable();
     while let Some(part) = parts.next() {
-        if parts.peek().is_none() && part.contains('.') {
+        if parts.peek().is_none() && has_byte(part, b'.') {
             let [a, b, c, d] = ipv4(part)?.octets();
             *out.get_mut(count + 1)? = u16::from_be_bytes([c, d]);
             out[count] = u16::from_be_bytes([a, b]);
@@ -80,13 +80,13 @@ pub fn socket(text: &str) -> Option<SocketAddr> {
     let port = |text: &str| u16::try_from(decimal(text)?).ok();
     if let Some(rest) = text.strip_prefix('[') {
         let (inside, after) = split_pair(rest, b"]:")?;
-        let (address, scope) = match inside.split_once('%') {
+        let (address, scope) = match split_byte(inside, b'%') {
             Some((address, scope)) => (address, u32::try_from(decimal(scope)?).ok()?),
             None => (inside, 0),
         };
         return Some(SocketAddr::V6(SocketAddrV6::new(ipv6(address)?, port(after)?, 0, scope)));
     }
-    let (address, after) = text.split_once(':')?;
+    let (address, after) = split_byte(text, b':')?;
     Some(SocketAddr::V4(SocketAddrV4::new(ipv4(address)?, port(after)?)))
 }
 

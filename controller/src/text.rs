@@ -1,7 +1,8 @@
 //! Small text scanners the daemon shares, each in place of a std one that costs the router's
 //! flash for its generality: decimal numbers (std's `parse` is inlined anew at every call), a
-//! port's colon (`rsplit_once(':')` brings a reverse character searcher), and two-byte
-//! separators (`split("\r\n")` and `split_once("::")` bring the two-way substring searcher).
+//! port's colon (`rsplit_once(':')` brings a reverse character searcher), one-byte separators
+//! (`split('.')` brings the character searcher) and two-byte ones (`split("\r\n")` and
+//! `split_once("::")` bring the two-way substring searcher).
 //! Each is tested against the std function it replaces.
 
 /// Decimal digits (at least one, nothing else) as a number; `None` past `u64::MAX`.
@@ -29,6 +30,29 @@ pub fn whole_number(text: &str) -> Option<i64> {
 pub fn split_port(text: &str) -> Option<(&str, &str)> {
     let colon = text.bytes().rposition(|b| b == b':')?;
     Some((&text[..colon], &text[colon + 1..]))
+}
+
+/// `text` split around the first `byte` (an ASCII one), as `split_once(char)` splits it, without
+/// the character searcher.
+pub fn split_byte(text: &str, byte: u8) -> Option<(&str, &str)> {
+    let at = text.bytes().position(|b| b == byte)?;
+    Some((&text[..at], &text[at + 1..]))
+}
+
+/// The pieces of `text` between `byte`s (an ASCII one), as `split(char)` gives them.
+pub fn byte_separated(text: &str, byte: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let (piece, after) = split_byte(text, byte).map_or((text, None), |(p, a)| (p, Some(a)));
+        rest = after;
+        Some(piece)
+    })
+}
+
+/// Whether `text` holds `byte` (an ASCII one), as `contains(char)` says.
+pub fn has_byte(text: &str, byte: u8) -> bool {
+    text.bytes().any(|b| b == byte)
 }
 
 /// `text` split around the first `pair` of ASCII bytes, as `split_once` splits it.
@@ -80,6 +104,14 @@ mod tests {
         #[test]
         fn a_port_is_split_off_as_rsplit_once_splits_it(text in "[a-z0-9:é]{0,12}") {
             proptest::prop_assert_eq!(split_port(&text), text.rsplit_once(':'));
+        }
+
+        #[test]
+        fn a_byte_splits_as_a_char_does(text in "[a.:é]{0,12}") {
+            proptest::prop_assert_eq!(split_byte(&text, b'.'), text.split_once('.'));
+            let pieces: Vec<&str> = byte_separated(&text, b':').collect();
+            proptest::prop_assert_eq!(pieces, text.split(':').collect::<Vec<_>>());
+            proptest::prop_assert_eq!(has_byte(&text, b'.'), text.contains('.'));
         }
 
         #[test]

@@ -233,7 +233,7 @@ struct Timing {
 
 /// `"1.25"` as 125; at most two decimals, no sign, no exponent.
 fn parse_hundredths(text: &str) -> Option<u64> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let (whole, fraction) = crate::text::split_byte(text, b'.').unwrap_or((text, ""));
     let digits = whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit());
     if whole.is_empty() || fraction.len() > 2 || !digits {
         return None;
@@ -868,7 +868,7 @@ fn is_device_name(text: &str) -> bool {
 /// `router.home.arpa`: 1 to 253 characters, labels of letters, digits and '-'.
 fn is_host_name(text: &str) -> bool {
     (1..=253).contains(&text.len())
-        && text.split('.').all(|label| {
+        && crate::text::byte_separated(text, b'.').all(|label| {
             (1..=63).contains(&label.len())
                 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
@@ -876,7 +876,7 @@ fn is_host_name(text: &str) -> bool {
 
 /// `/usr/bin/logger`: absolute, naming a file (not a directory), without NUL.
 fn is_program_path(text: &str) -> bool {
-    text.starts_with('/') && !text.ends_with('/') && !text.contains('\0')
+    text.starts_with('/') && !text.ends_with('/') && !crate::text::has_byte(text, 0)
 }
 
 /// `192.0.2.1:80`, `[2001:db8::1]:80` or `br-lan:8080`; port 0 would be any port.

@@ -60,7 +60,7 @@ pub fn parse(buffer: &[u8]) -> Result<Option<Request>, Refusal> {
         .map_err(|_| refuse(400, "request head is not UTF-8"))?;
     let mut lines = crate::text::pair_separated(head, b"\r\n");
     let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
+    let mut parts = crate::text::byte_separated(request_line, b' ');
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
@@ -75,13 +75,14 @@ pub fn parse(buffer: &[u8]) -> Result<Option<Request>, Refusal> {
     if !target.starts_with('/') || target.bytes().any(|b| b.is_ascii_control()) {
         return Err(refuse(400, "malformed target"));
     }
-    let path = target.split('?').next().unwrap_or(target).to_string();
+    let path = crate::text::split_byte(target, b'?').map_or(target, |(path, _)| path).to_string();
     let mut headers = Vec::new();
     for line in lines {
         if headers.len() == MAX_HEADERS {
             return Err(refuse(431, "too many headers"));
         }
-        let (name, value) = line.split_once(':').ok_or(refuse(400, "malformed header"))?;
+        let (name, value) =
+            crate::text::split_byte(line, b':').ok_or(refuse(400, "malformed header"))?;
         if name.is_empty() || name.bytes().any(|b| !b.is_ascii_graphic()) {
             return Err(refuse(400, "malformed header name"));
         }
@@ -145,7 +146,7 @@ pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
     let Some(host) = host else { return true };
     let host = without_final_dots(host);
     let bare = if let Some(rest) = host.strip_prefix('[') {
-        return rest.split_once(']').is_some_and(|(address, port)| {
+        return crate::text::split_byte(rest, b']').is_some_and(|(address, port)| {
             crate::address::ipv6(address).is_some()
                 && (port.is_empty() || is_port(port.strip_prefix(':').unwrap_or("x")))
         });
@@ -219,9 +220,9 @@ fn mode_change(request: &Request, token: Option<&str>) -> Action {
     if !same_secret(given.as_bytes(), token.as_bytes()) {
         return Action::Refuse(403, "wrong token".into());
     }
-    let json_body = request
-        .header("content-type")
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim_ascii() == "application/json"));
+    let json_body = request.header("content-type").is_some_and(|v| {
+        crate::text::split_byte(v, b';').map_or(v, |(t, _)| t).trim_ascii() == "application/json"
+    });
     if !json_body {
         return Action::Refuse(415, "expected a JSON body (Content-Type: application/json)".into());
     }

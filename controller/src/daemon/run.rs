@@ -399,7 +399,8 @@ impl Daemon {
         let config =
             config_file::load(&self.options.config, Links::Required).map_err(|errors| {
                 let refusal = Refusal::Config(errors);
-                for line in refusal.to_string().lines() {
+                let text = refusal.to_string();
+                for line in crate::text::byte_separated(&text, b'\n').filter(|l| !l.is_empty()) {
                     self.log.line(Level::Error, line);
                 }
                 refusal

@@ -160,7 +160,7 @@ impl std::error::Error for CallError {}
 
 /// Reads an answer off the wire: the daemon's text, or its refusal.
 pub fn parse_answer(reply: &str) -> Result<String, CallError> {
-    match reply.split_once('\n') {
+    match crate::text::split_byte(reply, b'\n') {
         Some(("ok", text)) => Ok(text.to_string()),
         Some(("error", text)) => Err(CallError::Refused(text.to_string())),
         _ => Err(CallError::Unreadable(reply.to_string())),
