@@ -8,13 +8,26 @@
 //! Only `cargo xtask dist` builds this, with `WANMON_PACKED` naming the `.lzma` file to carry.
 #![no_std]
 #![no_main]
+// Inline assembly on MIPS is behind a feature gate: the router build already runs Debian's
+// rustc with RUSTC_BOOTSTRAP=1 for -Zbuild-std.
+#![cfg_attr(target_arch = "mips", feature(asm_experimental_arch))]
 
-use core::ffi::{c_char, c_int};
+use core::ffi::c_char;
 
 static PACKED: &[u8] = include_bytes!(env!("WANMON_PACKED"));
 
+/// Where the kernel starts the process: no C library, so no C start-up code (musl's is ~2.5 KB
+/// of the package: thread-local storage, auxiliary vector, locale). `_start` hands the initial
+/// stack pointer to [`start`], which finds argc, argv and envp there.
 #[unsafe(no_mangle)]
-extern "C" fn main(_argc: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+unsafe extern "C" fn start(stack: *const usize) -> ! {
+    // SAFETY: the kernel's initial stack holds argc, then argc argument pointers and a null,
+    // then the environment's pointers and a null.
+    let (argv, envp) = unsafe {
+        let argc = *stack;
+        let argv = stack.add(1).cast::<*const c_char>();
+        (argv, argv.add(argc + 1))
+    };
     let size = match wanmon_unpack::unpacked_size(PACKED) {
         Ok(size) => size,
         Err(error) => fail(error.describe(), 0),
@@ -22,37 +35,31 @@ extern "C" fn main(_argc: c_int, argv: *const *const c_char, envp: *const *const
     // SAFETY: plain system calls on a descriptor and a mapping this function owns; the mapping
     // is `size` bytes long, the length of the slice made from it, and is unmapped before exec.
     unsafe {
-        let fd = libc::syscall(libc::SYS_memfd_create, c"wanmon".as_ptr(), libc::MFD_CLOEXEC);
-        if fd < 0 {
-            fail("cannot create a memory file (memfd_create)", errno());
+        let fd = sys::call(
+            sys::MEMFD_CREATE,
+            [c"wanmon".as_ptr() as usize, sys::MFD_CLOEXEC, 0, 0, 0, 0],
+        )
+        .unwrap_or_else(|errno| fail("cannot create a memory file (memfd_create)", errno));
+        if let Err(errno) = sys::call(sys::FTRUNCATE, [fd, size, 0, 0, 0, 0]) {
+            fail("cannot size the memory file", errno);
         }
-        let fd = fd as c_int;
-        if libc::ftruncate(fd, size as libc::off_t) != 0 {
-            fail("cannot size the memory file", errno());
-        }
-        let protection = libc::PROT_READ | libc::PROT_WRITE;
-        let map = libc::mmap(core::ptr::null_mut(), size, protection, libc::MAP_SHARED, fd, 0);
-        if map == libc::MAP_FAILED {
-            fail("cannot map the memory file", errno());
-        }
-        let image = core::slice::from_raw_parts_mut(map.cast::<u8>(), size);
+        let mapping = [0, size, sys::PROT_READ | sys::PROT_WRITE, sys::MAP_SHARED, fd, 0];
+        let map = sys::call(sys::MMAP, mapping)
+            .unwrap_or_else(|errno| fail("cannot map the memory file", errno));
+        let image = core::slice::from_raw_parts_mut(map as *mut u8, size);
         if let Err(error) = wanmon_unpack::decode(PACKED, image) {
             fail(error.describe(), 0);
         }
-        libc::munmap(map, size);
-        libc::syscall(libc::SYS_execveat, fd, c"".as_ptr(), argv, envp, libc::AT_EMPTY_PATH);
-        fail("cannot execute the unpacked daemon (execveat)", errno())
+        let _ = sys::call(sys::MUNMAP, [map, size, 0, 0, 0, 0]);
+        let exec = [fd, c"".as_ptr() as usize, argv as usize, envp as usize, sys::AT_EMPTY_PATH, 0];
+        let errno = sys::call(sys::EXECVEAT, exec).err().unwrap_or(0);
+        fail("cannot execute the unpacked daemon (execveat)", errno)
     }
-}
-
-fn errno() -> c_int {
-    // SAFETY: musl's thread-local errno, read right after the failed call.
-    unsafe { *libc::__errno_location() }
 }
 
 /// Says what failed on standard error, as `wanmon: cannot start: WHAT (errno N)`, and exits 127,
 /// what a shell returns for a command it cannot run.
-fn fail(what: &str, errno: c_int) -> ! {
+fn fail(what: &str, errno: i32) -> ! {
     let mut number = [0u8; 12];
     let mut at = number.len();
     let mut rest = errno.unsigned_abs();
@@ -69,13 +76,148 @@ fn fail(what: &str, errno: c_int) -> ! {
     let parts = if errno == 0 { [parts[0], parts[1], b"\n", b"", b""] } else { parts };
     for part in parts {
         // SAFETY: writes a live slice to standard error.
-        unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+        let _ = unsafe { sys::call(sys::WRITE, [2, part.as_ptr() as usize, part.len(), 0, 0, 0]) };
     }
-    // SAFETY: ends the process; nothing is left to clean up.
-    unsafe { libc::_exit(127) }
+    loop {
+        // SAFETY: ends the process (it does not return); nothing is left to clean up.
+        let _ = unsafe { sys::call(sys::EXIT_GROUP, [127, 0, 0, 0, 0, 0]) };
+    }
 }
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     fail("internal error", 0)
+}
+
+/// The kernel's interface for the two architectures the router package is built for: system
+/// call numbers and flags, [`call`], and `_start`.
+mod sys {
+    #[cfg(target_arch = "mips")]
+    mod numbers {
+        // o32: 4000 + the number in arch/mips/kernel/syscalls/syscall_o32.tbl.
+        pub const WRITE: usize = 4004;
+        pub const MMAP: usize = 4090;
+        pub const MUNMAP: usize = 4091;
+        pub const FTRUNCATE: usize = 4093;
+        pub const EXIT_GROUP: usize = 4246;
+        pub const MEMFD_CREATE: usize = 4354;
+        pub const EXECVEAT: usize = 4356;
+    }
+    #[cfg(target_arch = "x86_64")]
+    mod numbers {
+        pub const WRITE: usize = 1;
+        pub const MMAP: usize = 9;
+        pub const MUNMAP: usize = 11;
+        pub const FTRUNCATE: usize = 77;
+        pub const EXIT_GROUP: usize = 231;
+        pub const MEMFD_CREATE: usize = 319;
+        pub const EXECVEAT: usize = 322;
+    }
+    pub use numbers::*;
+
+    pub const MFD_CLOEXEC: usize = 1;
+    pub const PROT_READ: usize = 1;
+    pub const PROT_WRITE: usize = 2;
+    pub const MAP_SHARED: usize = 1;
+    pub const AT_EMPTY_PATH: usize = 0x1000;
+
+    /// System call `number` with six arguments (the unused ones zero): its result, or the errno.
+    ///
+    /// # Safety
+    /// The arguments must be what the call takes: pointers to live memory of the right size.
+    #[cfg(target_arch = "mips")]
+    pub unsafe fn call(number: usize, args: [usize; 6]) -> Result<usize, i32> {
+        let (result, failed): (usize, usize);
+        // SAFETY: the o32 convention (as musl's syscall_arch.h): the number in $2, arguments
+        // in $4-$7 and the fifth and sixth on the stack at 16 and 20; $7 comes back non-zero
+        // on failure with the errno in $2. The kernel may change $3, $8-$15, $24, $25, and hi
+        // and lo, which Rust cannot name: nothing here keeps a value in them across the call.
+        unsafe {
+            core::arch::asm!(
+                ".set noat",
+                "addiu $sp, $sp, -32",
+                "sw {fifth}, 16($sp)",
+                "sw {sixth}, 20($sp)",
+                "syscall",
+                "addiu $sp, $sp, 32",
+                ".set at",
+                fifth = in(reg) args[4],
+                sixth = in(reg) args[5],
+                inlateout("$2") number => result,
+                in("$4") args[0],
+                in("$5") args[1],
+                in("$6") args[2],
+                inlateout("$7") args[3] => failed,
+                lateout("$3") _,
+                lateout("$8") _,
+                lateout("$9") _,
+                lateout("$10") _,
+                lateout("$11") _,
+                lateout("$12") _,
+                lateout("$13") _,
+                lateout("$14") _,
+                lateout("$15") _,
+                lateout("$24") _,
+                lateout("$25") _,
+            );
+        }
+        if failed != 0 { Err(result as i32) } else { Ok(result) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    pub unsafe fn call(number: usize, args: [usize; 6]) -> Result<usize, i32> {
+        let result: usize;
+        // SAFETY: the x86-64 convention: the number in rax, arguments in rdi, rsi, rdx, r10,
+        // r8, r9; the kernel changes rcx and r11; -4095..-1 is an errno.
+        unsafe {
+            core::arch::asm!(
+                "syscall",
+                inlateout("rax") number => result,
+                in("rdi") args[0],
+                in("rsi") args[1],
+                in("rdx") args[2],
+                in("r10") args[3],
+                in("r8") args[4],
+                in("r9") args[5],
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        if result > (-4096isize) as usize { Err(-(result as isize) as i32) } else { Ok(result) }
+    }
+
+    // The entry point: the stack pointer as the kernel left it goes to `start`, on a stack
+    // aligned as the ABI wants (8 bytes on o32, with the 16 bytes of argument slots a callee
+    // may use; 16 bytes on x86-64). `start` never returns.
+    #[cfg(target_arch = "mips")]
+    core::arch::global_asm!(
+        ".globl __start",
+        ".globl _start",
+        "__start:",
+        "_start:",
+        ".set push",
+        ".set noreorder",
+        "lui $gp, %hi(_gp)",
+        "addiu $gp, $gp, %lo(_gp)",
+        "move $4, $sp",
+        "li $8, -8",
+        "and $sp, $sp, $8",
+        "addiu $sp, $sp, -16",
+        "jal {start}",
+        "nop",
+        ".set pop",
+        start = sym super::start,
+    );
+
+    #[cfg(target_arch = "x86_64")]
+    core::arch::global_asm!(
+        ".globl _start",
+        "_start:",
+        "xor ebp, ebp",
+        "mov rdi, rsp",
+        "and rsp, -16",
+        "call {start}",
+        start = sym super::start,
+    );
 }

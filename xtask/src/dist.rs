@@ -165,11 +165,30 @@ fn objcopy() -> Result<&'static str, String> {
         })
 }
 
+/// What a router build runs on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Runtime {
+    /// std over musl: the daemon.
+    Std,
+    /// core alone and no C library (its own `_start` and system calls): the unpacker, whose
+    /// every byte is in the package uncompressed. musl's start-up alone was 2.5 KB of it.
+    Bare,
+}
+
 /// Cargo for `arch` the way every router build runs it: Debian's Rust building the standard
-/// library (`build_std`) from source, zig linking, the size flags; release at opt-level "z",
-/// fat LTO, one codegen unit, symbols kept for the size report (stripped after).
-fn cross_cargo(arch: &Arch, linker: &Path, build_std: &str, target_dir: &Path) -> Command {
+/// library from source, zig linking, the size flags; release at opt-level "z", fat LTO, one
+/// codegen unit, symbols kept for the size report (stripped after).
+fn cross_cargo(arch: &Arch, linker: &Path, runtime: Runtime, target_dir: &Path) -> Command {
     let env_target = arch.rust.to_uppercase().replace('-', "_");
+    let (build_std, features, link) = match runtime {
+        Runtime::Std => ("std,panic_abort", "optimize_for_size", ""),
+        // memcpy and friends from compiler-builtins, as there is no C library to have them.
+        Runtime::Bare => (
+            "core",
+            "optimize_for_size,compiler-builtins-mem",
+            " -C link-arg=-nostartfiles -C link-arg=-nostdlib",
+        ),
+    };
     let mut cargo = Command::new("/usr/bin/cargo");
     cargo
         .current_dir(root())
@@ -178,9 +197,9 @@ fn cross_cargo(arch: &Arch, linker: &Path, build_std: &str, target_dir: &Path) -
         .env("RUSTDOC", "/usr/bin/rustdoc")
         .env("ZIG_GLOBAL_CACHE_DIR", cache_dir().join("zig-cache"))
         .env(format!("CARGO_TARGET_{env_target}_LINKER"), linker)
-        .env(format!("CARGO_TARGET_{env_target}_RUSTFLAGS"), RUSTFLAGS.join(" "))
+        .env(format!("CARGO_TARGET_{env_target}_RUSTFLAGS"), RUSTFLAGS.join(" ") + link)
         .args(["build", "--release", "--locked", "--target", arch.rust])
-        .args([&format!("-Zbuild-std={build_std}"), "-Zbuild-std-features=optimize_for_size"])
+        .args([format!("-Zbuild-std={build_std}"), format!("-Zbuild-std-features={features}")])
         // For size, not speed (host builds of the same profile run the replay).
         .args(["--config", "profile.release.opt-level=\"z\""])
         .args([
@@ -200,7 +219,7 @@ pub fn build(arch: &Arch) -> Result<PathBuf, String> {
     debian_rust()?;
     let linker = linker(arch, &zig()?)?;
     let target_dir = root().join("target/dist-build");
-    let mut cargo = cross_cargo(arch, &linker, "std,panic_abort", &target_dir);
+    let mut cargo = cross_cargo(arch, &linker, Runtime::Std, &target_dir);
     finish(cargo.args(["-p", "wanmon"]), &format!("the {} build", arch.openwrt))?;
     let daemon = root().join("target/dist").join(arch.openwrt).join("wanmon-unpacked");
     strip(&target_dir.join(arch.rust).join("release/wanmon"), &daemon)?;
@@ -239,7 +258,7 @@ pub fn pack(arch: &Arch, daemon: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(&target_dir).map_err(|e| format!("{}: {e}", target_dir.display()))?;
     std::fs::write(&payload, &packed).map_err(|e| format!("{}: {e}", payload.display()))?;
     let linker = linker(arch, &zig()?)?;
-    let mut cargo = cross_cargo(arch, &linker, "core", &target_dir);
+    let mut cargo = cross_cargo(arch, &linker, Runtime::Bare, &target_dir);
     cargo.args(["-p", "wanmon-unpack", "--features", "loader", "--bin", "wanmon-unpack"]);
     finish(cargo.env("WANMON_PACKED", &payload), &format!("the {} unpacker build", arch.openwrt))?;
     let shipped = root().join("target/dist").join(arch.openwrt).join("wanmon");

@@ -230,8 +230,9 @@ fn the_core_does_no_io() {
 
 #[test]
 fn the_router_binary_depends_on_libc_only() {
-    // The daemon, and the unpacker it ships inside (`cargo xtask dist`).
-    for crate_dir in ["controller", "unpack"] {
+    // The daemon on libc's declarations, and the unpacker it ships inside (`cargo xtask dist`)
+    // on nothing: it makes its own system calls.
+    for (crate_dir, allowed) in [("controller", &["libc"][..]), ("unpack", &[])] {
         let path = root().join(crate_dir).join("Cargo.toml");
         let manifest = fs::read_to_string(&path).expect("manifest");
         let dependencies: Vec<&str> = manifest
@@ -242,7 +243,7 @@ fn the_router_binary_depends_on_libc_only() {
             .filter(|line| !line.is_empty() && !line.starts_with('#'))
             .map(|line| line.split(['=', '.', ' ']).next().unwrap_or(line))
             .collect();
-        assert_eq!(dependencies, ["libc"], "{crate_dir}: every crate costs flash on the router");
+        assert_eq!(dependencies, allowed, "{crate_dir}: every crate costs flash on the router");
     }
 }
 
