@@ -13,8 +13,9 @@ use std::process::Command;
 /// Each package (`.ipk`, `.apk`) must fit in this. The router this is for had 132 KB free, and
 /// what the package installs costs about its own size on flash (the shipped binary is packed,
 /// which JFFS2 cannot shrink further). Lowered from 128 KiB when the daemon was packed (106.7 KB),
-/// so any return to the old size fails.
-pub const BUDGET: u64 = 108 * 1024;
+/// and to 100 KiB when the daemon lost 28 KB and the unpacker its C library (96.4 KB), so that
+/// any return to an old size fails.
+pub const BUDGET: u64 = 100 * 1024;
 const ZIG_VERSION: &str = "0.17.1";
 const DEBIAN_RUST: [&str; 3] = ["rustc-web", "cargo-web", "rust-web-src"];
 

@@ -140,6 +140,7 @@ say KERNEL $(uname -m) $(uname -r)
 started=$(now); i=0
 while [ $i -lt 10 ]; do wanmon --version >/dev/null; i=$((i + 1)); done
 say STARTS 10 $started $(now)
+failed=$(sh -c "trap '' XFSZ; ulimit -f 1; exec wanmon --version" 2>&1); say CANNOT-UNPACK $? $failed
 {load}ip link set lo up
 {ISPS}wanmon run --config /etc/wanmon.json --socket /run/wanmon.sock 2>/run/daemon.log &
 daemon=$!
@@ -270,8 +271,34 @@ fn judge(console: &str) -> Result<Outcome, String> {
     }
     let (memory, wakeups_per_s) = judge_footprint(&events)?;
     let executable = judge_process(&events)?;
+    judge_unpack_failure(&events, &executable)?;
     let start_ms = judge_starts(&events)?;
     Ok(Outcome { kernel, reactions, memory, wakeups_per_s, executable, start_ms })
+}
+
+/// What the unpacker must say when it cannot unpack: its memory file is held to 512 bytes by a
+/// file size limit, so sizing it fails with EFBIG.
+const CANNOT_UNPACK: &str = "wanmon: cannot start: cannot size the memory file (errno 27)";
+
+/// The shipped binary, unable to unpack, must say why and exit 127 (what a shell returns for a
+/// command it cannot run): the unpacker's own system calls' failure path, on the MIPS kernel.
+/// A plain daemon (`--binary`) has nothing to unpack.
+fn judge_unpack_failure(events: &[(f64, Vec<&str>)], executable: &str) -> Result<(), String> {
+    if !executable.starts_with("/memfd:") {
+        return Ok(());
+    }
+    let (_, words) = events
+        .iter()
+        .find(|(_, w)| w.first() == Some(&"CANNOT-UNPACK"))
+        .ok_or("the guest never ran the binary where it cannot unpack")?;
+    let said = words.get(2..).unwrap_or_default().join(" ");
+    match words.get(1) {
+        Some(&"127") if said == CANNOT_UNPACK => Ok(()),
+        status => Err(format!(
+            "unable to unpack, the binary exited {status:?} saying {said:?}; expected 127 and \
+             {CANNOT_UNPACK:?}"
+        )),
+    }
 }
 
 /// Milliseconds per `wanmon --version`, from the guest's ten in a row.
@@ -403,6 +430,7 @@ mod tests {
     const GOOD: &str = "[    1.0] boot noise\n\
         WANMON-VM 1.61 KERNEL mips 6.1.0-50-4kc-malta\n\
         WANMON-VM 1.62 STARTS 10 1.62 2.42\n\
+        WANMON-VM 2.50 CANNOT-UNPACK 127 wanmon: cannot start: cannot size the memory file (errno 27)\n\
         WANMON-VM 5.16 STARTED\n\
         WANMON-VM 5.29 ROUTE dev wan\n\
         WANMON-VM 10.20 MEMORY settled 612 640\n\
@@ -433,6 +461,20 @@ mod tests {
         assert_eq!(outcome.wakeups_per_s, 4.3);
         assert_eq!(outcome.executable, "/memfd:wanmon (deleted)");
         assert_eq!(outcome.start_ms.round(), 80.0);
+    }
+
+    #[test]
+    fn an_unpacker_that_fails_quietly_or_otherwise_fails() {
+        let killed = GOOD.replace(
+            "CANNOT-UNPACK 127 wanmon: cannot start: cannot size the memory file (errno 27)",
+            "CANNOT-UNPACK 153",
+        );
+        assert!(judge(&killed).unwrap_err().contains("exited Some(\"153\")"));
+        let unchecked = GOOD.replace("CANNOT-UNPACK", "NOTHING");
+        assert!(judge(&unchecked).unwrap_err().contains("never ran the binary where it cannot"));
+        let plain = unchecked
+            .replace("PROCESS wanmon /memfd:wanmon (deleted)", "PROCESS wanmon /usr/sbin/wanmon");
+        assert!(judge(&plain).is_ok(), "a plain daemon has nothing to unpack");
     }
 
     #[test]
