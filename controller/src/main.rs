@@ -28,7 +28,9 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     let words: Vec<&[u8]> = (0..argc.max(0) as usize)
         .map(|i| unsafe { CStr::from_ptr(*argv.add(i)) }.to_bytes())
         .collect();
-    name_process(words.first().copied().unwrap_or_default());
+    if let Some(command) = words.first() {
+        name_process(command);
+    }
     let args: Result<Vec<String>, Failure> = words
         .iter()
         .enumerate()

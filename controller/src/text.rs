@@ -35,6 +35,8 @@ pub fn split_port(text: &str) -> Option<(&str, &str)> {
 /// `text` split around the first `byte` (an ASCII one), as `split_once(char)` splits it, without
 /// the character searcher.
 pub fn split_byte(text: &str, byte: u8) -> Option<(&str, &str)> {
+    // A byte of a multi-byte character would cut the text off a character boundary.
+    debug_assert!(byte.is_ascii());
     let at = text.bytes().position(|b| b == byte)?;
     Some((&text[..at], &text[at + 1..]))
 }
@@ -57,6 +59,7 @@ pub fn has_byte(text: &str, byte: u8) -> bool {
 
 /// `text` split around the first `pair` of ASCII bytes, as `split_once` splits it.
 pub fn split_pair<'a>(text: &'a str, pair: &[u8; 2]) -> Option<(&'a str, &'a str)> {
+    debug_assert!(pair.is_ascii());
     let at = text.as_bytes().windows(2).position(|w| w == pair)?;
     Some((&text[..at], &text[at + 2..]))
 }

@@ -134,13 +134,11 @@ mod sys {
         // and lo, which Rust cannot name: nothing here keeps a value in them across the call.
         unsafe {
             core::arch::asm!(
-                ".set noat",
                 "addiu $sp, $sp, -32",
                 "sw {fifth}, 16($sp)",
                 "sw {sixth}, 20($sp)",
                 "syscall",
                 "addiu $sp, $sp, 32",
-                ".set at",
                 fifth = in(reg) args[4],
                 sixth = in(reg) args[5],
                 inlateout("$2") number => result,

@@ -12,6 +12,31 @@ use std::process::Command;
 /// How many of the largest symbols the report lists.
 const LARGEST: usize = 15;
 
+/// std machinery the router's daemon does without, each replaced by a smaller piece of its own
+/// (docs/footprint.md): a symbol of one of these means a change brought it back, and its flash
+/// cost with it. Each pair: what to look for in a name, and what serves instead.
+const KEPT_OFF: &[(&str, &str)] = &[
+    ("core::net::parser::", "address.rs reads addresses"),
+    ("Addr as core::fmt::Display>::fmt", "address::text writes addresses"),
+    ("core::str::pattern::TwoWaySearcher", "text::split_pair and pair_separated"),
+    ("core::str::pattern::CharSearcher", "text::split_byte, byte_separated and has_byte"),
+    ("<std::io::error::Error>::kind", "errors are told apart by raw_os_error"),
+    ("std::rt::cleanup", "main.rs's own C main and system::start_up"),
+    ("std::io::stdio::Stdin", "system::read_in"),
+    ("default_read_to_end", "a read loop of its own (protocol::call, system::read_in)"),
+    ("fstatat", "no stat(2): control::listen removes a stale socket without asking"),
+];
+
+/// The first symbol of something in [`KEPT_OFF`], with what serves instead.
+fn brought_back(symbols: &[Symbol]) -> Option<(&str, &'static str)> {
+    symbols.iter().find_map(|symbol| {
+        KEPT_OFF
+            .iter()
+            .find(|(pattern, _)| symbol.name.contains(pattern))
+            .map(|(_, instead)| (symbol.name.as_str(), *instead))
+    })
+}
+
 pub fn record_file() -> PathBuf {
     root().join("xtask/size-record.tsv")
 }
@@ -137,6 +162,12 @@ pub fn report(binary: &Path, record: bool) -> Result<String, String> {
     if symbols.is_empty() {
         return Err(format!("{} has no symbol table: built stripped?", binary.display()));
     }
+    if let Some((name, instead)) = brought_back(&symbols) {
+        return Err(format!(
+            "the router's daemon has {name} again, which costs flash for what {instead} does \
+             (docs/footprint.md)"
+        ));
+    }
     let file = record_file();
     let recorded = parse_record(&std::fs::read_to_string(&file).unwrap_or_default());
     let text = render(&symbols, &recorded);
@@ -168,6 +199,21 @@ mod tests {
         assert_eq!(totals.get("core"), Some(&0x20));
         assert_eq!(totals.get("std"), Some(&4));
         assert_eq!(totals.get("C (musl, compiler-rt)"), Some(&8));
+    }
+
+    #[test]
+    fn std_machinery_kept_off_the_router_is_noticed_when_it_comes_back() {
+        let clean = parse_nm("0 00000100 T wanmon::address::ipv6\n1 00000010 T core::fmt::write\n");
+        assert_eq!(brought_back(&clean), None);
+        let parser = parse_nm(
+            "0 00000100 T wanmon::main\n1 00000200 t <core::net::parser::Parser>::read_ipv4_addr\n",
+        );
+        assert_eq!(
+            brought_back(&parser),
+            Some(("<core::net::parser::Parser>::read_ipv4_addr", "address.rs reads addresses"))
+        );
+        let musl = parse_nm("0 00000400 T __fstatat\n");
+        assert!(brought_back(&musl).is_some_and(|(_, instead)| instead.contains("stat(2)")));
     }
 
     #[test]
