@@ -26,7 +26,9 @@ pub enum Received {
 
 /// One connected client, of either socket. Its socket is held as a `File`: read(2) and
 /// write(2) serve TCP and unix sockets alike, and one type means one copy of this code on flash
-/// (generic over the stream, it was two).
+/// (generic over the stream, it was two). write(2) to a client that has gone raises SIGPIPE,
+/// which the daemon ignores (`system::start_up`), so it fails with EPIPE and the client is
+/// dropped.
 #[derive(Debug)]
 pub struct Client {
     stream: File,
