@@ -163,7 +163,12 @@ impl Engine {
     pub fn poll_probe(&mut self, now: Instant) -> Option<Probe> {
         let count = self.links.len();
         for step in 0..count {
-            let index = (self.probe_cursor + step) % count;
+            // The cursor is at most `count`: one wrap at most, without a division per link.
+            let index = self.probe_cursor + step;
+            let index = if index >= count { index - count } else { index };
+            if !self.links[index].probe_due(now) {
+                continue;
+            }
             let pace = self.pace(index);
             let seq = self.next_seq;
             if let Some((target, seq)) = self.links[index].poll_probe(now, pace, seq) {
@@ -542,7 +547,12 @@ impl Engine {
             // hysteresis would otherwise keep the route for ever after a healthy primary's outage.
             let margin = if index < current { Score(0) } else { s.hysteresis };
             let by_hysteresis = from_score.0 - to_score.0 > margin.0;
-            let doubt = doubt(from_score, from_low, to_score, to_high);
+            // A square root per link and wakeup: only where the hysteresis is passed.
+            let doubt = if by_hysteresis {
+                doubt(from_score, from_low, to_score, to_high)
+            } else {
+                Score(0)
+            };
             if !by_hysteresis || from_score.0 - to_score.0 <= doubt.0 {
                 link.better_since = None;
                 // Near is doubt enough: a standby probed rarely knows its figures only roughly,

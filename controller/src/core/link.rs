@@ -16,18 +16,17 @@
 
 use super::config::LinkConfig;
 use super::decision::Probe;
+use super::in_flight::{Flights, InFlight};
 use super::link_state::{DeadCause, LinkState, StateCell};
 use super::name::LinkName;
 use super::score::{Score, raw_score, score_bounds, smooth};
 use super::telemetry::{
-    Estimate, FULL_LOSS, Stats, Telemetry, Window, consensus, loss_estimate, loss_value,
+    Estimate, FULL_LOSS, LossIntervals, Stats, Telemetry, Window, consensus, loss_estimate,
+    loss_value,
 };
 use super::time::{Instant, Micros};
 use std::net::IpAddr;
 
-/// Probes one target may have in flight: a burst sends ten a second to each, and a path may take
-/// most of a second to answer.
-const MAX_IN_FLIGHT: usize = 16;
 /// Probes of one burst, and how far apart (over the link's targets in turn).
 pub(super) const BURST_PROBES: u32 = 10;
 const BURST_SPACING: Micros = 50_000;
@@ -46,22 +45,12 @@ const SILENT_PROBES: usize = 4;
 /// required length is only loss (10⁻⁶).
 const FAKE_DEATH: u64 = 1_000_000;
 
-#[derive(Copy, Clone, Debug)]
-struct InFlight {
-    seq: u16,
-    sent: Instant,
-    /// Already counted late: a probe adds to the evidence once.
-    late: bool,
-    /// Sent in the link's rhythm, not in a burst: its RTT counts for latency and jitter.
-    paced: bool,
-}
-
 /// One probe target of a link.
 #[derive(Clone, Debug)]
 pub struct Target {
     address: IpAddr,
     window: Window,
-    in_flight: [Option<InFlight>; MAX_IN_FLIGHT],
+    in_flight: Flights,
     /// Smoothed RTT and its variation, µs; zero before the first reply.
     srtt: Micros,
     rttvar: Micros,
@@ -86,7 +75,7 @@ impl Target {
         Target {
             address,
             window: Window::new(),
-            in_flight: [None; MAX_IN_FLIGHT],
+            in_flight: Flights::default(),
             srtt: 0,
             rttvar: 0,
             last_reply: None,
@@ -200,11 +189,14 @@ pub struct Link {
     /// When the newest answered probe was sent, and probes lost since: the death evidence.
     answered_sent: Option<Instant>,
     last_reply: Option<Instant>,
-    /// Unanswered probes it takes to call the link dead, from its current loss figures.
+    /// Unanswered probes it takes to call the link dead, from its current loss figures (the
+    /// lost and resolved counts it was computed from).
     probes_to_death: u32,
+    death_counts: (u32, u32),
     /// No outcome sent before this counts for loss: the loss changed then (see `refresh`).
     loss_floor: Instant,
     stats: Option<Stats>,
+    loss_intervals: LossIntervals,
     /// The reachable targets (a bit each) the link's stats were pooled from, while no target's
     /// figures changed since: pooling them again would give the same stats.
     pooled: Option<u8>,
@@ -242,7 +234,9 @@ impl Link {
             answered_sent: None,
             last_reply: None,
             probes_to_death: probes_to_death(0, 0),
+            death_counts: (0, 0),
             stats: None,
+            loss_intervals: LossIntervals::default(),
             pooled: None,
             raw_score: None,
             score: None,
@@ -328,6 +322,11 @@ impl Link {
         every / self.targets.len().max(1) as u64
     }
 
+    /// Whether a probe of this link is due at `now`.
+    pub(super) fn probe_due(&self, now: Instant) -> bool {
+        self.probing() && self.next_probe() <= now && !self.targets.is_empty()
+    }
+
     /// When the next probe is due: the rhythm's, or the burst's.
     fn next_probe(&self) -> Instant {
         if self.burst_left > 0 { self.next_paced.min(self.next_burst) } else { self.next_paced }
@@ -341,12 +340,12 @@ impl Link {
         pace: Pace,
         seq: u16,
     ) -> Option<(usize, u16)> {
-        if !self.probing() || self.next_probe() > now || self.targets.is_empty() {
+        if !self.probe_due(now) {
             return None;
         }
         let index = self.cursor % self.targets.len();
         let paced = self.next_paced <= now;
-        let free = self.targets[index].in_flight.iter().any(Option::is_none);
+        let free = self.targets[index].in_flight.free().is_some();
         if !paced && !free {
             // A burst never costs a probe already on its way: it ends here.
             self.burst_left = 0;
@@ -362,20 +361,18 @@ impl Link {
             self.next_burst = now.after(BURST_SPACING);
         }
         let target = &mut self.targets[index];
-        let slot = match target.in_flight.iter().position(Option::is_none) {
+        let slot = match target.in_flight.free() {
             Some(slot) => slot,
             None => {
                 // Every slot taken: the oldest has waited longest; it is lost now.
-                let oldest = (0..MAX_IN_FLIGHT)
-                    .min_by_key(|i| target.in_flight[*i].map_or(Instant::NEVER, |f| f.sent))
-                    .unwrap_or(0);
-                if let Some(lost) = target.in_flight[oldest].take() {
+                let oldest = target.in_flight.oldest().unwrap_or(0);
+                if let Some(lost) = target.in_flight.take(oldest) {
                     self.lose(index, lost);
                 }
                 oldest
             }
         };
-        self.targets[index].in_flight[slot] = Some(InFlight { seq, sent: now, late: false, paced });
+        self.targets[index].in_flight.put(slot, InFlight { seq, sent: now, late: false, paced });
         Some((index, seq))
     }
 
@@ -403,8 +400,8 @@ impl Link {
     pub(super) fn on_reply(&mut self, now: Instant, target: usize, seq: u16) -> Option<News> {
         let timeout = self.timeout;
         let t = self.targets.get_mut(target)?;
-        let slot = t.in_flight.iter().position(|f| f.is_some_and(|f| f.seq == seq))?;
-        let probe = t.in_flight[slot].take()?;
+        let slot = t.in_flight.find(seq)?;
+        let probe = t.in_flight.take(slot)?;
         let rtt = now.since(probe.sent);
         if rtt >= timeout {
             // The same boundary as `tick`, so the order of the two never matters.
@@ -430,11 +427,8 @@ impl Link {
     /// The probe could not be sent: it is lost now.
     pub(super) fn on_send_failed(&mut self, probe: &Probe) -> bool {
         let Some(t) = self.targets.get_mut(probe.target) else { return false };
-        let Some(slot) = t.in_flight.iter().position(|f| f.is_some_and(|f| f.seq == probe.seq))
-        else {
-            return false;
-        };
-        if let Some(lost) = t.in_flight[slot].take() {
+        let Some(slot) = t.in_flight.find(probe.seq) else { return false };
+        if let Some(lost) = t.in_flight.take(slot) {
             self.lose(probe.target, lost);
         }
         true
@@ -456,19 +450,22 @@ impl Link {
     pub(super) fn tick(&mut self, now: Instant) -> (bool, News) {
         let (mut changed, mut news) = (false, News::default());
         for index in 0..self.targets.len() {
+            if self.targets[index].in_flight.is_empty() {
+                continue;
+            }
             let late_after = self.targets[index].late_after(self.timeout);
             let reachable = self.targets[index].reachable() || self.is_pending();
-            for slot in 0..MAX_IN_FLIGHT {
-                let Some(mut probe) = self.targets[index].in_flight[slot] else { continue };
+            for slot in self.targets[index].in_flight.taken() {
+                let Some(mut probe) = self.targets[index].in_flight.get(slot) else { continue };
                 let waited = now.since(probe.sent);
                 if waited >= self.timeout {
-                    self.targets[index].in_flight[slot] = None;
+                    self.targets[index].in_flight.take(slot);
                     self.lose(index, probe);
                     news.suspect |= reachable && !probe.late;
                     changed = true;
                 } else if !probe.late && waited >= late_after {
                     probe.late = true;
-                    self.targets[index].in_flight[slot] = Some(probe);
+                    self.targets[index].in_flight.put(slot, probe);
                     news.suspect |= reachable;
                     changed = true;
                 }
@@ -487,7 +484,7 @@ impl Link {
     fn unanswered_in_flight(&self) -> impl Iterator<Item = &InFlight> + '_ {
         let answered = self.answered_sent;
         self.witnesses()
-            .flat_map(|t| t.in_flight.iter().flatten())
+            .flat_map(|t| t.in_flight.iter())
             .filter(move |f| answered.is_none_or(|a| f.sent > a))
     }
 
@@ -565,7 +562,8 @@ impl Link {
         }
         self.pooled = Some(mask);
         let reachable = self.targets.iter().filter(|t| t.reachable());
-        self.stats = consensus(reachable.filter_map(|t| t.stats.map(|s| (s, t.newest))));
+        let pool = reachable.filter_map(|t| t.stats.map(|s| (s, t.newest)));
+        self.stats = consensus(pool, &mut self.loss_intervals);
         true
     }
 
@@ -598,8 +596,11 @@ impl Link {
     /// What the link's stats make of it: the unanswered probes that prove it dead, the score's
     /// bounds, and the raw score within them.
     fn score_stats(&mut self, figures: &Figures) {
-        let (lost, resolved) = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
-        self.probes_to_death = probes_to_death(lost, resolved);
+        let counts = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
+        if counts != self.death_counts {
+            self.probes_to_death = probes_to_death(counts.0, counts.1);
+            self.death_counts = counts;
+        }
         let divisor = figures.loss_divisor_centi;
         self.bounds = self.stats.map(|s| score_bounds(&s, self.bias, divisor));
         // Within its bounds: a loss that began seconds ago lifts the bound before the point.
@@ -616,15 +617,6 @@ impl Link {
             return false;
         }
         let answered = self.stats.is_some();
-        // Every unanswered probe was sent after the newest answered one, so none has waited
-        // `dead_after` while that one is younger: the usual case, known without the probes.
-        let may_be_silent = self.answered_sent.is_none_or(|a| now.since(a) >= self.dead_after);
-        let oldest = if may_be_silent { self.oldest_unanswered() } else { [None; SILENT_PROBES] };
-        let waited = |slot: Option<Instant>| slot.map_or(0, |since| now.since(since));
-        let evidence = waited(oldest[SILENT_PROBES - 1]) >= self.dead_after
-            && self.unanswered() >= self.probes_to_death;
-        // Reported: how long since the first unanswered question, what a person calls silence.
-        let silent_for = waited(oldest[0]);
         match self.state.get() {
             LinkState::Pending | LinkState::Dead(DeadCause::NoReply { .. })
                 if answered && self.last_reply.is_some_and(|r| r >= self.state.since()) =>
@@ -636,11 +628,7 @@ impl Link {
                     for target in &mut self.targets {
                         target.window.restart();
                         target.dirty = true;
-                        for slot in &mut target.in_flight {
-                            if slot.is_some_and(|f| answered_sent.is_some_and(|a| f.sent < a)) {
-                                *slot = None;
-                            }
-                        }
+                        target.in_flight.retain(|f| answered_sent.is_none_or(|a| f.sent >= a));
                     }
                     // Nor is the score the outage left a place to smooth from.
                     self.score = None;
@@ -651,7 +639,8 @@ impl Link {
                 self.burst(now, BURST_PROBES);
                 true
             }
-            LinkState::Up | LinkState::Pending if evidence => {
+            LinkState::Up | LinkState::Pending => {
+                let Some(silent_for) = self.proven_silence(now) else { return false };
                 let state = LinkState::Dead(DeadCause::NoReply { silent_for });
                 self.state.enter(state, now);
                 self.better_since = None;
@@ -660,6 +649,22 @@ impl Link {
             }
             _ => false,
         }
+    }
+
+    /// How long the link has been silent, if that silence proves it dead: `dead_after` since the
+    /// `SILENT_PROBES`-th oldest unanswered probe, with enough probes unanswered that random
+    /// loss could not do it.
+    fn proven_silence(&self, now: Instant) -> Option<Micros> {
+        // Every unanswered probe was sent after the newest answered one, so none has waited
+        // `dead_after` while that one is younger: the usual case, known without the probes.
+        let may_be_silent = self.answered_sent.is_none_or(|a| now.since(a) >= self.dead_after);
+        if !may_be_silent || self.unanswered() < self.probes_to_death {
+            return None;
+        }
+        let oldest = self.oldest_unanswered();
+        let waited = |slot: Option<Instant>| slot.map_or(0, |since| now.since(since));
+        // Reported: how long since the first unanswered question, what a person calls silence.
+        (waited(oldest[SILENT_PROBES - 1]) >= self.dead_after).then(|| waited(oldest[0]))
     }
 
     /// The device went down: nothing is known of the path any more.
@@ -697,7 +702,7 @@ impl Link {
         let mut next = self.next_probe();
         for target in &self.targets {
             let late_after = target.late_after(self.timeout);
-            for probe in target.in_flight.iter().flatten() {
+            for probe in target.in_flight.iter() {
                 let at = if probe.late { self.timeout } else { late_after };
                 next = next.min(probe.sent.after(at));
             }

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod decision;
 pub mod device;
 pub mod engine;
+mod in_flight;
 pub mod limits;
 pub mod link;
 pub mod link_state;

@@ -13,6 +13,7 @@
 
 use super::limits::{MAX_TARGETS, MAX_WINDOW};
 use super::time::{Instant, Micros};
+use std::cell::Cell;
 
 /// Marks a lost probe in a window.
 const LOST: u32 = u32::MAX;
@@ -91,9 +92,23 @@ impl Stats {
 #[derive(Copy, Clone, Debug)]
 struct Sample {
     sent: Instant,
+    /// The earliest send time of this outcome and of every newer one. Outcomes enter in the
+    /// order they resolve, not in the order sent (a lost probe resolves a timeout late), and
+    /// this is what makes "the newest outcomes back to the first one sent before a time" a
+    /// bisection instead of a walk.
+    earliest_onward: Instant,
     rtt: u32,
+    /// Lost outcomes pushed before this one (wrapping): the losses among the newest outcomes
+    /// are a difference.
+    losses_before: u32,
     /// Sent in the link's rhythm, not in a burst.
     paced: bool,
+}
+
+impl Sample {
+    fn new(sent: Instant, rtt: u32, paced: bool) -> Sample {
+        Sample { sent, earliest_onward: sent, rtt, losses_before: 0, paced }
+    }
 }
 
 /// The last outcomes of one target, oldest first; allocated once, never per probe.
@@ -103,12 +118,53 @@ pub struct Window {
     len: usize,
     /// Where the next outcome goes.
     next: usize,
+    /// Replies, and paced replies, among the samples: whether there are delays at all, and
+    /// whether bursts must stand in, are known without a scan.
+    replies: usize,
+    paced_replies: usize,
+    /// Lost outcomes ever pushed (wrapping).
+    losses: u32,
+    /// Changes with every outcome pushed and every clearing: what `delays_memo` was computed on.
+    version: u32,
+    delays_memo: Cell<Option<DelaysMemo>>,
+}
+
+/// The delays a window last computed, and the bounds of the `since` they hold for. Between two
+/// outcomes of a rarely probed target its stats are recomputed every second as time moves on,
+/// mostly to the same figures: two sorts saved.
+#[derive(Copy, Clone, Debug)]
+struct DelaysMemo {
+    version: u32,
+    /// The earliest send time among the replies taken beyond the least number: a later `since`
+    /// would leave one out.
+    earliest_beyond_least: Instant,
+    /// The send time of the reply the walk stopped at, if any: a `since` at or before it would
+    /// take it in.
+    stopped_at: Option<Instant>,
+    delays: Option<(Estimate, Estimate)>,
+}
+
+impl DelaysMemo {
+    fn holds_for(&self, version: u32, since: Instant) -> bool {
+        self.version == version
+            && since <= self.earliest_beyond_least
+            && self.stopped_at.is_none_or(|sent| sent < since)
+    }
 }
 
 impl Window {
     pub fn new() -> Window {
-        let empty = Sample { sent: Instant::ZERO, rtt: LOST, paced: true };
-        Window { samples: vec![empty; MAX_WINDOW].into_boxed_slice(), len: 0, next: 0 }
+        let samples = vec![Sample::new(Instant::ZERO, LOST, true); MAX_WINDOW].into_boxed_slice();
+        Window {
+            samples,
+            len: 0,
+            next: 0,
+            replies: 0,
+            paced_replies: 0,
+            losses: 0,
+            version: 0,
+            delays_memo: Cell::new(None),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -122,6 +178,9 @@ impl Window {
     pub fn clear(&mut self) {
         self.len = 0;
         self.next = 0;
+        self.replies = 0;
+        self.paced_replies = 0;
+        self.version = self.version.wrapping_add(1);
     }
 
     /// Forgets everything but the newest outcome, and that only if it is a reply: a fresh start
@@ -137,16 +196,38 @@ impl Window {
     pub fn push_reply(&mut self, sent: Instant, rtt_us: Micros, paced: bool) {
         // An RTT this long is a lost probe in all but name; LOST stays unambiguous.
         let rtt = rtt_us.min(u64::from(LOST - 1)) as u32;
-        self.push(Sample { sent, rtt, paced });
+        self.push(Sample::new(sent, rtt, paced));
     }
 
     pub fn push_lost(&mut self, sent: Instant, paced: bool) {
-        self.push(Sample { sent, rtt: LOST, paced });
+        self.push(Sample::new(sent, LOST, paced));
     }
 
     fn push(&mut self, sample: Sample) {
+        let reply = |s: &Sample| usize::from(s.rtt != LOST);
+        let paced_reply = |s: &Sample| usize::from(s.paced && s.rtt != LOST);
+        let full = self.len == self.samples.len();
+        if full {
+            self.replies -= reply(&self.samples[self.next]);
+            self.paced_replies -= paced_reply(&self.samples[self.next]);
+        }
+        self.replies += reply(&sample);
+        self.paced_replies += paced_reply(&sample);
+        self.version = self.version.wrapping_add(1);
+        // The older outcomes sent after this one now have an earlier send onward. Outcomes
+        // resolve nearly in the order sent, so this stops within a few.
+        for newest_first in 0..self.len - usize::from(full) {
+            let slot = self.slot(newest_first);
+            if self.samples[slot].earliest_onward <= sample.sent {
+                break;
+            }
+            self.samples[slot].earliest_onward = sample.sent;
+        }
+        let lost = u32::from(sample.rtt == LOST);
+        let sample = Sample { earliest_onward: sample.sent, losses_before: self.losses, ..sample };
+        self.losses = self.losses.wrapping_add(lost);
         self.samples[self.next] = sample;
-        self.next = (self.next + 1) % self.samples.len();
+        self.next = if self.next + 1 == self.samples.len() { 0 } else { self.next + 1 };
         self.len = (self.len + 1).min(self.samples.len());
     }
 
@@ -174,67 +255,115 @@ impl Window {
         self.iter().filter(move |s| s.sent >= since).map(|s| (s.rtt != LOST).then_some(s.rtt))
     }
 
+    /// The ring slot of the outcome `newest_first` places from the newest (below `len`).
+    fn slot(&self, newest_first: usize) -> usize {
+        // `next` and `newest_first` are below the capacity: one wrap at most, and no division.
+        let capacity = self.samples.len();
+        let slot = self.next + capacity - 1 - newest_first;
+        if slot >= capacity { slot - capacity } else { slot }
+    }
+
+    /// How many of the newest outcomes come before the first sent before `time`, newest first.
+    fn sent_since(&self, time: Instant) -> usize {
+        // `earliest_onward` only falls from the newest outcome back.
+        let (mut low, mut high) = (0, self.len);
+        while low < high {
+            let middle = (low + high) / 2;
+            if self.samples[self.slot(middle)].earliest_onward >= time {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
+    }
+
     /// `(lost, resolved)` among the probes sent since `since`, or among the last `least` if
-    /// fewer were; never any sent before `floor`.
+    /// fewer were; never any sent before `floor`. The newest outcomes back to the first that
+    /// breaks one of these.
     pub fn loss_counts(&self, since: Instant, least: usize, floor: Instant) -> (u32, u32) {
-        self.newest_first()
-            .enumerate()
-            .take_while(|(i, s)| s.sent >= floor && (s.sent >= since || *i < least))
-            .fold((0, 0), |(lost, all), (_, s)| (lost + u32::from(s.rtt == LOST), all + 1))
+        let mut resolved = self.sent_since(since);
+        if resolved < least {
+            // The least number reach behind `since`; past them, the first sent before it ends.
+            let sent_before = |i: &usize| self.samples[self.slot(*i)].sent < since;
+            resolved = (least..self.len).find(sent_before).unwrap_or(self.len);
+        }
+        if floor > Instant::ZERO {
+            resolved = resolved.min(self.sent_since(floor));
+        }
+        self.newest_counts(resolved)
+    }
+
+    /// `(lost, resolved)` among the newest `count` outcomes (at most `len`).
+    fn newest_counts(&self, count: usize) -> (u32, u32) {
+        let lost = match count {
+            0 => 0,
+            n => self.losses.wrapping_sub(self.samples[self.slot(n - 1)].losses_before),
+        };
+        (lost, count as u32)
     }
 
     /// `(lost, resolved)` over the loss window (since `since`, not before `floor`) and over the
     /// newest outcomes.
     pub fn loss(&self, since: Instant, floor: Instant) -> ((u32, u32), (u32, u32)) {
-        let recent = self.loss_counts(Instant::NEVER, RECENT_OUTCOMES, Instant::ZERO);
+        let recent = self.newest_counts(self.len.min(RECENT_OUTCOMES));
         (self.loss_counts(since, LEAST_OUTCOMES, floor), recent)
     }
 
     /// When the oldest of the newest outcomes was sent: where a new regime of loss begins, as
     /// far as they can tell.
     pub fn recent_from(&self) -> Option<Instant> {
-        self.newest_first().take(RECENT_OUTCOMES).last().map(|s| s.sent)
+        let oldest = self.len.min(RECENT_OUTCOMES).checked_sub(1)?;
+        Some(self.samples[self.slot(oldest)].sent)
     }
 
     /// Latency and jitter with bounds from the paced replies sent since `since` (at least the
     /// last few); `None` without one.
     pub fn delays(&self, since: Instant) -> Option<(Estimate, Estimate)> {
-        let mut chosen = [0u32; MAX_WINDOW];
-        let mut replies = 0;
-        // Burst replies stand in only where no paced one exists (a link just back from the
-        // dead, whose first answers came in a burst): some figures beat none.
-        let any_paced = self.iter().any(|s| s.paced && s.rtt != LOST);
-        let counted = |s: &Sample| (s.paced || !any_paced) && s.rtt != LOST;
-        for sample in self.newest_first().filter(counted) {
-            if sample.sent < since && replies >= LEAST_REPLIES {
-                break;
-            }
-            chosen[replies] = sample.rtt;
-            replies += 1;
-        }
-        chosen[..replies].reverse();
-        let mut rtts = [0u32; MAX_WINDOW];
-        let mut steps = [0u32; MAX_WINDOW];
-        let mut differences = 0;
-        let mut previous: Option<u32> = None;
-        for (i, &rtt) in chosen[..replies].iter().enumerate() {
-            rtts[i] = rtt;
-            if let Some(previous) = previous {
-                steps[differences] = rtt.abs_diff(previous);
-                differences += 1;
-            }
-            previous = Some(rtt);
-        }
-        if replies == 0 {
+        if self.replies == 0 {
             return None;
         }
-        let jitter = if differences == 0 {
-            Estimate::default()
-        } else {
-            median_with_bounds(&mut steps[..differences])
-        };
-        Some((median_with_bounds(&mut rtts[..replies]), jitter))
+        let memo = self.delays_memo.get();
+        if let Some(memo) = memo.filter(|m| m.holds_for(self.version, since)) {
+            return memo.delays;
+        }
+        // Burst replies stand in only where no paced one exists (a link just back from the
+        // dead, whose first answers came in a burst): some figures beat none.
+        let counted = |s: &Sample| s.rtt != LOST && (s.paced || self.paced_replies == 0);
+        let mut rtts = [0u32; MAX_WINDOW];
+        let mut replies = 0;
+        let (mut earliest_beyond_least, mut stopped_at) = (Instant::NEVER, None);
+        for sample in self.newest_first().filter(counted) {
+            if sample.sent < since && replies >= LEAST_REPLIES {
+                stopped_at = Some(sample.sent);
+                break;
+            }
+            if replies >= LEAST_REPLIES {
+                earliest_beyond_least = earliest_beyond_least.min(sample.sent);
+            }
+            rtts[replies] = sample.rtt;
+            replies += 1;
+        }
+        let delays = (replies > 0).then(|| delay_figures(&mut rtts[..replies]));
+        let version = self.version;
+        let memo = DelaysMemo { version, earliest_beyond_least, stopped_at, delays };
+        self.delays_memo.set(Some(memo));
+        delays
     }
+}
+
+/// Latency and jitter of some replies' RTTs, newest first (at least one); sorts them in place.
+fn delay_figures(rtts: &mut [u32]) -> (Estimate, Estimate) {
+    // The steps between consecutive replies, newest first: a median does not mind the order.
+    let mut steps = [0u32; MAX_WINDOW];
+    for (step, pair) in steps.iter_mut().zip(rtts.windows(2)) {
+        *step = pair[0].abs_diff(pair[1]);
+    }
+    let jitter = match rtts.len() - 1 {
+        0 => Estimate::default(),
+        differences => median_with_bounds(&mut steps[..differences]),
+    };
+    (median_with_bounds(rtts), jitter)
 }
 
 impl Stats {
@@ -251,9 +380,33 @@ impl Default for Window {
     }
 }
 
-/// The integer square root (floor), digit by digit: shifts and adds only. Called several times
-/// per outcome; a division of 64-bit numbers is a library call on the router's MIPS32 core.
-pub fn isqrt(mut n: u64) -> u64 {
+/// The integer square root (floor). Called several times per outcome and per wakeup: on the
+/// router digit by digit (shifts and adds; a division of 64-bit numbers is a library call on its
+/// MIPS32 core, and it has no FPU), on a host from the FPU's square root, corrected to the exact
+/// floor. Both give the same answers (tested), so the replay is the same everywhere.
+pub fn isqrt(n: u64) -> u64 {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    return isqrt_by_fpu(n);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    return isqrt_by_digits(n);
+}
+
+/// Correctly rounded, the square root of `n` as a double is within one of the floor (`n` itself
+/// is rounded above 2⁵³): one step either way makes it exact.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", test))]
+fn isqrt_by_fpu(n: u64) -> u64 {
+    let root = (n as f64).sqrt() as u64;
+    if root.checked_mul(root).is_none_or(|square| square > n) {
+        root - 1
+    } else if (root + 1).checked_mul(root + 1).is_some_and(|square| square <= n) {
+        root + 1
+    } else {
+        root
+    }
+}
+
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), allow(dead_code))]
+fn isqrt_by_digits(mut n: u64) -> u64 {
     let mut root = 0u64;
     // The highest power of four at or below `n`.
     let mut bit = if n == 0 { 0 } else { 1u64 << ((63 - n.leading_zeros()) & !1) };
@@ -324,10 +477,41 @@ fn wilson(lost: u32, resolved: u32, z_milli: u64) -> Estimate {
     Estimate { value, low, high }
 }
 
+/// The intervals of a link's pooled loss, kept with the counts they come from. The link's stats
+/// are pooled again whenever a target's change, but in a steady window the counts stay the same
+/// for many poolings in a row, and each interval costs several 64-bit divisions.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct LossIntervals {
+    /// Lost and resolved over the loss window, then over the newest outcomes.
+    counts: [u32; 4],
+    intervals: Option<(Estimate, Estimate)>,
+}
+
+impl LossIntervals {
+    /// The loss, and the loss of the newest outcomes, with their bounds.
+    fn of(&mut self, counts: [u32; 4]) -> (Estimate, Estimate) {
+        if let Some(known) = self.intervals.filter(|_| self.counts == counts) {
+            return known;
+        }
+        let [lost, resolved, recent_lost, recent] = counts;
+        let recent_loss = Estimate {
+            low: wilson(recent_lost, recent, RECENT_LOW_Z_MILLI).low,
+            high: wilson(recent_lost, recent, RECENT_HIGH_Z_MILLI).high,
+            value: loss_value(recent_lost, recent),
+        };
+        let intervals = (loss_estimate(lost, resolved), recent_loss);
+        *self = LossIntervals { counts, intervals: Some(intervals) };
+        intervals
+    }
+}
+
 /// A link's stats from its targets': the median of each delay figure (so one target that
 /// misbehaves cannot decide for the link), loss pooled over them (more samples, tighter
 /// bounds). `recent` are each target's newest `(lost, resolved)`, pooled the same way.
-pub fn consensus(targets: impl Iterator<Item = (Stats, (u32, u32))>) -> Option<Stats> {
+pub fn consensus(
+    targets: impl Iterator<Item = (Stats, (u32, u32))>,
+    intervals: &mut LossIntervals,
+) -> Option<Stats> {
     let mut figures = [[Estimate::default(); MAX_TARGETS]; 2];
     let (mut count, mut lost, mut resolved, mut recent_lost, mut recent) = (0, 0, 0, 0, 0);
     for (stats, (lost_now, resolved_now)) in targets.take(MAX_TARGETS) {
@@ -339,17 +523,16 @@ pub fn consensus(targets: impl Iterator<Item = (Stats, (u32, u32))>) -> Option<S
         recent += resolved_now;
         count += 1;
     }
-    (count > 0).then(|| Stats {
-        latency: median_estimate(&mut figures[0][..count]),
-        jitter: median_estimate(&mut figures[1][..count]),
-        loss: loss_estimate(lost, resolved),
-        lost,
-        resolved,
-        recent_loss: Estimate {
-            low: wilson(recent_lost, recent, RECENT_LOW_Z_MILLI).low,
-            high: wilson(recent_lost, recent, RECENT_HIGH_Z_MILLI).high,
-            value: loss_value(recent_lost, recent),
-        },
+    (count > 0).then(|| {
+        let (loss, recent_loss) = intervals.of([lost, resolved, recent_lost, recent]);
+        Stats {
+            latency: median_estimate(&mut figures[0][..count]),
+            jitter: median_estimate(&mut figures[1][..count]),
+            loss,
+            lost,
+            resolved,
+            recent_loss,
+        }
     })
 }
 
@@ -492,11 +675,17 @@ mod tests {
             };
             (stats, (lost.min(4), 4))
         };
-        let link = consensus([stats(10, 0), stats(30, 10), stats(20, 2)].into_iter()).unwrap();
+        let mut intervals = LossIntervals::default();
+        let targets = [stats(10, 0), stats(30, 10), stats(20, 2)];
+        let link = consensus(targets.into_iter(), &mut intervals).unwrap();
         assert_eq!(link.latency.value, 20);
         assert_eq!((link.lost, link.resolved, link.loss.value), (12, 30, 4_000));
         assert_eq!(link.recent_loss.value, 5_000, "6 of the 12 newest");
-        assert_eq!(consensus(std::iter::empty()), None);
+        assert_eq!(link.loss, loss_estimate(12, 30));
+        assert_eq!(consensus(targets.into_iter(), &mut intervals), Some(link), "kept intervals");
+        let fewer = consensus(targets[..2].iter().copied(), &mut intervals).unwrap();
+        assert_eq!((fewer.loss, fewer.recent_loss.value), (loss_estimate(10, 20), 5_000));
+        assert_eq!(consensus(std::iter::empty(), &mut intervals), None);
     }
 
     #[test]
@@ -514,12 +703,82 @@ mod tests {
         assert_eq!(w.iter().map(|s| s.rtt).collect::<Vec<_>>(), [MAX_WINDOW as u32 + 6]);
     }
 
+    /// The walk, outcome by outcome, that the bisection and the loss counters stand for.
+    fn walked_loss_counts(w: &Window, since: Instant, least: usize, floor: Instant) -> (u32, u32) {
+        w.newest_first()
+            .enumerate()
+            .take_while(|(i, s)| s.sent >= floor && (s.sent >= since || *i < least))
+            .fold((0, 0), |(lost, all), (_, s)| (lost + u32::from(s.rtt == LOST), all + 1))
+    }
+
+    /// The walk and the sorts that the reply counters and the memo stand for.
+    fn walked_delays(w: &Window, since: Instant) -> Option<(Estimate, Estimate)> {
+        let any_paced = w.iter().any(|s| s.paced && s.rtt != LOST);
+        let counted = |s: &Sample| (s.paced || !any_paced) && s.rtt != LOST;
+        let mut chosen = Vec::new();
+        for sample in w.newest_first().filter(counted) {
+            if sample.sent < since && chosen.len() >= LEAST_REPLIES {
+                break;
+            }
+            chosen.push(sample.rtt);
+        }
+        chosen.reverse();
+        let mut steps: Vec<u32> = chosen.windows(2).map(|p| p[1].abs_diff(p[0])).collect();
+        let jitter =
+            if steps.is_empty() { Estimate::default() } else { median_with_bounds(&mut steps) };
+        (!chosen.is_empty()).then(|| (median_with_bounds(&mut chosen), jitter))
+    }
+
+    proptest::proptest! {
+        /// Outcomes resolve out of the order sent (a loss a timeout late), bursts mix with paced
+        /// probes, windows wrap and restart; every way of asking gives what the walks give.
+        #[test]
+        fn bisection_counters_and_memo_give_what_the_walks_give(
+            outcomes in proptest::collection::vec(
+                (0u64..2_500, proptest::option::of(1u64..900_000), proptest::bool::ANY, 0u8..40),
+                1..420,
+            ),
+            sinces in proptest::collection::vec((0u64..200_000, 0u64..200_000), 4),
+        ) {
+            let mut w = Window::new();
+            for (i, (late_ms, rtt, paced, action)) in outcomes.into_iter().enumerate() {
+                // Resolved in turn every 250 ms, sent up to 2.5 s before.
+                let sent = Instant::from_millis((i as u64 * 250 + 10_000).saturating_sub(late_ms));
+                match rtt {
+                    Some(rtt) => w.push_reply(sent, rtt, paced),
+                    None => w.push_lost(sent, paced),
+                }
+                if action == 0 {
+                    w.restart();
+                }
+                let newest = w.newest_first().take(RECENT_OUTCOMES).last().map(|s| s.sent);
+                proptest::prop_assert_eq!(w.recent_from(), newest);
+                for &(since_ms, floor_ms) in &sinces {
+                    let (since, floor) = (Instant::from_millis(since_ms), Instant::from_millis(floor_ms));
+                    for least in [0, 4, RECENT_OUTCOMES, LEAST_OUTCOMES, MAX_WINDOW + 1] {
+                        let walked = walked_loss_counts(&w, since, least, floor);
+                        proptest::prop_assert_eq!(w.loss_counts(since, least, floor), walked);
+                    }
+                    // Asked again with the same and with other times: the memo holds or yields.
+                    proptest::prop_assert_eq!(w.delays(since), walked_delays(&w, since));
+                    proptest::prop_assert_eq!(w.delays(since), walked_delays(&w, since));
+                }
+            }
+        }
+    }
+
     #[test]
     fn isqrt_is_the_floor() {
         let numbers =
             (0..2_000u64).chain([1 << 40, (1 << 32) - 1, 1 << 32, u64::MAX - 1, u64::MAX]);
-        for n in numbers.chain((0..64).map(|b| 1u64 << b)) {
-            assert_eq!(isqrt(n), n.isqrt(), "{n}");
+        let squares = (0..64).map(|b| 1u64 << b).chain((1..=u64::from(u32::MAX)).step_by(9_973));
+        let near_squares = squares.flat_map(|r| {
+            let square = r.saturating_mul(r);
+            [square - 1, square, square.saturating_add(1)]
+        });
+        for n in numbers.chain(near_squares) {
+            assert_eq!(isqrt_by_digits(n), n.isqrt(), "{n}");
+            assert_eq!(isqrt_by_fpu(n), n.isqrt(), "{n}");
         }
     }
 }
