@@ -28,7 +28,25 @@ const BYTES_PER_PROBE: u64 = 2 * 36;
 #[derive(Clone, Default)]
 struct Target {
     window: VecDeque<Option<f64>>,
+    /// The window's figures, computed as it changes: the model rescores every 50 ms step, its
+    /// windows change once a second.
+    figures: Option<(f64, f64, f64)>,
     last_reply: Option<f64>,
+}
+
+impl Target {
+    fn push(&mut self, outcome: Option<f64>) {
+        self.window.push_back(outcome);
+        if self.window.len() > WINDOW {
+            self.window.pop_front();
+        }
+        self.figures = figures(self.window.make_contiguous());
+    }
+
+    fn clear(&mut self) {
+        self.window.clear();
+        self.figures = None;
+    }
 }
 
 /// Latency, jitter and loss (%) of one window.
@@ -67,14 +85,15 @@ impl Link {
     fn raw_score(&self, now: f64, bias: f64) -> Option<f64> {
         let answering =
             self.targets.iter().filter(|t| t.last_reply.is_some_and(|r| now - r <= DEAD_AFTER_S));
-        let all: Vec<(f64, f64, f64)> = answering
-            .filter_map(|t| figures(&t.window.iter().copied().collect::<Vec<_>>()))
-            .collect();
+        let all: Vec<(f64, f64, f64)> = answering.filter_map(|t| t.figures).collect();
         if all.is_empty() {
             return None;
         }
-        let part = |pick: fn(&(f64, f64, f64)) -> f64| {
-            median(&mut all.iter().map(pick).collect::<Vec<_>>())
+        let mut values = Vec::with_capacity(all.len());
+        let mut part = |pick: fn(&(f64, f64, f64)) -> f64| {
+            values.clear();
+            values.extend(all.iter().map(pick));
+            median(&mut values)
         };
         let (latency, jitter, loss) = (part(|f| f.0), part(|f| f.1), part(|f| f.2));
         Some(latency + jitter + loss * loss / LOSS_DIVISOR + bias)
@@ -138,19 +157,15 @@ impl Run {
                     // Back: a fresh window.
                     l.dead = false;
                     for t in &mut l.targets {
-                        t.window.clear();
+                        t.clear();
                     }
                 }
                 let t = &mut l.targets[target];
                 t.last_reply = Some(at);
                 l.last_reply = Some(at);
-                t.window.push_back(rtt);
+                t.push(rtt);
             } else {
-                t.window.push_back(None);
-            }
-            let t = &mut l.targets[target];
-            if t.window.len() > WINDOW {
-                t.window.pop_front();
+                t.push(None);
             }
         }
     }
