@@ -700,7 +700,7 @@ impl Link {
             return Instant::NEVER;
         }
         let mut next = self.next_probe();
-        for target in &self.targets {
+        for target in self.targets.iter().filter(|t| !t.in_flight.is_empty()) {
             let late_after = target.late_after(self.timeout);
             for probe in target.in_flight.iter() {
                 let at = if probe.late { self.timeout } else { late_after };
