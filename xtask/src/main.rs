@@ -15,6 +15,7 @@ mod dist;
 mod fuzz;
 mod guest;
 mod luci;
+mod musl;
 mod netem;
 mod netifd;
 mod openwrt;
