@@ -77,7 +77,9 @@ pub fn decode(stream: &[u8], output: &mut [u8]) -> Result<(), Error> {
         return Err(Error::Size);
     }
     let properties = Properties::of(stream[0])?;
-    let mut decoder = Decoder::new(properties, RangeDecoder::new(&stream[HEADER_LEN..])?);
+    let mut probabilities = [PROBABILITY_ONE / 2; PROBABILITIES];
+    let range = RangeDecoder::new(&stream[HEADER_LEN..])?;
+    let mut decoder = Decoder::new(properties, range, &mut probabilities);
     let decoded = decoder.run(output);
     // Past the end the decoder reads zeros, which look corrupt soon enough: say what happened.
     if decoder.range.overrun { Err(Error::Truncated) } else { decoded }
@@ -195,54 +197,37 @@ impl<'a> RangeDecoder<'a> {
     }
 }
 
-/// Match lengths: 2–9 and 10–17 per position state, 18–273 shared.
-struct LengthDecoder {
-    choice: [u16; 2],
-    low: [[u16; 1 << 3]; MAX_POS_STATES],
-    mid: [[u16; 1 << 3]; MAX_POS_STATES],
-    high: [u16; 1 << 8],
-}
+/// Where each table of adaptive probabilities starts in [`Decoder::probabilities`]. They lie
+/// one after the other, as in LZMA's reference decoder, so that one loop sets them all: set
+/// table by table, they took a copy routine and a kilobyte of the package.
+const IS_MATCH: usize = 0;
+const IS_REP: usize = IS_MATCH + STATES * MAX_POS_STATES;
+const IS_REP_G0: usize = IS_REP + STATES;
+const IS_REP_G1: usize = IS_REP_G0 + STATES;
+const IS_REP_G2: usize = IS_REP_G1 + STATES;
+const IS_REP0_LONG: usize = IS_REP_G2 + STATES;
+const SLOTS: usize = IS_REP0_LONG + STATES * MAX_POS_STATES;
+const SPECIAL: usize = SLOTS + (LEN_STATES << 6);
+const ALIGN: usize = SPECIAL + 1 + FULL_DISTANCES - END_POS_MODEL as usize;
+const LENGTHS: usize = ALIGN + (1 << ALIGN_BITS);
+const REP_LENGTHS: usize = LENGTHS + LENGTH_TABLE;
+const LITERALS: usize = REP_LENGTHS + LENGTH_TABLE;
+const PROBABILITIES: usize = LITERALS + (0x300 << MAX_LITERAL_BITS);
 
-impl LengthDecoder {
-    const fn new() -> LengthDecoder {
-        let half = PROBABILITY_ONE / 2;
-        LengthDecoder {
-            choice: [half; 2],
-            low: [[half; 1 << 3]; MAX_POS_STATES],
-            mid: [[half; 1 << 3]; MAX_POS_STATES],
-            high: [half; 1 << 8],
-        }
-    }
-
-    /// The length less the minimum match.
-    fn decode(&mut self, range: &mut RangeDecoder, pos_state: usize) -> usize {
-        let length = if range.bit(&mut self.choice[0]) == 0 {
-            range.tree(&mut self.low[pos_state], 3)
-        } else if range.bit(&mut self.choice[1]) == 0 {
-            8 + range.tree(&mut self.mid[pos_state], 3)
-        } else {
-            16 + range.tree(&mut self.high, 8)
-        };
-        length as usize
-    }
-}
+/// A length table, within itself: two choices, then lengths 2–9 and 10–17 per position state,
+/// then 18–273 shared.
+const LENGTH_LOW: usize = 2;
+const LENGTH_MID: usize = LENGTH_LOW + MAX_POS_STATES * 8;
+const LENGTH_HIGH: usize = LENGTH_MID + MAX_POS_STATES * 8;
+const LENGTH_TABLE: usize = LENGTH_HIGH + (1 << 8);
 
 /// Everything the stream adapts as it goes.
 struct Decoder<'a> {
     properties: Properties,
     range: RangeDecoder<'a>,
-    literals: [u16; 0x300 << MAX_LITERAL_BITS],
-    is_match: [u16; STATES * MAX_POS_STATES],
-    is_rep: [u16; STATES],
-    is_rep_g0: [u16; STATES],
-    is_rep_g1: [u16; STATES],
-    is_rep_g2: [u16; STATES],
-    is_rep0_long: [u16; STATES * MAX_POS_STATES],
-    slots: [[u16; 1 << 6]; LEN_STATES],
-    special: [u16; 1 + FULL_DISTANCES - END_POS_MODEL as usize],
-    align: [u16; 1 << ALIGN_BITS],
-    lengths: LengthDecoder,
-    rep_lengths: LengthDecoder,
+    /// Borrowed, not owned: a decoder that owned 28 KB of tables was built aside and copied
+    /// into place, which took a copy routine into the package.
+    probabilities: &'a mut [u16; PROBABILITIES],
     /// The state machine over what came last (literal, match, long or short repeat).
     state: usize,
     /// The four most recent distances, less one.
@@ -250,26 +235,34 @@ struct Decoder<'a> {
 }
 
 impl<'a> Decoder<'a> {
-    fn new(properties: Properties, range: RangeDecoder<'a>) -> Decoder<'a> {
-        let half = PROBABILITY_ONE / 2;
-        Decoder {
-            properties,
-            range,
-            literals: [half; 0x300 << MAX_LITERAL_BITS],
-            is_match: [half; STATES * MAX_POS_STATES],
-            is_rep: [half; STATES],
-            is_rep_g0: [half; STATES],
-            is_rep_g1: [half; STATES],
-            is_rep_g2: [half; STATES],
-            is_rep0_long: [half; STATES * MAX_POS_STATES],
-            slots: [[half; 1 << 6]; LEN_STATES],
-            special: [half; 1 + FULL_DISTANCES - END_POS_MODEL as usize],
-            align: [half; 1 << ALIGN_BITS],
-            lengths: LengthDecoder::new(),
-            rep_lengths: LengthDecoder::new(),
-            state: 0,
-            reps: [0; 4],
-        }
+    fn new(
+        properties: Properties,
+        range: RangeDecoder<'a>,
+        probabilities: &'a mut [u16; PROBABILITIES],
+    ) -> Decoder<'a> {
+        Decoder { properties, range, probabilities, state: 0, reps: [0; 4] }
+    }
+
+    /// One bit against the probability at `index`.
+    fn bit(&mut self, index: usize) -> u32 {
+        self.range.bit(&mut self.probabilities[index])
+    }
+
+    /// `bits` bits through the tree at `table`, most significant first.
+    fn tree(&mut self, table: usize, bits: u32) -> u32 {
+        self.range.tree(&mut self.probabilities[table..table + (1 << bits)], bits)
+    }
+
+    /// A length (less the minimum match) from the length table at `table`.
+    fn length(&mut self, table: usize, pos_state: usize) -> usize {
+        let length = if self.bit(table) == 0 {
+            self.tree(table + LENGTH_LOW + pos_state * 8, 3)
+        } else if self.bit(table + 1) == 0 {
+            8 + self.tree(table + LENGTH_MID + pos_state * 8, 3)
+        } else {
+            16 + self.tree(table + LENGTH_HIGH, 8)
+        };
+        length as usize
     }
 
     fn run(&mut self, output: &mut [u8]) -> Result<(), Error> {
@@ -278,7 +271,7 @@ impl<'a> Decoder<'a> {
         while at < output.len() {
             let pos_state = at & pos_mask;
             let state = self.state;
-            if self.range.bit(&mut self.is_match[state * MAX_POS_STATES + pos_state]) == 0 {
+            if self.bit(IS_MATCH + state * MAX_POS_STATES + pos_state) == 0 {
                 output[at] = self.literal(output, at);
                 self.state = if state < 4 {
                     0
@@ -290,7 +283,7 @@ impl<'a> Decoder<'a> {
                 at += 1;
                 continue;
             }
-            let length = if self.range.bit(&mut self.is_rep[state]) == 0 {
+            let length = if self.bit(IS_REP + state) == 0 {
                 self.new_match(pos_state)
             } else {
                 match self.repeat(pos_state) {
@@ -312,10 +305,10 @@ impl<'a> Decoder<'a> {
     /// stream was read to its end, the nearest thing this format has to a checksum.
     fn end_marker(&mut self, pos_state: usize) -> bool {
         let state = self.state;
-        self.range.bit(&mut self.is_match[state * MAX_POS_STATES + pos_state]) == 1
-            && self.range.bit(&mut self.is_rep[state]) == 0
+        self.bit(IS_MATCH + state * MAX_POS_STATES + pos_state) == 1
+            && self.bit(IS_REP + state) == 0
             && {
-                let length = self.lengths.decode(&mut self.range, pos_state);
+                let length = self.length(LENGTHS, pos_state);
                 self.distance(length) == u32::MAX as usize
             }
     }
@@ -326,7 +319,7 @@ impl<'a> Decoder<'a> {
         let Properties { lc, lp, .. } = self.properties;
         let previous = if at > 0 { u32::from(output[at - 1]) } else { 0 };
         let context = ((at as u32 & ((1 << lp) - 1)) << lc) + (previous >> (8 - lc));
-        let table = &mut self.literals[0x300 * context as usize..][..0x300];
+        let table = LITERALS + 0x300 * context as usize;
         let mut symbol = 1usize;
         if self.state >= 7 {
             // After a match: the byte at the match distance steers the first bits.
@@ -334,7 +327,7 @@ impl<'a> Decoder<'a> {
             while symbol < 0x100 {
                 let match_bit = (matched >> 7) & 1;
                 matched <<= 1;
-                let bit = self.range.bit(&mut table[((1 + match_bit) << 8) + symbol]) as usize;
+                let bit = self.bit(table + ((1 + match_bit) << 8) + symbol) as usize;
                 symbol = (symbol << 1) | bit;
                 if bit != match_bit {
                     break;
@@ -342,7 +335,7 @@ impl<'a> Decoder<'a> {
             }
         }
         while symbol < 0x100 {
-            symbol = (symbol << 1) | self.range.bit(&mut table[symbol]) as usize;
+            symbol = (symbol << 1) | self.bit(table + symbol) as usize;
         }
         symbol as u8
     }
@@ -350,7 +343,7 @@ impl<'a> Decoder<'a> {
     /// A match at a new distance; returns its length less the minimum.
     fn new_match(&mut self, pos_state: usize) -> usize {
         self.reps = [0, self.reps[0], self.reps[1], self.reps[2]];
-        let length = self.lengths.decode(&mut self.range, pos_state);
+        let length = self.length(LENGTHS, pos_state);
         self.state = if self.state < 7 { 7 } else { 10 };
         self.reps[0] = self.distance(length);
         length
@@ -360,16 +353,16 @@ impl<'a> Decoder<'a> {
     /// repeat (one byte at the newest distance).
     fn repeat(&mut self, pos_state: usize) -> Option<usize> {
         let state = self.state;
-        if self.range.bit(&mut self.is_rep_g0[state]) == 0 {
-            if self.range.bit(&mut self.is_rep0_long[state * MAX_POS_STATES + pos_state]) == 0 {
+        if self.bit(IS_REP_G0 + state) == 0 {
+            if self.bit(IS_REP0_LONG + state * MAX_POS_STATES + pos_state) == 0 {
                 self.state = if state < 7 { 9 } else { 11 };
                 return None;
             }
         } else {
-            let distance = if self.range.bit(&mut self.is_rep_g1[state]) == 0 {
+            let distance = if self.bit(IS_REP_G1 + state) == 0 {
                 self.reps[1]
             } else {
-                let distance = if self.range.bit(&mut self.is_rep_g2[state]) == 0 {
+                let distance = if self.bit(IS_REP_G2 + state) == 0 {
                     self.reps[2]
                 } else {
                     let distance = self.reps[3];
@@ -382,7 +375,7 @@ impl<'a> Decoder<'a> {
             self.reps[1] = self.reps[0];
             self.reps[0] = distance;
         }
-        let length = self.rep_lengths.decode(&mut self.range, pos_state);
+        let length = self.length(REP_LENGTHS, pos_state);
         self.state = if state < 7 { 8 } else { 11 };
         Some(length)
     }
@@ -390,18 +383,19 @@ impl<'a> Decoder<'a> {
     /// A new distance less one: a slot (its top bits), then the rest from a reverse tree, or
     /// direct bits and an aligned reverse tree for far ones.
     fn distance(&mut self, length: usize) -> usize {
-        let slot = self.range.tree(&mut self.slots[length.min(LEN_STATES - 1)], 6);
+        let slot = self.tree(SLOTS + (length.min(LEN_STATES - 1) << 6), 6);
         if slot < 4 {
             return slot as usize;
         }
         let bits = (slot >> 1) - 1;
         let base = (2 | (slot & 1)) << bits;
         let rest = if slot < END_POS_MODEL {
-            let table = &mut self.special[(base - slot) as usize..];
+            let table = &mut self.probabilities[SPECIAL + (base - slot) as usize..];
             self.range.reverse_tree(table, bits)
         } else {
             let high = self.range.direct(bits - ALIGN_BITS) << ALIGN_BITS;
-            high + self.range.reverse_tree(&mut self.align, ALIGN_BITS)
+            let table = &mut self.probabilities[ALIGN..ALIGN + (1 << ALIGN_BITS)];
+            high + self.range.reverse_tree(table, ALIGN_BITS)
         };
         // All ones is the end marker; anywhere else it points before the output.
         base.wrapping_add(rest) as usize

@@ -79,8 +79,10 @@ fn fail(what: &str, errno: i32) -> ! {
         let _ = unsafe { sys::call(sys::WRITE, [2, part.as_ptr() as usize, part.len(), 0, 0, 0]) };
     }
     loop {
-        // SAFETY: ends the process (it does not return); nothing is left to clean up.
-        let _ = unsafe { sys::call(sys::EXIT_GROUP, [127, 0, 0, 0, 0, 0]) };
+        // SAFETY: ends the process (it does not return); nothing is left to clean up. The call
+        // reads only the first argument; the rest are 127 too, as zeros would be a memset (and
+        // its 200 bytes in the package).
+        let _ = unsafe { sys::call(sys::EXIT_GROUP, [127; 6]) };
     }
 }
 

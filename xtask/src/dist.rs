@@ -11,13 +11,15 @@ use crate::{has_command, is_root, root, run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Each package (`.ipk`, `.apk`) must fit in this. The router this is for had 132 KB free, and
-/// what the package installs costs about its own size on flash (the shipped binary is packed,
-/// which JFFS2 cannot shrink further). Lowered from 128 KiB when the daemon was packed (106.7 KB),
-/// to 100 KiB when the daemon lost 28 KB and the unpacker its C library (96.4 KB), and to 92 KiB
-/// when the daemon left its static C library for the router's (89.9 KB), so that any return to
-/// an old size fails.
+/// Each mipsel_24kc package (`.ipk`, `.apk`) must fit in this. The router this is for had 132 KB
+/// free, and what the package installs costs about its own size on flash (the shipped binary is
+/// packed, which JFFS2 cannot shrink further). Lowered from 128 KiB when the daemon was packed
+/// (106.7 KB), to 100 KiB when the daemon lost 28 KB and the unpacker its C library (96.4 KB),
+/// and to 92 KiB when the daemon left its static C library for the router's (89.9 KB), so that
+/// any return to an old size fails.
 pub const BUDGET: u64 = 92 * 1024;
+/// The x86_64 packages' budget: that build still carries its own C library (`Arch::loader`).
+const STATIC_BUDGET: u64 = 100 * 1024;
 const ZIG_VERSION: &str = "0.17.1";
 const DEBIAN_RUST: [&str; 3] = ["rustc-web", "cargo-web", "rust-web-src"];
 
@@ -322,6 +324,7 @@ pub fn pack(arch: &Arch, daemon: &Path) -> Result<PathBuf, String> {
     finish(cargo.env("WANMON_PACKED", &payload), &format!("the {} unpacker build", arch.openwrt))?;
     let shipped = root().join("target/dist").join(arch.openwrt).join("wanmon");
     strip(&target_dir.join(arch.rust).join("release/wanmon-unpack"), &shipped)?;
+    crate::elf::trim(&shipped)?;
     Ok(shipped)
 }
 
@@ -415,10 +418,11 @@ pub fn dist(args: &[String]) -> Result<(), String> {
     );
     for package in [&packages.daemon, &packages.daemon_apk] {
         let sizes = Sizes::measure(&daemon, &binary, package)?;
-        println!("{}", sizes.report(BUDGET));
-        if sizes.package > BUDGET {
+        let budget = if arch.loader.is_some() { BUDGET } else { STATIC_BUDGET };
+        println!("{}", sizes.report(budget));
+        if sizes.package > budget {
             return Err(format!(
-                "{} is {} bytes, over the {BUDGET}-byte budget",
+                "{} is {} bytes, over the {budget}-byte budget",
                 package.display(),
                 sizes.package
             ));

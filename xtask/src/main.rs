@@ -12,6 +12,7 @@ mod apk;
 mod ci;
 mod deploy;
 mod dist;
+mod elf;
 mod fuzz;
 mod guest;
 mod luci;
