@@ -172,7 +172,14 @@ fn check_config(path: &str) -> Result<(), Failure> {
         }
         Ok(config) => {
             let names: Vec<&str> = config.links.iter().map(|l| l.name.as_str()).collect();
-            write_out(1, &format!("{path}: ok, {} links: {}\n", names.len(), names.join(", ")));
+            write_out(
+                1,
+                &format!(
+                    "{path}: ok, {} links: {}\n",
+                    names.len(),
+                    wanmon::text::comma_separated(&names)
+                ),
+            );
             Ok(())
         }
         Err(refused) => Err(Failure::Failed(format!(

@@ -82,9 +82,30 @@ pub fn pair_separated<'a>(text: &'a str, pair: &'a [u8; 2]) -> impl Iterator<Ite
     })
 }
 
+/// `pieces` with ", " between them, as `pieces.join(", ")` gives them: std's join is generic
+/// over what it joins, and each use came with its own copy.
+#[inline(never)]
+pub fn comma_separated(pieces: &[&str]) -> String {
+    let mut text = String::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        text.push_str(piece);
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comma_separated_is_what_join_gives() {
+        for pieces in [&[][..], &["wan"], &["wan", "wwan"], &["", "a", ""]] {
+            assert_eq!(comma_separated(pieces), pieces.join(", "));
+        }
+    }
 
     #[test]
     fn decimal_numbers_read_as_std_reads_them_but_only_digits() {

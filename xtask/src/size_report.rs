@@ -25,6 +25,8 @@ const KEPT_OFF: &[(&str, &str)] = &[
     ("std::io::stdio::Stdin", "system::read_in"),
     ("default_read_to_end", "a read loop of its own (protocol::call, system::read_in)"),
     ("fstatat", "no stat(2): control::listen removes a stale socket without asking"),
+    ("join_generic_copy", "text::comma_separated"),
+    ("std::time::Instant", "system::monotonic_now, in the core's unit"),
 ];
 
 /// The first symbol of something in [`KEPT_OFF`], with what serves instead.

@@ -7,7 +7,7 @@ use super::limits::{MAX_LINKS, MAX_TARGETS};
 use super::name::LinkName;
 use crate::address::Shown;
 use crate::json::{self, Node, Value};
-use crate::text::{decimal, split_port, whole_number};
+use crate::text::{comma_separated, decimal, split_port, whole_number};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -300,7 +300,7 @@ impl Checker {
                 self.error(
                     value.line,
                     full,
-                    format!("unknown key{hint}; known keys: {}", known.join(", ")),
+                    format!("unknown key{hint}; known keys: {}", comma_separated(known)),
                 );
             }
         }

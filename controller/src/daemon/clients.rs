@@ -4,12 +4,12 @@
 //! Slow or idle clients cannot lock others out: a client must send its request soon, and when
 //! every slot is taken a newcomer replaces the oldest waiting client of the peer holding most.
 
+use crate::core::{Instant, Micros};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
-use std::time::{Duration, Instant};
 
 /// What reading a client brought.
 #[derive(Debug, PartialEq, Eq)]
@@ -145,9 +145,9 @@ pub struct Limits {
     /// Clients at a time.
     pub clients: usize,
     /// How long a client has to send its whole request.
-    pub request: Duration,
+    pub request: Micros,
     /// How long it has to be done, answer taken.
-    pub total: Duration,
+    pub total: Micros,
 }
 
 /// A listener (when there is one) and its clients.
@@ -185,9 +185,9 @@ impl Clients {
     /// slow or idle connections cannot keep anyone else out. With no such client it is sent
     /// `busy`.
     fn admit(&mut self, stream: OwnedFd, peer: Option<IpAddr>, now: Instant, busy: &[u8]) {
-        let mut client = Client::new(stream, now + self.limits.total);
+        let mut client = Client::new(stream, now.after(self.limits.total));
         client.peer = peer;
-        client.request_by = now + self.limits.request;
+        client.request_by = now.after(self.limits.request);
         if self.list.len() >= self.limits.clients {
             match self.evictable() {
                 Some(index) => drop(self.list.swap_remove(index)),
@@ -250,7 +250,7 @@ mod tests {
     fn pair() -> (Client, UnixStream) {
         let (ours, theirs) = UnixStream::pair().expect("socket pair");
         ours.set_nonblocking(true).expect("non-blocking");
-        (Client::new(ours, Instant::now() + Duration::from_secs(5)), theirs)
+        (Client::new(ours, Instant::from_millis(5_000)), theirs)
     }
 
     #[test]
@@ -272,23 +272,22 @@ mod tests {
 
     #[test]
     fn a_newcomer_replaces_the_oldest_waiting_client_of_the_busiest_peer() {
-        let limits =
-            Limits { clients: 4, request: Duration::from_secs(2), total: Duration::from_secs(5) };
+        let limits = Limits { clients: 4, request: 2_000_000, total: 5_000_000 };
         let mut server: Server<UnixListener> = Server::new(None, limits);
-        let now = Instant::now();
+        let now = Instant::from_millis(1_000);
         let mut peers = Vec::new();
         // A LAN user (192.0.2.10) holds one slot, a slowloris peer (192.0.2.66) three.
         for (i, peer) in ["192.0.2.10", "192.0.2.66", "192.0.2.66", "192.0.2.66"].iter().enumerate()
         {
             let (mut client, theirs) = pair();
             client.peer = Some(peer.parse().unwrap());
-            client.request_by = now + Duration::from_millis(100 * i as u64);
+            client.request_by = now.after(100_000 * i as u64);
             server.clients.list.push(client);
             peers.push(theirs);
         }
         let victim = server.clients.evictable().expect("someone can make room");
         assert_eq!(server.clients.list[victim].peer, Some("192.0.2.66".parse().unwrap()));
-        assert_eq!(server.clients.list[victim].request_by, now + Duration::from_millis(100));
+        assert_eq!(server.clients.list[victim].request_by, now.after(100_000));
         // An answered client is never cut off to make room.
         for client in &mut server.clients.list {
             client.answer(b"x".to_vec());
@@ -298,17 +297,15 @@ mod tests {
 
     #[test]
     fn a_client_has_its_request_deadline_until_answered() {
-        let mut server: Server<UnixListener> = Server::new(
-            None,
-            Limits { clients: 2, request: Duration::from_secs(2), total: Duration::from_secs(5) },
-        );
-        let now = Instant::now();
+        let mut server: Server<UnixListener> =
+            Server::new(None, Limits { clients: 2, request: 2_000_000, total: 5_000_000 });
+        let now = Instant::from_millis(1_000);
         let (mut client, _theirs) = pair();
-        client.request_by = now + Duration::from_secs(2);
-        client.deadline = now + Duration::from_secs(5);
+        client.request_by = now.after(2_000_000);
+        client.deadline = now.after(5_000_000);
         server.clients.list.push(client);
-        assert_eq!(server.clients.next_deadline(), Some(now + Duration::from_secs(2)));
-        server.clients.expire(now + Duration::from_secs(3));
+        assert_eq!(server.clients.next_deadline(), Some(now.after(2_000_000)));
+        server.clients.expire(now.after(3_000_000));
         assert!(server.clients.all().is_empty(), "silent past its request deadline: dropped");
     }
 
@@ -321,11 +318,11 @@ mod tests {
         let mut server = Server::new(Some(listener), crate::daemon::http::LIMITS);
         let idle: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(address).unwrap()).collect();
         std::thread::sleep(Duration::from_millis(50));
-        server.accept(Instant::now(), b"busy");
+        server.accept(Instant::ZERO, b"busy");
         let mut user = TcpStream::connect(address).unwrap();
         user.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
         std::thread::sleep(Duration::from_millis(50));
-        server.accept(Instant::now(), b"busy");
+        server.accept(Instant::ZERO, b"busy");
         assert_eq!(server.clients.all().len(), 8);
         for client in &mut server.clients.list {
             client.receive(64);

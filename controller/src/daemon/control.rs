@@ -92,13 +92,13 @@ pub fn read(client: &mut Client) -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::Instant;
     use std::io::Write;
-    use std::time::{Duration, Instant};
 
     fn client() -> (Client, UnixStream) {
         let (ours, theirs) = UnixStream::pair().expect("pair");
         ours.set_nonblocking(true).expect("non-blocking");
-        (Client::new(ours, Instant::now() + Duration::from_secs(1)), theirs)
+        (Client::new(ours, Instant::from_millis(1_000)), theirs)
     }
 
     #[test]

@@ -13,11 +13,8 @@ pub const MAX_HEADERS: usize = 32;
 /// Connections at a time: a newcomer replaces the oldest still sending a request (see
 /// [`super::clients::Server::accept`]), a browser sends its request at once, and a client has
 /// two seconds for it and five to be done.
-pub const LIMITS: super::clients::Limits = super::clients::Limits {
-    clients: 8,
-    request: std::time::Duration::from_secs(2),
-    total: std::time::Duration::from_secs(5),
-};
+pub const LIMITS: super::clients::Limits =
+    super::clients::Limits { clients: 8, request: 2_000_000, total: 5_000_000 };
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Request {

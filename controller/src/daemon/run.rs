@@ -13,26 +13,25 @@ use super::netlink;
 use super::plumbing::Plumbing;
 use super::probes::Probes;
 use super::status;
-use super::system::{Hooks, Level, Log, Signals};
+use super::system::{self, Hooks, Level, Log, Signals};
 use crate::config_file::{self, Refused};
 use crate::core::config::Listen;
-use crate::core::{Action, Controller, Instant, LinkIndex, Links, Mode};
+use crate::core::{Action, Controller, Instant, LinkIndex, Links, Micros, Mode};
 use crate::protocol::status::{RouteStatus, Status};
 use crate::protocol::{self, Request, RequestError};
+use crate::text;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::time::Duration;
 
 const PAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/page.html.gz"));
 /// Everything is written again this often, in case a change went unnoticed.
-const FULL_REWRITE: Duration = Duration::from_secs(30);
+const FULL_REWRITE: Micros = 30_000_000;
 /// Control clients at a time; each must be done within a second.
-const CONTROL_LIMITS: Limits =
-    Limits { clients: 8, request: Duration::from_secs(1), total: Duration::from_secs(1) };
+const CONTROL_LIMITS: Limits = Limits { clients: 8, request: 1_000_000, total: 1_000_000 };
 
 #[derive(Debug)]
 pub struct Options {
@@ -93,7 +92,8 @@ impl fmt::Display for Refusal {
 struct Daemon {
     options: Options,
     controller: Controller,
-    started: std::time::Instant,
+    /// The monotonic clock's reading at the start: the origin of the core's time.
+    started: Instant,
     plumbing: Plumbing,
     events: netlink::Socket,
     /// Where netlink events are read into: allocated once.
@@ -110,7 +110,7 @@ struct Daemon {
     web_names: Vec<String>,
     /// Conntrack entries removed after switches, for the status.
     flows_cleared: u64,
-    last_full_write: std::time::Instant,
+    last_full_write: Instant,
     stopping: bool,
 }
 
@@ -137,9 +137,9 @@ pub fn run(options: Options) -> Result<(), RunError> {
         log.line(Level::Warning, &format!("cleaning up an earlier run: {problem}"));
     }
     let events = netlink::Socket::open(netlink::EVENT_GROUPS).map_err(RunError::Netlink)?;
-    let started = std::time::Instant::now();
+    let started = system::monotonic_now();
     let pid = std::process::id();
-    let nonce = started.elapsed().subsec_nanos()
+    let nonce = started.as_micros() as u32
         ^ pid.rotate_left(16)
         ^ (std::ptr::addr_of!(log) as usize as u32);
     let mut daemon = Daemon {
@@ -186,13 +186,13 @@ fn web_names(configured: &[String]) -> Vec<String> {
 
 impl Daemon {
     fn now(&self) -> Instant {
-        Instant::from_micros(self.started.elapsed().as_micros() as u64)
+        Instant::from_micros(system::monotonic_now().since(self.started))
     }
 
     fn start(&mut self) {
         let names: Vec<&str> =
             self.controller.config().links.iter().map(|l| l.name.as_str()).collect();
-        let line = format!("started, {} links: {}", names.len(), names.join(", "));
+        let line = format!("started, {} links: {}", names.len(), text::comma_separated(&names));
         self.log.line(Level::Notice, &line);
         self.open_web();
         self.perform();
@@ -239,7 +239,7 @@ impl Daemon {
                 d.plumbing.clear_keeping_the_route(d.controller.plans())
             }),
             Action::WriteRouting => {
-                self.last_full_write = std::time::Instant::now();
+                self.last_full_write = self.now();
                 let current = self.controller.current();
                 let plans = self.controller.plans();
                 for problem in self.plumbing.apply(plans, current) {
@@ -527,34 +527,33 @@ impl Daemon {
     fn serve(&mut self) -> Result<(), RunError> {
         loop {
             self.controller.handle_timeout(self.now());
-            if self.last_full_write.elapsed() >= FULL_REWRITE {
+            if self.now().since(self.last_full_write) >= FULL_REWRITE {
                 self.controller.handle_routing_disturbed();
             }
             self.perform();
             self.hooks.reap(&self.log);
-            let wall = std::time::Instant::now();
-            self.control.clients.expire(wall);
-            self.web.clients.expire(wall);
+            let now = self.now();
+            self.control.clients.expire(now);
+            self.web.clients.expire(now);
             if self.stopping {
                 return Ok(());
             }
-            self.wait(self.timeout(wall))?;
+            self.wait(self.timeout(now))?;
         }
     }
 
     /// How long the loop may sleep: until the controller's next deadline, a client's deadline,
     /// or a hook's check, and never more than a second.
-    fn timeout(&self, wall: std::time::Instant) -> Duration {
-        let until = self.controller.poll_timeout().since(self.now());
-        let mut timeout = Duration::from_micros(until).min(Duration::from_secs(1));
+    fn timeout(&self, now: Instant) -> Micros {
+        let mut timeout = self.controller.poll_timeout().since(now).min(1_000_000);
         for deadline in [self.control.clients.next_deadline(), self.web.clients.next_deadline()]
             .into_iter()
             .flatten()
         {
-            timeout = timeout.min(deadline.saturating_duration_since(wall));
+            timeout = timeout.min(deadline.since(now));
         }
         if !self.hooks.is_empty() {
-            timeout = timeout.min(Duration::from_millis(200));
+            timeout = timeout.min(200_000);
         }
         timeout
     }
@@ -592,9 +591,9 @@ impl Daemon {
     }
 
     /// Waits for any input or the timeout, then handles what became ready.
-    fn wait(&mut self, timeout: Duration) -> Result<(), RunError> {
+    fn wait(&mut self, timeout: Micros) -> Result<(), RunError> {
         let (sources, mut fds) = self.poll_set();
-        let millis = timeout.as_millis().min(1000) as i32;
+        let millis = (timeout / 1_000).min(1_000) as i32;
         // SAFETY: fds is a valid array of pollfd of the length passed.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
         if ready < 0 {
@@ -618,13 +617,13 @@ impl Daemon {
         self.web.clients.remove(web_done);
         // Only now: a newcomer may replace a waiting client, which would renumber the clients
         // the poll set above still counted by index.
-        let wall = std::time::Instant::now();
+        let now = self.now();
         if control_waiting {
             let busy = protocol::answer(&Err::<String, _>("busy: too many control clients"));
-            self.control.accept(wall, busy.as_bytes());
+            self.control.accept(now, busy.as_bytes());
         }
         if web_waiting {
-            self.web.accept(wall, &http::error_response(503, "too many connections"));
+            self.web.accept(now, &http::error_response(503, "too many connections"));
         }
         Ok(())
     }
