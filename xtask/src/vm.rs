@@ -74,6 +74,10 @@ const IDLE_WINDOW_S: u32 = 10;
 const MAX_RSS_KIB: u64 = 1024;
 /// ...and no more than this growth from settled to after the phases and 1,000 status requests.
 const MAX_GROWTH_KIB: u64 = 64;
+/// Its CPU time while every link is healthy, in percent of the window: a loop that wakes only
+/// for its deadlines stays far below, one that spins (as when poll was given a timeout rounded
+/// down to zero) does not; measured on the emulated CPU, which is slower than the router's.
+const MAX_IDLE_CPU_PERCENT: f64 = 5.0;
 
 const CONFIG: &str = r#"{
   "targets": ["192.0.2.1", "203.0.113.1"],
@@ -162,9 +166,10 @@ watcher=$!
 sleep {settle}
 memory settled
 say PROCESS $(cat /proc/$daemon/comm) $(readlink /proc/$daemon/exe)
-woken=$(field voluntary_ctxt_switches)
+cpu() {{ awk '{{ print $14 + $15 }}' /proc/$daemon/stat; }}
+woken=$(field voluntary_ctxt_switches); used=$(cpu)
 sleep {IDLE_WINDOW_S}
-say WAKEUPS $(( $(field voluntary_ctxt_switches) - woken )) {IDLE_WINDOW_S}
+say WAKEUPS $(( $(field voluntary_ctxt_switches) - woken )) {IDLE_WINDOW_S} $(( $(cpu) - used ))
 {phases}memory after-phases
 i=0
 while [ $i -lt 1000 ]; do
@@ -194,8 +199,8 @@ pub struct Outcome {
     pub reactions: Vec<(&'static str, f64)>,
     /// Settled, after the phases, after 1,000 status requests.
     pub memory: Vec<Memory>,
-    /// Wakeups (voluntary context switches) per second while every link is healthy.
-    pub wakeups_per_s: f64,
+    /// How it idles while every link is healthy.
+    pub idle: Idle,
     /// What the daemon's process executes: a memory file when the shipped (packed) binary ran.
     pub executable: String,
     /// Milliseconds `wanmon --version` takes, start to exit (the unpacking included).
@@ -227,7 +232,16 @@ impl Memory {
 }
 
 /// The MEMORY and WAKEUPS reports, judged against the limits.
-fn judge_footprint(events: &[(f64, Vec<&str>)]) -> Result<(Vec<Memory>, f64), String> {
+/// The daemon while every link is healthy.
+#[derive(Debug, PartialEq)]
+pub struct Idle {
+    /// Wakeups (voluntary context switches) per second.
+    pub wakeups_per_s: f64,
+    /// CPU time (user and system), in percent of the time.
+    pub cpu_percent: f64,
+}
+
+fn judge_footprint(events: &[(f64, Vec<&str>)]) -> Result<(Vec<Memory>, Idle), String> {
     let number = |w: Option<&&str>| w.and_then(|n| n.parse::<u64>().ok());
     let mut memory = Vec::new();
     for (_, words) in events.iter().filter(|(_, w)| w.first() == Some(&"MEMORY")) {
@@ -262,10 +276,20 @@ fn judge_footprint(events: &[(f64, Vec<&str>)]) -> Result<(Vec<Memory>, f64), St
         .iter()
         .find(|(_, w)| w.first() == Some(&"WAKEUPS"))
         .ok_or("the guest never counted the wakeups")?;
-    let (Some(count), Some(seconds)) = (number(wakeups.get(1)), number(wakeups.get(2))) else {
+    let numbers = (number(wakeups.get(1)), number(wakeups.get(2)), number(wakeups.get(3)));
+    let (Some(count), Some(seconds), Some(ticks)) = numbers else {
         return Err(format!("unreadable wakeups: {}", wakeups.join(" ")));
     };
-    Ok((memory, count as f64 / seconds.max(1) as f64))
+    let seconds = seconds.max(1) as f64;
+    // Ticks of 1/100 s (USER_HZ) of CPU time, as a share of the window.
+    let idle = Idle { wakeups_per_s: count as f64 / seconds, cpu_percent: ticks as f64 / seconds };
+    if idle.cpu_percent > MAX_IDLE_CPU_PERCENT {
+        return Err(format!(
+            "with every link healthy it used {:.1} % of the CPU, over {MAX_IDLE_CPU_PERCENT} %",
+            idle.cpu_percent
+        ));
+    }
+    Ok((memory, idle))
 }
 
 fn judge(console: &str) -> Result<Outcome, String> {
@@ -306,11 +330,11 @@ fn judge(console: &str) -> Result<Outcome, String> {
     if rules.get(1) != Some(&"0") {
         return Err(format!("{} of wanmon's rules left after SIGTERM", rules[1..].join(" ")));
     }
-    let (memory, wakeups_per_s) = judge_footprint(&events)?;
+    let (memory, idle) = judge_footprint(&events)?;
     let executable = judge_process(&events)?;
     judge_unpack_failure(&events, &executable)?;
     let start_ms = judge_starts(&events)?;
-    Ok(Outcome { kernel, reactions, memory, wakeups_per_s, executable, start_ms })
+    Ok(Outcome { kernel, reactions, memory, idle, executable, start_ms })
 }
 
 /// What the unpacker must say when it cannot unpack: its memory file is held to 512 bytes by a
@@ -466,10 +490,11 @@ fn report(outcome: &Outcome, started: Instant) {
         })
         .collect();
     println!(
-        "footprint: {}; limits {MAX_RSS_KIB} KiB, growth {MAX_GROWTH_KIB} KiB; idle wakeups \
-         {:.1}/s with every link healthy",
+        "footprint: {}; limits {MAX_RSS_KIB} KiB, growth {MAX_GROWTH_KIB} KiB; with every link \
+         healthy {:.1} wakeups/s and {:.1} % of the CPU (limit {MAX_IDLE_CPU_PERCENT} %)",
         memory.join(", "),
-        outcome.wakeups_per_s
+        outcome.idle.wakeups_per_s,
+        outcome.idle.cpu_percent
     );
     println!(
         "process: wanmon, executing {}; `wanmon --version` start to exit {:.0} ms (emulated CPU)",
@@ -489,7 +514,7 @@ mod tests {
         WANMON-VM 5.29 ROUTE dev wan\n\
         WANMON-VM 10.20 MEMORY settled 1212 1240 600\n\
         WANMON-VM 10.21 PROCESS wanmon /memfd:wanmon (deleted)\n\
-        WANMON-VM 20.21 WAKEUPS 43 10\n\
+        WANMON-VM 20.21 WAKEUPS 43 10 7\n\
         WANMON-VM 20.22 OUTAGE\n\
         WANMON-VM 22.34 ROUTE dev wwan\n\
         WANMON-VM 45.28 RESTORE\n\
@@ -514,7 +539,7 @@ mod tests {
         let last = &outcome.memory[2];
         assert_eq!((last.label.as_str(), last.rss, last.peak), ("after-1000-status", 1284, 1320));
         assert_eq!((last.own(), last.own_peak()), (624, 660));
-        assert_eq!(outcome.wakeups_per_s, 4.3);
+        assert_eq!(outcome.idle, Idle { wakeups_per_s: 4.3, cpu_percent: 0.7 });
         assert_eq!(outcome.executable, "/memfd:wanmon (deleted)");
         assert_eq!(outcome.start_ms.round(), 80.0);
     }
@@ -552,7 +577,9 @@ mod tests {
         assert!(judge(&library).is_ok());
         let old_report = GOOD.replace("settled 1212 1240 600", "settled 612 640");
         assert!(judge(&old_report).unwrap_err().contains("unreadable memory report"));
-        let unmeasured = GOOD.replace("WANMON-VM 20.21 WAKEUPS 43 10\n", "");
+        let spinning = GOOD.replace("WAKEUPS 43 10 7", "WAKEUPS 43 10 130");
+        assert!(judge(&spinning).unwrap_err().contains("13.0 % of the CPU, over 5 %"));
+        let unmeasured = GOOD.replace("WANMON-VM 20.21 WAKEUPS 43 10 7\n", "");
         assert!(judge(&unmeasured).unwrap_err().contains("wakeups"));
     }
 

@@ -593,7 +593,7 @@ impl Daemon {
     /// Waits for any input or the timeout, then handles what became ready.
     fn wait(&mut self, timeout: Micros) -> Result<(), RunError> {
         let (sources, mut fds) = self.poll_set();
-        let millis = (timeout / 1_000).min(1_000) as i32;
+        let millis = poll_millis(timeout);
         // SAFETY: fds is a valid array of pollfd of the length passed.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
         if ready < 0 {
@@ -680,6 +680,13 @@ fn page_url(address: SocketAddr) -> String {
     }
 }
 
+/// poll(2)'s timeout for `timeout`: rounded up, as rounded down a deadline less than a
+/// millisecond away made poll return at once, again and again until it passed (a busy loop that
+/// no count of sleeps shows); at most a second.
+fn poll_millis(timeout: Micros) -> i32 {
+    timeout.div_ceil(1_000).min(1_000) as i32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -688,5 +695,14 @@ mod tests {
     fn the_page_url_brackets_an_ipv6_address() {
         assert_eq!(page_url("192.0.2.1:8080".parse().unwrap()), "http://192.0.2.1:8080/");
         assert_eq!(page_url("[2001:db8::1]:80".parse().unwrap()), "http://[2001:db8::1]:80/");
+    }
+
+    #[test]
+    fn the_loop_sleeps_until_the_deadline_not_short_of_it() {
+        let slept: Vec<i32> = [0, 1, 999, 1_000, 1_001, 250_400, 1_000_000, u64::MAX]
+            .into_iter()
+            .map(poll_millis)
+            .collect();
+        assert_eq!(slept, [0, 1, 1, 1, 2, 251, 1_000, 1_000]);
     }
 }
