@@ -5,7 +5,7 @@
 //! (`cargo xtask vm`) need the same library at the same path.
 //!
 //! zig compiles it (the compiler the router build already uses). One detail: zig's compiler-rt,
-//! which the soft-float library needs for its arithmetic, defines `memcpy` and four more as
+//! which the soft-float library needs for its arithmetic, defines `memcpy` and five more as
 //! hidden weak symbols, and a hidden definition anywhere hides musl's own. So the link gets a
 //! copy of compiler-rt with those made local, and `libc.so` exports musl's as the router's does.
 
