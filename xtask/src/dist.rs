@@ -86,11 +86,6 @@ const RUSTFLAGS: &[&str] = &[
     "-A linker_messages",
 ];
 
-fn cache_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-    home.join(".cache/wanmon-cross")
-}
-
 /// Debian's Rust with its library sources, installed if this is a Debian machine and we are root.
 fn debian_rust() -> Result<(), String> {
     let have_sources = Path::new("/usr/lib/rustlib/src/rust/library/std").exists();
@@ -122,7 +117,7 @@ fn debian_rust() -> Result<(), String> {
 
 /// zig from PyPI (it carries musl and compiler-rt for every target); returns the zig binary.
 fn zig() -> Result<PathBuf, String> {
-    let dir = cache_dir().join(format!("zig-{ZIG_VERSION}"));
+    let dir = crate::guest::cache().join(format!("zig-{ZIG_VERSION}"));
     let binary = dir.join("ziglang/zig");
     if binary.exists() {
         return Ok(binary);
@@ -160,15 +155,15 @@ fn zig() -> Result<PathBuf, String> {
 const NO_UNWIND: &str = "-fno-unwind-tables -fno-asynchronous-unwind-tables -Wl,--no-eh-frame-hdr";
 
 fn linker(arch: &Arch, zig: &Path) -> Result<PathBuf, String> {
-    let path = cache_dir().join(format!("cc-{}", arch.openwrt));
+    let path = crate::guest::cache().join(format!("cc-{}", arch.openwrt));
     let cpu = arch.cpu.map(|c| format!(" -mcpu={c}")).unwrap_or_default();
     let script = format!(
         "#!/bin/sh\nexec \"{}\" cc -target {}{cpu} -Os -g {NO_UNWIND} \"$@\"\n",
         zig.display(),
         arch.zig
     );
-    std::fs::create_dir_all(cache_dir())
-        .map_err(|e| format!("cannot create {}: {e}", cache_dir().display()))?;
+    std::fs::create_dir_all(crate::guest::cache())
+        .map_err(|e| format!("cannot create {}: {e}", crate::guest::cache().display()))?;
     std::fs::write(&path, script).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let permissions = std::os::unix::fs::PermissionsExt::from_mode(0o755);
     std::fs::set_permissions(&path, permissions)
@@ -176,12 +171,15 @@ fn linker(arch: &Arch, zig: &Path) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-pub(crate) fn objcopy() -> Result<&'static str, String> {
-    ["llvm-objcopy-22", "llvm-objcopy", "llvm-objcopy-19", "llvm-objcopy-14"]
-        .into_iter()
-        .find(|c| has_command(c))
+/// An LLVM tool (`objcopy`, `readelf`, `nm`) by the name Debian gives it: llvm-22's comes with
+/// Debian's rustc-web, which the cross build installs.
+pub(crate) fn llvm_tool(tool: &str) -> Result<String, String> {
+    ["-22", "", "-19", "-14"]
+        .iter()
+        .map(|version| format!("llvm-{tool}{version}"))
+        .find(|name| has_command(name))
         .ok_or_else(|| {
-            "llvm-objcopy is missing (it comes with Debian's rustc-web as llvm-22)".to_string()
+            format!("llvm-{tool} is missing (it comes with Debian's rustc-web as llvm-22)")
         })
 }
 
@@ -216,7 +214,7 @@ fn cross_cargo(arch: &Arch, linker: &Path, runtime: Runtime, target_dir: &Path) 
         .env("RUSTC_BOOTSTRAP", "1")
         .env("RUSTC", "/usr/bin/rustc")
         .env("RUSTDOC", "/usr/bin/rustdoc")
-        .env("ZIG_GLOBAL_CACHE_DIR", cache_dir().join("zig-cache"))
+        .env("ZIG_GLOBAL_CACHE_DIR", crate::guest::cache().join("zig-cache"))
         .env(format!("CARGO_TARGET_{env_target}_LINKER"), linker)
         .env(
             format!("CARGO_TARGET_{env_target}_RUSTFLAGS"),
@@ -262,11 +260,8 @@ pub fn router_root(arch: &Arch) -> Result<PathBuf, String> {
 /// A daemon that links against the router's C library must ask for the router's loader and
 /// need nothing but `libc.so`: a router has no other library this build could count on.
 fn needs_only_router_libc(daemon: &Path, loader: &str) -> Result<(), String> {
-    let readelf = ["llvm-readelf-22", "llvm-readelf"]
-        .into_iter()
-        .find(|c| has_command(c))
-        .ok_or("llvm-readelf is missing (it comes with Debian's rustc-web as llvm-22)")?;
-    let out = Command::new(readelf)
+    let readelf = llvm_tool("readelf")?;
+    let out = Command::new(&readelf)
         .args(["--program-headers", "--dynamic"])
         .arg(daemon)
         .output()
@@ -299,7 +294,7 @@ fn strip(built: &Path, out: &Path) -> Result<(), String> {
     std::fs::create_dir_all(out.parent().unwrap_or(Path::new(".")))
         .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let (built, out) = (built.to_string_lossy(), out.to_string_lossy());
-    run(objcopy()?, &["--strip-all", "-R", ".pdr", "-R", ".comment", &built, &out])
+    run(&llvm_tool("objcopy")?, &["--strip-all", "-R", ".pdr", "-R", ".comment", &built, &out])
 }
 
 /// The binary that ships as `/usr/sbin/wanmon`: the unpacker (`unpack/`) carrying `daemon`

@@ -201,7 +201,8 @@ pub fn debian_parts(cache: &Path, arch: &str, kernel_meta: &str) -> Result<Parts
     Ok(parts)
 }
 
-/// Where guests' downloads are kept between runs.
+/// Where downloads and builds are kept between runs: the guests' kernels and BusyBox, zig, the
+/// router's C library.
 pub fn cache() -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
     home.join(".cache/wanmon-cross")

@@ -39,8 +39,8 @@ pub fn router_root(arch: &Arch, cc: &Path, zig: &Path) -> Result<PathBuf, String
     let lib = root.join("lib");
     std::fs::create_dir_all(&lib).map_err(|e| format!("{}: {e}", lib.display()))?;
     let installed = lib.join("libc.so");
-    let objcopy = crate::dist::objcopy()?;
-    run(objcopy, &["--strip-all", &library.to_string_lossy(), &installed.to_string_lossy()])?;
+    let objcopy = crate::dist::llvm_tool("objcopy")?;
+    run(&objcopy, &["--strip-all", &library.to_string_lossy(), &installed.to_string_lossy()])?;
     let name = Path::new(loader).file_name().ok_or("the loader path has no file name")?;
     let link = lib.join(name);
     let _ = std::fs::remove_file(&link);
@@ -118,7 +118,7 @@ fn compiler_rt_without_string_functions(
     args.push(archive.to_string());
     args.push(localized.to_string_lossy().into_owned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run(crate::dist::objcopy()?, &args)?;
+    run(&crate::dist::llvm_tool("objcopy")?, &args)?;
     Ok(localized)
 }
 

@@ -50,13 +50,6 @@ struct Symbol {
     name: String,
 }
 
-fn nm() -> Result<&'static str, String> {
-    ["llvm-nm-22", "llvm-nm"]
-        .into_iter()
-        .find(|c| crate::has_command(c))
-        .ok_or_else(|| "llvm-nm is missing (it comes with Debian's rustc-web as llvm-22)".into())
-}
-
 /// `llvm-nm -S -C` lines: `ADDRESS SIZE TYPE NAME`; bss (`b`, `B`) takes no room in the file,
 /// and aliases (musl's `__fstatat` and `__fstatat_time64`) share their bytes: counted once.
 fn parse_nm(text: &str) -> Vec<Symbol> {
@@ -148,7 +141,7 @@ fn render(symbols: &[Symbol], recorded: &BTreeMap<String, u64>) -> String {
 
 /// What `llvm-nm` with `options` prints for `binary`.
 fn listed(binary: &Path, options: &[&str]) -> Result<String, String> {
-    let out = Command::new(nm()?)
+    let out = Command::new(crate::dist::llvm_tool("nm")?)
         .args(options)
         .arg(binary)
         .output()
