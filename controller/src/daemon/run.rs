@@ -526,12 +526,14 @@ impl Daemon {
 
     fn serve(&mut self) -> Result<(), RunError> {
         loop {
-            self.controller.handle_timeout(self.now());
-            if self.now().since(self.last_full_write) >= FULL_REWRITE {
+            let now = self.now();
+            self.controller.handle_timeout(now);
+            if now.since(self.last_full_write) >= FULL_REWRITE {
                 self.controller.handle_routing_disturbed();
             }
             self.perform();
             self.hooks.reap(&self.log);
+            // Read again: performing (routes written, a hook forked) takes time of its own.
             let now = self.now();
             self.control.clients.expire(now);
             self.web.clients.expire(now);
