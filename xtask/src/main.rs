@@ -172,8 +172,15 @@ const PACKAGES: &[(&str, &str)] = &[
     // so no two apt runs ever overlap.
     ("qemu-system-mipsel", "qemu-system-mips"),
     ("qemu-system-x86_64", "qemu-system-x86"),
-    // OpenWrt's userland built from source (`../shared/openwrt-userland/`, its README's list):
-    // its apk makes the apk packages, its router runs them (`cargo xtask openwrt`).
+    ("ping", "iputils-ping"),
+    ("python3", "python3"),
+    ("curl", "curl"),
+];
+
+/// What OpenWrt's userland needs to build from source (`../shared/openwrt-userland/`, its
+/// README's list): its apk makes the apk packages (`cargo xtask dist`), its router runs them
+/// (`cargo xtask openwrt`).
+pub(crate) const USERLAND_PACKAGES: &[(&str, &str)] = &[
     ("cc", "build-essential"),
     ("cmake", "cmake"),
     ("pkg-config", "pkg-config"),
@@ -185,9 +192,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("/usr/include/openssl/ssl.h", "libssl-dev"),
     ("/usr/include/zlib.h", "zlib1g-dev"),
     ("/usr/include/zstd.h", "libzstd-dev"),
-    ("ping", "iputils-ping"),
-    ("python3", "python3"),
-    ("curl", "curl"),
+    ("nft", "nftables"),
+    ("ip", "iproute2"),
+    ("dpkg-deb", "dpkg"),
+    ("flock", "util-linux"),
 ];
 
 pub(crate) fn has_command(command: &str) -> bool {
@@ -197,8 +205,15 @@ pub(crate) fn has_command(command: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Installs what a fresh Debian machine lacks (as root, with apt); elsewhere says what to install.
+/// Installs what a fresh Debian machine lacks for any step (as root, with apt).
 pub(crate) fn install_packages() -> Result<(), String> {
+    let all: Vec<(&str, &str)> = PACKAGES.iter().chain(USERLAND_PACKAGES).copied().collect();
+    install_listed(&all)
+}
+
+/// Installs those of `packages` a fresh Debian machine lacks (as root, with apt); elsewhere says
+/// what to install.
+pub(crate) fn install_listed(packages: &[(&str, &str)]) -> Result<(), String> {
     let present = |probe: &str| {
         if probe.starts_with('/') {
             std::path::Path::new(probe).exists()
@@ -207,7 +222,7 @@ pub(crate) fn install_packages() -> Result<(), String> {
         }
     };
     let missing: Vec<&str> =
-        PACKAGES.iter().filter(|(probe, _)| !present(probe)).map(|(_, package)| *package).collect();
+        packages.iter().filter(|(probe, _)| !present(probe)).map(|(_, package)| *package).collect();
     if missing.is_empty() {
         return Ok(());
     }

@@ -37,6 +37,7 @@ pub fn ensure_built() -> Result<(), String> {
     {
         return Ok(());
     }
+    crate::install_listed(crate::USERLAND_PACKAGES)?;
     let _ = std::fs::remove_dir_all(&state);
     std::fs::create_dir_all(&state)
         .map_err(|e| format!("cannot create {}: {e}", state.display()))?;
