@@ -311,15 +311,16 @@ impl Plumbing {
         let Some(index) = index else {
             return Ok(Vec::new());
         };
-        let mut addresses = Vec::new();
+        let (mut addresses, mut ipv6) = (Vec::new(), Vec::new());
         self.socket.dump(DumpKind::Addresses, 0, |kind, payload| {
             if kind == netlink::RTM_NEWADDR {
-                addresses.extend(
-                    netlink::parse_address(payload).filter(|a| a.index == index).map(|a| a.address),
-                );
+                if let Some(found) = netlink::parse_address(payload).filter(|a| a.index == index) {
+                    let family = if found.address.is_ipv6() { &mut ipv6 } else { &mut addresses };
+                    family.push(found.address);
+                }
             }
         })?;
-        addresses.sort_by_key(|a| a.is_ipv6());
+        addresses.append(&mut ipv6);
         Ok(addresses)
     }
 

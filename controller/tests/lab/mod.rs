@@ -359,7 +359,6 @@ impl Lab {
             stream.write_all(request.as_bytes()).expect("send");
             let mut answer = Vec::new();
             let _ = stream.read_to_end(&mut answer);
-            // The page is gzipped: keep the head readable, whatever the body is.
             String::from_utf8_lossy(&answer).into_owned()
         })
     }
