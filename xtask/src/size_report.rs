@@ -27,6 +27,7 @@ const KEPT_OFF: &[(&str, &str)] = &[
     ("fstatat", "no stat(2): control::listen removes a stale socket without asking"),
     ("join_generic_copy", "text::comma_separated"),
     ("std::time::Instant", "system::monotonic_now, in the core's unit"),
+    ("from_utf8_lossy", "protocol::call shows an answer up to its first byte that is not UTF-8"),
 ];
 
 /// The first symbol of something in [`KEPT_OFF`], with what serves instead.
