@@ -22,8 +22,8 @@ const USAGE: &str = "usage:
 /// the main thread, args kept for `std::env::args`) costs ~3 KB of flash the router has not got
 /// to spare. What of it the daemon needs is [`start_up`].
 #[unsafe(no_mangle)]
-extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
-    start_up();
+extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+    start_up(envp);
     // SAFETY: the C library passes argc valid NUL-terminated strings in argv.
     let words: Vec<&[u8]> = (0..argc.max(0) as usize)
         .map(|i| unsafe { CStr::from_ptr(*argv.add(i)) }.to_bytes())

@@ -262,11 +262,20 @@ pub fn router_root(arch: &Arch) -> Result<PathBuf, String> {
 fn needs_only_router_libc(daemon: &Path, loader: &str) -> Result<(), String> {
     let readelf = llvm_tool("readelf")?;
     let out = Command::new(&readelf)
-        .args(["--program-headers", "--dynamic"])
+        .args(["--program-headers", "--dynamic", "--relocs"])
         .arg(daemon)
         .output()
         .map_err(|e| format!("cannot run {readelf}: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    check_dynamic(&String::from_utf8_lossy(&out.stdout), loader)
+        .map_err(|e| format!("{}: {e}", daemon.display()))
+}
+
+/// Judges `readelf --program-headers --dynamic --relocs` of a daemon linked against the
+/// router's C library: its loader, only `libc.so`, and no copy relocation. zig's link-time stub
+/// of the C library puts every data object at one address, so copying one (`environ`) makes
+/// the daemon define all of them as aliases of the same bytes, which the real library then
+/// writes through (its start-up wrote the program's name over the environment).
+fn check_dynamic(text: &str, loader: &str) -> Result<(), String> {
     let asks = format!("[Requesting program interpreter: {loader}]");
     let needed: Vec<&str> = text
         .lines()
@@ -274,9 +283,17 @@ fn needs_only_router_libc(daemon: &Path, loader: &str) -> Result<(), String> {
         .filter_map(|l| l.split('[').nth(1)?.split(']').next())
         .collect();
     if !text.contains(&asks) || needed != ["libc.so"] {
+        return Err(format!("should ask for {loader} and need only libc.so; it needs {needed:?}"));
+    }
+    let copied: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split_whitespace().any(|w| w.ends_with("_COPY")))
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    if !copied.is_empty() {
         return Err(format!(
-            "{} should ask for {loader} and need only libc.so; it needs {needed:?}:\n{text}",
-            daemon.display()
+            "copies the C library's data {copied:?} (a copy relocation): take it another way \
+             (the environment comes from main's envp)"
         ));
     }
     Ok(())
@@ -537,4 +554,35 @@ pub fn run_emulated(arch: &Arch, binary: &Path) -> Result<(), String> {
         arch.openwrt
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_dynamic;
+
+    const LOADER: &str = "/lib/ld-musl-mipsel-sf.so.1";
+    const GOOD: &str = "  INTERP  0x0001b4 0x000101b4\n\
+        \x20     [Requesting program interpreter: /lib/ld-musl-mipsel-sf.so.1]\n\
+        Dynamic section at offset 0x8f8 contains 25 entries:\n\
+        \x20 0x00000001 (NEEDED)             Shared library: [libc.so]\n\
+        Relocation section '.rel.plt' at offset 0xc70 contains 46 entries:\n\
+        \x20Offset     Info    Type                Sym. Value  Symbol's Name\n\
+        00060fe8  0000027f R_MIPS_JUMP_SLOT       00000000   accept4\n";
+
+    #[test]
+    fn the_router_loader_and_only_its_c_library_pass() {
+        assert_eq!(check_dynamic(GOOD, LOADER), Ok(()));
+        let other = GOOD.replace("[libc.so]", "[libgcc_s.so.1]");
+        assert!(check_dynamic(&other, LOADER).unwrap_err().contains("need only libc.so"));
+        assert!(check_dynamic(GOOD, "/lib/ld-musl-mips-sf.so.1").is_err());
+    }
+
+    #[test]
+    fn a_copy_of_the_c_librarys_data_fails() {
+        let copied = format!(
+            "{GOOD}Relocation section '.rel.dyn' at offset 0x6d0 contains 1 entries:\n\
+             000408b0  0000017e R_MIPS_COPY            000408b0   environ\n"
+        );
+        assert!(check_dynamic(&copied, LOADER).unwrap_err().contains("[\"environ\"]"));
+    }
 }

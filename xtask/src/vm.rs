@@ -86,6 +86,7 @@ const CONFIG: &str = r#"{
   "failback_hold_ms": 10000,
   "dead_after_ms": 3000,
   "web": {"listen": "127.0.0.1:8080", "token": null},
+  "hook": ["/bin/sh", "-c", "echo \"$WANMON_FROM $WANMON_TO $PATH\" >> /run/hooks"],
   "links": [
     {"name": "wan", "device": "wan"},
     {"name": "wwan", "device": "wwan", "bias": 40}
@@ -171,6 +172,7 @@ woken=$(field voluntary_ctxt_switches); used=$(cpu)
 sleep {IDLE_WINDOW_S}
 say WAKEUPS $(( $(field voluntary_ctxt_switches) - woken )) {IDLE_WINDOW_S} $(( $(cpu) - used ))
 {phases}memory after-phases
+while read -r from to path; do say HOOK "$from" "$to" "$path"; done < /run/hooks
 i=0
 while [ $i -lt 1000 ]; do
   wanmon status --socket /run/wanmon.sock >/dev/null || {{ say FAILED status request $i; break; }}
@@ -330,11 +332,34 @@ fn judge(console: &str) -> Result<Outcome, String> {
     if rules.get(1) != Some(&"0") {
         return Err(format!("{} of wanmon's rules left after SIGTERM", rules[1..].join(" ")));
     }
+    judge_hooks(&events)?;
     let (memory, idle) = judge_footprint(&events)?;
     let executable = judge_process(&events)?;
     judge_unpack_failure(&events, &executable)?;
     let start_ms = judge_starts(&events)?;
     Ok(Outcome { kernel, reactions, memory, idle, executable, start_ms })
+}
+
+/// The hook ran at every switch, with the switch and the daemon's own environment (the guest's
+/// `PATH`): what it reads of the C library's `environ` must be the environment, on the router's
+/// own musl.
+fn judge_hooks(events: &[(f64, Vec<&str>)]) -> Result<(), String> {
+    let ran: Vec<String> = events
+        .iter()
+        .filter(|(_, w)| w.first() == Some(&"HOOK"))
+        .map(|(_, w)| w[1..].join(" "))
+        .collect();
+    let mut from = "wan";
+    let expected: Vec<String> = PHASES
+        .iter()
+        .map(|phase| {
+            format!("{} {} /bin", std::mem::replace(&mut from, phase.route_to), phase.route_to)
+        })
+        .collect();
+    if ran.len() < PHASES.len() || ran[ran.len() - PHASES.len()..] != expected[..] {
+        return Err(format!("the hook ran as {ran:?}; expected its last runs {expected:?}"));
+    }
+    Ok(())
 }
 
 /// What the unpacker must say when it cannot unpack: its memory file is held to 512 bytes by a
@@ -524,6 +549,11 @@ mod tests {
         WANMON-VM 85.30 PLUG\n\
         WANMON-VM 96.60 ROUTE dev wan\n\
         WANMON-VM 109.00 MEMORY after-phases 1280 1308 660\n\
+        WANMON-VM 109.01 HOOK wan /bin\n\
+        WANMON-VM 109.02 HOOK wan wwan /bin\n\
+        WANMON-VM 109.03 HOOK wwan wan /bin\n\
+        WANMON-VM 109.04 HOOK wan wwan /bin\n\
+        WANMON-VM 109.05 HOOK wwan wan /bin\n\
         WANMON-VM 110.30 MEMORY after-1000-status 1284 1320 660\n\
         WANMON-VM 110.40 STOPPING\n\
         WANMON-VM 112.48 RULES 0\n\
@@ -556,6 +586,17 @@ mod tests {
         let plain = unchecked
             .replace("PROCESS wanmon /memfd:wanmon (deleted)", "PROCESS wanmon /usr/sbin/wanmon");
         assert!(judge(&plain).is_ok(), "a plain daemon has nothing to unpack");
+    }
+
+    #[test]
+    fn a_hook_missed_or_without_the_daemons_environment_fails() {
+        let missed = GOOD.replace("WANMON-VM 109.05 HOOK wwan wan /bin\n", "");
+        assert!(judge(&missed).unwrap_err().contains("the hook ran as"));
+        // What a corrupt environ gives: no PATH passed on.
+        let no_path = GOOD.replace("109.04 HOOK wan wwan /bin", "109.04 HOOK wan wwan");
+        assert!(judge(&no_path).unwrap_err().contains("the hook ran as"));
+        let never = GOOD.lines().filter(|l| !l.contains(" HOOK ")).collect::<Vec<_>>().join("\n");
+        assert!(judge(&never).unwrap_err().contains("the hook ran as []"));
     }
 
     #[test]

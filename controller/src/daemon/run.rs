@@ -509,13 +509,7 @@ impl Daemon {
         };
         let token = self.controller.config().web.token.as_deref();
         match http::route(request, token, &self.web_names) {
-            WebAction::Page => http::response(
-                200,
-                "text/html; charset=utf-8",
-                "",
-                PAGE,
-                head_only,
-            ),
+            WebAction::Page => http::response(200, "text/html; charset=utf-8", "", PAGE, head_only),
             WebAction::Status => {
                 let body = self.status().to_json();
                 http::response(200, "application/json", "", body.as_bytes(), head_only)

@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
@@ -146,10 +146,11 @@ pub fn read_in(fd: libc::c_int, limit: usize) -> Vec<u8> {
 }
 
 /// What std's start-up does that the daemon needs, for a binary that has its own C `main`
-/// (`main.rs`): a write to a closed socket fails with EPIPE rather than killing the process, and
+/// (`main.rs`): the environment kept for the hooks ([`keep_environment`]), a write to a closed socket fails with EPIPE rather than killing the process, and
 /// descriptors 0, 1 and 2 are open (on /dev/null where they were not), so that no socket the
 /// daemon opens later becomes its stdout or stderr.
-pub fn start_up() {
+pub fn start_up(environment: *const *const libc::c_char) {
+    keep_environment(environment);
     // SAFETY: setting a signal's disposition to "ignore" has no handler to be unsafe in.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let mut standard = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
@@ -203,9 +204,17 @@ fn c_string(text: &str) -> Option<CString> {
     CString::new(text).ok()
 }
 
-unsafe extern "C" {
-    /// The C library's environment: what the daemon was started with.
-    static environ: *const *const libc::c_char;
+/// The environment the daemon was started with, as `main` received it (its third argument).
+/// Not the C library's `environ`: the daemon would then hold a copy of it (a copy relocation),
+/// and the link-time stub of the router's C library that zig links against puts every data
+/// object at one address, so the copy brought `__progname`, `__stack_chk_guard`, `optarg` and
+/// the rest along as aliases of the same four bytes. The C library's start-up then wrote the
+/// program's name over the environment, and the first hook crashed the daemon.
+static ENVIRONMENT: AtomicPtr<*const libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Keeps `environment` (null-terminated, as `main` receives it) for the hooks.
+pub fn keep_environment(environment: *const *const libc::c_char) {
+    ENVIRONMENT.store(environment.cast_mut(), Ordering::Relaxed);
 }
 
 /// The daemon's own environment, byte for byte whatever its encoding, but for any `WANMON_`
@@ -214,9 +223,10 @@ unsafe extern "C" {
 /// daemon has one thread.
 fn inherited_environment() -> Vec<*const libc::c_char> {
     let mut inherited = Vec::new();
-    // SAFETY: environ is a null-terminated array of valid C strings, left alone while we read.
+    // SAFETY: the kept environment is a null-terminated array of valid C strings (or null),
+    // left alone while we read.
     unsafe {
-        let mut entry = environ;
+        let mut entry = ENVIRONMENT.load(Ordering::Relaxed).cast_const();
         while !entry.is_null() && !(*entry).is_null() {
             if !std::ffi::CStr::from_ptr(*entry).to_bytes().starts_with(b"WANMON_") {
                 inherited.push(*entry);
@@ -377,8 +387,15 @@ mod tests {
         assert!(hooks.is_empty(), "hooks still running after 5 s");
     }
 
+    unsafe extern "C" {
+        /// The test's environment: the daemon's `main` would be given it.
+        static environ: *const *const libc::c_char;
+    }
+
     #[test]
     fn the_hook_gets_the_switch_in_its_environment_and_failures_are_logged() {
+        // SAFETY: read once, before any hook; the test harness does not change it meanwhile.
+        keep_environment(unsafe { environ });
         let (socket, path, dir) = syslog("hook");
         let log = Log::open_at(&path);
         let out = dir.join("hook.out");
