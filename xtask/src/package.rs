@@ -18,8 +18,11 @@ const DAEMON_FILES: &[(&str, u32)] = &[
     ("etc/hotplug.d/iface/95-wanmon", 0o644),
 ];
 
-/// What the wanmon package needs: libc (in every image; the binary is static anyway) and
-/// ucode with the modules `resolve.uc` uses, which firewall4 brings on every stock image.
+/// What the wanmon package needs: libc (in every image; the mipsel daemon links against it) and
+/// ucode with the modules `resolve.uc` uses, which firewall4 brings on every stock image. Not
+/// kmod-nf-conntrack-netlink, which `conntrack_cleanup` needs: stock images lack it, and pulling
+/// it in would cost the flash of routers that masquerade (where the kernel moves most flows
+/// itself); the daemon names it in its log when it is missing.
 pub const DAEMON_DEPENDS: &[&str] =
     &["libc", "ucode", "ucode-mod-fs", "ucode-mod-ubus", "ucode-mod-uci"];
 

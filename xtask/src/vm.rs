@@ -180,6 +180,8 @@ while [ $i -lt 1000 ]; do
 done
 memory after-1000-status
 wanmon status --json --socket /run/wanmon.sock | grep -q '"links"' || say FAILED status --json
+wget -q -O - http://127.0.0.1:8080/ | grep -q '<title>wanmon</title>' || say FAILED the web page
+wget -q -O - http://127.0.0.1:8080/api/status | grep -q '"links"' || say FAILED the web status
 wanmon status --socket /run/wanmon.sock
 say STOPPING
 kill -TERM $daemon
@@ -333,6 +335,7 @@ fn judge(console: &str) -> Result<Outcome, String> {
         return Err(format!("{} of wanmon's rules left after SIGTERM", rules[1..].join(" ")));
     }
     judge_hooks(&events)?;
+    judge_conntrack_advice(console)?;
     let (memory, idle) = judge_footprint(&events)?;
     let executable = judge_process(&events)?;
     judge_unpack_failure(&events, &executable)?;
@@ -360,6 +363,20 @@ fn judge_hooks(events: &[(f64, Vec<&str>)]) -> Result<(), String> {
         return Err(format!("the hook ran as {ran:?}; expected its last runs {expected:?}"));
     }
     Ok(())
+}
+
+/// The guest's kernel has no conntrack netlink interface (nothing loads nfnetlink), as a stock
+/// OpenWrt lacks kmod-nf-conntrack-netlink: each switch's cleanup fails, and the daemon's log
+/// must say which package brings it, not only the errno.
+fn judge_conntrack_advice(console: &str) -> Result<(), String> {
+    let unexplained = console
+        .lines()
+        .filter(|l| l.starts_with("daemon: ") && l.contains("conntrack: cannot"))
+        .find(|l| !l.contains("install kmod-nf-conntrack-netlink"));
+    match unexplained {
+        Some(line) => Err(format!("a failed conntrack cleanup without its remedy: {line}")),
+        None => Ok(()),
+    }
 }
 
 /// What the unpacker must say when it cannot unpack: its memory file is held to 512 bytes by a
@@ -597,6 +614,20 @@ mod tests {
         assert!(judge(&no_path).unwrap_err().contains("the hook ran as"));
         let never = GOOD.lines().filter(|l| !l.contains(" HOOK ")).collect::<Vec<_>>().join("\n");
         assert!(judge(&never).unwrap_err().contains("the hook ran as []"));
+    }
+
+    #[test]
+    fn a_conntrack_failure_must_name_the_missing_package() {
+        let bare = format!(
+            "{GOOD}daemon: wanmon: conntrack: cannot remove the LAN flows through wan: Protocol \
+             not supported (os error 120)\n"
+        );
+        assert!(judge(&bare).unwrap_err().contains("without its remedy"));
+        let advised = bare.replace(
+            "(os error 120)",
+            "(os error 120); on OpenWrt install kmod-nf-conntrack-netlink",
+        );
+        assert!(judge(&advised).is_ok());
     }
 
     #[test]

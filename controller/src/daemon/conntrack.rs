@@ -17,6 +17,7 @@
 //! entry by entry with the original tuple the kernel gave.
 
 use super::netlink::{self, Builder, Prefix, Socket};
+use std::fmt;
 use std::io;
 use std::net::IpAddr;
 
@@ -141,17 +142,20 @@ pub fn carried_by(payload: &[u8], left: &LeftLink) -> Option<Entry> {
 }
 
 /// Deletes the entry of every LAN flow that went out through `left`; returns how many went.
-pub fn clear(left: &LeftLink) -> io::Result<usize> {
+pub fn clear(left: &LeftLink) -> Result<usize, ClearError> {
     if left.addresses.is_empty() && left.prefixes.is_empty() {
         return Ok(0);
     }
-    let mut socket = Socket::open_protocol(NETLINK_NETFILTER, 0)?;
+    let mut socket =
+        Socket::open_protocol(NETLINK_NETFILTER, 0).map_err(ClearError::of_first_request)?;
     let mut entries = Vec::new();
     for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
-        socket.dump_with(
-            |seq| dump_request(seq, family),
-            |_, payload| entries.extend(carried_by(payload, left)),
-        )?;
+        socket
+            .dump_with(
+                |seq| dump_request(seq, family),
+                |_, payload| entries.extend(carried_by(payload, left)),
+            )
+            .map_err(ClearError::of_first_request)?;
     }
     let mut cleared = 0;
     for entry in &entries {
@@ -159,10 +163,43 @@ pub fn clear(left: &LeftLink) -> io::Result<usize> {
             Ok(()) => cleared += 1,
             // Gone meanwhile (it timed out, or its flow ended): nothing to do.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(ClearError::Io(e)),
         }
     }
     Ok(cleared)
+}
+
+/// Why the LAN's flows through a link could not be removed.
+#[derive(Debug)]
+pub enum ClearError {
+    /// The kernel offers no conntrack netlink interface. OpenWrt packages it apart
+    /// (kmod-nf-conntrack-netlink), and stock images lack it: firewall4 does not need it.
+    NoInterface(io::Error),
+    Io(io::Error),
+}
+
+impl ClearError {
+    /// What the socket or the first dump met: no nfnetlink at all refuses the socket
+    /// (EPROTONOSUPPORT), nfnetlink without its conntrack part refuses the request (EINVAL).
+    fn of_first_request(e: io::Error) -> ClearError {
+        match e.raw_os_error() {
+            Some(libc::EPROTONOSUPPORT | libc::EINVAL) => ClearError::NoInterface(e),
+            _ => ClearError::Io(e),
+        }
+    }
+}
+
+impl fmt::Display for ClearError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClearError::NoInterface(e) => write!(
+                f,
+                "the kernel offers no conntrack netlink interface ({e}); on OpenWrt install \
+                 kmod-nf-conntrack-netlink"
+            ),
+            ClearError::Io(e) => e.fmt(f),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -217,6 +254,18 @@ mod tests {
                 .map(|(a, len)| Prefix { address: a.parse().unwrap(), len: *len })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_kernel_without_conntrack_netlink_is_named_with_the_package_that_brings_it() {
+        let errno = |n| io::Error::from_raw_os_error(n);
+        for missing in [libc::EPROTONOSUPPORT, libc::EINVAL] {
+            let said = ClearError::of_first_request(errno(missing)).to_string();
+            assert!(said.contains("no conntrack netlink interface"), "{said}");
+            assert!(said.ends_with("install kmod-nf-conntrack-netlink"), "{said}");
+        }
+        let denied = ClearError::of_first_request(errno(libc::EPERM));
+        assert!(matches!(denied, ClearError::Io(_)), "{denied}");
     }
 
     #[test]
