@@ -5,7 +5,9 @@
 //! Inside, two WAN links lead to two ISP namespaces; the primary's ISP stops answering and
 //! comes back; the daemon is judged by the route the kernel resolves for LAN traffic (`ip route
 //! get`, every 100 ms), never by its own report, and must hand routing back (no rule left) when
-//! stopped. Its memory is judged without the C library's pages, which every process shares.
+//! stopped. Its memory is judged without the C library's pages, which every process shares. Its
+//! hook must run at each switch with its environment, its page and web status must answer, and
+//! a failed conntrack cleanup must name the package it lacks.
 
 use crate::{guest, root};
 use std::path::Path;
@@ -344,8 +346,8 @@ fn judge(console: &str) -> Result<Outcome, String> {
 }
 
 /// The hook ran at every switch, with the switch and the daemon's own environment (the guest's
-/// `PATH`): what it reads of the C library's `environ` must be the environment, on the router's
-/// own musl.
+/// `PATH`), on the router's own musl: where the daemon copied the C library's `environ`, musl's
+/// start-up wrote the program's name over it and the first hook crashed the daemon.
 fn judge_hooks(events: &[(f64, Vec<&str>)]) -> Result<(), String> {
     let ran: Vec<String> = events
         .iter()

@@ -146,9 +146,10 @@ pub fn read_in(fd: libc::c_int, limit: usize) -> Vec<u8> {
 }
 
 /// What std's start-up does that the daemon needs, for a binary that has its own C `main`
-/// (`main.rs`): the environment kept for the hooks ([`keep_environment`]), a write to a closed socket fails with EPIPE rather than killing the process, and
-/// descriptors 0, 1 and 2 are open (on /dev/null where they were not), so that no socket the
-/// daemon opens later becomes its stdout or stderr.
+/// (`main.rs`): the environment kept for the hooks ([`keep_environment`]), a write to a closed
+/// socket fails with EPIPE rather than killing the process, and descriptors 0, 1 and 2 are open
+/// (on /dev/null where they were not), so that no socket the daemon opens later becomes its
+/// stdout or stderr.
 pub fn start_up(environment: *const *const libc::c_char) {
     keep_environment(environment);
     // SAFETY: setting a signal's disposition to "ignore" has no handler to be unsafe in.
