@@ -153,10 +153,8 @@ pub(crate) fn step(name: &str, body: impl FnOnce() -> Result<(), String>) -> Res
 }
 
 /// Debian packages the tests need, by the command (or, starting with '/', the path) that shows
-/// each is there.
+/// each is there; with [`USERLAND_PACKAGES`] (`ip` and `nft` among them), which they need too.
 const PACKAGES: &[(&str, &str)] = &[
-    ("ip", "iproute2"),
-    ("nft", "nftables"),
     ("gzip", "gzip"),
     ("xz", "xz-utils"),
     ("unshare", "util-linux"),
