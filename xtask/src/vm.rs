@@ -368,13 +368,17 @@ fn judge_hooks(events: &[(f64, Vec<&str>)]) -> Result<(), String> {
 }
 
 /// The guest's kernel has no conntrack netlink interface (nothing loads nfnetlink), as a stock
-/// OpenWrt lacks kmod-nf-conntrack-netlink: each switch's cleanup fails, and the daemon's log
-/// must say which package brings it, not only the errno.
+/// OpenWrt lacks kmod-nf-conntrack-netlink: the daemon must say so at its start, and each
+/// switch's failed cleanup too, naming the package that brings it, not only the errno.
 fn judge_conntrack_advice(console: &str) -> Result<(), String> {
-    let unexplained = console
-        .lines()
-        .filter(|l| l.starts_with("daemon: ") && l.contains("conntrack: cannot"))
-        .find(|l| !l.contains("install kmod-nf-conntrack-netlink"));
+    let daemon = || console.lines().filter(|l| l.starts_with("daemon: "));
+    const REMEDY: &str = "install kmod-nf-conntrack-netlink";
+    let warned = daemon().any(|l| l.contains("conntrack_cleanup is on, but") && l.contains(REMEDY));
+    if !warned {
+        return Err("no warning at the start that conntrack cleanup cannot work here".into());
+    }
+    let unexplained =
+        daemon().filter(|l| l.contains("conntrack: cannot")).find(|l| !l.contains(REMEDY));
     match unexplained {
         Some(line) => Err(format!("a failed conntrack cleanup without its remedy: {line}")),
         None => Ok(()),
@@ -576,6 +580,9 @@ mod tests {
         WANMON-VM 110.30 MEMORY after-1000-status 1284 1320 660\n\
         WANMON-VM 110.40 STOPPING\n\
         WANMON-VM 112.48 RULES 0\n\
+        daemon: wanmon: conntrack_cleanup is on, but the kernel offers no conntrack netlink \
+        interface (Protocol not supported (os error 120)); on OpenWrt install \
+        kmod-nf-conntrack-netlink\n\
         WANMON-VM 112.51 DONE\n";
 
     #[test]
@@ -630,6 +637,8 @@ mod tests {
             "(os error 120); on OpenWrt install kmod-nf-conntrack-netlink",
         );
         assert!(judge(&advised).is_ok());
+        let unwarned = GOOD.replace("conntrack_cleanup is on, but", "conntrack cleanup");
+        assert!(judge(&unwarned).unwrap_err().contains("no warning at the start"));
     }
 
     #[test]

@@ -25,6 +25,8 @@ const NETLINK_NETFILTER: libc::c_int = 12;
 /// `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET` and `..._DELETE`.
 const CT_GET: u16 = (1 << 8) | 1;
 const CT_DELETE: u16 = (1 << 8) | 2;
+/// `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET_STATS_CPU`: one small answer per CPU.
+const CT_GET_STATS_CPU: u16 = (1 << 8) | 4;
 const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_TUPLE_REPLY: u16 = 2;
 const CTA_ZONE: u16 = 18;
@@ -167,6 +169,18 @@ pub fn clear(left: &LeftLink) -> Result<usize, ClearError> {
         }
     }
     Ok(cleared)
+}
+
+/// Whether the kernel offers what [`clear`] needs, asked without dumping the table: its
+/// per-CPU statistics, a few small messages.
+pub fn available() -> Result<(), ClearError> {
+    let mut socket =
+        Socket::open_protocol(NETLINK_NETFILTER, 0).map_err(ClearError::of_first_request)?;
+    let request = |seq| {
+        let family = libc::AF_UNSPEC as u8;
+        Builder::new(CT_GET_STATS_CPU, netlink::NLM_F_DUMP, seq).bytes(&nfgenmsg(family)).finish()
+    };
+    socket.dump_with(request, |_, _| {}).map_err(ClearError::of_first_request)
 }
 
 /// Why the LAN's flows through a link could not be removed.

@@ -196,8 +196,21 @@ impl Daemon {
             self.controller.config().links.iter().map(|l| l.name.as_str()).collect();
         let line = format!("started, {} links: {}", names.len(), text::comma_separated(&names));
         self.log.line(Level::Notice, &line);
+        self.check_conntrack();
         self.open_web();
         self.perform();
+    }
+
+    /// Says at once, not at the first switch (which may come months later), when the kernel
+    /// cannot do the conntrack cleanup the config asks for.
+    fn check_conntrack(&self) {
+        if !self.controller.config().conntrack_cleanup {
+            return;
+        }
+        if let Err(e @ conntrack::ClearError::NoInterface(_)) = conntrack::available() {
+            let line = format!("conntrack_cleanup is on, but {e}");
+            self.log.line(Level::Warning, &line);
+        }
     }
 
     /// Performs the controller's actions and sends the probes that are due, until it has
@@ -408,7 +421,12 @@ impl Daemon {
                 refusal
             })?;
         let web_changed = config.web.listen != self.controller.config().web.listen;
+        let cleanup_enabled =
+            config.conntrack_cleanup && !self.controller.config().conntrack_cleanup;
         self.controller.handle_reload(self.now(), config);
+        if cleanup_enabled {
+            self.check_conntrack();
+        }
         self.perform();
         if web_changed {
             self.open_web();
