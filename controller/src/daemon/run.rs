@@ -136,7 +136,7 @@ pub fn run(options: Options) -> Result<(), RunError> {
     let control = control::listen(&options.socket).map_err(RunError::Control)?;
     let mut plumbing = Plumbing::open().map_err(RunError::Netlink)?;
     for problem in plumbing.clean_up_keeping_the_route() {
-        log.line(Level::Warning, &format!("cleaning up an earlier run: {problem}"));
+        log.say(Level::Warning, format_args!("cleaning up an earlier run: {problem}"));
     }
     let events = netlink::Socket::open(netlink::EVENT_GROUPS).map_err(RunError::Netlink)?;
     let started = system::monotonic_now();
@@ -194,8 +194,10 @@ impl Daemon {
     fn start(&mut self) {
         let names: Vec<&str> =
             self.controller.config().links.iter().map(|l| l.name.as_str()).collect();
-        let line = format!("started, {} links: {}", names.len(), text::comma_separated(&names));
-        self.log.line(Level::Notice, &line);
+        self.log.say(
+            Level::Notice,
+            format_args!("started, {} links: {}", names.len(), text::comma_separated(&names)),
+        );
         self.check_conntrack();
         self.open_web();
         self.perform();
@@ -208,8 +210,7 @@ impl Daemon {
             return;
         }
         if let Err(e @ conntrack::ClearError::NoInterface(_)) = conntrack::available() {
-            let line = format!("conntrack_cleanup is on, but {e}");
-            self.log.line(Level::Warning, &line);
+            self.log.say(Level::Warning, format_args!("conntrack_cleanup is on, but {e}"));
         }
     }
 
@@ -239,14 +240,18 @@ impl Daemon {
             Action::BindProbes { link, device } => {
                 for (family, e) in self.probes.bind(self.controller.plans(), link, device) {
                     let device = &self.controller.plans()[link].device;
-                    let what =
-                        format!("cannot open an {} probe socket on {device}: {e}", family.name());
-                    self.log.line(Level::Error, &what);
+                    self.log.say(
+                        Level::Error,
+                        format_args!(
+                            "cannot open an {} probe socket on {device}: {e}",
+                            family.name()
+                        ),
+                    );
                 }
             }
             Action::KeepProbes(keep) => {
                 for e in self.probes.keep(&keep) {
-                    self.log.line(Level::Error, &format!("cannot re-mark a probe socket: {e}"));
+                    self.log.say(Level::Error, format_args!("cannot re-mark a probe socket: {e}"));
                 }
             }
             Action::Observe => self.observe(now),
@@ -258,7 +263,7 @@ impl Daemon {
                 let current = self.controller.current();
                 let plans = self.controller.plans();
                 for problem in self.plumbing.apply(plans, current) {
-                    self.log.line(Level::Warning, &problem.to_string());
+                    self.log.say(Level::Warning, format_args!("{problem}"));
                 }
                 if self.web.listener.is_none() && self.controller.config().web.listen.is_some() {
                     self.open_web();
@@ -268,7 +273,7 @@ impl Daemon {
                 let current = self.controller.current();
                 let plans = self.controller.plans();
                 for problem in self.plumbing.set_default(plans, current) {
-                    self.log.line(Level::Error, &problem.to_string());
+                    self.log.say(Level::Error, format_args!("{problem}"));
                 }
             }
             Action::ClearConntrack { from } => self.clear_conntrack(from),
@@ -279,7 +284,7 @@ impl Daemon {
                     self.hooks.start(argv, &from, decision.to.as_str(), &reason, &self.log);
                 }
             }
-            Action::Log(event) => self.log.line(event.level(), &event.to_string()),
+            Action::Log(event) => self.log.say(event.level(), format_args!("{event}")),
         }
     }
 
@@ -311,7 +316,7 @@ impl Daemon {
         work: impl FnOnce(&mut Daemon) -> Vec<E>,
     ) {
         for problem in work(self) {
-            self.log.line(level, &problem.to_string());
+            self.log.say(level, format_args!("{problem}"));
         }
     }
 
@@ -322,8 +327,8 @@ impl Daemon {
         match self.plumbing.observe(&devices) {
             Ok(facts) => self.controller.handle_devices(now, facts),
             Err(e) => {
-                let line = format!("cannot read the links from the kernel: {e}");
-                self.log.line(Level::Error, &line);
+                self.log
+                    .say(Level::Error, format_args!("cannot read the links from the kernel: {e}"));
             }
         }
     }
@@ -338,8 +343,10 @@ impl Daemon {
                 Ok(addresses) if !addresses.is_empty() => SocketAddr::new(addresses[0], *port),
                 _ => {
                     if !self.web_warned {
-                        let line = format!("web page not served yet: {device} has no address");
-                        self.log.line(Level::Warning, &line);
+                        self.log.say(
+                            Level::Warning,
+                            format_args!("web page not served yet: {device} has no address"),
+                        );
                         self.web_warned = true;
                     }
                     return;
@@ -349,12 +356,11 @@ impl Daemon {
         let url = page_url(address);
         match TcpListener::bind(address).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
             Ok(listener) => {
-                self.log.line(Level::Info, &format!("web page on {url}"));
+                self.log.say(Level::Info, format_args!("web page on {url}"));
                 self.web.listener = Some(listener);
             }
             Err(e) => {
-                let line = format!("cannot serve the web page on {url}: {e}");
-                self.log.line(Level::Error, &line);
+                self.log.say(Level::Error, format_args!("cannot serve the web page on {url}: {e}"));
             }
         }
     }
@@ -385,8 +391,8 @@ impl Daemon {
                 Ok(len) => len,
                 Err(e) => {
                     // ENOBUFS: events were lost. Read everything afresh.
-                    let line = format!("netlink events lost ({e}); reading the state again");
-                    self.log.line(Level::Warning, &line);
+                    let lost = format_args!("netlink events lost ({e}); reading the state again");
+                    self.log.say(Level::Warning, lost);
                     (observe, disturbed, addresses) = (true, true, true);
                     break;
                 }
@@ -670,7 +676,7 @@ impl Daemon {
             if signal == libc::SIGHUP {
                 let _ = self.reload();
             } else {
-                self.log.line(Level::Notice, &format!("signal {signal}: stopping"));
+                self.log.say(Level::Notice, format_args!("signal {signal}: stopping"));
                 self.stopping = true;
             }
         }
@@ -679,7 +685,7 @@ impl Daemon {
     /// Hands routing back to the system: removes every route and rule wanmon wrote.
     fn stop(&mut self) {
         for problem in self.plumbing.remove_all() {
-            self.log.line(Level::Error, &format!("while stopping: {problem}"));
+            self.log.say(Level::Error, format_args!("while stopping: {problem}"));
         }
         let _ = std::fs::remove_file(&self.options.socket);
         self.log.line(Level::Notice, "stopped; the system's routes apply again");

@@ -4,6 +4,7 @@
 pub use crate::core::Level;
 use crate::core::{Instant, Micros};
 use std::ffi::CString;
+use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
@@ -96,14 +97,24 @@ impl Log {
     }
 
     pub fn line(&self, level: Level, message: &str) {
+        self.say(level, format_args!("{message}"));
+    }
+
+    /// Formats the message straight into the line it sends: no string of the message alone
+    /// first, made and dropped at every place that logs.
+    pub fn say(&self, level: Level, message: fmt::Arguments<'_>) {
+        use fmt::Write;
+        let mut line = String::new();
         if let Some(socket) = &self.syslog {
             // Facility daemon (3): priority = 3 * 8 + level.
-            let line = format!("<{}>wanmon[{}]: {message}", 24 + level as u8, self.pid);
+            let _ = write!(line, "<{}>wanmon[{}]: {message}", 24 + level as u8, self.pid);
             if socket.send(line.as_bytes()).is_ok() {
                 return;
             }
+            line.clear();
         }
-        write_out(2, &format!("wanmon: {message}\n"));
+        let _ = writeln!(line, "wanmon: {message}");
+        write_out(2, &line);
     }
 }
 
@@ -251,9 +262,9 @@ impl Hooks {
                 .filter_map(|(k, v)| c_string(&format!("{k}={v}")))
                 .collect();
         let (Some(args), Some(path)) = (args, c_string(program)) else {
-            log.line(
+            log.say(
                 Level::Warning,
-                &format!("hook {program} could not start: a NUL byte in its arguments"),
+                format_args!("hook {program} could not start: a NUL byte in its arguments"),
             );
             return;
         };
@@ -282,9 +293,9 @@ impl Hooks {
             }
         }
         if pid < 0 {
-            log.line(
+            log.say(
                 Level::Warning,
-                &format!("hook {program} could not start: {}", io::Error::last_os_error()),
+                format_args!("hook {program} could not start: {}", io::Error::last_os_error()),
             );
             return;
         }
@@ -318,14 +329,14 @@ impl Hooks {
                     "hook could not start: exit status 127 (not found or not executable)",
                 );
             } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) != 0 {
-                log.line(
+                log.say(
                     Level::Warning,
-                    &format!("hook failed: exit status: {}", libc::WEXITSTATUS(status)),
+                    format_args!("hook failed: exit status: {}", libc::WEXITSTATUS(status)),
                 );
             } else if libc::WIFSIGNALED(status) {
-                log.line(
+                log.say(
                     Level::Warning,
-                    &format!("hook failed: killed by signal {}", libc::WTERMSIG(status)),
+                    format_args!("hook failed: killed by signal {}", libc::WTERMSIG(status)),
                 );
             }
             false
