@@ -391,8 +391,10 @@ impl Daemon {
                 Ok(len) => len,
                 Err(e) => {
                     // ENOBUFS: events were lost. Read everything afresh.
-                    let lost = format_args!("netlink events lost ({e}); reading the state again");
-                    self.log.say(Level::Warning, lost);
+                    self.log.say(
+                        Level::Warning,
+                        format_args!("netlink events lost ({e}); reading the state again"),
+                    );
                     (observe, disturbed, addresses) = (true, true, true);
                     break;
                 }
