@@ -148,8 +148,7 @@ pub fn clear(left: &LeftLink) -> Result<usize, ClearError> {
     if left.addresses.is_empty() && left.prefixes.is_empty() {
         return Ok(0);
     }
-    let mut socket =
-        Socket::open_protocol(NETLINK_NETFILTER, 0).map_err(ClearError::of_first_request)?;
+    let mut socket = open()?;
     let mut entries = Vec::new();
     for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
         socket
@@ -171,11 +170,15 @@ pub fn clear(left: &LeftLink) -> Result<usize, ClearError> {
     Ok(cleared)
 }
 
+/// A ctnetlink socket; a kernel without nfnetlink refuses it.
+fn open() -> Result<Socket, ClearError> {
+    Socket::open_protocol(NETLINK_NETFILTER, 0).map_err(ClearError::of_first_request)
+}
+
 /// Whether the kernel offers what [`clear`] needs, asked without dumping the table: its
 /// per-CPU statistics, a few small messages.
 pub fn available() -> Result<(), ClearError> {
-    let mut socket =
-        Socket::open_protocol(NETLINK_NETFILTER, 0).map_err(ClearError::of_first_request)?;
+    let mut socket = open()?;
     let request = |seq| {
         let family = libc::AF_UNSPEC as u8;
         Builder::new(CT_GET_STATS_CPU, netlink::NLM_F_DUMP, seq).bytes(&nfgenmsg(family)).finish()

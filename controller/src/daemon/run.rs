@@ -297,17 +297,22 @@ impl Daemon {
             addresses: self.plumbing.addresses_of(device).unwrap_or_default(),
             prefixes: self.plumbing.source_prefixes(device),
         };
-        let line = match conntrack::clear(&left) {
-            Ok(0) => return,
+        match conntrack::clear(&left) {
+            Ok(0) => {}
             Ok(cleared) => {
                 self.flows_cleared += cleared as u64;
-                format!(
-                    "conntrack: {cleared} LAN flow(s) through {device} removed; they continue through the new link"
-                )
+                self.log.say(
+                    Level::Info,
+                    format_args!(
+                        "conntrack: {cleared} LAN flow(s) through {device} removed; they continue through the new link"
+                    ),
+                );
             }
-            Err(e) => format!("conntrack: cannot remove the LAN flows through {device}: {e}"),
-        };
-        self.log.line(Level::Info, &line);
+            Err(e) => self.log.say(
+                Level::Info,
+                format_args!("conntrack: cannot remove the LAN flows through {device}: {e}"),
+            ),
+        }
     }
 
     fn problems<E: fmt::Display>(
