@@ -53,7 +53,11 @@ pub fn sim(args: &[String]) -> Result<(), String> {
 
 /// Families whose goal wanmon does not meet yet (issue 11; numbers in docs/judge.md): their
 /// misses are printed, not fatal. Every other goal, and zero false switches, must hold.
-const KNOWN_MISSES: [&str; 3] = ["loss-10", "loss-30", "calls-break"];
+const KNOWN_MISSES: [&str; 2] = ["loss-10", "calls-break"];
+
+/// Seeds per family and policy of the full run: a 95th percentile over 30 is the second worst
+/// run, which moves by a second from one change of the draws to the next; over 100, the sixth.
+const FULL_SEEDS: &str = "100";
 
 /// `cargo xtask judge [--quick]`: the decision benchmark, wanmon beside the peers' models, its
 /// table and picture in target/judge/.
@@ -70,6 +74,8 @@ pub fn judge(args: &[String]) -> Result<(), String> {
     let mut command = vec!["run", "--quiet", "--release", "-p", "wanmon-sim", "--", "judge"];
     if quick {
         command.push("--quick");
+    } else {
+        command.extend(["--seeds", FULL_SEEDS]);
     }
     command.extend(["--markdown", &markdown, "--svg", &svg, "--check"]);
     for family in KNOWN_MISSES {

@@ -668,6 +668,98 @@ fn late_means_late_for_this_path() {
     assert!(engine.poll_probe(late.after(50_000)).is_some());
 }
 
+/// An engine whose one link has answered steadily in 20 ms for 20 s: late after about 30 ms.
+fn steady_engine() -> Engine {
+    let (mut engine, probe) = manual_engine();
+    engine.on_reply(ms(20), probe.link, probe.target, probe.seq);
+    for i in 1..80u64 {
+        let at = ms(i * 250);
+        while let Some(probe) = engine.poll_probe(at) {
+            engine.on_reply(at.after(20_000), probe.link, probe.target, probe.seq);
+        }
+        engine.tick(at.after(20_000));
+    }
+    engine
+}
+
+fn target_loss_bp(engine: &Engine, target: usize) -> u32 {
+    engine.links()[0].targets()[target].telemetry().unwrap().loss_bp
+}
+
+/// Leaves the first probe to `target` sent from `from` ms on unanswered, and answers every
+/// other in 20 ms until a later one to the same target was answered: returns the first, and
+/// when that answer came.
+fn overtake_one(engine: &mut Engine, target: usize, from: u64) -> (Probe, Instant) {
+    let mut at = ms(from);
+    let mut unanswered = None;
+    loop {
+        engine.tick(at);
+        while let Some(probe) = engine.poll_probe(at) {
+            if probe.target == target && unanswered.is_none() {
+                unanswered = Some(probe);
+                continue;
+            }
+            let answered = at.after(20_000);
+            engine.on_reply(answered, probe.link, probe.target, probe.seq);
+            if let Some(first) = unanswered.filter(|_| probe.target == target) {
+                return (first, answered);
+            }
+        }
+        at = engine.next_deadline().max(at.after(1_000));
+    }
+}
+
+#[test]
+fn a_late_probe_overtaken_by_a_later_answer_is_lost_before_its_timeout() {
+    let mut engine = steady_engine();
+    let (unanswered, overtaken_at) = overtake_one(&mut engine, 0, 20_000);
+    assert!(overtaken_at < ms(20_200), "{overtaken_at:?}");
+    assert!(target_loss_bp(&engine, unanswered.target) > 0, "lost, 0.8 s before its timeout");
+    // Its reply comes after all: it was overtaken, not lost, and its timeout changes nothing.
+    engine.on_reply(ms(20_400), unanswered.link, unanswered.target, unanswered.seq);
+    assert_eq!(target_loss_bp(&engine, unanswered.target), 0);
+    engine.tick(ms(21_000));
+    assert_eq!(target_loss_bp(&engine, unanswered.target), 0);
+    assert_eq!(engine.links()[0].targets()[unanswered.target].last_reply(), Some(ms(20_400)));
+    // This target's path reorders: for a while, only the timeout tells its losses.
+    let (unanswered, overtaken_at) = overtake_one(&mut engine, 0, 21_000);
+    assert!(overtaken_at < ms(21_900), "{overtaken_at:?}");
+    engine.tick(ms(21_900));
+    assert_eq!(target_loss_bp(&engine, unanswered.target), 0, "late and overtaken, not yet lost");
+    engine.tick(ms(22_000));
+    assert!(target_loss_bp(&engine, unanswered.target) > 0, "lost at its timeout");
+}
+
+#[test]
+fn a_probe_overtaken_before_it_is_late_is_lost_when_it_goes_late() {
+    // Replies take 20 or 320 ms in turn: this path is late only after most of a second.
+    let (mut engine, probe) = manual_engine();
+    engine.on_reply(ms(20), probe.link, probe.target, probe.seq);
+    for i in 1..80u64 {
+        let at = ms(i * 250);
+        while let Some(probe) = engine.poll_probe(at) {
+            let rtt = if i % 4 < 2 { 20_000 } else { 320_000 };
+            engine.on_reply(at.after(rtt), probe.link, probe.target, probe.seq);
+        }
+    }
+    engine.tick(ms(19_999));
+    let unanswered = engine.poll_probe(ms(20_000)).unwrap();
+    let other = engine.poll_probe(ms(20_250)).unwrap();
+    engine.on_reply(ms(20_270), other.link, other.target, other.seq);
+    let next = engine.poll_probe(ms(20_500)).unwrap();
+    assert_eq!(next.target, unanswered.target);
+    engine.on_reply(ms(20_520), next.link, next.target, next.seq);
+    assert_eq!(target_loss_bp(&engine, unanswered.target), 0, "overtaken, but not late yet");
+    engine.tick(ms(20_600));
+    assert_eq!(target_loss_bp(&engine, unanswered.target), 0, "not late at 600 ms");
+    engine.tick(ms(20_999));
+    let lost = target_loss_bp(&engine, unanswered.target);
+    assert!(lost > 0, "late and overtaken: lost");
+    // Lost for good at its timeout, and counted once.
+    engine.tick(ms(21_000));
+    assert_eq!(target_loss_bp(&engine, unanswered.target), lost);
+}
+
 fn manual_engine() -> (Engine, Probe) {
     let mut engine = Engine::new(&config(&[0], ""), Instant::ZERO);
     let probe = engine.poll_probe(Instant::ZERO).unwrap();

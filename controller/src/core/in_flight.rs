@@ -17,9 +17,13 @@ pub struct InFlight {
     pub late: bool,
     /// Sent in the link's rhythm, not in a burst: its RTT counts for latency and jitter.
     pub paced: bool,
+    /// Counted lost before its timeout, because a probe to the same target sent after it was
+    /// answered first; kept here until the timeout in case its reply still comes.
+    pub presumed_lost: bool,
 }
 
-const EMPTY: InFlight = InFlight { seq: 0, sent: Instant::ZERO, late: false, paced: false };
+const EMPTY: InFlight =
+    InFlight { seq: 0, sent: Instant::ZERO, late: false, paced: false, presumed_lost: false };
 
 /// The slots of one target. Slots are visited lowest first, so the order in which probes are
 /// found late or lost (and enter the window) does not depend on how they are stored.
@@ -103,7 +107,13 @@ mod tests {
     use super::*;
 
     fn probe(seq: u16, sent_ms: u64) -> InFlight {
-        InFlight { seq, sent: Instant::from_millis(sent_ms), late: false, paced: true }
+        InFlight {
+            seq,
+            sent: Instant::from_millis(sent_ms),
+            late: false,
+            paced: true,
+            presumed_lost: false,
+        }
     }
 
     #[test]

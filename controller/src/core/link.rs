@@ -5,7 +5,11 @@
 //!   every `interval_ms`, its targets in turn; a healthy standby every `standby_interval_ms`; a
 //!   suspect link in a burst, a probe every 50 ms, bounded per burst and per minute.
 //! - **Late.** A probe is late once unanswered for longer than this path's own srtt + 4·rttvar
-//!   (as TCP's RTO); a late probe makes the link suspect. It is *lost* only after `timeout_ms`.
+//!   (as TCP's RTO); a late probe makes the link suspect. It is *lost* after `timeout_ms`, or
+//!   sooner once it is late and a probe to the same target sent after it was answered: replies
+//!   on one path come back in the order sent (TCP's RACK, RFC 8985, reasons the same way), so a
+//!   loss shows within a probe spacing instead of a timeout. A reply that comes after all turns
+//!   the outcome back into a reply (it was overtaken, not lost).
 //! - **Death.** A link is dead when four probes have waited `dead_after_ms` for their answers
 //!   *and* enough probes went unanswered since the last reply that random loss at the rate the
 //!   link shows could not do it (at most once in 10⁶ silences). Silence counts from questions,
@@ -34,6 +38,8 @@ const BURST_SPACING: Micros = 50_000;
 /// this many saved up (a minute's worth).
 const BURST_TOKENS: u32 = 960;
 const TOKEN_EVERY: Micros = 62_500;
+/// How long a target that reordered replies counts a probe lost only at its timeout.
+const REORDER_MEMORY: Micros = 300_000_000;
 /// A probe is never late sooner than this, however short and steady the path.
 const LATE_FLOOR: Micros = 30_000;
 /// A target's stats are recomputed when it has a new outcome, and at least this often as its
@@ -68,6 +74,12 @@ pub struct Target {
     /// Probes lost since the link's newest answered one, and when the oldest few were sent.
     lost_since_answer: u32,
     first_lost_since_answer: [Option<Instant>; SILENT_PROBES],
+    /// When the newest answered probe to this target was sent: a late probe sent before it is
+    /// presumed lost.
+    answered_sent: Option<Instant>,
+    /// When a probe presumed lost was answered after all: this path reorders (a delay spike
+    /// that ended at once, replies over two routes), so for a while only timeouts tell loss.
+    reordered_at: Option<Instant>,
 }
 
 impl Target {
@@ -87,6 +99,8 @@ impl Target {
             computed_at: Instant::ZERO,
             lost_since_answer: 0,
             first_lost_since_answer: [None; SILENT_PROBES],
+            answered_sent: None,
+            reordered_at: None,
         }
     }
 
@@ -133,6 +147,23 @@ impl Target {
         self.dirty |= !answered || self.stats.is_none();
         self.recent = (self.recent << 1) | u8::from(answered);
         self.resolved = self.resolved.saturating_add(1);
+    }
+
+    /// Whether a late probe sent before `answered_sent` may be presumed lost now: not while
+    /// this path is known to reorder.
+    fn presumes(&self, now: Instant) -> bool {
+        self.reordered_at.is_none_or(|at| now.since(at) >= REORDER_MEMORY)
+    }
+
+    /// A reply after all to the probe sent at `sent`, counted lost when it was overtaken.
+    fn revive(&mut self, now: Instant, sent: Instant, rtt: Micros) {
+        self.reordered_at = Some(now);
+        if let Some(newer) = self.window.revive(sent, rtt) {
+            self.dirty = true;
+            if newer < 8 {
+                self.recent |= 1 << newer;
+            }
+        }
     }
 
     /// Jacobson's estimator (RFC 6298), in µs.
@@ -372,7 +403,9 @@ impl Link {
                 oldest
             }
         };
-        self.targets[index].in_flight.put(slot, InFlight { seq, sent: now, late: false, paced });
+        self.targets[index]
+            .in_flight
+            .put(slot, InFlight { seq, sent: now, late: false, paced, presumed_lost: false });
         Some((index, seq))
     }
 
@@ -406,13 +439,29 @@ impl Link {
         if rtt >= timeout {
             // The same boundary as `tick`, so the order of the two never matters.
             let reachable = t.reachable();
-            self.lose(target, probe);
+            if !probe.presumed_lost {
+                self.lose(target, probe);
+            }
             return Some(News { suspect: reachable && !probe.late });
         }
-        t.window.push_reply(probe.sent, rtt, probe.paced);
+        if probe.presumed_lost {
+            // Overtaken, not lost: the outcome already counted becomes the reply it was.
+            t.revive(now, probe.sent, rtt);
+        } else {
+            if t.answered_sent.is_none_or(|a| probe.sent > a) && t.presumes(now) {
+                // First: the window holds outcomes in the order their probes were sent.
+                self.presume_lost(target, probe.sent);
+            }
+            let t = &mut self.targets[target];
+            t.window.push_reply(probe.sent, rtt, probe.paced);
+            t.resolve(true);
+        }
+        let t = &mut self.targets[target];
         t.learn_rtt(rtt);
-        t.resolve(true);
         t.last_reply = Some(now);
+        if t.answered_sent.is_none_or(|a| probe.sent > a) {
+            t.answered_sent = Some(probe.sent);
+        }
         self.last_reply = Some(now);
         if self.answered_sent.is_none_or(|a| probe.sent > a) {
             self.answered_sent = Some(probe.sent);
@@ -422,6 +471,19 @@ impl Link {
             }
         }
         Some(News::default())
+    }
+
+    /// Late probes to `target` sent before `answered`, which was just answered: lost, as far as
+    /// anyone can tell (on one path replies come back in order), but kept in flight until their
+    /// timeout in case a reply proves them only overtaken.
+    fn presume_lost(&mut self, target: usize, answered: Instant) {
+        for slot in self.targets[target].in_flight.taken() {
+            let Some(probe) = self.targets[target].in_flight.get(slot) else { continue };
+            if probe.late && !probe.presumed_lost && probe.sent < answered {
+                self.targets[target].in_flight.put(slot, InFlight { presumed_lost: true, ..probe });
+                self.lose(target, probe);
+            }
+        }
     }
 
     /// The probe could not be sent: it is lost now.
@@ -460,12 +522,21 @@ impl Link {
                 let waited = now.since(probe.sent);
                 if waited >= self.timeout {
                     self.targets[index].in_flight.take(slot);
-                    self.lose(index, probe);
+                    if !probe.presumed_lost {
+                        self.lose(index, probe);
+                        changed = true;
+                    }
                     news.suspect |= reachable && !probe.late;
-                    changed = true;
                 } else if !probe.late && waited >= late_after {
                     probe.late = true;
+                    let t = &self.targets[index];
+                    let overtaken =
+                        t.answered_sent.is_some_and(|a| a > probe.sent) && t.presumes(now);
+                    probe.presumed_lost = overtaken;
                     self.targets[index].in_flight.put(slot, probe);
+                    if overtaken {
+                        self.lose(index, probe);
+                    }
                     news.suspect |= reachable;
                     changed = true;
                 }

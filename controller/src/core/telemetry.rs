@@ -25,10 +25,10 @@ pub const FULL_LOSS: u32 = 10_000;
 /// difference of two scores at a surer z (`score::doubt`).
 pub(super) const Z_MILLI: u64 = 1_282;
 /// The z of the newest outcomes' loss bounds. So few outcomes make a run of luck look like a
-/// change often enough that only strong evidence may count: 4 (one-sided 99.997 %) for the
+/// change often enough that only strong evidence may count: 4.25 (one-sided 99.999 %) for the
 /// lower bound, which lifts a score at once; 2.576 (99.5 %) for the upper, which only lets the
 /// loss window forget a regime that is over (a failback still waits for its hold).
-const RECENT_LOW_Z_MILLI: u64 = 4_000;
+const RECENT_LOW_Z_MILLI: u64 = 4_250;
 const RECENT_HIGH_Z_MILLI: u64 = 2_576;
 
 /// A figure with the interval it is known to.
@@ -202,6 +202,27 @@ impl Window {
 
     pub fn push_lost(&mut self, sent: Instant, paced: bool) {
         self.push(Sample::new(sent, LOST, paced));
+    }
+
+    /// The lost outcome of the probe sent at `sent` becomes a reply after `rtt_us` (it was
+    /// overtaken, not lost). Returns how many outcomes came after it; `None` if it is not here.
+    pub fn revive(&mut self, sent: Instant, rtt_us: Micros) -> Option<usize> {
+        let newer = (0..self.len).find(|n| {
+            let sample = &self.samples[self.slot(*n)];
+            sample.sent == sent && sample.rtt == LOST
+        })?;
+        for n in 0..newer {
+            let slot = self.slot(n);
+            self.samples[slot].losses_before = self.samples[slot].losses_before.wrapping_sub(1);
+        }
+        let slot = self.slot(newer);
+        let sample = &mut self.samples[slot];
+        sample.rtt = rtt_us.min(u64::from(LOST - 1)) as u32;
+        self.replies += 1;
+        self.paced_replies += usize::from(sample.paced);
+        self.losses = self.losses.wrapping_sub(1);
+        self.version = self.version.wrapping_add(1);
+        Some(newer)
     }
 
     fn push(&mut self, sample: Sample) {
@@ -657,6 +678,22 @@ mod tests {
             "{third:?}"
         );
         assert_eq!(loss_estimate(0, 0), Estimate { value: 0, low: 0, high: FULL_LOSS });
+    }
+
+    #[test]
+    fn a_revived_outcome_is_a_reply_in_every_count() {
+        let mut w = window(&[Some(10_000), None, Some(10_000), None, Some(10_000)]);
+        assert_eq!(w.loss(Instant::ZERO, Instant::ZERO), ((2, 5), (2, 5)));
+        assert_eq!(w.revive(Instant::from_millis(1_000), 400_000), Some(3), "three came after");
+        assert_eq!(w.loss(Instant::ZERO, Instant::ZERO), ((1, 5), (1, 5)));
+        assert_eq!(w.loss_counts(Instant::from_millis(2_000), 0, Instant::ZERO), (1, 3));
+        let outcomes: Vec<_> = w.outcomes(Instant::ZERO).collect();
+        assert_eq!(outcomes[1], Some(400_000));
+        assert_eq!(w.revive(Instant::from_millis(1_000), 400_000), None, "revived once");
+        assert_eq!(w.revive(Instant::from_millis(2_000), 9), None, "a reply already");
+        assert_eq!(w.revive(Instant::from_millis(3_000), 20_000), Some(1));
+        assert_eq!(w.loss(Instant::ZERO, Instant::ZERO), ((0, 5), (0, 5)));
+        assert_eq!(w.delays(Instant::ZERO).unwrap().0.value, 10_000);
     }
 
     #[test]
