@@ -343,7 +343,7 @@ impl Cell {
                 )
             }
             Kind::Fault { .. } => pair(&self.times()),
-            Kind::Healthy => format!("{:.1}/day", self.switches_per_day()),
+            Kind::Healthy => self.false_switches(),
         }
     }
 
@@ -357,8 +357,22 @@ impl Cell {
         format!("{:.0} ({} of {})", times[times.len() / 2], times.len(), self.measures.len())
     }
 
+    /// Switches per day, with enough digits that a rare one does not read as none.
+    pub fn false_switches(&self) -> String {
+        let per_day = self.switches_per_day();
+        match self.switches() {
+            0 => "0/day".into(),
+            _ if per_day < 0.1 => format!("{per_day:.3}/day"),
+            _ => format!("{per_day:.1}/day"),
+        }
+    }
+
+    pub fn switches(&self) -> usize {
+        self.measures.iter().map(|m| m.switches).sum()
+    }
+
     pub fn switches_per_day(&self) -> f64 {
-        let switches: usize = self.measures.iter().map(|m| m.switches).sum();
+        let switches = self.switches();
         let days = (self.simulated_s - WARM_UP_S * self.measures.len() as f64) / 86_400.0;
         switches as f64 / days.max(1e-9)
     }

@@ -117,9 +117,10 @@ fn misses(cells: &[Cell], allowed: &[Family]) -> Vec<(String, bool)> {
             },
             Kind::Healthy if cell.measures.iter().any(|m| m.switches > 0) => misses.push((
                 format!(
-                    "{}: {:.1} false switches a day, expected none",
+                    "{}: {} false switches ({}), expected none",
                     cell.family.name,
-                    cell.switches_per_day()
+                    cell.switches(),
+                    cell.false_switches()
                 ),
                 allowed.iter().any(|f| f.name == cell.family.name),
             )),

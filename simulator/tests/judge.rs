@@ -62,3 +62,28 @@ fn every_policy_runs_every_family_and_wanmon_meets_the_outage_goal() {
     let after_loss = measure.after_first_loss_s.expect("it switched");
     assert!(after_loss <= 1.0, "{after_loss} s after the first lost probe");
 }
+
+#[test]
+fn a_rare_false_switch_does_not_read_as_none() {
+    let family = *FAMILIES.iter().find(|f| f.name == "noisy-day").unwrap();
+    let quiet = Measure {
+        to_switch_s: None,
+        after_first_loss_s: None,
+        back_s: None,
+        switches: 0,
+        bad_link_s: 0.0,
+        backup_bytes_per_s: 0.0,
+    };
+    let days = |measures: Vec<Measure>| judge::Cell {
+        family,
+        policy: "wanmon",
+        simulated_s: measures.len() as f64 * (WARM_UP_S + 86_400.0),
+        measures,
+    };
+    assert_eq!(days(vec![quiet.clone(); 100]).entry(), "0/day");
+    let mut measures = vec![quiet; 100];
+    measures[7].switches = 1;
+    assert_eq!(days(measures.clone()).entry(), "0.010/day");
+    measures[8].switches = 20;
+    assert_eq!(days(measures).entry(), "0.2/day");
+}
