@@ -647,16 +647,7 @@ fn a_dead_link_is_never_flooded() {
 
 #[test]
 fn late_means_late_for_this_path() {
-    let (mut engine, probe) = manual_engine();
-    engine.on_reply(ms(20), probe.link, probe.target, probe.seq);
-    // Steady 20 ms replies: srtt 20 ms and a shrinking variation; late soon after 30 ms.
-    for i in 1..80u64 {
-        let at = ms(i * 250);
-        while let Some(probe) = engine.poll_probe(at) {
-            engine.on_reply(at.after(20_000), probe.link, probe.target, probe.seq);
-        }
-        engine.tick(at.after(20_000));
-    }
+    let mut engine = steady_engine();
     assert!(engine.poll_probe(ms(20_000)).is_some());
     assert_eq!(engine.poll_probe(ms(20_000)), None);
     let late = engine.next_deadline();
@@ -668,18 +659,24 @@ fn late_means_late_for_this_path() {
     assert!(engine.poll_probe(late.after(50_000)).is_some());
 }
 
-/// An engine whose one link has answered steadily in 20 ms for 20 s: late after about 30 ms.
-fn steady_engine() -> Engine {
+/// An engine whose one link has answered for 20 s, the probes of its `i`-th quarter second in
+/// `rtt_ms(i)` ms.
+fn warmed_engine(rtt_ms: impl Fn(u64) -> u64) -> Engine {
     let (mut engine, probe) = manual_engine();
     engine.on_reply(ms(20), probe.link, probe.target, probe.seq);
     for i in 1..80u64 {
         let at = ms(i * 250);
         while let Some(probe) = engine.poll_probe(at) {
-            engine.on_reply(at.after(20_000), probe.link, probe.target, probe.seq);
+            engine.on_reply(at.after(rtt_ms(i) * 1000), probe.link, probe.target, probe.seq);
         }
         engine.tick(at.after(20_000));
     }
     engine
+}
+
+/// Steady 20 ms replies: srtt 20 ms and a shrinking variation; late soon after 30 ms.
+fn steady_engine() -> Engine {
+    warmed_engine(|_| 20)
 }
 
 fn target_loss_bp(engine: &Engine, target: usize) -> u32 {
@@ -733,15 +730,7 @@ fn a_late_probe_overtaken_by_a_later_answer_is_lost_before_its_timeout() {
 #[test]
 fn a_probe_overtaken_before_it_is_late_is_lost_when_it_goes_late() {
     // Replies take 20 or 320 ms in turn: this path is late only after most of a second.
-    let (mut engine, probe) = manual_engine();
-    engine.on_reply(ms(20), probe.link, probe.target, probe.seq);
-    for i in 1..80u64 {
-        let at = ms(i * 250);
-        while let Some(probe) = engine.poll_probe(at) {
-            let rtt = if i % 4 < 2 { 20_000 } else { 320_000 };
-            engine.on_reply(at.after(rtt), probe.link, probe.target, probe.seq);
-        }
-    }
+    let mut engine = warmed_engine(|i| if i % 4 < 2 { 20 } else { 320 });
     engine.tick(ms(19_999));
     let unanswered = engine.poll_probe(ms(20_000)).unwrap();
     let other = engine.poll_probe(ms(20_250)).unwrap();
