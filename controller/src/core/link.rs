@@ -160,7 +160,7 @@ impl Target {
         self.reordered_at = Some(now);
         if let Some(newer) = self.window.revive(sent, rtt) {
             self.dirty = true;
-            if newer < 8 {
+            if newer < u8::BITS as usize {
                 self.recent |= 1 << newer;
             }
         }
@@ -444,11 +444,12 @@ impl Link {
             }
             return Some(News { suspect: reachable && !probe.late });
         }
+        let newest_answered = t.answered_sent.is_none_or(|a| probe.sent > a);
         if probe.presumed_lost {
             // Overtaken, not lost: the outcome already counted becomes the reply it was.
             t.revive(now, probe.sent, rtt);
         } else {
-            if t.answered_sent.is_none_or(|a| probe.sent > a) && t.presumes(now) {
+            if newest_answered && t.presumes(now) {
                 // First: the window holds outcomes in the order their probes were sent.
                 self.presume_lost(target, probe.sent);
             }
@@ -459,7 +460,7 @@ impl Link {
         let t = &mut self.targets[target];
         t.learn_rtt(rtt);
         t.last_reply = Some(now);
-        if t.answered_sent.is_none_or(|a| probe.sent > a) {
+        if newest_answered {
             t.answered_sent = Some(probe.sent);
         }
         self.last_reply = Some(now);
@@ -480,10 +481,16 @@ impl Link {
         for slot in self.targets[target].in_flight.taken() {
             let Some(probe) = self.targets[target].in_flight.get(slot) else { continue };
             if probe.late && !probe.presumed_lost && probe.sent < answered {
-                self.targets[target].in_flight.put(slot, InFlight { presumed_lost: true, ..probe });
-                self.lose(target, probe);
+                self.presume(target, slot, probe);
             }
         }
+    }
+
+    /// Counts the late probe in `slot` lost, and keeps it in flight until its timeout.
+    fn presume(&mut self, target: usize, slot: usize, probe: InFlight) {
+        let probe = InFlight { late: true, presumed_lost: true, ..probe };
+        self.targets[target].in_flight.put(slot, probe);
+        self.lose(target, probe);
     }
 
     /// The probe could not be sent: it is lost now.
@@ -518,7 +525,7 @@ impl Link {
             let late_after = self.targets[index].late_after(self.timeout);
             let reachable = self.targets[index].reachable() || self.is_pending();
             for slot in self.targets[index].in_flight.taken() {
-                let Some(mut probe) = self.targets[index].in_flight.get(slot) else { continue };
+                let Some(probe) = self.targets[index].in_flight.get(slot) else { continue };
                 let waited = now.since(probe.sent);
                 if waited >= self.timeout {
                     self.targets[index].in_flight.take(slot);
@@ -528,14 +535,11 @@ impl Link {
                     }
                     news.suspect |= reachable && !probe.late;
                 } else if !probe.late && waited >= late_after {
-                    probe.late = true;
                     let t = &self.targets[index];
-                    let overtaken =
-                        t.answered_sent.is_some_and(|a| a > probe.sent) && t.presumes(now);
-                    probe.presumed_lost = overtaken;
-                    self.targets[index].in_flight.put(slot, probe);
-                    if overtaken {
-                        self.lose(index, probe);
+                    if t.answered_sent.is_some_and(|a| a > probe.sent) && t.presumes(now) {
+                        self.presume(index, slot, probe);
+                    } else {
+                        self.targets[index].in_flight.put(slot, InFlight { late: true, ..probe });
                     }
                     news.suspect |= reachable;
                     changed = true;
