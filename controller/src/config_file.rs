@@ -2,6 +2,7 @@
 //! more of them repeated than a person reads (a mangled file can hold thousands).
 
 use crate::core::{Config, Links};
+use crate::text::OsError;
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
@@ -40,7 +41,7 @@ impl Refused {
 pub fn load(path: &Path, links: Links) -> Result<Config, Refused> {
     let shown = crate::shown_path(path);
     let bytes = match read_bounded(path) {
-        Err(e) => return Err(Refused::one(format!("{shown}: cannot read: {e}"))),
+        Err(e) => return Err(Refused::one(format!("{shown}: cannot read: {}", OsError(&e)))),
         Ok(None) => {
             let line = format!("{shown}: larger than {MAX_FILE_BYTES} bytes: not a wanmon config");
             return Err(Refused::one(line));

@@ -2,7 +2,8 @@
 //! flash for its generality: decimal numbers (std's `parse` is inlined anew at every call), a
 //! port's colon (`rsplit_once(':')` brings a reverse character searcher), one-byte separators
 //! (`split('.')` brings the character searcher) and two-byte ones (`split("\r\n")` and
-//! `split_once("::")` bring the two-way substring searcher).
+//! `split_once("::")` bring the two-way substring searcher); and an OS error's text (std's
+//! `Display` of `io::Error` brings a lossy UTF-8 decoder for the C library's message).
 //! Each is tested against the std function it replaces.
 
 /// Decimal digits (at least one, nothing else) as a number; `None` past `u64::MAX`.
@@ -96,6 +97,34 @@ pub fn comma_separated(pieces: &[&str]) -> String {
     text
 }
 
+/// An `io::Error` as std shows one, "Protocol not supported (os error 93)", with the C
+/// library's message read as it is (musl's and glibc's are ASCII). An error that carries no OS
+/// code shows the error it wraps, if any.
+#[derive(Debug)]
+pub struct OsError<'a>(pub &'a std::io::Error);
+
+impl std::fmt::Display for OsError<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(code) = self.0.raw_os_error() else {
+            return match self.0.get_ref() {
+                Some(inner) => std::fmt::Display::fmt(inner, f),
+                None => f.write_str("an error the system gave no code for"),
+            };
+        };
+        let mut message = [0u8; 128];
+        // SAFETY: the buffer is valid for its length; the XSI strerror_r writes a NUL-terminated
+        // message into it, truncated if need be (glibc names an unknown code there too, and
+        // says EINVAL; a buffer left empty is shown as std shows it).
+        unsafe { libc::strerror_r(code, message.as_mut_ptr().cast(), message.len()) };
+        let end = message.iter().position(|b| *b == 0).unwrap_or(0);
+        match std::str::from_utf8(&message[..end]) {
+            Ok(text) if !text.is_empty() => f.write_str(text)?,
+            _ => f.write_str("Unknown error")?,
+        }
+        write!(f, " (os error {code})")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +181,17 @@ mod tests {
             let signed = if text.starts_with('+') { None } else { text.parse::<i64>().ok() };
             proptest::prop_assert_eq!(whole_number(&text), signed);
         }
+    }
+
+    #[test]
+    fn an_os_error_reads_as_std_shows_it() {
+        for code in [libc::EPERM, libc::ENOENT, libc::EPROTONOSUPPORT, libc::EADDRINUSE, 4_095] {
+            let error = std::io::Error::from_raw_os_error(code);
+            assert_eq!(OsError(&error).to_string(), error.to_string(), "code {code}");
+        }
+        let wrapped = std::io::Error::other("the path is too long");
+        assert_eq!(OsError(&wrapped).to_string(), "the path is too long");
+        let bare = std::io::Error::from(std::io::ErrorKind::WriteZero);
+        assert_eq!(OsError(&bare).to_string(), "an error the system gave no code for");
     }
 }

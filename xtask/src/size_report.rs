@@ -28,6 +28,7 @@ const KEPT_OFF: &[(&str, &str)] = &[
     ("join_generic_copy", "text::comma_separated"),
     ("std::time::Instant", "system::monotonic_now, in the core's unit"),
     ("from_utf8_lossy", "protocol::call shows an answer up to its first byte that is not UTF-8"),
+    ("<std::io::error::Error as core::fmt::Display>::fmt", "text::OsError shows an OS error"),
 ];
 
 /// The first symbol of something in [`KEPT_OFF`], with what serves instead.

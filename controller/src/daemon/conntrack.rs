@@ -17,6 +17,7 @@
 //! entry by entry with the original tuple the kernel gave.
 
 use super::netlink::{self, Builder, Prefix, Socket};
+use crate::text::OsError;
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
@@ -211,10 +212,11 @@ impl fmt::Display for ClearError {
         match self {
             ClearError::NoInterface(e) => write!(
                 f,
-                "the kernel offers no conntrack netlink interface ({e}); on OpenWrt install \
-                 kmod-nf-conntrack-netlink"
+                "the kernel offers no conntrack netlink interface ({}); on OpenWrt install \
+                 kmod-nf-conntrack-netlink",
+                OsError(e)
             ),
-            ClearError::Io(e) => e.fmt(f),
+            ClearError::Io(e) => OsError(e).fmt(f),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::clients::{Client, Received};
 use crate::protocol::{MAX_REQUEST, Request, RequestError};
+use crate::text::OsError;
 use std::fmt;
 use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -23,9 +24,11 @@ impl fmt::Display for ListenError {
                 write!(f, "another wanmon is running: {socket} answers")
             }
             ListenError::RemoveStale { socket, cause } => {
-                write!(f, "cannot remove the stale {socket}: {cause}")
+                write!(f, "cannot remove the stale {socket}: {}", OsError(cause))
             }
-            ListenError::Bind { socket, cause } => write!(f, "cannot listen on {socket}: {cause}"),
+            ListenError::Bind { socket, cause } => {
+                write!(f, "cannot listen on {socket}: {}", OsError(cause))
+            }
         }
     }
 }

@@ -121,7 +121,7 @@ pub struct SocketError {
 
 impl std::fmt::Display for SocketError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.call, self.cause)
+        write!(f, "{}: {}", self.call, crate::text::OsError(&self.cause))
     }
 }
 

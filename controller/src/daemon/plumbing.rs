@@ -13,6 +13,7 @@ use crate::protocol::{
     METRIC, PRIORITY_PROBES, PRIORITY_ROUTE, PRIORITY_SUPPRESS, PROTOCOL, ROUTE_TABLE,
     is_our_table, link_mark, link_table,
 };
+use crate::text::OsError;
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
@@ -38,21 +39,27 @@ pub enum PlumbingError {
 impl fmt::Display for PlumbingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PlumbingError::List { what, cause } => write!(f, "cannot list {what}: {cause}"),
+            PlumbingError::List { what, cause } => {
+                write!(f, "cannot list {what}: {}", OsError(cause))
+            }
             PlumbingError::AddRule { priority, table, cause } => {
-                write!(f, "cannot add rule priority {priority} table {table}: {cause}")
+                write!(f, "cannot add rule priority {priority} table {table}: {}", OsError(cause))
             }
             PlumbingError::DeleteRule { priority, table, cause } => {
-                write!(f, "cannot delete rule priority {priority} table {table}: {cause}")
+                write!(
+                    f,
+                    "cannot delete rule priority {priority} table {table}: {}",
+                    OsError(cause)
+                )
             }
             PlumbingError::DeleteRoute { table, cause } => {
-                write!(f, "cannot delete default route in table {table}: {cause}")
+                write!(f, "cannot delete default route in table {table}: {}", OsError(cause))
             }
             PlumbingError::ProbeRoute { device, cause } => {
-                write!(f, "cannot route the probes of {device}: {cause}")
+                write!(f, "cannot route the probes of {device}: {}", OsError(cause))
             }
             PlumbingError::DefaultRoute { family, cause } => {
-                write!(f, "cannot write the {} default route: {cause}", family.name())
+                write!(f, "cannot write the {} default route: {}", family.name(), OsError(cause))
             }
         }
     }

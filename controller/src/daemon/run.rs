@@ -20,6 +20,7 @@ use crate::core::{Action, Controller, Instant, LinkIndex, Links, Micros, Mode};
 use crate::protocol::status::{RouteStatus, Status};
 use crate::protocol::{self, Request, RequestError};
 use crate::text;
+use crate::text::OsError;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -57,10 +58,10 @@ impl fmt::Display for RunError {
             RunError::Config(refused) => {
                 write!(f, "{refused}\nconfig refused ({} error(s)), not starting", refused.errors)
             }
-            RunError::Signals(cause) => write!(f, "cannot catch signals: {cause}"),
+            RunError::Signals(cause) => write!(f, "cannot catch signals: {}", OsError(cause)),
             RunError::Control(cause) => cause.fmt(f),
-            RunError::Netlink(cause) => write!(f, "cannot open netlink: {cause}"),
-            RunError::Poll(cause) => write!(f, "poll failed: {cause}"),
+            RunError::Netlink(cause) => write!(f, "cannot open netlink: {}", OsError(cause)),
+            RunError::Poll(cause) => write!(f, "poll failed: {}", OsError(cause)),
         }
     }
 }
@@ -332,8 +333,10 @@ impl Daemon {
         match self.plumbing.observe(&devices) {
             Ok(facts) => self.controller.handle_devices(now, facts),
             Err(e) => {
-                self.log
-                    .say(Level::Error, format_args!("cannot read the links from the kernel: {e}"));
+                self.log.say(
+                    Level::Error,
+                    format_args!("cannot read the links from the kernel: {}", OsError(&e)),
+                );
             }
         }
     }
@@ -365,7 +368,10 @@ impl Daemon {
                 self.web.listener = Some(listener);
             }
             Err(e) => {
-                self.log.say(Level::Error, format_args!("cannot serve the web page on {url}: {e}"));
+                self.log.say(
+                    Level::Error,
+                    format_args!("cannot serve the web page on {url}: {}", OsError(&e)),
+                );
             }
         }
     }
@@ -398,7 +404,10 @@ impl Daemon {
                     // ENOBUFS: events were lost. Read everything afresh.
                     self.log.say(
                         Level::Warning,
-                        format_args!("netlink events lost ({e}); reading the state again"),
+                        format_args!(
+                            "netlink events lost ({}); reading the state again",
+                            OsError(&e)
+                        ),
                     );
                     (observe, disturbed, addresses) = (true, true, true);
                     break;

@@ -295,7 +295,10 @@ impl Hooks {
         if pid < 0 {
             log.say(
                 Level::Warning,
-                format_args!("hook {program} could not start: {}", io::Error::last_os_error()),
+                format_args!(
+                    "hook {program} could not start: {}",
+                    crate::text::OsError(&io::Error::last_os_error())
+                ),
             );
             return;
         }

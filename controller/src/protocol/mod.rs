@@ -7,6 +7,7 @@ pub mod status;
 pub use status::Status;
 
 use crate::core::limits::MAX_LINKS;
+use crate::text::OsError;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -144,10 +145,10 @@ impl fmt::Display for CallError {
                 write!(f, "{socket}: permission denied (root only)")
             }
             CallError::Unreachable { socket, cause } => {
-                write!(f, "cannot reach wanmon at {socket}: {cause}")
+                write!(f, "cannot reach wanmon at {socket}: {}", OsError(cause))
             }
-            CallError::Send(cause) => write!(f, "cannot send the request: {cause}"),
-            CallError::NoAnswer(cause) => write!(f, "no answer from wanmon: {cause}"),
+            CallError::Send(cause) => write!(f, "cannot send the request: {}", OsError(cause)),
+            CallError::NoAnswer(cause) => write!(f, "no answer from wanmon: {}", OsError(cause)),
             CallError::Unreadable(reply) => {
                 write!(f, "unreadable answer from wanmon: {}", crate::json::quoted(reply))
             }
