@@ -38,6 +38,9 @@ impl std::error::Error for ListenError {}
 /// Binds the socket, refusing if another wanmon answers on it; only root may connect.
 pub fn listen(path: &Path) -> Result<UnixListener, ListenError> {
     let socket = crate::shown_path(path).to_string();
+    if let Err(cause) = crate::protocol::socket_path_fits(path) {
+        return Err(ListenError::Bind { socket, cause });
+    }
     if UnixStream::connect(path).is_ok() {
         return Err(ListenError::AnotherRunning(socket));
     }
@@ -151,6 +154,9 @@ mod tests {
         let error = listen(&nowhere).expect_err("a socket in a missing directory");
         assert!(matches!(error, ListenError::Bind { .. }), "{error}");
         assert!(error.to_string().contains("missing/control.sock"), "{error}");
+        let long = dir.join("s".repeat(108));
+        let error = listen(&long).expect_err("a path longer than a socket's").to_string();
+        assert!(error.ends_with("sss: File name too long (os error 36)"), "{error}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

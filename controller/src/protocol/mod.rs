@@ -168,9 +168,22 @@ pub fn parse_answer(reply: &str) -> Result<String, CallError> {
     }
 }
 
+/// Bytes a Unix socket's path may have on Linux (`sun_path`, with its NUL). Checked before
+/// std's connect and bind, whose own refusal carries no errno and would show as none.
+const SOCKET_PATH_MAX: usize = 108;
+
+/// `ENAMETOOLONG` for a socket path the kernel cannot take.
+pub fn socket_path_fits(path: &Path) -> io::Result<()> {
+    if path.as_os_str().len() >= SOCKET_PATH_MAX {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    Ok(())
+}
+
 /// The client side: sends one request to the daemon at `socket` and returns its answer.
 pub fn call(socket: &Path, request: &Request) -> Result<String, CallError> {
     let shown = || crate::shown_path(socket).to_string();
+    socket_path_fits(socket).map_err(|cause| CallError::Unreachable { socket: shown(), cause })?;
     // By errno, not `io::Error::kind`, whose table of every errno costs ~500 bytes of flash.
     let mut stream = UnixStream::connect(socket).map_err(|cause| match cause.raw_os_error() {
         Some(libc::ENOENT | libc::ECONNREFUSED) => CallError::NotRunning(shown()),
@@ -208,6 +221,16 @@ pub fn call(socket: &Path, request: &Request) -> Result<String, CallError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_path_too_long_for_the_kernel_is_named_with_its_errno() {
+        let long = format!("/tmp/{}", "s".repeat(103));
+        assert!(socket_path_fits(Path::new(&long[..107])).is_ok());
+        let error = call(Path::new(&long), &Request::Auto).expect_err("108 bytes do not fit");
+        let said = error.to_string();
+        assert!(said.starts_with("cannot reach wanmon at /tmp/sss"), "{said}");
+        assert!(said.ends_with(": File name too long (os error 36)"), "{said}");
+    }
 
     #[test]
     fn requests_parse_and_go_on_the_wire_as_they_parse() {
