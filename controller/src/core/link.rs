@@ -625,7 +625,7 @@ impl Link {
             target.stats = target.window.delays(delays_since).map(|(latency, jitter)| {
                 let loss = Estimate::exactly(loss_value(lost, resolved));
                 let recent_loss = Estimate::exactly(loss_value(newest.0, newest.1));
-                Stats { latency, jitter, loss, lost, resolved, recent_loss }
+                Stats { latency, jitter, loss, lost, resolved, recent_loss, ..Stats::default() }
             });
         }
         // Pooling is most of a refresh's cost, and most refreshes (a reply between two periodic

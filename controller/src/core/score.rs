@@ -141,6 +141,7 @@ mod tests {
             lost: 10,
             resolved: 100,
             recent_loss: Estimate { value: 0, low: 0, high: 3_000 },
+            ..Stats::default()
         };
         let (low, high) = score_bounds(&stats, Score::from_points(20), 100);
         // Divisor 1: 10 %² = 100 points, 5 %² = 25 at best, 20 %² = 400 at worst; the point is
