@@ -61,9 +61,20 @@ pub(crate) fn within(
     }
 }
 
-/// wanmon's default route, as the router's kernel holds it (its table 22349).
+/// wanmon's default route, as the router's kernel holds it (its table 22349). The kernel drops
+/// a table with its last route, so between a restart's cleanup and the new daemon's first route
+/// "table does not exist" is no route yet, not a failure.
 pub(crate) fn default_route() -> Result<String, String> {
-    Ok(exec("ip route show table 22349 default")?.trim().to_string())
+    default_route_of("-4")
+}
+
+/// wanmon's default route of one address family (`-4` or `-6`).
+pub(crate) fn default_route_of(family: &str) -> Result<String, String> {
+    match exec(&format!("ip {family} route show table 22349 default")) {
+        Ok(routes) => Ok(routes.trim().to_string()),
+        Err(e) if e.contains("FIB table does not exist") => Ok(String::new()),
+        Err(e) => Err(e),
+    }
 }
 
 fn running() -> Result<bool, String> {

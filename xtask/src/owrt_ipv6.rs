@@ -85,7 +85,7 @@ fn peers() -> Result<(), String> {
 }
 
 fn ipv6_route() -> Result<String, String> {
-    Ok(exec("ip -6 route show table 22349 default")?.trim().to_string())
+    crate::openwrt::default_route_of("-6")
 }
 
 fn lan_reaches_the_target() -> Result<bool, String> {
