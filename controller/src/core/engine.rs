@@ -29,7 +29,7 @@ pub use super::decision::{
 use super::link::{BURST_PROBES, Figures, Pace};
 pub use super::link::{Link, Target};
 pub use super::link_state::{DeadCause, LinkState};
-use super::score::{Score, doubt};
+use super::score::{Score, doubt, doubt_is_mostly_the_other};
 use super::time::{Instant, Micros};
 use std::collections::VecDeque;
 
@@ -577,14 +577,8 @@ impl Engine {
                 chosen = Some((to_score, index, evidence));
             }
         }
-        for index in doubtful.into_iter().chain(near).flatten().take(2) {
-            // Probe harder where the doubt is: the current link always (it carries the
-            // traffic), the other only while its own bounds are the wider (it may be metered).
-            self.links[current].burst(now, BURST_PROBES);
-            if self.links[index].spread() > self.links[current].spread() {
-                self.links[index].burst(now, BURST_PROBES);
-            }
-        }
+        let doubted = doubtful.into_iter().chain(near).flatten().take(2);
+        self.probe_where_the_doubt_is(now, current, (from_score, from_low), doubted);
         let Some((_, to, evidence)) = chosen else { return };
         let held = now.since(self.links[to].better_since.unwrap_or(now));
         let reason = if to < current {
@@ -593,6 +587,27 @@ impl Engine {
             Reason::Better { evidence, held }
         };
         self.switch(now, from, to, reason);
+    }
+
+    /// Probes harder where the doubt is: the current link always (it carries the traffic), each
+    /// doubted other only while its side of the doubt is the larger (it may be metered).
+    fn probe_where_the_doubt_is(
+        &mut self,
+        now: Instant,
+        current: LinkIndex,
+        (from_score, from_low): (Score, Score),
+        doubted: impl Iterator<Item = LinkIndex>,
+    ) {
+        for index in doubted {
+            self.links[current].burst(now, BURST_PROBES);
+            let other = &self.links[index];
+            let other_side = other.score().and(other.raw_score()).zip(other.bounds());
+            if other_side.is_some_and(|(to_score, (_, to_high))| {
+                doubt_is_mostly_the_other(from_score, from_low, to_score, to_high)
+            }) {
+                self.links[index].burst(now, BURST_PROBES);
+            }
+        }
     }
 }
 

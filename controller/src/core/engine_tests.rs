@@ -142,7 +142,7 @@ fn a_link_that_never_answers_dies_on_evidence_and_does_not_block_the_first_choic
     assert!(silent_for >= 900_000, "silent for {silent_for} µs");
     assert_eq!(
         run.link("wan").state_since(),
-        ms(at),
+        run.run.decisions()[0].at,
         "the first choice comes as wan is found dead"
     );
     assert!((1_000..=3_500).contains(&at), "dead at {at} ms");
@@ -164,7 +164,11 @@ fn a_hard_outage_moves_the_route_within_a_second_of_the_first_lost_probe() {
     else {
         panic!("{decision}")
     };
-    assert_eq!(silent_for, (at - 20_000) * 1000, "silent since the first lost probe");
+    assert_eq!(
+        silent_for,
+        decision.at.as_micros() - 20_000_000,
+        "silent since the first lost probe"
+    );
     assert_eq!(score, Score::from_points(70));
     let line = decision.to_string();
     assert!(line.starts_with("wan -> wwan: wan is dead (no reply for 9"), "{line}");
@@ -653,10 +657,31 @@ fn late_means_late_for_this_path() {
     let late = engine.next_deadline();
     assert!((ms(20_030)..=ms(20_031)).contains(&late), "late at {late:?}");
     engine.tick(late);
-    // Late: the link is probed in a burst, 50 ms apart, on top of its rhythm.
+    // Late: the link is probed in a burst, 16.7 ms apart, on top of its rhythm.
     assert!(engine.poll_probe(late).is_some(), "a burst starts at once");
-    assert_eq!(engine.poll_probe(late), None);
-    assert!(engine.poll_probe(late.after(50_000)).is_some());
+    assert_eq!(engine.poll_probe(late.after(16_666)), None);
+    assert!(engine.poll_probe(late.after(16_667)).is_some());
+}
+
+#[test]
+fn bursts_leave_the_paced_probes_going_round_the_targets() {
+    use crate::core::link::{Link, Pace};
+    let config = config(&[0], "");
+    let mut link = Link::new(&config.links[0], ms(0));
+    let interval = config.links[0].interval_ms;
+    let mut paced_targets = Vec::new();
+    for round in 0..6u64 {
+        let at = ms(round * interval);
+        let (target, _) = link.poll_probe(at, Pace::Active, 0).expect("a paced probe is due");
+        paced_targets.push(target);
+        // A burst of three: an odd count, which a turn shared with the paced probes would
+        // leave where it was, the next paced probe on the same target again.
+        assert!(link.burst(at, 3));
+        for step in 1..=3 {
+            assert!(link.poll_probe(at.after(step * 16_667), Pace::Active, 0).is_some());
+        }
+    }
+    assert_eq!(paced_targets, [0, 1, 0, 1, 0, 1]);
 }
 
 /// An engine whose one link has answered for 20 s, the probes of its `i`-th quarter second in
@@ -684,22 +709,22 @@ fn target_loss_bp(engine: &Engine, target: usize) -> u32 {
 }
 
 /// Leaves the first probe to `target` sent from `from` ms on unanswered, and answers every
-/// other in 20 ms until a later one to the same target was answered: returns the first, and
-/// when that answer came.
-fn overtake_one(engine: &mut Engine, target: usize, from: u64) -> (Probe, Instant) {
+/// other in 20 ms until a later one to the same target was answered: returns the first, when
+/// it was sent, and when that answer came.
+fn overtake_one(engine: &mut Engine, target: usize, from: u64) -> (Probe, Instant, Instant) {
     let mut at = ms(from);
     let mut unanswered = None;
     loop {
         engine.tick(at);
         while let Some(probe) = engine.poll_probe(at) {
             if probe.target == target && unanswered.is_none() {
-                unanswered = Some(probe);
+                unanswered = Some((probe, at));
                 continue;
             }
             let answered = at.after(20_000);
             engine.on_reply(answered, probe.link, probe.target, probe.seq);
-            if let Some(first) = unanswered.filter(|_| probe.target == target) {
-                return (first, answered);
+            if let Some((first, sent)) = unanswered.filter(|_| probe.target == target) {
+                return (first, sent, answered);
             }
         }
         at = engine.next_deadline().max(at.after(1_000));
@@ -709,7 +734,7 @@ fn overtake_one(engine: &mut Engine, target: usize, from: u64) -> (Probe, Instan
 #[test]
 fn a_late_probe_overtaken_by_a_later_answer_is_lost_before_its_timeout() {
     let mut engine = steady_engine();
-    let (unanswered, overtaken_at) = overtake_one(&mut engine, 0, 20_000);
+    let (unanswered, _, overtaken_at) = overtake_one(&mut engine, 0, 20_000);
     assert!(overtaken_at < ms(20_200), "{overtaken_at:?}");
     assert!(target_loss_bp(&engine, unanswered.target) > 0, "lost, 0.8 s before its timeout");
     // Its reply comes after all: it was overtaken, not lost, and its timeout changes nothing.
@@ -719,11 +744,12 @@ fn a_late_probe_overtaken_by_a_later_answer_is_lost_before_its_timeout() {
     assert_eq!(target_loss_bp(&engine, unanswered.target), 0);
     assert_eq!(engine.links()[0].targets()[unanswered.target].last_reply(), Some(ms(20_400)));
     // This target's path reorders: for a while, only the timeout tells its losses.
-    let (unanswered, overtaken_at) = overtake_one(&mut engine, 0, 21_000);
-    assert!(overtaken_at < ms(21_900), "{overtaken_at:?}");
-    engine.tick(ms(21_900));
+    let (unanswered, sent, overtaken_at) = overtake_one(&mut engine, 0, 21_000);
+    let (before_timeout, timeout) = (sent.after(900_000), sent.after(1_000_000));
+    assert!(overtaken_at < before_timeout, "{overtaken_at:?}");
+    engine.tick(before_timeout);
     assert_eq!(target_loss_bp(&engine, unanswered.target), 0, "late and overtaken, not yet lost");
-    engine.tick(ms(22_000));
+    engine.tick(timeout);
     assert!(target_loss_bp(&engine, unanswered.target) > 0, "lost at its timeout");
 }
 
@@ -896,4 +922,41 @@ fn deadlines_follow_the_probe_rhythm() {
     // A caller that wakes late resumes the rhythm instead of bursting.
     assert!(engine.poll_probe(ms(5_000)).is_some());
     assert_eq!(engine.poll_probe(ms(5_000)), None);
+}
+
+#[test]
+fn a_backup_known_roughly_is_probed_harder_while_the_primary_is_in_doubt() {
+    // From 60 s the primary loses one probe in ten at random: its scores point to the backup, 50 points
+    // behind when clean, before the evidence proves it. The backup, probed once every 7.5 s so
+    // far, is known only roughly, and its bursts are what narrow its side of the doubt.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut net: Net = Box::new(move |link, _, t| {
+        // xorshift64: losses and delays at random, fixed by the seed.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let (percent, jitter) = (state % 100, (state >> 8) % 13);
+        match link {
+            0 => (t < 60_000 || percent >= 10).then_some(14 + jitter % 5),
+            _ => (percent >= 1 || t % 7 != 0).then_some(39 + jitter),
+        }
+    });
+    let sent = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = std::rc::Rc::clone(&sent);
+    let path: Path = Box::new(move |probe, now| {
+        seen.borrow_mut().push((now.as_micros() / 1000, probe.link));
+        net(probe.link, probe.target, now.as_micros() / 1000).map(|rtt| rtt * 1000)
+    });
+    let mut run = VirtualRun::new(&config(&[0, 20], ""), path, Instant::ZERO);
+    run.run_until(ms(180_000));
+    let left = run.decisions().iter().find(|d| d.changes_route() && d.from.is_some());
+    let left = left.map_or(180_000, |d| d.at.as_micros() / 1000);
+    let to_backup = |from: u64, to: u64| {
+        sent.borrow().iter().filter(|(t, link)| *link == 1 && (from..to).contains(t)).count()
+    };
+    // Its rhythm alone sends it 4 probes in 30 s.
+    assert!(to_backup(30_000, 60_000) <= 5, "{} before the loss", to_backup(30_000, 60_000));
+    let in_doubt = to_backup(60_000, left);
+    assert!(in_doubt >= 40, "{in_doubt} probes in {} ms of doubt", left - 60_000);
+    assert!(left < 80_000, "left at {left} ms");
 }

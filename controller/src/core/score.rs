@@ -72,13 +72,18 @@ pub fn score_bounds(stats: &Stats, bias: Score, divisor_centi: u64) -> (Score, S
     (Score(point - below), Score(point + above))
 }
 
-/// The z a switch needs for the difference of two scores, in thousandths: 1.8, one-sided 96 %.
+/// The z a switch needs for the difference of two scores, in thousandths: 2.1, one-sided 98.2 %.
 /// Surer than each figure's own bounds (`Z_MILLI`, 90 %) because the test is repeated with every
 /// probe. Near a tie it decides how often the route moves for nothing: in the judge's model a
-/// primary at 6 % loss, 18 points better than its backup, is left 19 times a simulated day at
+/// primary at 6 % loss, 18 points better than its backup, was left 19 times a simulated day at
 /// 1.8, 160 times at 1.28, 46 times when every figure had to be at its bound at once (8-minute
-/// runs; docs/judge.md).
-const DIFFERENCE_Z_MILLI: i64 = 1_800;
+/// runs; docs/judge.md). It went from 1.8 to 2.0 when bursts became twice as dense: tested
+/// twice as often, `loss-5` moved 4.2 times a simulated day at 1.8, 2.1 at 2.0 (2.8 before).
+/// With bursts every 16.7 ms, 2.1 gave 1.2 moves a day but `loss-10` 48 s (95th percentile)
+/// instead of 42 at 2.0. Once the backup was burst whenever its side of the doubt is the
+/// larger, 2.0 left a noisy day twice in 1,018 and 2.1 never, with `loss-10` at 38 s and
+/// `loss-5` at 1.2 moves a day (1,000 seeds each): 2.1.
+const DIFFERENCE_Z_MILLI: i64 = 2_100;
 
 /// How far the difference `from − to` of two links' scores may be off, at `DIFFERENCE_Z_MILLI`:
 /// their errors (`from` down to `from_low`, `to` up to `to_high`, at `Z_MILLI`) are independent,
@@ -86,6 +91,14 @@ const DIFFERENCE_Z_MILLI: i64 = 1_800;
 pub fn doubt(from: Score, from_low: Score, to: Score, to_high: Score) -> Score {
     let errors = in_quadrature([from.0 - from_low.0, to_high.0 - to.0]);
     Score(errors * DIFFERENCE_Z_MILLI / Z_MILLI as i64)
+}
+
+/// Whether the other link's side of the doubt (its error up to its worst) outweighs the
+/// current's (down to its best): where the doubt mostly is, and so which link's bursts narrow it.
+/// Not the wider side of each link's bounds: a lossy link's worst lies far above its score (the
+/// loss term is a square) and says nothing about the comparison.
+pub fn doubt_is_mostly_the_other(from: Score, from_low: Score, to: Score, to_high: Score) -> bool {
+    to_high.0 - to.0 > from.0 - from_low.0
 }
 
 /// `√(Σ xᵢ²)` of independent errors, each capped so that the squares cannot overflow.
@@ -157,13 +170,24 @@ mod tests {
     #[test]
     fn the_doubt_of_a_difference_adds_both_errors_in_quadrature_at_the_surer_z() {
         let (from, to) = (Score::from_points(100), Score::from_points(40));
-        // Errors of 30 and 40 points: 50 in quadrature, at z 1.8 instead of 1.282.
+        // Errors of 30 and 40 points: 50 in quadrature, at z 2.1 instead of 1.282.
         let thirty_and_forty = doubt(from, Score::from_points(70), to, Score::from_points(80));
-        assert_eq!(thirty_and_forty, Score(50_000 * 1_800 / 1_282));
+        assert_eq!(thirty_and_forty, Score(50_000 * 2_100 / 1_282));
         // Errors beyond any real score cannot overflow.
         let huge = doubt(Score(i64::MAX / 4), Score(0), Score(0), Score(i64::MAX / 4));
         assert!(huge.0 > 0, "{huge:?}");
         assert_eq!(doubt(from, from, to, to), Score(0));
+    }
+
+    #[test]
+    fn the_doubt_is_mostly_the_side_with_the_larger_error() {
+        let p = Score::from_points;
+        // A primary at 10 % loss (150, at best 119, at worst 235) against a backup probed
+        // rarely (70, at worst 95): the primary's side (31) outweighs the backup's (25).
+        assert!(!doubt_is_mostly_the_other(p(150), p(119), p(70), p(95)));
+        // Its loss known better (at best 130): the backup's side is now the larger, though the
+        // primary's bounds are the wider (115 above its score).
+        assert!(doubt_is_mostly_the_other(p(150), p(130), p(70), p(95)));
     }
 
     #[test]

@@ -498,7 +498,7 @@ fn wilson(lost: u32, resolved: u32, z_milli: u64) -> Estimate {
     }
     // In millionths: p = lost / n, z² = z_milli² / 10⁶.
     let n = u64::from(resolved);
-    let p = u64::from(lost) * 1_000_000 / n;
+    let p = u64::from(lost.min(resolved)) * 1_000_000 / n;
     let z2 = z_milli * z_milli; // z² in millionths
     let denominator = 1_000_000 + z2 / n; // 1 + z²/n, millionths
     let centre = p + z2 / (2 * n); // p + z²/2n, millionths
@@ -517,31 +517,54 @@ fn wilson(lost: u32, resolved: u32, z_milli: u64) -> Estimate {
 /// for many poolings in a row, and each interval costs several 64-bit divisions.
 #[derive(Copy, Clone, Debug, Default)]
 pub struct LossIntervals {
-    /// Lost and resolved over the loss window, then over the newest outcomes.
-    counts: [u32; 4],
+    counts: PooledLoss,
     intervals: Option<[Estimate; 3]>,
 }
 
 impl LossIntervals {
     /// The loss, the loss of the newest outcomes and that of the window's older ones, with
     /// their bounds.
-    fn of(&mut self, counts: [u32; 4]) -> [Estimate; 3] {
+    fn of(&mut self, counts: PooledLoss) -> [Estimate; 3] {
         if let Some(known) = self.intervals.filter(|_| self.counts == counts) {
             return known;
         }
-        let [lost, resolved, recent_lost, recent] = counts;
+        let PooledLoss { window: (lost, resolved), newest, earlier } = counts;
         let recent_loss = Estimate {
-            low: wilson(recent_lost, recent, RECENT_LOW_Z_MILLI).low,
-            high: wilson(recent_lost, recent, RECENT_HIGH_Z_MILLI).high,
-            value: loss_value(recent_lost, recent),
+            low: wilson(newest.0, newest.1, RECENT_LOW_Z_MILLI).low,
+            high: wilson(newest.0, newest.1, RECENT_HIGH_Z_MILLI).high,
+            value: loss_value(newest.0, newest.1),
         };
-        // The newest outcomes are in the window unless a floor cut it shorter than them.
-        let (earlier_lost, earlier) =
-            (lost.saturating_sub(recent_lost), resolved.saturating_sub(recent));
-        let earlier = wilson(earlier_lost, earlier, EARLIER_Z_MILLI);
+        let earlier = wilson(earlier.0, earlier.1, EARLIER_Z_MILLI);
         let intervals = [loss_estimate(lost, resolved), recent_loss, earlier];
         *self = LossIntervals { counts, intervals: Some(intervals) };
         intervals
+    }
+}
+
+/// `(lost, resolved)` pooled over a link's targets: over the loss window, over the newest
+/// outcomes, and over the window's outcomes older than the newest.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+struct PooledLoss {
+    window: (u32, u32),
+    newest: (u32, u32),
+    earlier: (u32, u32),
+}
+
+impl PooledLoss {
+    fn add(&mut self, window: (u32, u32), newest: (u32, u32)) {
+        // Both are suffixes of one target's outcomes, so one holds the other. The older part is
+        // taken per target: a floor may cut one target's window shorter than its newest and not
+        // another's, and pooled counts would then subtract one target's newest from another's
+        // window (more lost than resolved).
+        let earlier = if window.1 >= newest.1 {
+            (window.0.saturating_sub(newest.0), window.1 - newest.1)
+        } else {
+            (0, 0)
+        };
+        let sum = |a: (u32, u32), b: (u32, u32)| (a.0 + b.0, a.1 + b.1);
+        self.window = sum(self.window, window);
+        self.newest = sum(self.newest, newest);
+        self.earlier = sum(self.earlier, earlier);
     }
 }
 
@@ -553,18 +576,16 @@ pub fn consensus(
     intervals: &mut LossIntervals,
 ) -> Option<Stats> {
     let mut figures = [[Estimate::default(); MAX_TARGETS]; 2];
-    let (mut count, mut lost, mut resolved, mut recent_lost, mut recent) = (0, 0, 0, 0, 0);
-    for (stats, (lost_now, resolved_now)) in targets.take(MAX_TARGETS) {
+    let (mut count, mut pooled) = (0, PooledLoss::default());
+    for (stats, newest) in targets.take(MAX_TARGETS) {
         figures[0][count] = stats.latency;
         figures[1][count] = stats.jitter;
-        lost += stats.lost;
-        resolved += stats.resolved;
-        recent_lost += lost_now;
-        recent += resolved_now;
+        pooled.add((stats.lost, stats.resolved), newest);
         count += 1;
     }
     (count > 0).then(|| {
-        let [loss, recent_loss, earlier_loss] = intervals.of([lost, resolved, recent_lost, recent]);
+        let [loss, recent_loss, earlier_loss] = intervals.of(pooled);
+        let (lost, resolved) = pooled.window;
         Stats {
             latency: median_estimate(&mut figures[0][..count]),
             jitter: median_estimate(&mut figures[1][..count]),
@@ -774,6 +795,21 @@ mod tests {
     }
 
     #[test]
+    fn a_window_cut_shorter_than_the_newest_leaves_no_older_outcomes_of_that_target() {
+        // A floor cut the first target's window to 2 outcomes, under its 8 newest; the second's
+        // 10 hold its 3 newest. Pooled first, the older part would be 5 lost of 1 resolved.
+        let target =
+            |lost, resolved, newest| (Stats { lost, resolved, ..Stats::default() }, newest);
+        let targets = [target(0, 2, (0, 8)), target(5, 10, (0, 3))];
+        let link = consensus(targets.into_iter(), &mut LossIntervals::default()).unwrap();
+        assert_eq!((link.lost, link.resolved), (5, 12));
+        assert_eq!(link.earlier_loss, wilson(5, 7, EARLIER_Z_MILLI), "only the second's older 7");
+        assert_eq!(link.recent_loss.value, 0);
+        // However its counts come, an interval stays within 0..=100 %.
+        assert_eq!(wilson(5, 1, Z_MILLI), wilson(1, 1, Z_MILLI));
+    }
+
+    #[test]
     fn a_full_window_keeps_the_newest_in_order_across_its_wrap() {
         let mut w = Window::new();
         let outcome = |i: u64| Instant::from_millis(i * 100);
@@ -848,6 +884,35 @@ mod tests {
                     proptest::prop_assert_eq!(w.delays(since), walked_delays(&w, since));
                     proptest::prop_assert_eq!(w.delays(since), walked_delays(&w, since));
                 }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Targets whose windows a floor cuts at different points (one shorter than its newest
+        /// outcomes, another not): the pooled intervals stay sound, never more lost than sent.
+        #[test]
+        fn pooled_intervals_stay_within_their_counts(
+            targets in proptest::collection::vec(
+                (proptest::collection::vec(proptest::bool::ANY, 0..140), 0u64..40_000),
+                1..=MAX_TARGETS,
+            ),
+        ) {
+            let windows: Vec<Window> = targets.iter().map(|(lost, _)| {
+                let mut w = Window::new();
+                for (i, &lost) in lost.iter().enumerate() {
+                    let sent = Instant::from_millis(i as u64 * 250);
+                    if lost { w.push_lost(sent, true) } else { w.push_reply(sent, 20_000, true) }
+                }
+                w
+            }).collect();
+            let stats = windows.iter().zip(&targets).map(|(w, (_, floor_ms))| {
+                let (window, newest) = w.loss(Instant::from_millis(0), Instant::from_millis(*floor_ms));
+                (Stats { lost: window.0, resolved: window.1, ..Stats::default() }, newest)
+            });
+            let link = consensus(stats, &mut LossIntervals::default()).unwrap();
+            for e in [link.loss, link.recent_loss, link.earlier_loss] {
+                proptest::prop_assert!(e.low <= e.value && e.value <= e.high && e.high <= FULL_LOSS, "{link:?}");
             }
         }
     }
