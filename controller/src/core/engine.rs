@@ -519,11 +519,7 @@ impl Engine {
     /// to a switch the bounds do not yet prove, both links are probed harder.
     fn better_link(&mut self, now: Instant, from: Option<super::LinkName>, current: LinkIndex) {
         let s = self.settings;
-        // Unsmoothed scores: the bounds come from the same windows.
-        let raw = |link: &Link| link.score().and(link.raw_score());
-        let (Some(from_score), Some((from_low, _))) =
-            (raw(&self.links[current]), self.links[current].bounds())
-        else {
+        let Some((from_score, (from_low, _))) = self.links[current].raw_score_with_bounds() else {
             // Nothing to compare with (no reply in the window yet): no advantage can be held.
             self.forget_advantages();
             return;
@@ -535,7 +531,7 @@ impl Engine {
         let mut near = [None::<LinkIndex>; 2];
         for index in 0..self.links.len() {
             let link = &mut self.links[index];
-            let (Some(to_score), Some((_, to_high))) = (raw(link), link.bounds()) else {
+            let Some((to_score, (_, to_high))) = link.raw_score_with_bounds() else {
                 link.better_since = None;
                 continue;
             };
@@ -600,8 +596,7 @@ impl Engine {
     ) {
         for index in doubted {
             self.links[current].burst(now, BURST_PROBES);
-            let other = &self.links[index];
-            let other_side = other.score().and(other.raw_score()).zip(other.bounds());
+            let other_side = self.links[index].raw_score_with_bounds();
             if other_side.is_some_and(|(to_score, (_, to_high))| {
                 doubt_is_mostly_the_other(from_score, from_low, to_score, to_high)
             }) {

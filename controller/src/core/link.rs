@@ -323,6 +323,12 @@ impl Link {
         self.raw_score
     }
 
+    /// The unsmoothed score and the bounds of the same windows, what a test of a difference
+    /// needs (the smoothed score lags its bounds); `None` unless the link is up.
+    pub(super) fn raw_score_with_bounds(&self) -> Option<(Score, (Score, Score))> {
+        self.score().and(self.raw_score).zip(self.bounds())
+    }
+
     /// The smoothed score, the one links are ranked by; `None` unless the link is up.
     pub fn score(&self) -> Option<Score> {
         if self.is_up() { self.score } else { None }
