@@ -83,6 +83,9 @@ pub struct Condition {
     pub carrier: Carrier,
     /// Indexes of targets that do not answer on this link.
     pub unreachable_targets: Vec<usize>,
+    /// Echo requests each target answers a second at most, as a target's ICMP rate limiter
+    /// does: a token bucket holding a second's worth; what finds it empty goes unanswered.
+    pub echo_limit_per_s: Option<f64>,
 }
 
 impl Condition {
@@ -101,6 +104,7 @@ impl Condition {
             outage: false,
             carrier: Carrier::Up,
             unreachable_targets: Vec::new(),
+            echo_limit_per_s: None,
         }
     }
 
@@ -117,6 +121,9 @@ impl Condition {
         }
         if self.spikes.is_some() {
             return Err("spikes (a timed change netem is not told of)");
+        }
+        if self.echo_limit_per_s.is_some() {
+            return Err("echo_limit_per_s (netem has no per-target rate limiter)");
         }
         if self.delay_tail.is_some() {
             return Err("delay_tail (netem's distributions have no such tail)");
@@ -140,6 +147,8 @@ pub struct Change {
     pub outage: Option<bool>,
     pub carrier: Option<Carrier>,
     pub unreachable_targets: Option<Vec<usize>>,
+    /// `Some(None)` turns the limiter off.
+    pub echo_limit_per_s: Option<Option<f64>>,
     /// Back to the link's base condition first, then the other fields.
     pub restore: bool,
 }
@@ -165,6 +174,7 @@ impl Change {
         set(&mut condition.outage, &self.outage);
         set(&mut condition.carrier, &self.carrier);
         set(&mut condition.unreachable_targets, &self.unreachable_targets);
+        set(&mut condition.echo_limit_per_s, &self.echo_limit_per_s);
     }
 
     /// The change that puts back the base values of every field this one sets: the end of a
@@ -185,6 +195,7 @@ impl Change {
             outage: back(&self.outage, base.outage),
             carrier: back(&self.carrier, base.carrier),
             unreachable_targets: back(&self.unreachable_targets, base.unreachable_targets.clone()),
+            echo_limit_per_s: back(&self.echo_limit_per_s, base.echo_limit_per_s),
             restore: self.restore,
         }
     }

@@ -128,6 +128,13 @@ pub const FAMILIES: &[Family] = &[
         timeline: "  - { at_s: 120, link: wan, unreachable_targets: [1] }\n",
     },
     Family {
+        name: "echo-limited",
+        what: "1 % loss, each target answering 10 echo requests a second at most",
+        kind: Kind::Healthy,
+        horizon_s: 3600.0,
+        timeline: "  - { at_s: 120, link: wan, loss_percent: 1, echo_limit_per_s: 10 }\n  - { at_s: 120, link: wwan, echo_limit_per_s: 10 }\n",
+    },
+    Family {
         name: "noisy-day",
         what: "1–2 % loss, jitter, spikes, a filtered target",
         kind: Kind::Healthy,

@@ -50,11 +50,30 @@ pub struct Path {
     /// In the bad state of the Gilbert–Elliott model.
     bad: bool,
     rng: Rng,
+    /// Each target's rate limiter: tokens left, and when they were counted (scenario seconds).
+    limiters: Vec<(f64, f64)>,
 }
 
 impl Path {
     pub fn new(condition: Condition, seed: u64) -> Path {
-        Path { condition, bad: false, rng: Rng::new(seed) }
+        Path { condition, bad: false, rng: Rng::new(seed), limiters: Vec::new() }
+    }
+
+    /// Whether `target`'s rate limiter lets an echo request through at `t_s` (it takes a token).
+    /// Draws nothing: the limiter changes no other packet's draws.
+    fn limiter_passes(&mut self, target: usize, t_s: f64) -> bool {
+        let Some(limit) = self.condition.echo_limit_per_s else { return true };
+        if self.limiters.len() <= target {
+            self.limiters.resize(target + 1, (limit, t_s));
+        }
+        let (tokens, at_s) = &mut self.limiters[target];
+        *tokens = (*tokens + (t_s - *at_s).max(0.0) * limit).min(limit);
+        *at_s = t_s;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
     }
 
     fn draws(&mut self) -> Draws {
@@ -104,12 +123,14 @@ impl Path {
         let out = self.draws();
         let back_lost = self.rng.unit();
         let burst = self.burst_loss(&out);
+        let lost_out =
+            self.blocked(Some(target)) || burst || out.lost * 100.0 < self.condition.loss_percent;
+        // A request that reaches the target takes a token, whether or not its reply comes back.
+        if lost_out || !self.limiter_passes(target, t_s) {
+            return None;
+        }
         let c = &self.condition;
-        if self.blocked(Some(target))
-            || burst
-            || out.lost * 100.0 < c.loss_percent
-            || back_lost * 100.0 < c.return_loss_percent
-        {
+        if back_lost * 100.0 < c.return_loss_percent {
             return None;
         }
         let rtt = c.latency_ms + c.target_extra_ms(target) + out.spread * c.jitter_ms;
@@ -128,6 +149,9 @@ impl Path {
         if outbound {
             let burst = self.burst_loss(&draws);
             if self.blocked(target) || burst || draws.lost * 100.0 < c.loss_percent {
+                return None;
+            }
+            if target.is_some_and(|t| !self.limiter_passes(t, t_s)) {
                 return None;
             }
             let target_extra = target.map_or(0.0, |t| c.target_extra_ms(t));
@@ -187,6 +211,21 @@ mod tests {
         path.condition.carrier = Carrier::Down;
         assert_eq!(path.one_way(Some(0), true, 5.0), None);
         assert_eq!(path.one_way(None, false, 5.0), None);
+    }
+
+    #[test]
+    fn a_rate_limited_target_answers_its_rate_and_a_second_saved_up() {
+        let mut condition = Condition::new(20.0, 0.0, 0.0);
+        condition.echo_limit_per_s = Some(10.0);
+        let mut path = Path::new(condition, 5);
+        // Thirty a second for two seconds: the second's worth saved up, then ten a second over
+        // the 1.97 s from the first to the last.
+        let answered = (0..60).filter(|i| path.round_trip(0, f64::from(*i) / 30.0).is_some());
+        assert_eq!(answered.count(), 10 + 19);
+        // Each target has its own bucket; one a second always passes.
+        assert!(path.round_trip(1, 2.0).is_some());
+        assert!((3..10).all(|s| path.round_trip(0, f64::from(s)).is_some()));
+        assert!(path.one_way(Some(1), true, 2.01).is_some());
     }
 
     #[test]

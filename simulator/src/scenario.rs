@@ -83,6 +83,8 @@ struct RawLink {
     #[serde(default)]
     target_latency_ms: Option<Spanned<Vec<f64>>>,
     #[serde(default)]
+    echo_limit_per_s: Option<Spanned<f64>>,
+    #[serde(default)]
     targets: Option<Spanned<usize>>,
     #[serde(default)]
     config: Option<Spanned<serde_json::Map<String, serde_json::Value>>>,
@@ -112,6 +114,7 @@ struct RawPhase {
     outage: Option<bool>,
     carrier: Option<Carrier>,
     unreachable_targets: Option<Spanned<Vec<usize>>>,
+    echo_limit_per_s: Option<Spanned<f64>>,
     restore: Option<bool>,
     /// The numeric fields move there linearly over this many seconds, in one-second steps.
     ramp_s: Option<Spanned<f64>>,
@@ -267,6 +270,11 @@ impl Checker<'_> {
         value.as_ref().map(|v| self.range(v, path, 0.0, max, unit))
     }
 
+    /// A rate limiter's echo requests a second: at least one, or no token would ever be whole.
+    fn echo_limit(&mut self, value: &Option<Spanned<f64>>, path: String) -> Option<f64> {
+        value.as_ref().map(|v| self.range(v, path, 1.0, 100_000.0, " echo requests a second"))
+    }
+
     fn link_index(
         &mut self,
         names: &[String],
@@ -340,6 +348,8 @@ impl Checker<'_> {
                 .as_ref()
                 .map(|t| self.target_latencies(t, path("target_latency_ms")))
                 .unwrap_or_default();
+            base.echo_limit_per_s =
+                self.echo_limit(&link.echo_limit_per_s, path("echo_limit_per_s"));
             let targets = match &link.targets {
                 Some(t) if !(1..=TARGETS.len()).contains(&t.value) => {
                     let message = format!("got {}, expected 1 to {}", t.value, TARGETS.len());
@@ -456,12 +466,16 @@ impl Checker<'_> {
             outage: p.outage,
             carrier: p.carrier,
             unreachable_targets: p.unreachable_targets.as_ref().map(|t| t.value.clone()),
+            echo_limit_per_s: self
+                .echo_limit(&p.echo_limit_per_s, path("echo_limit_per_s"))
+                .map(Some),
             restore: p.restore.unwrap_or(false),
         };
         if change == Change::default() {
             let message = "changes nothing: expected at least one of latency_ms, jitter_ms, \
                            loss_percent, return_loss_percent, bursts, spikes, delay_tail, \
-                           target_latency_ms, outage, carrier, unreachable_targets, restore";
+                           target_latency_ms, outage, carrier, unreachable_targets, \
+                           echo_limit_per_s, restore";
             self.error(phase.referenced.line(), format!("timeline[{i}]"), message);
         }
         change

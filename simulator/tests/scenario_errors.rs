@@ -52,7 +52,7 @@ fn references_and_ranges_are_checked_with_their_lines() {
   - {{ at_s: 10, link: wann, outage: true }}
   - {{ at_s: 10, link: wan, unreachable_targets: [5] }}
   - {{ at_s: 10, link: wan }}
-  - {{ at_s: 10, link: wwan, loss_percent: 150 }}
+  - {{ at_s: 10, link: wwan, loss_percent: 150, echo_limit_per_s: 0 }}
 expect:
   - switch: {{ to: lte, after_s: 10, within_s: 5 }}
   - no_switch: {{ from_s: 30, until_s: 20 }}
@@ -64,8 +64,9 @@ expect:
             "bad.yaml:6: timeline[0].at_s: got 90, expected 0 to 60 seconds (within duration_s)",
             "bad.yaml:7: timeline[1].link: no link named \"wann\"; the links are wan, wwan",
             "bad.yaml:8: timeline[2].unreachable_targets: target 5 does not exist: link wan has targets 0 to 1",
-            "bad.yaml:9: timeline[3]: changes nothing: expected at least one of latency_ms, jitter_ms, loss_percent, return_loss_percent, bursts, spikes, delay_tail, target_latency_ms, outage, carrier, unreachable_targets, restore",
+            "bad.yaml:9: timeline[3]: changes nothing: expected at least one of latency_ms, jitter_ms, loss_percent, return_loss_percent, bursts, spikes, delay_tail, target_latency_ms, outage, carrier, unreachable_targets, echo_limit_per_s, restore",
             "bad.yaml:10: timeline[4].loss_percent: got 150, expected 0 to 100 %",
+            "bad.yaml:10: timeline[4].echo_limit_per_s: got 0, expected 1 to 100000 echo requests a second",
             "bad.yaml:12: expect[0].switch.to: no link named \"lte\"; the links are wan, wwan",
             "bad.yaml:13: expect[1].no_switch: from_s 30 is after until_s 20",
         ]
