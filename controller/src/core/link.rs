@@ -4,9 +4,7 @@
 //! - **Pace.** A link carrying the route (or dead, or before the first choice) probes each target
 //!   every `interval_ms`, its targets in turn; a healthy standby every `standby_interval_ms`; a
 //!   suspect link in a burst, a probe every 16.7 ms, bounded per burst and per minute. Paced
-//!   and burst probes each go round the targets on their own. Now and then, while calm, a
-//!   calibration burst asks whether a target's rate limiter drops bursts ([`super::limiter`]);
-//!   bursts leave out a target that does.
+//!   and burst probes each go round the targets on their own.
 //! - **Late.** A probe is late once unanswered for longer than this path's own srtt + 4·rttvar
 //!   (as TCP's RTO); a late probe makes the link suspect. It is *lost* after `timeout_ms`, or
 //!   sooner once it is late and a probe to the same target sent after it was answered: replies
@@ -24,7 +22,6 @@
 use super::config::LinkConfig;
 use super::decision::Probe;
 use super::in_flight::{Flights, InFlight};
-use super::limiter::{self, Limiter, Verdict};
 use super::link_state::{DeadCause, LinkState, StateCell};
 use super::name::LinkName;
 use super::score::{Score, raw_score, score_bounds, smooth};
@@ -90,8 +87,6 @@ pub struct Target {
     /// When a probe presumed lost was answered after all: this path reorders (a delay spike
     /// that ended at once, replies over two routes), so for a while only timeouts tell loss.
     reordered_at: Option<Instant>,
-    /// Whether it drops what a burst sends, and the tallies that tell.
-    limiter: Limiter,
 }
 
 impl Target {
@@ -113,36 +108,7 @@ impl Target {
             first_lost_since_answer: [None; SILENT_PROBES],
             answered_sent: None,
             reordered_at: None,
-            limiter: Limiter::default(),
         }
-    }
-
-    /// Counts a probe's outcome: a calibration's burst probes only in the comparison, its paced
-    /// ones nowhere (the burst may have emptied the limiter's bucket), a burst's to a target that
-    /// limits bursts not at all (sent before the target was found out), any other in the window.
-    fn record(&mut self, probe: &InFlight, rtt: Option<Micros>) {
-        if probe.is_calibration_burst()
-            && self.limiter.count_calibration(rtt.is_some()) == Verdict::Limits
-        {
-            // Its bursts so far told of the limiter, not of the path.
-            self.window.keep_paced();
-            self.dirty = true;
-        }
-        if probe.calibration || (!probe.paced && self.limiter.limits) {
-            return;
-        }
-        if probe.paced {
-            self.limiter.count_paced(rtt.is_some());
-        }
-        match rtt {
-            Some(rtt) => self.window.push_reply(probe.sent, rtt, probe.paced),
-            None => self.window.push_lost(probe.sent, probe.paced),
-        }
-    }
-
-    /// Whether the last calibration found it dropping what a burst sends ([`limiter`]).
-    pub fn limits_bursts(&self) -> bool {
-        self.limiter.limits
     }
 
     /// Whether this target's silence is evidence about the link: it answered shortly before the
@@ -261,9 +227,6 @@ pub struct Link {
     burst_cursor: usize,
     /// A burst under way: probes left, and when the next is due.
     burst_left: u32,
-    /// The burst under way is a calibration ([`limiter`]), and when the last one began.
-    calibrating: bool,
-    calibrated_at: Option<Instant>,
     next_burst: Instant,
     tokens: u32,
     tokens_at: Instant,
@@ -310,8 +273,6 @@ impl Link {
             paced_cursor: 0,
             burst_cursor: 0,
             burst_left: 0,
-            calibrating: false,
-            calibrated_at: None,
             next_burst: now,
             tokens: BURST_TOKENS / 4,
             tokens_at: now,
@@ -426,19 +387,14 @@ impl Link {
             return None;
         }
         let paced = self.next_paced <= now;
-        if paced && self.calibration_due(now, pace) {
-            self.start_calibration(now);
-        }
-        let index = if paced { Some(self.paced_cursor) } else { self.next_burst_target() };
-        let index = index.map(|i| i % self.targets.len());
-        let free = index.is_some_and(|i| self.targets[i].in_flight.free().is_some());
-        let Some(index) = index.filter(|_| paced || free) else {
-            // A burst never costs a probe already on its way, nor goes where a limiter drops
-            // it: it ends here.
+        let cursor = if paced { &mut self.paced_cursor } else { &mut self.burst_cursor };
+        let index = *cursor % self.targets.len();
+        let free = self.targets[index].in_flight.free().is_some();
+        if !paced && !free {
+            // A burst never costs a probe already on its way: it ends here.
             self.burst_left = 0;
             return None;
-        };
-        let cursor = if paced { &mut self.paced_cursor } else { &mut self.burst_cursor };
+        }
         *cursor = (index + 1) % self.targets.len();
         if paced {
             // A caller that fell behind resumes the rhythm instead of catching up in a rush.
@@ -460,63 +416,10 @@ impl Link {
                 oldest
             }
         };
-        let calibration = self.calibrating && self.burst_left > 0;
-        let probe =
-            InFlight { seq, sent: now, late: false, paced, presumed_lost: false, calibration };
-        self.targets[index].in_flight.put(slot, probe);
+        self.targets[index]
+            .in_flight
+            .put(slot, InFlight { seq, sent: now, late: false, paced, presumed_lost: false });
         Some((index, seq))
-    }
-
-    /// The target of the next burst probe: the burst's turn, past targets that limit bursts.
-    /// A calibration asks every target, past those whose probes are all still on their way (a
-    /// limiter's drops wait for their timeout there): the others must not lose their turns.
-    fn next_burst_target(&self) -> Option<usize> {
-        let count = self.targets.len();
-        let takes = |i: &usize| {
-            let target = &self.targets[*i];
-            if self.calibrating {
-                target.in_flight.free().is_some()
-            } else {
-                !target.limiter.limits
-            }
-        };
-        (0..count).map(|step| (self.burst_cursor + step) % count).find(takes)
-    }
-
-    /// Whether the link is due a calibration ([`limiter`]): up for a while and calm (nothing
-    /// unanswered since its newest reply, no burst under way), every target with paced outcomes
-    /// to compare with, the last one long enough ago for its pace, and tokens enough.
-    fn calibration_due(&mut self, now: Instant, pace: Pace) -> bool {
-        let every = match pace {
-            Pace::Active => limiter::CALIBRATE_ACTIVE_EVERY,
-            Pace::Standby => limiter::CALIBRATE_STANDBY_EVERY,
-        };
-        self.is_up()
-            && now.since(self.state.since()) >= limiter::CALIBRATE_AFTER_UP
-            && self.burst_left == 0
-            && self.unanswered() == 0
-            && self.calibrated_at.is_none_or(|at| now.since(at) >= every)
-            && self.targets.iter().all(|t| t.limiter.ready())
-            && self.earn_tokens(now) >= limiter::CALIBRATION_PROBES * self.targets.len() as u32
-    }
-
-    fn start_calibration(&mut self, now: Instant) {
-        self.calibrated_at = Some(now);
-        self.calibrating = true;
-        self.burst_left = limiter::CALIBRATION_PROBES * self.targets.len() as u32;
-        self.tokens -= self.burst_left;
-        self.next_burst = now;
-        for target in &mut self.targets {
-            target.limiter.start_calibration();
-        }
-    }
-
-    /// Tokens earned since they were last counted, added; returns how many there are.
-    fn earn_tokens(&mut self, now: Instant) -> u32 {
-        let earned = (now.since(self.tokens_at) / TOKEN_EVERY) as u32;
-        self.tokens = (self.tokens + earned).min(BURST_TOKENS);
-        self.tokens_at = self.tokens_at.after(u64::from(earned) * TOKEN_EVERY);
-        self.tokens
     }
 
     /// Moves the next paced probe to no later than `at` (the link took over the route).
@@ -526,19 +429,10 @@ impl Link {
 
     /// Starts a burst if none is under way and the minute's budget allows; true if it did.
     pub(super) fn burst(&mut self, now: Instant, probes: u32) -> bool {
-        if self.calibrating && self.burst_left > 0 {
-            // Something looks wrong: the evidence a burst gathers comes first, and a
-            // calibration's outcomes are never counted as it.
-            self.burst_left = 0;
-            for target in &mut self.targets {
-                target.limiter.abandon_calibration();
-            }
-        }
-        if self.earn_tokens(now) == 0 || !self.probing() || self.burst_left > 0 {
-            return false;
-        }
-        self.calibrating = false;
-        if self.next_burst_target().is_none() {
+        let earned = (now.since(self.tokens_at) / TOKEN_EVERY) as u32;
+        self.tokens = (self.tokens + earned).min(BURST_TOKENS);
+        self.tokens_at = self.tokens_at.after(u64::from(earned) * TOKEN_EVERY);
+        if !self.probing() || self.burst_left > 0 || self.tokens == 0 {
             return false;
         }
         self.burst_left = probes.min(self.tokens);
@@ -561,7 +455,7 @@ impl Link {
             if !probe.presumed_lost {
                 self.lose(target, probe);
             }
-            return Some(News { suspect: reachable && !probe.late && !probe.calibration });
+            return Some(News { suspect: reachable && !probe.late });
         }
         let newest_answered = t.answered_sent.is_none_or(|a| probe.sent > a);
         if probe.presumed_lost {
@@ -573,7 +467,7 @@ impl Link {
                 self.presume_lost(target, probe.sent);
             }
             let t = &mut self.targets[target];
-            t.record(&probe, Some(rtt));
+            t.window.push_reply(probe.sent, rtt, probe.paced);
             t.resolve(true);
         }
         let t = &mut self.targets[target];
@@ -624,7 +518,7 @@ impl Link {
 
     fn lose(&mut self, target: usize, probe: InFlight) {
         let t = &mut self.targets[target];
-        t.record(&probe, None);
+        t.window.push_lost(probe.sent, probe.paced);
         t.resolve(false);
         if self.answered_sent.is_none_or(|a| probe.sent > a) {
             let t = &mut self.targets[target];
@@ -652,7 +546,7 @@ impl Link {
                         self.lose(index, probe);
                         changed = true;
                     }
-                    news.suspect |= reachable && !probe.late && !probe.calibration;
+                    news.suspect |= reachable && !probe.late;
                 } else if !probe.late && waited >= late_after {
                     let t = &self.targets[index];
                     if t.answered_sent.is_some_and(|a| a > probe.sent) && t.presumes(now) {
@@ -660,9 +554,7 @@ impl Link {
                     } else {
                         self.targets[index].in_flight.put(slot, InFlight { late: true, ..probe });
                     }
-                    // A calibration's late probes are what it measures (a limiter drops them,
-                    // and the paced ones its burst left no token for), not news of the path.
-                    news.suspect |= reachable && !probe.calibration;
+                    news.suspect |= reachable;
                     changed = true;
                 }
             }

@@ -8,7 +8,6 @@ pub mod decision;
 pub mod device;
 pub mod engine;
 mod in_flight;
-pub mod limiter;
 pub mod limits;
 pub mod link;
 pub mod link_state;
