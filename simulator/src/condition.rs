@@ -147,7 +147,7 @@ pub struct Change {
     pub outage: Option<bool>,
     pub carrier: Option<Carrier>,
     pub unreachable_targets: Option<Vec<usize>>,
-    /// `Some(None)` turns the limiter off.
+    /// `Some(None)`: no limiter (what a change's undo puts back on a link that had none).
     pub echo_limit_per_s: Option<Option<f64>>,
     /// Back to the link's base condition first, then the other fields.
     pub restore: bool,

@@ -594,8 +594,11 @@ impl Engine {
         (from_score, from_low): (Score, Score),
         doubted: impl Iterator<Item = LinkIndex>,
     ) {
-        for index in doubted {
+        let mut doubted = doubted.peekable();
+        if doubted.peek().is_some() {
             self.links[current].burst(now, BURST_PROBES);
+        }
+        for index in doubted {
             let other_side = self.links[index].raw_score_with_bounds();
             if other_side.is_some_and(|(to_score, (_, to_high))| {
                 doubt_is_mostly_the_other(from_score, from_low, to_score, to_high)
