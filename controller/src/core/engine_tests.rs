@@ -3,6 +3,7 @@
 use super::*;
 use crate::core::LinkName;
 use crate::core::config::Config;
+use crate::core::limiter;
 use crate::core::telemetry::Telemetry;
 use crate::core::virtual_time::VirtualRun;
 
@@ -616,6 +617,64 @@ fn a_target_filtered_mid_run_does_not_move_the_route() {
     assert_eq!(run.current(), "wan");
 }
 
+#[test]
+fn targets_that_rate_limit_echo_requests_are_left_out_of_bursts_and_the_route_stays() {
+    // Every target answers ten echo requests a second at most (a bucket of a second's worth);
+    // wan loses one probe in forty besides, and each loss starts a burst of 30 a second.
+    let mut buckets = [[(10.0_f64, 0_u64); 2]; 2];
+    let mut sent = 0_u64;
+    let net: Net = Box::new(move |link, target, t| {
+        let (tokens, at) = &mut buckets[link][target];
+        *tokens = (*tokens + (t - *at) as f64 / 100.0).min(10.0);
+        *at = t;
+        if *tokens < 1.0 {
+            return None;
+        }
+        *tokens -= 1.0;
+        sent += 1;
+        match link {
+            0 if sent % 40 == 0 => None,
+            0 => Some(15),
+            _ => Some(45),
+        }
+    });
+    let mut run = Run::new(config(&[0, 20], ""), net);
+    run.until(1_800_000);
+    assert_eq!(run.switches().len(), 1, "{:?}", run.switches());
+    let wan = run.link("wan");
+    assert!(wan.targets().iter().all(|t| t.limits_bursts()), "both found out");
+    let loss = wan.stats().unwrap().loss.value;
+    assert!(loss < 600, "the link's own 2.5 %, not the limiter's drops: {loss} bp");
+}
+
+#[test]
+fn loss_that_begins_during_a_calibration_is_not_taken_for_a_limiter() {
+    // wan's first calibration starts 45 s after it came up; a third of its probes are lost from
+    // the moment its burst is under way, so the calibration loses far more than the paced
+    // probes before it did, as a limiter's would.
+    let mut sent = 0_u64;
+    let net: Net = Box::new(move |link, _, t| match link {
+        0 if t < 45_300 => Some(15),
+        0 => {
+            sent += 1;
+            (sent % 3 != 0).then_some(15)
+        }
+        _ => Some(45),
+    });
+    let mut run = Run::new(config(&[0, 20], ""), net);
+    run.until(46_600);
+    let found = run.link("wan").targets().iter().any(|t| t.limits_bursts());
+    assert!(found, "the calibration took the loss for a limiter");
+    run.until(55_000);
+    let wan = run.link("wan");
+    assert!(wan.targets().iter().all(|t| !t.limits_bursts()), "the verdict taken back");
+    let (at, _, to) = run.switches()[1].clone();
+    assert_eq!(to, "wwan");
+    // The calibration and the second after it hide the loss, the probation takes two lost
+    // paced probes: a second or two more than the 30 % loss family's 2-4 s.
+    assert!(at < 51_300, "left {at} ms, 6 s after the loss began at most");
+}
+
 /// Probes sent to each link in `span` ms of steady running.
 fn probes_per_link(config: Config, net: Net, span: u64) -> Vec<usize> {
     let counts = std::rc::Rc::new(std::cell::RefCell::new(vec![0usize; config.links.len()]));
@@ -636,9 +695,12 @@ fn probes_per_link(config: Config, net: Net, span: u64) -> Vec<usize> {
 fn a_healthy_standby_is_probed_rarely_and_the_route_link_steadily() {
     let per_link = probes_per_link(config(&[0, 20], ""), steady(&[15, 45]), 600_000);
     // wan: two targets each twice a second; wwan: one probe every 7.5 s (each target every
-    // 15 s), 36 B each way: 9.6 B/s.
-    assert!((2_390..=2_410).contains(&per_link[0]), "{per_link:?}");
-    assert!((78..=82).contains(&per_link[1]), "{per_link:?}");
+    // 15 s), 36 B each way: 9.6 B/s. Each link calibrates once in these ten minutes (40
+    // probes per target): wan every ten minutes, wwan once its targets have 16 paced outcomes,
+    // then every six hours (0.3 B/s).
+    let calibration = 2 * limiter::CALIBRATION_PROBES as usize;
+    assert!((2_390..=2_410).contains(&(per_link[0] - calibration)), "{per_link:?}");
+    assert!((78..=82).contains(&(per_link[1] - calibration)), "{per_link:?}");
 }
 
 #[test]

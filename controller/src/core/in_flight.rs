@@ -20,10 +20,26 @@ pub struct InFlight {
     /// Counted lost before its timeout, because a probe to the same target sent after it was
     /// answered first; kept here until the timeout in case its reply still comes.
     pub presumed_lost: bool,
+    /// Sent during a calibration: a burst probe is compared, not counted; a paced one is not
+    /// compared ([`super::limiter`]).
+    pub calibration: bool,
 }
 
-const EMPTY: InFlight =
-    InFlight { seq: 0, sent: Instant::ZERO, late: false, paced: false, presumed_lost: false };
+impl InFlight {
+    /// A burst probe of a calibration: its outcome is compared, never counted.
+    pub fn is_calibration_burst(&self) -> bool {
+        self.calibration && !self.paced
+    }
+}
+
+const EMPTY: InFlight = InFlight {
+    seq: 0,
+    sent: Instant::ZERO,
+    late: false,
+    paced: false,
+    presumed_lost: false,
+    calibration: false,
+};
 
 /// The slots of one target. Slots are visited lowest first, so the order in which probes are
 /// found late or lost (and enter the window) does not depend on how they are stored.
@@ -113,6 +129,7 @@ mod tests {
             late: false,
             paced: true,
             presumed_lost: false,
+            calibration: false,
         }
     }
 

@@ -4,7 +4,9 @@
 //! - **Pace.** A link carrying the route (or dead, or before the first choice) probes each target
 //!   every `interval_ms`, its targets in turn; a healthy standby every `standby_interval_ms`; a
 //!   suspect link in a burst, a probe every 16.7 ms, bounded per burst and per minute. Paced
-//!   and burst probes each go round the targets on their own.
+//!   and burst probes each go round the targets on their own. Now and then, while calm, a
+//!   calibration burst asks whether a target's rate limiter drops bursts ([`super::limiter`]);
+//!   bursts leave out a target that does.
 //! - **Late.** A probe is late once unanswered for longer than this path's own srtt + 4·rttvar
 //!   (as TCP's RTO); a late probe makes the link suspect. It is *lost* after `timeout_ms`, or
 //!   sooner once it is late and a probe to the same target sent after it was answered: replies
@@ -22,6 +24,7 @@
 use super::config::LinkConfig;
 use super::decision::Probe;
 use super::in_flight::{Flights, InFlight};
+use super::limiter::{self, Limiter, Verdict};
 use super::link_state::{DeadCause, LinkState, StateCell};
 use super::name::LinkName;
 use super::score::{Score, raw_score, score_bounds, smooth};
@@ -87,6 +90,21 @@ pub struct Target {
     /// When a probe presumed lost was answered after all: this path reorders (a delay spike
     /// that ended at once, replies over two routes), so for a while only timeouts tell loss.
     reordered_at: Option<Instant>,
+    /// Whether it drops what a burst sends, and the tallies that tell.
+    limiter: Limiter,
+}
+
+/// What counting one outcome told a link's probation of a limiter's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Counted {
+    /// A calibration found the target limiting bursts.
+    FoundLimiter,
+    Paced {
+        answered: bool,
+    },
+    Burst,
+    /// Only compared (a calibration's), or not at all (a burst's to a limiter).
+    Not,
 }
 
 impl Target {
@@ -108,7 +126,52 @@ impl Target {
             first_lost_since_answer: [None; SILENT_PROBES],
             answered_sent: None,
             reordered_at: None,
+            limiter: Limiter::default(),
         }
+    }
+
+    /// Counts a probe's outcome: a calibration's burst probes only in the comparison, the rest
+    /// in the window where they tell of the path ([`Target::tells_of_path`]). Returns what the
+    /// link's probation of a limiter's verdict needs to know.
+    fn record(&mut self, probe: &InFlight, rtt: Option<Micros>) -> Counted {
+        if probe.is_calibration_burst()
+            && self.limiter.count_calibration(rtt.is_some()) == Verdict::Limits
+        {
+            // Its bursts so far told of the limiter, not of the path.
+            self.window.keep_paced();
+            self.dirty = true;
+            return Counted::FoundLimiter;
+        }
+        if !self.tells_of_path(probe, rtt.is_some()) {
+            return Counted::Not;
+        }
+        match rtt {
+            Some(rtt) => self.window.push_reply(probe.sent, rtt, probe.paced),
+            None => self.window.push_lost(probe.sent, probe.paced),
+        }
+        if !probe.paced {
+            return Counted::Burst;
+        }
+        self.limiter.count_paced(rtt.is_some());
+        Counted::Paced { answered: rtt.is_some() }
+    }
+
+    /// Whether a probe's outcome tells of the path rather than of a rate limiter: not a
+    /// calibration's burst probe (only compared), nor a burst's to a target that limits them.
+    /// A paced probe sent while a calibration's burst may have emptied the limiter's bucket
+    /// tells when answered, or once the calibration found no limiter (a fault that began during
+    /// the calibration shows at once then, not a second after it).
+    fn tells_of_path(&self, probe: &InFlight, answered: bool) -> bool {
+        match (probe.paced, probe.calibration) {
+            (true, true) => answered || !(self.limiter.limits || self.limiter.calibrating()),
+            (false, true) => false,
+            (paced, false) => paced || !self.limiter.limits,
+        }
+    }
+
+    /// Whether the last calibration found it dropping what a burst sends ([`limiter`]).
+    pub fn limits_bursts(&self) -> bool {
+        self.limiter.limits
     }
 
     /// Whether this target's silence is evidence about the link: it answered shortly before the
@@ -227,6 +290,17 @@ pub struct Link {
     burst_cursor: usize,
     /// A burst under way: probes left, and when the next is due.
     burst_left: u32,
+    /// The burst under way is a calibration ([`limiter`]), and when the last one began.
+    calibrating: bool,
+    calibrated_at: Option<Instant>,
+    /// Paced outcomes left before a verdict that a target limits stands, and those of them lost
+    /// ([`limiter::PROBATION`]).
+    probation: (u32, u32),
+    /// The link's paced probes took a calibration's verdict back: calibrate again once calm.
+    recalibrate_soon: bool,
+    /// Until when probes belong to the calibration: its burst, then the second a limiter's
+    /// bucket takes to refill, when paced probes would be dropped for its sake.
+    calibration_ends: Instant,
     next_burst: Instant,
     tokens: u32,
     tokens_at: Instant,
@@ -273,6 +347,11 @@ impl Link {
             paced_cursor: 0,
             burst_cursor: 0,
             burst_left: 0,
+            calibrating: false,
+            calibrated_at: None,
+            calibration_ends: now,
+            probation: (0, 0),
+            recalibrate_soon: false,
             next_burst: now,
             tokens: BURST_TOKENS / 4,
             tokens_at: now,
@@ -387,14 +466,19 @@ impl Link {
             return None;
         }
         let paced = self.next_paced <= now;
-        let cursor = if paced { &mut self.paced_cursor } else { &mut self.burst_cursor };
-        let index = *cursor % self.targets.len();
-        let free = self.targets[index].in_flight.free().is_some();
-        if !paced && !free {
-            // A burst never costs a probe already on its way: it ends here.
+        if paced && self.calibration_due(now, pace) {
+            self.start_calibration(now);
+        }
+        let index = if paced { Some(self.paced_cursor) } else { self.next_burst_target() };
+        let index = index.map(|i| i % self.targets.len());
+        let free = index.is_some_and(|i| self.targets[i].in_flight.free().is_some());
+        let Some(index) = index.filter(|_| paced || free) else {
+            // A burst never costs a probe already on its way, nor goes where a limiter drops
+            // it: it ends here.
             self.burst_left = 0;
             return None;
-        }
+        };
+        let cursor = if paced { &mut self.paced_cursor } else { &mut self.burst_cursor };
         *cursor = (index + 1) % self.targets.len();
         if paced {
             // A caller that fell behind resumes the rhythm instead of catching up in a rush.
@@ -416,10 +500,67 @@ impl Link {
                 oldest
             }
         };
-        self.targets[index]
-            .in_flight
-            .put(slot, InFlight { seq, sent: now, late: false, paced, presumed_lost: false });
+        let calibration = self.calibrating && now < self.calibration_ends;
+        let probe =
+            InFlight { seq, sent: now, late: false, paced, presumed_lost: false, calibration };
+        self.targets[index].in_flight.put(slot, probe);
         Some((index, seq))
+    }
+
+    /// The target of the next burst probe: the burst's turn, past targets that limit bursts.
+    /// A calibration asks every target, past those whose probes are all still on their way (a
+    /// limiter's drops wait for their timeout there): the others must not lose their turns.
+    fn next_burst_target(&self) -> Option<usize> {
+        let count = self.targets.len();
+        let takes = |i: &usize| {
+            let target = &self.targets[*i];
+            if self.calibrating {
+                target.in_flight.free().is_some()
+            } else {
+                !target.limiter.limits
+            }
+        };
+        (0..count).map(|step| (self.burst_cursor + step) % count).find(takes)
+    }
+
+    /// Whether the link is due a calibration ([`limiter`]): up for a while and calm (nothing
+    /// unanswered since its newest reply, no burst under way), every target with paced outcomes
+    /// to compare with, the last one long enough ago for its pace, and tokens enough.
+    fn calibration_due(&mut self, now: Instant, pace: Pace) -> bool {
+        let every = match pace {
+            _ if self.recalibrate_soon => limiter::CALIBRATE_AFTER_UP,
+            Pace::Active => limiter::CALIBRATE_ACTIVE_EVERY,
+            Pace::Standby => limiter::CALIBRATE_STANDBY_EVERY,
+        };
+        self.is_up()
+            && now.since(self.state.since()) >= limiter::CALIBRATE_AFTER_UP
+            && self.burst_left == 0
+            && self.unanswered() == 0
+            && self.calibrated_at.is_none_or(|at| now.since(at) >= every)
+            && self.targets.iter().all(|t| t.limiter.ready())
+            && self.earn_tokens(now) >= limiter::CALIBRATION_PROBES * self.targets.len() as u32
+    }
+
+    fn start_calibration(&mut self, now: Instant) {
+        self.calibrated_at = Some(now);
+        self.calibrating = true;
+        self.burst_left = limiter::CALIBRATION_PROBES * self.targets.len() as u32;
+        self.tokens -= self.burst_left;
+        let burst = u64::from(self.burst_left) * BURST_SPACING;
+        self.calibration_ends = now.after(burst + limiter::BUCKET_REFILL);
+        self.next_burst = now;
+        self.recalibrate_soon = false;
+        for target in &mut self.targets {
+            target.limiter.start_calibration();
+        }
+    }
+
+    /// Tokens earned since they were last counted, added; returns how many there are.
+    fn earn_tokens(&mut self, now: Instant) -> u32 {
+        let earned = (now.since(self.tokens_at) / TOKEN_EVERY) as u32;
+        self.tokens = (self.tokens + earned).min(BURST_TOKENS);
+        self.tokens_at = self.tokens_at.after(u64::from(earned) * TOKEN_EVERY);
+        self.tokens
     }
 
     /// Moves the next paced probe to no later than `at` (the link took over the route).
@@ -429,10 +570,19 @@ impl Link {
 
     /// Starts a burst if none is under way and the minute's budget allows; true if it did.
     pub(super) fn burst(&mut self, now: Instant, probes: u32) -> bool {
-        let earned = (now.since(self.tokens_at) / TOKEN_EVERY) as u32;
-        self.tokens = (self.tokens + earned).min(BURST_TOKENS);
-        self.tokens_at = self.tokens_at.after(u64::from(earned) * TOKEN_EVERY);
-        if !self.probing() || self.burst_left > 0 || self.tokens == 0 {
+        if self.calibrating && self.burst_left > 0 {
+            // Something looks wrong: the evidence a burst gathers comes first, and a
+            // calibration's outcomes are never counted as it.
+            self.burst_left = 0;
+            for target in &mut self.targets {
+                target.limiter.abandon_calibration();
+            }
+        }
+        if self.earn_tokens(now) == 0 || !self.probing() || self.burst_left > 0 {
+            return false;
+        }
+        self.calibrating = false;
+        if self.next_burst_target().is_none() {
             return false;
         }
         self.burst_left = probes.min(self.tokens);
@@ -452,10 +602,11 @@ impl Link {
         if rtt >= timeout {
             // The same boundary as `tick`, so the order of the two never matters.
             let reachable = t.reachable();
+            let tells = t.tells_of_path(&probe, false);
             if !probe.presumed_lost {
                 self.lose(target, probe);
             }
-            return Some(News { suspect: reachable && !probe.late });
+            return Some(News { suspect: reachable && !probe.late && tells });
         }
         let newest_answered = t.answered_sent.is_none_or(|a| probe.sent > a);
         if probe.presumed_lost {
@@ -466,9 +617,9 @@ impl Link {
                 // First: the window holds outcomes in the order their probes were sent.
                 self.presume_lost(target, probe.sent);
             }
-            let t = &mut self.targets[target];
-            t.window.push_reply(probe.sent, rtt, probe.paced);
-            t.resolve(true);
+            let counted = self.targets[target].record(&probe, Some(rtt));
+            self.targets[target].resolve(true);
+            self.on_probation(counted);
         }
         let t = &mut self.targets[target];
         t.learn_rtt(rtt);
@@ -485,6 +636,26 @@ impl Link {
             }
         }
         Some(News::default())
+    }
+
+    /// Keeps the probation of a limiter's verdict ([`limiter::PROBATION`]): a calibration that
+    /// found one starts it, and three of the link's paced probes lost in it take every target's
+    /// verdict back.
+    fn on_probation(&mut self, counted: Counted) {
+        let (left, lost) = self.probation;
+        self.probation = match counted {
+            Counted::FoundLimiter => (limiter::PROBATION * self.targets.len() as u32, lost),
+            Counted::Paced { answered } if left > 0 => (left - 1, lost + u32::from(!answered)),
+            _ if left == 0 => (0, 0),
+            _ => return,
+        };
+        if self.probation.1 >= limiter::PROBATION_LOSSES {
+            self.probation = (0, 0);
+            self.recalibrate_soon = true;
+            for target in &mut self.targets {
+                target.limiter.limits = false;
+            }
+        }
     }
 
     /// Late probes to `target` sent before `answered`, which was just answered: lost, as far as
@@ -517,9 +688,9 @@ impl Link {
     }
 
     fn lose(&mut self, target: usize, probe: InFlight) {
-        let t = &mut self.targets[target];
-        t.window.push_lost(probe.sent, probe.paced);
-        t.resolve(false);
+        let counted = self.targets[target].record(&probe, None);
+        self.targets[target].resolve(false);
+        self.on_probation(counted);
         if self.answered_sent.is_none_or(|a| probe.sent > a) {
             let t = &mut self.targets[target];
             t.lost_since_answer += 1;
@@ -540,13 +711,14 @@ impl Link {
             for slot in self.targets[index].in_flight.taken() {
                 let Some(probe) = self.targets[index].in_flight.get(slot) else { continue };
                 let waited = now.since(probe.sent);
+                let tells = self.targets[index].tells_of_path(&probe, false);
                 if waited >= self.timeout {
                     self.targets[index].in_flight.take(slot);
                     if !probe.presumed_lost {
                         self.lose(index, probe);
                         changed = true;
                     }
-                    news.suspect |= reachable && !probe.late;
+                    news.suspect |= reachable && !probe.late && tells;
                 } else if !probe.late && waited >= late_after {
                     let t = &self.targets[index];
                     if t.answered_sent.is_some_and(|a| a > probe.sent) && t.presumes(now) {
@@ -554,7 +726,9 @@ impl Link {
                     } else {
                         self.targets[index].in_flight.put(slot, InFlight { late: true, ..probe });
                     }
-                    news.suspect |= reachable;
+                    // A calibration's late probes are what it measures (a limiter drops them,
+                    // and the paced ones its burst left no token for), not news of the path.
+                    news.suspect |= reachable && tells;
                     changed = true;
                 }
             }

@@ -8,6 +8,7 @@ pub mod decision;
 pub mod device;
 pub mod engine;
 mod in_flight;
+pub mod limiter;
 pub mod limits;
 pub mod link;
 pub mod link_state;

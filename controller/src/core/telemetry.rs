@@ -206,6 +206,21 @@ impl Window {
         }
     }
 
+    /// Forgets the burst outcomes and keeps the paced ones in their order: the bursts to a
+    /// target whose rate limiter dropped them told of the limiter, not of the path.
+    pub fn keep_paced(&mut self) {
+        let mut kept = [Sample::new(Instant::ZERO, LOST, true); MAX_WINDOW];
+        let mut count = 0;
+        for sample in self.iter().filter(|s| s.paced) {
+            kept[count] = sample;
+            count += 1;
+        }
+        self.clear();
+        for sample in &kept[..count] {
+            self.push(*sample);
+        }
+    }
+
     pub fn push_reply(&mut self, sent: Instant, rtt_us: Micros, paced: bool) {
         // An RTT this long is a lost probe in all but name; LOST stays unambiguous.
         let rtt = rtt_us.min(u64::from(LOST - 1)) as u32;
@@ -701,6 +716,25 @@ mod tests {
         let (latency, _) = w.delays(Instant::ZERO).unwrap();
         assert_eq!(latency.value, 20_000, "the burst does not outvote the paced seconds");
         assert_eq!(w.loss_counts(Instant::ZERO, 0, Instant::ZERO), (1, 21));
+    }
+
+    #[test]
+    fn keeping_the_paced_outcomes_forgets_the_bursts_and_keeps_the_counts_true() {
+        let mut w = Window::new();
+        for i in 0..MAX_WINDOW as u64 + 40 {
+            let sent = Instant::from_millis(i * 10);
+            match (i % 4 == 0, i % 3 == 0) {
+                (true, _) => w.push_reply(sent, 20_000, true),
+                (false, true) => w.push_lost(sent, false),
+                (false, false) => w.push_reply(sent, 900_000, false),
+            }
+        }
+        w.keep_paced();
+        assert_eq!(w.len(), MAX_WINDOW / 4);
+        let since = Instant::ZERO;
+        assert_eq!(w.loss_counts(since, 0, since), (0, (MAX_WINDOW / 4) as u32));
+        let (latency, _) = w.delays(since).expect("paced replies");
+        assert_eq!(latency.value, 20_000);
     }
 
     #[test]
