@@ -90,6 +90,12 @@ impl Limiter {
         self.calibration = Some((0, 0));
     }
 
+    /// Takes the verdict that the target limits back: a fault, not a limiter, lost the
+    /// calibration's probes (the link's probation found it).
+    pub fn take_back(&mut self) {
+        self.limits = false;
+    }
+
     pub fn calibrating(&self) -> bool {
         self.calibration.is_some()
     }

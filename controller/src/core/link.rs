@@ -102,9 +102,8 @@ enum Counted {
     Paced {
         answered: bool,
     },
-    Burst,
-    /// Only compared (a calibration's), or not at all (a burst's to a limiter).
-    Not,
+    /// A burst's outcome, or one only compared or not counted: nothing to the probation.
+    Other,
 }
 
 impl Target {
@@ -143,14 +142,14 @@ impl Target {
             return Counted::FoundLimiter;
         }
         if !self.tells_of_path(probe, rtt.is_some()) {
-            return Counted::Not;
+            return Counted::Other;
         }
         match rtt {
             Some(rtt) => self.window.push_reply(probe.sent, rtt, probe.paced),
             None => self.window.push_lost(probe.sent, probe.paced),
         }
         if !probe.paced {
-            return Counted::Burst;
+            return Counted::Other;
         }
         self.limiter.count_paced(rtt.is_some());
         Counted::Paced { answered: rtt.is_some() }
@@ -533,10 +532,10 @@ impl Link {
             Pace::Standby => limiter::CALIBRATE_STANDBY_EVERY,
         };
         self.is_up()
+            && self.calibrated_at.is_none_or(|at| now.since(at) >= every)
             && now.since(self.state.since()) >= limiter::CALIBRATE_AFTER_UP
             && self.burst_left == 0
             && self.unanswered() == 0
-            && self.calibrated_at.is_none_or(|at| now.since(at) >= every)
             && self.targets.iter().all(|t| t.limiter.ready())
             && self.earn_tokens(now) >= limiter::CALIBRATION_PROBES * self.targets.len() as u32
     }
@@ -653,7 +652,7 @@ impl Link {
             self.probation = (0, 0);
             self.recalibrate_soon = true;
             for target in &mut self.targets {
-                target.limiter.limits = false;
+                target.limiter.take_back();
             }
         }
     }
@@ -711,8 +710,8 @@ impl Link {
             for slot in self.targets[index].in_flight.taken() {
                 let Some(probe) = self.targets[index].in_flight.get(slot) else { continue };
                 let waited = now.since(probe.sent);
-                let tells = self.targets[index].tells_of_path(&probe, false);
                 if waited >= self.timeout {
+                    let tells = self.targets[index].tells_of_path(&probe, false);
                     self.targets[index].in_flight.take(slot);
                     if !probe.presumed_lost {
                         self.lose(index, probe);
@@ -720,6 +719,7 @@ impl Link {
                     }
                     news.suspect |= reachable && !probe.late && tells;
                 } else if !probe.late && waited >= late_after {
+                    let tells = self.targets[index].tells_of_path(&probe, false);
                     let t = &self.targets[index];
                     if t.answered_sent.is_some_and(|a| a > probe.sent) && t.presumes(now) {
                         self.presume(index, slot, probe);
