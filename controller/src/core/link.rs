@@ -289,8 +289,7 @@ pub struct Link {
     burst_cursor: usize,
     /// A burst under way: probes left, and when the next is due.
     burst_left: u32,
-    /// The burst under way is a calibration ([`limiter`]), and when the last one began.
-    calibrating: bool,
+    /// When the last calibration ([`limiter`]) began.
     calibrated_at: Option<Instant>,
     /// Paced outcomes left before a verdict that a target limits stands, and those of them lost
     /// ([`limiter::PROBATION`]).
@@ -298,7 +297,8 @@ pub struct Link {
     /// The link's paced probes took a calibration's verdict back: calibrate again once calm.
     recalibrate_soon: bool,
     /// Until when probes belong to the calibration: its burst, then the second a limiter's
-    /// bucket takes to refill, when paced probes would be dropped for its sake.
+    /// bucket takes to refill, when paced probes would be dropped for its sake. Brought
+    /// forward to the moment a burst of evidence follows it ([`Link::burst`]).
     calibration_ends: Instant,
     next_burst: Instant,
     tokens: u32,
@@ -346,7 +346,6 @@ impl Link {
             paced_cursor: 0,
             burst_cursor: 0,
             burst_left: 0,
-            calibrating: false,
             calibrated_at: None,
             calibration_ends: now,
             probation: (0, 0),
@@ -468,7 +467,7 @@ impl Link {
         if paced && self.calibration_due(now, pace) {
             self.start_calibration(now);
         }
-        let index = if paced { Some(self.paced_cursor) } else { self.next_burst_target() };
+        let index = if paced { Some(self.paced_cursor) } else { self.next_burst_target(now) };
         let index = index.map(|i| i % self.targets.len());
         let free = index.is_some_and(|i| self.targets[i].in_flight.free().is_some());
         let Some(index) = index.filter(|_| paced || free) else {
@@ -486,6 +485,11 @@ impl Link {
         } else {
             self.burst_left -= 1;
             self.next_burst = now.after(BURST_SPACING);
+            if self.calibrating(now) {
+                // A poll loop that fell behind stretches the burst: the refill still follows it.
+                let rest = u64::from(self.burst_left) * BURST_SPACING + limiter::BUCKET_REFILL;
+                self.calibration_ends = self.calibration_ends.max(now.after(rest));
+            }
         }
         let target = &mut self.targets[index];
         let slot = match target.in_flight.free() {
@@ -499,7 +503,7 @@ impl Link {
                 oldest
             }
         };
-        let calibration = self.calibrating && now < self.calibration_ends;
+        let calibration = self.calibrating(now);
         let probe =
             InFlight { seq, sent: now, late: false, paced, presumed_lost: false, calibration };
         self.targets[index].in_flight.put(slot, probe);
@@ -509,15 +513,12 @@ impl Link {
     /// The target of the next burst probe: the burst's turn, past targets that limit bursts.
     /// A calibration asks every target, past those whose probes are all still on their way (a
     /// limiter's drops wait for their timeout there): the others must not lose their turns.
-    fn next_burst_target(&self) -> Option<usize> {
+    fn next_burst_target(&self, now: Instant) -> Option<usize> {
         let count = self.targets.len();
+        let calibrating = self.calibrating(now);
         let takes = |i: &usize| {
             let target = &self.targets[*i];
-            if self.calibrating {
-                target.in_flight.free().is_some()
-            } else {
-                !target.limiter.limits
-            }
+            if calibrating { target.in_flight.free().is_some() } else { !target.limiter.limits }
         };
         (0..count).map(|step| (self.burst_cursor + step) % count).find(takes)
     }
@@ -542,7 +543,6 @@ impl Link {
 
     fn start_calibration(&mut self, now: Instant) {
         self.calibrated_at = Some(now);
-        self.calibrating = true;
         self.burst_left = limiter::CALIBRATION_PROBES * self.targets.len() as u32;
         self.tokens -= self.burst_left;
         let burst = u64::from(self.burst_left) * BURST_SPACING;
@@ -552,6 +552,11 @@ impl Link {
         for target in &mut self.targets {
             target.limiter.start_calibration();
         }
+    }
+
+    /// Whether probes sent at `now` belong to a calibration.
+    fn calibrating(&self, now: Instant) -> bool {
+        now < self.calibration_ends
     }
 
     /// Tokens earned since they were last counted, added; returns how many there are.
@@ -569,7 +574,7 @@ impl Link {
 
     /// Starts a burst if none is under way and the minute's budget allows; true if it did.
     pub(super) fn burst(&mut self, now: Instant, probes: u32) -> bool {
-        if self.calibrating && self.burst_left > 0 {
+        if self.calibrating(now) && self.burst_left > 0 {
             // Something looks wrong: the evidence a burst gathers comes first, and a
             // calibration's outcomes are never counted as it.
             self.burst_left = 0;
@@ -580,8 +585,9 @@ impl Link {
         if self.earn_tokens(now) == 0 || !self.probing() || self.burst_left > 0 {
             return false;
         }
-        self.calibrating = false;
-        if self.next_burst_target().is_none() {
+        // The probes from here on are evidence, not the calibration's.
+        self.calibration_ends = self.calibration_ends.min(now);
+        if self.next_burst_target(now).is_none() {
             return false;
         }
         self.burst_left = probes.min(self.tokens);
@@ -1054,7 +1060,44 @@ pub struct Figures {
 
 #[cfg(test)]
 mod tests {
-    use super::probes_to_death;
+    use super::{BURST_SPACING, Link, Pace, limiter, probes_to_death};
+    use crate::core::config::Config;
+    use crate::core::time::Instant;
+
+    #[test]
+    fn a_calibration_a_late_loop_stretches_keeps_its_probes_and_the_refill_after_them() {
+        let config = Config::from_json(r#"{"links": [{"name": "wan", "device": "eth1"}]}"#);
+        let mut link = Link::new(&config.unwrap().links[0], Instant::ZERO);
+        let start = Instant::ZERO.after(60_000_000);
+        link.start_calibration(start);
+        let probes = link.burst_left;
+        // The loop wakes ten times later than the burst's spacing asks.
+        let (mut now, mut seq, mut last) = (start, 0, start);
+        while link.burst_left > 0 {
+            assert!(link.calibrating(now), "probe {seq} of {probes} belongs to the calibration");
+            let left = link.burst_left;
+            if let Some((target, sent)) = link.poll_probe(now, Pace::Active, seq) {
+                link.on_reply(now.after(15_000), target, sent);
+                seq += 1;
+                if link.burst_left < left {
+                    last = now;
+                }
+            }
+            now = now.after(10 * BURST_SPACING);
+        }
+        assert!(last.since(start) > u64::from(probes) * BURST_SPACING + limiter::BUCKET_REFILL);
+        let refilled = last.after(limiter::BUCKET_REFILL);
+        assert!(link.calibrating(last.after(limiter::BUCKET_REFILL - 1)));
+        assert!(!link.calibrating(refilled), "the refill follows the last probe, then ends");
+        // A burst of evidence ends the next one's refill at once.
+        let next = refilled.after(limiter::CALIBRATE_ACTIVE_EVERY);
+        link.earn_tokens(next);
+        link.start_calibration(next);
+        link.burst_left = 0;
+        assert!(link.calibrating(next));
+        assert!(link.burst(next, 4), "tokens enough for a burst");
+        assert!(!link.calibrating(next));
+    }
 
     #[test]
     fn death_needs_more_silent_probes_the_lossier_the_link() {
