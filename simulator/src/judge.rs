@@ -147,6 +147,14 @@ pub const FAMILIES: &[Family] = &[
         links: LIMITED_LINKS,
     },
     Family {
+        name: "echo-limited-lossy",
+        what: "4 % loss, each target answering 10 echo requests a second at most",
+        kind: Kind::Healthy,
+        horizon_s: 3600.0,
+        timeline: "  - { at_s: 120, link: wan, loss_percent: 4 }\n",
+        links: LIMITED_LINKS,
+    },
+    Family {
         name: "noisy-day",
         what: "1–2 % loss, jitter, spikes, a filtered target",
         kind: Kind::Healthy,

@@ -251,6 +251,22 @@ impl Target {
     }
 }
 
+/// A verdict that a target limits, on probation ([`limiter::PROBATION`]): the link's paced
+/// outcomes left before it stands, those of them lost, and how many lost take it back
+/// ([`limiter::probation_losses`]; none while no verdict is on probation).
+#[derive(Clone, Copy, Debug, Default)]
+struct Probation {
+    left: u32,
+    lost: u32,
+    needed: u32,
+}
+
+impl Probation {
+    fn taken_back(&self) -> bool {
+        self.needed > 0 && self.lost >= self.needed
+    }
+}
+
 /// How hard a link is probed when no burst is under way.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Pace {
@@ -291,9 +307,7 @@ pub struct Link {
     burst_left: u32,
     /// When the last calibration ([`limiter`]) began.
     calibrated_at: Option<Instant>,
-    /// Paced outcomes left before a verdict that a target limits stands, and those of them lost
-    /// ([`limiter::PROBATION`]).
-    probation: (u32, u32),
+    probation: Probation,
     /// The link's paced probes took a calibration's verdict back: calibrate again once calm.
     recalibrate_soon: bool,
     /// Until when probes belong to the calibration: its burst, then the second a limiter's
@@ -348,7 +362,7 @@ impl Link {
             burst_left: 0,
             calibrated_at: None,
             calibration_ends: now,
-            probation: (0, 0),
+            probation: Probation::default(),
             recalibrate_soon: false,
             next_burst: now,
             tokens: BURST_TOKENS / 4,
@@ -644,18 +658,26 @@ impl Link {
     }
 
     /// Keeps the probation of a limiter's verdict ([`limiter::PROBATION`]): a calibration that
-    /// found one starts it, and three of the link's paced probes lost in it take every target's
-    /// verdict back.
+    /// found one starts it, and three of the link's paced probes lost in it (more on a link that
+    /// loses some anyway) take every target's verdict back.
     fn on_probation(&mut self, counted: Counted) {
-        let (left, lost) = self.probation;
+        let Probation { left, lost, needed } = self.probation;
         self.probation = match counted {
-            Counted::FoundLimiter => (limiter::PROBATION * self.targets.len() as u32, lost),
-            Counted::Paced { answered } if left > 0 => (left - 1, lost + u32::from(!answered)),
-            _ if left == 0 => (0, 0),
+            Counted::FoundLimiter => {
+                let left = limiter::PROBATION * self.targets.len() as u32;
+                let paced = self.targets.iter().map(|t| t.limiter.paced());
+                let before =
+                    paced.fold((0, 0), |(l, r), (lost, resolved)| (l + lost, r + resolved));
+                Probation { left, lost, needed: limiter::probation_losses(left, before) }
+            }
+            Counted::Paced { answered } if left > 0 => {
+                Probation { left: left - 1, lost: lost + u32::from(!answered), needed }
+            }
+            _ if left == 0 => Probation::default(),
             _ => return,
         };
-        if self.probation.1 >= limiter::PROBATION_LOSSES {
-            self.probation = (0, 0);
+        if self.probation.taken_back() {
+            self.probation = Probation::default();
             self.recalibrate_soon = true;
             for target in &mut self.targets {
                 target.limiter.take_back();
