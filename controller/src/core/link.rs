@@ -311,8 +311,9 @@ pub struct Link {
     /// The link's paced probes took a calibration's verdict back: calibrate again once calm.
     recalibrate_soon: bool,
     /// Until when probes belong to the calibration: its burst, then the second a limiter's
-    /// bucket takes to refill, when paced probes would be dropped for its sake. Brought
-    /// forward to the moment a burst of evidence follows it ([`Link::burst`]).
+    /// bucket takes to refill, when paced probes would be dropped for its sake. Put back when a
+    /// late poll loop stretches the burst, brought forward to the moment a burst of evidence
+    /// follows it ([`Link::burst`]).
     calibration_ends: Instant,
     next_burst: Instant,
     tokens: u32,
