@@ -225,9 +225,9 @@ mod tests {
     fn a_lossy_link_needs_more_lost_paced_probes_to_take_a_verdict_back() {
         // Sixteen paced probes (two targets); what was lost of 64 paced probes before.
         assert_eq!(probation_losses(16, (0, 64)), PROBATION_LOSSES);
-        // ~4.7 % (Laplace): 5 or more of 16 is 1 in ~170 probations at that loss.
+        // ~4.7 % (Laplace): 5 or more of 16 is 1 in ~490 probations at that loss.
         assert_eq!(probation_losses(16, (3, 64)), 5);
-        // ~10.6 %: 6 or more of 16 is 1 in ~125.
+        // ~10.6 %: 6 or more of 16 is 1 in ~225.
         assert_eq!(probation_losses(16, (6, 64)), 6);
         // Every probe lost before: never more than the probation has.
         assert!(probation_losses(16, (64, 64)) > 16);
