@@ -8,10 +8,11 @@
 //! - (a) the current link is dead: switch at once to the best live link;
 //! - (d) every link is dead: keep the current route, the router is never left without one;
 //! - (b) another link is better by more than the hysteresis, and by more than the *doubt* of
-//!   the difference (both links' errors at their bounds, in quadrature, at a one-sided 96 %),
+//!   the difference (both links' errors at their bounds, in quadrature, at a one-sided 98.2 %),
 //!   without a break for the whole switch hold: switch. Noise cannot do that; a real difference
-//!   does it fast. A loss of the current link that began on its newest outcomes' word alone
-//!   waits until the outcomes after them bear it out (a run of bad luck is taken back);
+//!   does it fast. While a loss of the current link that began on its newest outcomes' word
+//!   alone is not yet borne out by the outcomes after them, this waits (a run of bad luck is
+//!   taken back; a dead link is still left at once);
 //! - (c) if that link comes earlier in the config (a failback), it must have been better by more
 //!   than the doubt for the failback hold instead (when that is longer), with no hysteresis: a
 //!   link the route left proves itself first, and the hold is what keeps the route from flapping.

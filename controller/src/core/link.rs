@@ -521,11 +521,10 @@ impl Link {
             self.next_paced = if next > now { next } else { now.after(self.spacing(pace)) };
         } else {
             self.burst_left -= 1;
-            let spacing = BURST_SPACING;
-            self.next_burst = now.after(spacing);
+            self.next_burst = now.after(BURST_SPACING);
             if self.calibrating(now) {
                 // A poll loop that fell behind stretches the burst: the refill still follows it.
-                let rest = u64::from(self.burst_left) * spacing + limiter::BUCKET_REFILL;
+                let rest = u64::from(self.burst_left) * BURST_SPACING + limiter::BUCKET_REFILL;
                 self.calibration_ends = self.calibration_ends.max(now.after(rest));
             }
         }
