@@ -9,4 +9,4 @@ pub const MAX_TARGETS: usize = 8;
 
 /// Probe outcomes one target keeps (its window is by time; bursts fill it faster); bounds the
 /// stack buffers of the medians.
-pub const MAX_WINDOW: usize = 160;
+pub const MAX_WINDOW: usize = 320;

@@ -3,7 +3,7 @@
 //!
 //! - **Pace.** A link carrying the route (or dead, or before the first choice) probes each target
 //!   every `interval_ms`, its targets in turn; a healthy standby every `standby_interval_ms`; a
-//!   suspect link in a burst, a probe every 16.7 ms, bounded per burst and per minute. Paced
+//!   suspect link in a burst, a probe every 8.3 ms, bounded per burst and per minute. Paced
 //!   and burst probes each go round the targets on their own. Now and then, while calm, a
 //!   calibration burst asks whether a target's rate limiter drops bursts ([`super::limiter`]);
 //!   bursts leave out a target that does.
@@ -29,8 +29,8 @@ use super::link_state::{DeadCause, LinkState, StateCell};
 use super::name::LinkName;
 use super::score::{Score, raw_score, score_bounds, smooth};
 use super::telemetry::{
-    Estimate, FULL_LOSS, LossIntervals, Stats, Telemetry, Window, consensus, loss_estimate,
-    loss_value,
+    Estimate, FULL_LOSS, LossIntervals, Stats, Telemetry, Window, consensus, loss_began_verdict,
+    loss_estimate, loss_value,
 };
 use super::time::{Instant, Micros};
 use std::net::IpAddr;
@@ -38,16 +38,19 @@ use std::net::IpAddr;
 /// Probes of one burst, and how far apart (over the link's targets in turn). The sooner a
 /// burst's outcomes are in, the sooner the next doubt can start one: over 1,000 seeds `loss-10`
 /// took 23 s (median) / 66 s (95th percentile) at 50 ms, 17 / 57 at 25 ms, 13 / 42 at 16.7 ms,
-/// with `loss-5` moving no more often (2.1 / 2.2 a simulated day). At 12.5 ms it moved 3.3
-/// times a day, and a surer test of a switch (`score::DIFFERENCE_Z_MILLI`) to bring that back
-/// gave the time back too; a larger token budget changed nothing (bursts were not short of
-/// tokens). docs/judge.md.
+/// 9.6 / 24 at 8.3 ms. Each time more outcomes also meant more runs of bad luck for `loss-5`
+/// to move on; at 8.3 ms it moved 5.9 times a simulated day until a loss that began had to be
+/// confirmed by the outcomes after it (`telemetry::loss_began_verdict`): 0.3 since, against
+/// 0.6 at 16.7 ms. At 5.6 ms `loss-10` took 8.6 / 16.7 s, but `calls-break` missed its goal
+/// and `loss-5` moved once a day. docs/judge.md.
 pub(super) const BURST_PROBES: u32 = 10;
-const BURST_SPACING: Micros = 16_667;
-/// Burst probes a link may send: one token every 31.25 ms (32 a second on average), at most
-/// this many saved up (a minute's worth): about 2 KB/s of ICMP while a link is in doubt.
-const BURST_TOKENS: u32 = 1_920;
-const TOKEN_EVERY: Micros = 31_250;
+const BURST_SPACING: Micros = 8_333;
+/// Burst probes a link may send: one token every 15.6 ms (64 a second on average), at most
+/// this many saved up (a minute's worth): about 4 KB/s of ICMP while a link is in doubt, 32
+/// probes a second to each of two targets (a target whose rate limiter drops them is found
+/// by a calibration and left out of bursts, `limiter.rs`).
+const BURST_TOKENS: u32 = 3_840;
+const TOKEN_EVERY: Micros = 15_625;
 /// How long a target that reordered replies counts a probe lost only at its timeout.
 const REORDER_MEMORY: Micros = 300_000_000;
 /// A probe is never late sooner than this, however short and steady the path.
@@ -60,6 +63,17 @@ const SILENT_PROBES: usize = 4;
 /// How rarely random loss may fake a death: the chance, in parts per 10¹², that a silence of the
 /// required length is only loss (10⁻⁶).
 const FAKE_DEATH: u64 = 1_000_000;
+
+/// A loss that began, on the word of the newest outcomes alone: where the window's floor was
+/// before, the old regime's upper bound the outcomes since must stay above, and how many
+/// outcomes since confirm it (as many again as showed it).
+#[derive(Copy, Clone, Debug)]
+struct LossBegan {
+    floor_before: Instant,
+    earlier_high: u32,
+    /// `(lost, resolved)` that showed it.
+    shown_by: (u32, u32),
+}
 
 /// One probe target of a link.
 #[derive(Clone, Debug)]
@@ -327,6 +341,8 @@ pub struct Link {
     death_counts: (u32, u32),
     /// No outcome sent before this counts for loss: the loss changed then (see `refresh`).
     loss_floor: Instant,
+    /// A loss that began, until the outcomes since confirm it or it is taken back.
+    loss_began: Option<LossBegan>,
     stats: Option<Stats>,
     loss_intervals: LossIntervals,
     /// The reachable targets (a bit each) the link's stats were pooled from, while no target's
@@ -380,10 +396,16 @@ impl Link {
             bounds: None,
             scored_at: now,
             loss_floor: Instant::ZERO,
+            loss_began: None,
             better_since: None,
             returned_at: None,
             failback_penalty: 0,
         }
+    }
+
+    /// Whether the link's loss began of late and the outcomes since have not confirmed it yet.
+    pub fn loss_unconfirmed(&self) -> bool {
+        self.loss_began.is_some()
     }
 
     pub fn name(&self) -> LinkName {
@@ -865,13 +887,7 @@ impl Link {
     pub(super) fn refresh(&mut self, now: Instant, figures: &Figures) {
         let (delays_since, loss_since) = self.windows(now, figures.window);
         let mut pooled_again = self.refresh_targets(now, delays_since, loss_since, false);
-        if self.stats.is_some_and(|s| s.loss_changed()) {
-            let reachable = self.targets.iter().filter(|t| t.reachable());
-            if let Some(from) = reachable.filter_map(|t| t.window.recent_from()).min() {
-                self.loss_floor = from;
-                pooled_again |= self.refresh_targets(now, delays_since, loss_since, true);
-            }
-        }
+        pooled_again |= self.follow_loss_regime(now, delays_since, loss_since);
         if pooled_again {
             self.score_stats(figures);
         }
@@ -882,6 +898,57 @@ impl Link {
             (raw, _) => raw,
         };
         self.scored_at = now;
+    }
+
+    /// When the newest outcomes prove the loss changed, forgets the old regime (from the oldest
+    /// of the newest outcomes on); a loss that began on their word alone stands only once as many
+    /// outcomes again bear it out, and is taken back when they do not. Returns whether the
+    /// link's stats were pooled again.
+    fn follow_loss_regime(
+        &mut self,
+        now: Instant,
+        delays_since: Instant,
+        loss_since: Instant,
+    ) -> bool {
+        let counts = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
+        if let Some(stats) = self.stats.filter(Stats::loss_changed) {
+            let reachable = self.targets.iter().filter(|t| t.reachable());
+            let Some(from) = reachable.filter_map(|t| t.window.recent_from()).min() else {
+                return false;
+            };
+            let floor_before = self.loss_floor;
+            self.loss_floor = from;
+            let pooled = self.refresh_targets(now, delays_since, loss_since, true);
+            let shown_by = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
+            let earlier_high = stats.earlier_loss.high;
+            self.loss_began = (stats.recent_loss.low > earlier_high).then_some(LossBegan {
+                floor_before,
+                earlier_high,
+                shown_by,
+            });
+            return pooled;
+        }
+        let Some(began) = self.loss_began else { return false };
+        // Once the window has moved past the floor, the count since it is no longer kept.
+        let verdict = if self.loss_floor < loss_since {
+            Some(true)
+        } else {
+            loss_began_verdict(counts, began.shown_by, began.earlier_high)
+        };
+        match verdict {
+            None => false,
+            Some(true) => {
+                self.loss_began = None;
+                false
+            }
+            Some(false) => {
+                // The newest outcomes that looked like a new regime were a run of bad luck: those
+                // since do not bear them out, and the old regime's outcomes count again.
+                self.loss_began = None;
+                self.loss_floor = began.floor_before;
+                self.refresh_targets(now, delays_since, loss_since, true)
+            }
+        }
     }
 
     /// What the link's stats make of it: the unanswered probes that prove it dead, the score's

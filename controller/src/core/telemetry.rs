@@ -46,6 +46,9 @@ const RECENT_HIGH_Z_MILLI: u64 = 2_576;
 /// began needs one more lost outcome against a clean past (under 0.1 s at 30 % loss while
 /// burst) and 12 of 32 against a 5 % one: `loss-5` 1.4 -> 0.6 moves a simulated day,
 /// `loss-30` 2.08 / 3.77 -> 2.14 / 4.06 s (1,000 seeds); at 4.0, 0.2 a day but 4.3 s (300).
+/// With bursts twice as dense such runs came twice as often, and a loss that began must now be
+/// borne out by the outcomes after it too ([`loss_began_verdict`]); 3.0 then gave `loss-5` 0.5
+/// moves a day against 0.3 at 3.5, for `loss-30` 1.89 / 3.82 s against 2.06 / 4.27.
 const EARLIER_Z_MILLI: u64 = 3_000;
 const EARLIER_HIGH_Z_MILLI: u64 = 3_500;
 
@@ -536,6 +539,23 @@ fn wilson(lost: u32, resolved: u32, z_milli: u64) -> Estimate {
     Estimate { value, low, high }
 }
 
+/// Whether a loss that began, shown by `shown_by` outcomes `(lost, resolved)`, is borne out by
+/// the outcomes since (`counts` are all of them): `None` while too few have come, `Some(false)`
+/// once it is not. Confirmed when as many again as showed it lose more than the old regime's
+/// upper bound, at the bounds' usual z (the change itself was tested far more surely); taken
+/// back as soon as all of them together no longer pass that bound at the old regime's z.
+pub fn loss_began_verdict(
+    (lost, resolved): (u32, u32),
+    shown_by: (u32, u32),
+    earlier_high: u32,
+) -> Option<bool> {
+    if wilson(lost, resolved, EARLIER_Z_MILLI).low <= earlier_high {
+        return Some(false);
+    }
+    let since = (lost.saturating_sub(shown_by.0), resolved.saturating_sub(shown_by.1));
+    (since.1 >= shown_by.1).then(|| wilson(since.0, since.1, Z_MILLI).low > earlier_high)
+}
+
 /// The loss of the window's outcomes older than the newest, with the bounds the newest are
 /// tested against.
 fn earlier_estimate(lost: u32, resolved: u32) -> Estimate {
@@ -751,6 +771,22 @@ mod tests {
         assert_eq!(w.loss_counts(since, 0, since), (0, (MAX_WINDOW / 4) as u32));
         let (latency, _) = w.delays(since).expect("paced replies");
         assert_eq!(latency.value, 20_000);
+    }
+
+    #[test]
+    fn a_loss_that_began_is_confirmed_or_taken_back_by_the_outcomes_since() {
+        // 10 of 32 lost against a past whose upper bound is 9.4 %.
+        let (shown_by, earlier_high) = ((10, 32), 940);
+        let verdict = |lost, resolved| loss_began_verdict((lost, resolved), shown_by, earlier_high);
+        assert_eq!(verdict(10, 32), None, "what showed it passes");
+        assert_eq!(verdict(10, 37), None, "five more outcomes are too few to tell");
+        // 32 more at the past's 5 %: taken back, as soon as all together fall to the bound.
+        assert_eq!(verdict(12, 64), Some(false));
+        assert_eq!(verdict(10, 48), Some(false));
+        // 32 more at 30 %: confirmed.
+        assert_eq!(verdict(20, 64), Some(true));
+        // 32 more losing 4: all together still pass, those since alone do not.
+        assert_eq!(verdict(14, 64), Some(false));
     }
 
     #[test]
