@@ -36,7 +36,7 @@ fn switch_log(scenario: &Scenario, record: &RunRecord) -> String {
 }
 
 #[test]
-#[ignore = "needs root: network namespaces; runs in real time (~10 min)"]
+#[ignore = "needs root: network namespaces; runs in real time (~5 min)"]
 fn every_scenario_on_namespaces_agrees_with_the_replay() {
     common::require_root();
     let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");

@@ -1,5 +1,5 @@
 //! `cargo xtask sim`: the scenario library through every engine this machine can run: `replay`
-//! always, `netns` (the real daemon on namespaces, in real time, ~10 min) when root, and whether
+//! always, `netns` (the real daemon on namespaces, in real time, ~5 min) when root, and whether
 //! the two agree on the switches of every scenario (`wanmon-sim run --check-replay`).
 
 use crate::{cargo, is_root, root, run};
