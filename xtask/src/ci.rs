@@ -220,6 +220,18 @@ fn checks(cargo: &str, timings: &mut Vec<Timing>, started: Instant) -> Result<()
             .into());
     }
     std::fs::create_dir_all(root().join("target/ci")).map_err(|e| e.to_string())?;
+    let lane_timings = lanes(ci_lanes(), started);
+    let failures: Vec<String> =
+        lane_timings.iter().filter_map(|t| t.result.clone().err()).collect();
+    timings.extend(lane_timings);
+    if !failures.is_empty() {
+        return Err(failures.join("; "));
+    }
+    sequential(timings, started, "benchmark (quick)", || bench(&["--quick".to_string()]))
+}
+
+/// The stages after the build, in their lanes: real time, timed, CPU.
+fn ci_lanes() -> Vec<Vec<Stage>> {
     let library = Stage::cargo(
         "scenario library on namespaces (real time)",
         &["test", "-p", "wanmon-sim", "--test", "netns_suite", "--", "--include-ignored"],
@@ -264,14 +276,7 @@ fn checks(cargo: &str, timings: &mut Vec<Timing>, started: Instant) -> Result<()
         Stage::xtask("packages on OpenWrt's userland (apk 3, procd, netifd)", &["openwrt"], false),
         Stage::xtask("chaos soak of the real daemon (3 min)", &["soak", "--minutes", "3"], false),
     ];
-    let lane_timings = lanes(vec![real_time, timed, cpu_mostly], started);
-    let failures: Vec<String> =
-        lane_timings.iter().filter_map(|t| t.result.clone().err()).collect();
-    timings.extend(lane_timings);
-    if !failures.is_empty() {
-        return Err(failures.join("; "));
-    }
-    sequential(timings, started, "benchmark (quick)", || bench(&["--quick".to_string()]))
+    vec![real_time, timed, cpu_mostly]
 }
 
 /// The chaos soak (`controller/tests/soak.rs`) for `--minutes N` or `--hours N` (default 30

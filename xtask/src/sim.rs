@@ -4,11 +4,27 @@
 
 use crate::{cargo, is_root, root, run};
 
+/// `cargo run` of `wanmon-sim`: the release build, or the debug build the tests use. CI's short
+/// runs take the debug one: a release build of the simulator cost CI two minutes of its two
+/// cores, more than the runs themselves take unoptimized.
+fn simulator(release: bool) -> Vec<&'static str> {
+    let mut args = vec!["run", "--quiet"];
+    if release {
+        args.push("--release");
+    }
+    args.extend(["-p", "wanmon-sim", "--"]);
+    args
+}
+
 /// The scenario library through one engine of `wanmon-sim`, with its JSON and SVG output.
-fn run_engine(engine: &str, json: &str, svg: &str, extra: &[&str]) -> Result<(), String> {
-    let mut args =
-        vec!["run", "--quiet", "--release", "-p", "wanmon-sim", "--", "run", "scenarios"];
-    args.extend(["--engine", engine, "--json", json, "--svg", svg]);
+fn run_engine(
+    engine: &str,
+    release: bool,
+    (json, svg): (&str, &str),
+    extra: &[&str],
+) -> Result<(), String> {
+    let mut args = simulator(release);
+    args.extend(["run", "scenarios", "--engine", engine, "--json", json, "--svg", svg]);
     args.extend(extra);
     run(&cargo(), &args)
 }
@@ -28,7 +44,8 @@ pub fn sim(args: &[String]) -> Result<(), String> {
     let svg = out.join("svg").to_string_lossy().into_owned();
     let replay_json = out.join("replay.json");
     let replay_path = replay_json.to_string_lossy().into_owned();
-    run_engine("replay", &replay_path, &svg, &[])?;
+    // The replay alone is what CI runs: on the tests' debug build.
+    run_engine("replay", !replay_only, (&replay_path, &svg), &[])?;
     if replay_only {
         println!(
             "timelines: {replay_path}, pictures: {svg}/ (netns engine skipped: --replay-only)"
@@ -46,7 +63,7 @@ pub fn sim(args: &[String]) -> Result<(), String> {
     let netns_path = netns_json.to_string_lossy().into_owned();
     let binary = root().join("target/release/wanmon").to_string_lossy().into_owned();
     let extra = ["--binary", &binary, "--sample-every", "2", "--check-replay"];
-    run_engine("netns", &netns_path, &svg, &extra)?;
+    run_engine("netns", true, (&netns_path, &svg), &extra)?;
     println!("timelines: {replay_path}, {netns_path}; pictures: {svg}/");
     Ok(())
 }
@@ -73,7 +90,9 @@ pub fn judge(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let markdown = out.join("judge.md").to_string_lossy().into_owned();
     let svg = out.join("judge.svg").to_string_lossy().into_owned();
-    let mut command = vec!["run", "--quiet", "--release", "-p", "wanmon-sim", "--", "judge"];
+    // The quick run is CI's: on the tests' debug build.
+    let mut command = simulator(!quick);
+    command.push("judge");
     if quick {
         command.push("--quick");
     } else {
