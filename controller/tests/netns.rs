@@ -80,7 +80,16 @@ fn carrier_loss_moves_the_route_within_200_ms() {
         reaction < Duration::from_millis(200),
         "the daemon took {reaction:?} after the kernel's notification"
     );
-    assert!(lab.log().contains("wan is dead (link down)"), "{}", lab.log());
+    // Linkwatch may defer the event past the ~0.9 s of silence that proves the link dead by
+    // itself (seen once: notified after 934 ms, dead for no reply at 906 ms): then either
+    // reason moved the route. Told sooner, the carrier must be the reason.
+    let log = lab.log();
+    let silence_first = notified - pulled >= Duration::from_millis(800);
+    assert!(
+        log.contains("wan is dead (link down)")
+            || (silence_first && log.contains("wan is dead (no reply")),
+        "{log}"
+    );
     // Carrier back: wan is probed again and returns after the failback hold (30 s default);
     // here it is enough that it comes back up and its probe route is in place again.
     sh(&["ip", "-n", &lab.isp_a, "link", "set", "isp", "up"]);
