@@ -910,7 +910,6 @@ impl Link {
         delays_since: Instant,
         loss_since: Instant,
     ) -> bool {
-        let counts = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
         if let Some(stats) = self.stats.filter(Stats::loss_changed) {
             let reachable = self.targets.iter().filter(|t| t.reachable());
             let Some(from) = reachable.filter_map(|t| t.window.recent_from()).min() else {
@@ -919,7 +918,7 @@ impl Link {
             let floor_before = self.loss_floor;
             self.loss_floor = from;
             let pooled = self.refresh_targets(now, delays_since, loss_since, true);
-            let shown_by = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
+            let shown_by = self.loss_counts();
             let earlier_high = stats.earlier_loss.high;
             self.loss_began = (stats.recent_loss.low > earlier_high).then_some(LossBegan {
                 floor_before,
@@ -933,7 +932,7 @@ impl Link {
         let verdict = if self.loss_floor < loss_since {
             Some(true)
         } else {
-            loss_began_verdict(counts, began.shown_by, began.earlier_high)
+            loss_began_verdict(self.loss_counts(), began.shown_by, began.earlier_high)
         };
         match verdict {
             None => false,
@@ -951,10 +950,15 @@ impl Link {
         }
     }
 
+    /// The pooled probes lost and resolved (answered or lost) within the loss window.
+    fn loss_counts(&self) -> (u32, u32) {
+        self.stats.map_or((0, 0), |s| (s.lost, s.resolved))
+    }
+
     /// What the link's stats make of it: the unanswered probes that prove it dead, the score's
     /// bounds, and the raw score within them.
     fn score_stats(&mut self, figures: &Figures) {
-        let counts = self.stats.map_or((0, 0), |s| (s.lost, s.resolved));
+        let counts = self.loss_counts();
         if counts != self.death_counts {
             self.probes_to_death = probes_to_death(counts.0, counts.1);
             self.death_counts = counts;
