@@ -212,9 +212,7 @@ impl Config {
                 return Ok(config);
             }
         }
-        let mut errors = checker.errors;
-        errors.sort_by_key(|e| e.line);
-        Err(errors)
+        Err(checker.errors)
     }
 }
 
@@ -271,8 +269,11 @@ impl<'a> Fields<'a> {
 }
 
 impl Checker {
+    /// Keeps the errors in line order, those of one line in the order found (a stable sort
+    /// afterwards would bring a merge sort of its own into the router's binary).
     fn error(&mut self, line: u32, path: String, message: String) {
-        self.errors.push(ConfigError { line, column: None, path, message });
+        let at = self.errors.partition_point(|e| e.line <= line);
+        self.errors.insert(at, ConfigError { line, column: None, path, message });
     }
 
     fn wrong(&mut self, node: &Node, path: String, expected: &str) {

@@ -96,9 +96,11 @@ pub struct LinkPlan {
 impl LinkPlan {
     /// The plan of a configured link, its device not yet observed.
     pub fn of(link: &LinkConfig) -> LinkPlan {
-        let mut probe_families: Vec<Family> = link.targets.iter().map(Family::of).collect();
-        probe_families.sort_unstable();
-        probe_families.dedup();
+        // In `Family::ALL`'s order, each once.
+        let probe_families = Family::ALL
+            .into_iter()
+            .filter(|family| link.targets.iter().any(|target| Family::of(target) == *family))
+            .collect();
         LinkPlan {
             device: link.device.clone(),
             configured_gateway: link.gateway,
