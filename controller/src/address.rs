@@ -4,7 +4,6 @@
 //! read an address (the config, the web page's `Host`) and the messages that show one.
 
 use crate::text::{byte_separated, decimal, has_byte, split_byte, split_pair};
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// An IPv4 or IPv6 address, as `str::parse::<IpAddr>` reads it.
@@ -108,15 +107,17 @@ pub fn text(address: &IpAddr) -> String {
     out
 }
 
-/// An address in a message: `format!("{}", Shown(address))` writes [`text`].
+/// An address in a message: `text!("via ", Shown(address))` writes [`text`].
 #[derive(Clone, Copy, Debug)]
 pub struct Shown(pub IpAddr);
 
-impl fmt::Display for Shown {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&text(&self.0))
+impl crate::text::Show for Shown {
+    fn show(&self, out: &mut String) {
+        crate::text::push_str(out, &text(&self.0));
     }
 }
+
+crate::display_by_show!(Shown);
 
 fn push_v4(out: &mut String, address: &Ipv4Addr) {
     for (i, octet) in address.octets().into_iter().enumerate() {
@@ -175,7 +176,7 @@ mod tests {
     fn agrees(text: &str) {
         if let Ok(address) = text.parse::<IpAddr>() {
             assert_eq!(super::text(&address), address.to_string());
-            assert_eq!(format!("[{:>40}]", Shown(address)), format!("[{address:>40}]"));
+            assert_eq!(Shown(address).to_string(), address.to_string());
         }
         assert_eq!(ipv4(text), text.parse().ok(), "ipv4 {text:?}");
         assert_eq!(ipv6(text), text.parse().ok(), "ipv6 {text:?}");

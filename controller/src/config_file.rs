@@ -3,7 +3,6 @@
 
 use crate::core::{Config, Links};
 use crate::text::OsError;
-use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
@@ -21,15 +20,16 @@ pub struct Refused {
     pub errors: usize,
 }
 
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl crate::text::Show for Refused {
+    fn show(&self, out: &mut String) {
         for (i, line) in self.lines.iter().enumerate() {
-            f.write_str(if i == 0 { "" } else { "\n" })?;
-            f.write_str(line)?;
+            crate::text::push_str(out, if i == 0 { "" } else { "\n" });
+            crate::text::push_str(out, line);
         }
-        Ok(())
     }
 }
+
+crate::display_by_show!(Refused);
 
 impl Refused {
     fn one(line: String) -> Refused {
@@ -41,22 +41,23 @@ impl Refused {
 pub fn load(path: &Path, links: Links) -> Result<Config, Refused> {
     let shown = crate::shown_path(path);
     let bytes = match read_bounded(path) {
-        Err(e) => return Err(Refused::one(format!("{shown}: cannot read: {}", OsError(&e)))),
+        Err(e) => return Err(Refused::one(text!(shown, ": cannot read: ", OsError(&e)))),
         Ok(None) => {
-            let line = format!("{shown}: larger than {MAX_FILE_BYTES} bytes: not a wanmon config");
+            let line =
+                text!(shown, ": larger than ", MAX_FILE_BYTES, " bytes: not a wanmon config");
             return Err(Refused::one(line));
         }
         Ok(Some(bytes)) => bytes,
     };
     let Ok(text) = String::from_utf8(bytes) else {
-        return Err(Refused::one(format!("{shown}: not UTF-8 text: not a wanmon config")));
+        return Err(Refused::one(text!(shown, ": not UTF-8 text: not a wanmon config")));
     };
     Config::from_json_with(&text, links).map_err(|errors| {
         let mut lines: Vec<String> =
-            errors.iter().take(MAX_SHOWN_ERRORS).map(|e| format!("{shown}:{e}")).collect();
+            errors.iter().take(MAX_SHOWN_ERRORS).map(|e| text!(shown, ":", e)).collect();
         if errors.len() > MAX_SHOWN_ERRORS {
             let more = errors.len() - MAX_SHOWN_ERRORS;
-            lines.push(format!("{shown}: {more} more error(s) not shown"));
+            lines.push(text!(shown, ": ", more, " more error(s) not shown"));
         }
         Refused { lines, errors: errors.len() }
     })

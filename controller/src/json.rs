@@ -4,8 +4,6 @@
 //! value tree with positions lets validation report every error with its line, not just the first.
 //! Numbers are kept as text: the config only has whole numbers, and the caller says what it expects.
 
-use std::fmt;
-
 /// Nesting deeper than this is refused: a config is a few levels deep, and recursion must stay bounded.
 const MAX_DEPTH: usize = 32;
 /// Members of one object: a config object has a few dozen keys at most, and the duplicate check
@@ -48,7 +46,7 @@ impl Node {
     pub fn shown(&self) -> String {
         let text = match &self.value {
             Value::Null => "null".to_string(),
-            Value::Bool(b) => b.to_string(),
+            Value::Bool(b) => text!(b),
             Value::Number(n) => n.clone(),
             Value::String(s) => quoted(s),
             Value::Array(_) => "an array".to_string(),
@@ -77,7 +75,7 @@ pub fn shorten(text: &str) -> String {
         None => text.to_string(),
         Some(_) => {
             let cut: String = text.chars().take(SHOWN_CHARS - 3).collect();
-            format!("{cut}...")
+            text!(cut, "...")
         }
     }
 }
@@ -90,11 +88,13 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-impl fmt::Display for SyntaxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {} column {}: {}", self.line, self.column, self.message)
+impl crate::text::Show for SyntaxError {
+    fn show(&self, out: &mut String) {
+        put!(out, "line ", self.line, " column ", self.column, ": ", self.message)
     }
 }
+
+crate::display_by_show!(SyntaxError);
 
 impl std::error::Error for SyntaxError {}
 
@@ -208,12 +208,12 @@ impl Parser<'_> {
                 return Err(self.error("expected a key in double quotes"));
             }
             if members.len() == MAX_MEMBERS {
-                return Err(self.error(&format!("more than {MAX_MEMBERS} keys in one object")));
+                return Err(self.error(&text!("more than ", MAX_MEMBERS, " keys in one object")));
             }
             let key_mark = self.mark();
             let key = self.string()?;
             if members.iter().any(|(existing, _)| *existing == key) {
-                let message = format!("duplicate key \"{}\"", escape(&shorten(&key)));
+                let message = text!("duplicate key \"", escape(&shorten(&key)), "\"");
                 return Err(self.error_at(key_mark, &message));
             }
             self.skip_whitespace();

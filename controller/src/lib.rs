@@ -5,6 +5,9 @@
 //! [`json`] is the small JSON reader and escaper the config and the API share; [`address`]
 //! reads and writes IP addresses; [`text`] holds the small scanners they share.
 
+// First, so that its message macros (`text!`, `put!`) serve every module after it.
+#[macro_use]
+pub mod text;
 pub mod address;
 pub mod config_file;
 pub mod core;
@@ -13,7 +16,6 @@ pub mod daemon;
 pub mod json;
 #[cfg(unix)]
 pub mod protocol;
-pub mod text;
 
 /// A path as messages show it. wanmon's paths come from its options and are UTF-8 in practice;
 /// `Path::display` would bring the lossy conversion's machinery onto the router's flash for the

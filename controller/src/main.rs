@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use wanmon::daemon::run;
 use wanmon::daemon::system::{name_process, read_in, start_up, write_out};
 use wanmon::protocol::{self, Request};
+use wanmon::text;
 
 const USAGE: &str = "usage:
   wanmon run --config FILE [--socket PATH]   run the daemon in the foreground
@@ -37,17 +38,17 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const 
         .skip(1)
         .map(|(i, word)| {
             String::from_utf8(word.to_vec())
-                .map_err(|_| Failure::Usage(format!("argument {i} is not UTF-8 text")))
+                .map_err(|_| Failure::Usage(text!("argument ", i, " is not UTF-8 text")))
         })
         .collect();
     match args.and_then(|args| dispatch(&args)) {
         Ok(()) => 0,
         Err(Failure::Usage(message)) => {
-            write_out(2, &format!("wanmon: {message}\n{USAGE}\n"));
+            write_out(2, &text!("wanmon: ", message, "\n", USAGE, "\n"));
             2
         }
         Err(Failure::Failed(message)) => {
-            write_out(2, &format!("{message}\n"));
+            write_out(2, &text!(message, "\n"));
             1
         }
     }
@@ -86,10 +87,7 @@ fn words(args: &[String]) -> Result<Words, Failure> {
             }
             "--json" => parsed.json = true,
             flag if flag.starts_with("--") => {
-                return Err(Failure::Usage(format!(
-                    "unknown option {}",
-                    wanmon::json::quoted(flag)
-                )));
+                return Err(Failure::Usage(text!("unknown option ", wanmon::json::quoted(flag))));
             }
             _ => parsed.positional.push(arg.clone()),
         }
@@ -106,7 +104,7 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
         return Ok(());
     }
     if command == "--help" || command == "-h" || command == "help" {
-        write_out(1, &format!("{USAGE}\n"));
+        write_out(1, &text!(USAGE, "\n"));
         return Ok(());
     }
     let w = words(&args[1..])?;
@@ -114,15 +112,17 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
         if w.positional.len() == expected {
             Ok(())
         } else {
-            Err(Failure::Usage(format!(
-                "{command}: expected {expected} argument(s), got {}",
+            Err(Failure::Usage(text!(
+                command,
+                ": expected ",
+                expected,
+                " argument(s), got ",
                 w.positional.len()
             )))
         }
     };
     let call = |request: Request| -> Result<(), Failure> {
-        let answer =
-            protocol::call(&w.socket, &request).map_err(|e| Failure::Failed(e.to_string()))?;
+        let answer = protocol::call(&w.socket, &request).map_err(|e| Failure::Failed(text!(e)))?;
         write_out(1, &answer);
         if !answer.ends_with('\n') {
             write_out(1, "\n");
@@ -135,7 +135,7 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
             let config =
                 w.config.clone().ok_or(Failure::Usage("run needs --config FILE".into()))?;
             run::run(run::Options { config, socket: w.socket.clone() })
-                .map_err(|e| Failure::Failed(format!("wanmon: {e}")))
+                .map_err(|e| Failure::Failed(text!("wanmon: ", e)))
         }
         "status" => {
             extra(0)?;
@@ -158,7 +158,7 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
             check_config(&w.positional[0])
         }
         "rpcd" => rpcd(&w.positional, &w.socket),
-        other => Err(Failure::Usage(format!("unknown command {}", wanmon::json::quoted(other)))),
+        other => Err(Failure::Usage(text!("unknown command ", wanmon::json::quoted(other)))),
     }
 }
 
@@ -167,24 +167,31 @@ fn check_config(path: &str) -> Result<(), Failure> {
     let links = wanmon::core::Links::FromZoneIfMissing;
     match wanmon::config_file::load(std::path::Path::new(path), links) {
         Ok(config) if config.links.is_empty() => {
-            write_out(1, &format!("{path}: ok, links from the firewall zone wan\n"));
+            write_out(1, &text!(path, ": ok, links from the firewall zone wan\n"));
             Ok(())
         }
         Ok(config) => {
             let names: Vec<&str> = config.links.iter().map(|l| l.name.as_str()).collect();
             write_out(
                 1,
-                &format!(
-                    "{path}: ok, {} links: {}\n",
+                &text!(
+                    path,
+                    ": ok, ",
                     names.len(),
-                    wanmon::text::comma_separated(&names)
+                    " links: ",
+                    wanmon::text::comma_separated(&names),
+                    "\n"
                 ),
             );
             Ok(())
         }
-        Err(refused) => Err(Failure::Failed(format!(
-            "{refused}\n{path}: {} error(s), config refused",
-            refused.errors
+        Err(refused) => Err(Failure::Failed(text!(
+            refused,
+            "\n",
+            path,
+            ": ",
+            refused.errors,
+            " error(s), config refused"
         ))),
     }
 }
@@ -193,14 +200,14 @@ fn check_config(path: &str) -> Result<(), Failure> {
 /// JSON on stdin and prints a JSON object. Errors are objects too, so LuCI can show them.
 fn rpcd(words: &[String], socket: &std::path::Path) -> Result<(), Failure> {
     use wanmon::json::{self, Value};
-    let ask = |request: Request| protocol::call(socket, &request).map_err(|e| e.to_string());
+    let ask = |request: Request| protocol::call(socket, &request).map_err(|e| text!(e));
     let reply = |result: Result<String, String>, raw: bool| {
         let text = match result {
             Ok(text) if raw => text,
-            Ok(text) => format!("{{\"message\":\"{}\"}}", json::escape(text.trim_ascii_end())),
-            Err(error) => format!("{{\"error\":\"{}\"}}", json::escape(error.trim_ascii_end())),
+            Ok(text) => text!("{\"message\":\"", json::escape(text.trim_ascii_end()), "\"}"),
+            Err(error) => text!("{\"error\":\"", json::escape(error.trim_ascii_end()), "\"}"),
         };
-        write_out(1, &format!("{text}\n"));
+        write_out(1, &text!(text, "\n"));
         Ok(())
     };
     match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
@@ -227,9 +234,7 @@ fn rpcd(words: &[String], socket: &std::path::Path) -> Result<(), Failure> {
                 Some(link) if wanmon::core::LinkName::new(&link).is_ok() => {
                     reply(ask(Request::Force(link)), false)
                 }
-                Some(link) => {
-                    reply(Err(wanmon::core::ModeError::UnknownLink(link).to_string()), false)
-                }
+                Some(link) => reply(Err(text!(wanmon::core::ModeError::UnknownLink(link))), false),
                 None => reply(Err("expected {\"link\": NAME}".into()), false),
             }
         }

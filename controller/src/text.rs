@@ -1,10 +1,162 @@
-//! Small text scanners the daemon shares, each in place of a std one that costs the router's
-//! flash for its generality: decimal numbers (std's `parse` is inlined anew at every call), a
-//! port's colon (`rsplit_once(':')` brings a reverse character searcher), one-byte separators
-//! (`split('.')` brings the character searcher) and two-byte ones (`split("\r\n")` and
-//! `split_once("::")` bring the two-way substring searcher); and an OS error's text (std's
-//! `Display` of `io::Error` brings a lossy UTF-8 decoder for the C library's message).
+//! Small text scanners and writers the daemon shares, each in place of a std one that costs the
+//! router's flash for its generality: decimal numbers (std's `parse` is inlined anew at every
+//! call), a port's colon (`rsplit_once(':')` brings a reverse character searcher), one-byte
+//! separators (`split('.')` brings the character searcher) and two-byte ones (`split("\r\n")`
+//! and `split_once("::")` bring the two-way substring searcher); an OS error's text (std's
+//! `Display` of `io::Error` brings a lossy UTF-8 decoder for the C library's message); and every
+//! message itself: [`Show`] with the [`text!`](crate::text!) and [`put!`](crate::put!) macros
+//! write messages without `core::fmt`, whose machinery (argument tables, padding, a formatter
+//! per call) would be in the router binary for the sake of `format!` alone.
 //! Each is tested against the std function it replaces.
+
+/// A piece of a message: writes itself onto the end of `out`. Implemented for text, integers and
+/// the types wanmon's messages name; [`display_by_show!`](crate::display_by_show!) gives such a
+/// type `Display` too, for the host's tests and the simulator.
+pub trait Show {
+    fn show(&self, out: &mut String);
+}
+
+impl<T: Show + ?Sized> Show for &T {
+    #[inline]
+    fn show(&self, out: &mut String) {
+        (**self).show(out);
+    }
+}
+
+impl Show for str {
+    #[inline]
+    fn show(&self, out: &mut String) {
+        push_str(out, self);
+    }
+}
+
+impl Show for String {
+    #[inline]
+    fn show(&self, out: &mut String) {
+        push_str(out, self);
+    }
+}
+
+macro_rules! show_unsigned {
+    ($($ty:ty),+) => {$(
+        impl Show for $ty {
+            #[inline]
+            fn show(&self, out: &mut String) {
+                push_unsigned(out, *self as u64);
+            }
+        }
+    )+};
+}
+show_unsigned!(u8, u16, u32, u64, usize);
+
+macro_rules! show_signed {
+    ($($ty:ty),+) => {$(
+        impl Show for $ty {
+            #[inline]
+            fn show(&self, out: &mut String) {
+                push_signed(out, i64::from(*self));
+            }
+        }
+    )+};
+}
+show_signed!(i32, i64);
+
+impl Show for bool {
+    #[inline]
+    fn show(&self, out: &mut String) {
+        push_str(out, if *self { "true" } else { "false" });
+    }
+}
+
+/// One body for every piece of text, so that no message inlines a copy of `push_str`'s growth.
+#[inline(never)]
+pub fn push_str(out: &mut String, text: &str) {
+    out.push_str(text);
+}
+
+/// `value` in decimal, as `{}` shows it.
+#[inline(never)]
+pub fn push_unsigned(out: &mut String, value: u64) {
+    let mut digits = [0u8; 20];
+    let (mut rest, mut at) = (value, digits.len());
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    push_str(out, std::str::from_utf8(&digits[at..]).unwrap_or_default());
+}
+
+/// `value` in decimal with its sign, as `{}` shows it.
+#[inline(never)]
+pub fn push_signed(out: &mut String, value: i64) {
+    if value < 0 {
+        push_str(out, "-");
+    }
+    push_unsigned(out, value.unsigned_abs());
+}
+
+/// `text` padded with spaces to `width` characters as a table column: aligned right for a
+/// positive `width` (`{:>width$}`), left for a negative one (`{:<width$}`).
+#[inline(never)]
+pub fn push_padded(out: &mut String, text: &str, width: i32) {
+    let padding = (width.unsigned_abs() as usize).saturating_sub(text.chars().count());
+    if width < 0 {
+        push_str(out, text);
+    }
+    out.extend(std::iter::repeat_n(' ', padding));
+    if width >= 0 {
+        push_str(out, text);
+    }
+}
+
+/// A number of tenths with one decimal, as "85.2" or "-1.5" (never "-0.0").
+#[inline(never)]
+pub fn push_tenths(out: &mut String, tenths: i64) {
+    if tenths < 0 {
+        push_str(out, "-");
+    }
+    let tenths = tenths.unsigned_abs();
+    crate::put!(out, tenths / 10, ".", tenths % 10);
+}
+
+/// Writes its pieces (anything [`Show`]) onto the end of a `&mut String`:
+/// `put!(out, "link ", name, " up")`.
+#[macro_export]
+macro_rules! put {
+    ($out:expr, $($piece:expr),+ $(,)?) => {{
+        let out: &mut String = $out;
+        $( $crate::text::Show::show(&$piece, out); )+
+    }};
+}
+
+/// Its pieces (anything [`Show`]) joined into a new `String`, as `format!` would make it from
+/// `{}`s: `text!("link ", name, " up")`.
+#[macro_export]
+macro_rules! text {
+    ($($piece:expr),+ $(,)?) => {{
+        let mut out = String::new();
+        $crate::put!(&mut out, $($piece),+);
+        out
+    }};
+}
+
+/// `Display` for types that [`Show`] themselves: the host's `to_string()` and `{}` give the
+/// same text, and the router binary, which never asks for it, keeps no formatter.
+#[macro_export]
+macro_rules! display_by_show {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&$crate::text!(self))
+            }
+        }
+    )+};
+}
 
 /// Decimal digits (at least one, nothing else) as a number; `None` past `u64::MAX`.
 #[inline(never)]
@@ -103,13 +255,12 @@ pub fn comma_separated(pieces: &[&str]) -> String {
 #[derive(Debug)]
 pub struct OsError<'a>(pub &'a std::io::Error);
 
-impl std::fmt::Display for OsError<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Show for OsError<'_> {
+    fn show(&self, out: &mut String) {
         let Some(code) = self.0.raw_os_error() else {
-            return match self.0.get_ref() {
-                Some(inner) => std::fmt::Display::fmt(inner, f),
-                None => f.write_str("an error the system gave no code for"),
-            };
+            // std's own errors without a code carry a fixed message that only its formatter
+            // reads, and wanmon wraps none of its own.
+            return push_str(out, "an error the system gave no code for");
         };
         let mut message = [0u8; 128];
         // SAFETY: the buffer is valid for its length; the XSI strerror_r writes a NUL-terminated
@@ -118,12 +269,14 @@ impl std::fmt::Display for OsError<'_> {
         unsafe { libc::strerror_r(code, message.as_mut_ptr().cast(), message.len()) };
         let end = message.iter().position(|b| *b == 0).unwrap_or(0);
         match std::str::from_utf8(&message[..end]) {
-            Ok(text) if !text.is_empty() => f.write_str(text)?,
-            _ => f.write_str("Unknown error")?,
+            Ok(text) if !text.is_empty() => push_str(out, text),
+            _ => push_str(out, "Unknown error"),
         }
-        write!(f, " (os error {code})")
+        crate::put!(out, " (os error ", code, ")");
     }
 }
+
+crate::display_by_show!(OsError<'_>);
 
 #[cfg(test)]
 mod tests {
@@ -175,11 +328,47 @@ mod tests {
         }
 
         #[test]
+        fn numbers_are_written_as_display_writes_them(unsigned: u64, signed: i64) {
+            proptest::prop_assert_eq!(text!(unsigned), unsigned.to_string());
+            proptest::prop_assert_eq!(text!(signed), signed.to_string());
+        }
+
+        #[test]
         fn decimal_agrees_with_std_on_digits_and_signs(text in "[-+]?[0-9]{0,22}") {
             let unsigned = if text.starts_with(['+', '-']) { None } else { text.parse::<u64>().ok() };
             proptest::prop_assert_eq!(decimal(&text), unsigned);
             let signed = if text.starts_with('+') { None } else { text.parse::<i64>().ok() };
             proptest::prop_assert_eq!(whole_number(&text), signed);
+        }
+    }
+
+    #[test]
+    fn pieces_read_as_format_writes_them() {
+        let name = String::from("wan");
+        let said =
+            text!("link ", name, " up ", 7u8, " ", -3i32, " ", u64::MAX, " ", i64::MIN, " ", true);
+        assert_eq!(said, format!("link {name} up 7 -3 {} {} true", u64::MAX, i64::MIN));
+        let mut out = String::from("> ");
+        put!(&mut out, 0usize, "|", 40u16);
+        assert_eq!(out, "> 0|40");
+    }
+
+    #[test]
+    fn tenths_and_columns_read_as_format_writes_them() {
+        for (tenths, shown) in [(852, "85.2"), (0, "0.0"), (-15, "-1.5"), (-4, "-0.4"), (7, "0.7")]
+        {
+            let mut out = String::new();
+            push_tenths(&mut out, tenths);
+            assert_eq!(out, shown);
+        }
+        for (text, width) in [("wan", 8), ("wan", -8), ("longer than", 4), ("x", 0), ("é", -3)] {
+            let mut out = String::new();
+            push_padded(&mut out, text, width);
+            let expected = match width {
+                w if w < 0 => format!("{text:<w$}", w = w.unsigned_abs() as usize),
+                w => format!("{text:>w$}", w = w as usize),
+            };
+            assert_eq!(out, expected, "{text:?} {width}");
         }
     }
 
@@ -190,7 +379,7 @@ mod tests {
             assert_eq!(OsError(&error).to_string(), error.to_string(), "code {code}");
         }
         let wrapped = std::io::Error::other("the path is too long");
-        assert_eq!(OsError(&wrapped).to_string(), "the path is too long");
+        assert_eq!(OsError(&wrapped).to_string(), "an error the system gave no code for");
         let bare = std::io::Error::from(std::io::ErrorKind::WriteZero);
         assert_eq!(OsError(&bare).to_string(), "an error the system gave no code for");
     }

@@ -29,6 +29,7 @@ const KEPT_OFF: &[(&str, &str)] = &[
     ("std::time::Instant", "system::monotonic_now, in the core's unit"),
     ("from_utf8_lossy", "protocol::call shows an answer up to its first byte that is not UTF-8"),
     ("<std::io::error::Error as core::fmt::Display>::fmt", "text::OsError shows an OS error"),
+    ("core::fmt::", "text::Show, text! and put! write every message"),
 ];
 
 /// The first symbol of something in [`KEPT_OFF`], with what serves instead.
@@ -229,8 +230,11 @@ mod tests {
 
     #[test]
     fn std_machinery_kept_off_the_router_is_noticed_when_it_comes_back() {
-        let clean = parse_nm("0 00000100 T wanmon::address::ipv6\n1 00000010 T core::fmt::write\n");
+        let clean =
+            parse_nm("0 00000100 T wanmon::address::ipv6\n1 00000010 T core::str::from_utf8\n");
         assert_eq!(brought_back(&clean), None);
+        let formatter = parse_nm("0 00000100 T wanmon::main\n1 00000010 T core::fmt::write\n");
+        assert!(brought_back(&formatter).is_some_and(|(_, instead)| instead.contains("text!")));
         let parser = parse_nm(
             "0 00000100 T wanmon::main\n1 00000200 t <core::net::parser::Parser>::read_ipv4_addr\n",
         );

@@ -7,8 +7,7 @@ use super::limits::{MAX_LINKS, MAX_TARGETS};
 use super::name::LinkName;
 use crate::address::Shown;
 use crate::json::{self, Node, Value};
-use crate::text::{comma_separated, decimal, split_port, whole_number};
-use std::fmt;
+use crate::text::{Show, comma_separated, decimal, split_port, whole_number};
 use std::net::{IpAddr, SocketAddr};
 
 /// Defaults, in the units of the config file.
@@ -165,19 +164,21 @@ pub struct ConfigError {
     pub message: String,
 }
 
-impl fmt::Display for ConfigError {
+impl Show for ConfigError {
     /// `line 12: links[1].interval_ms: ...`, ready to be prefixed with `FILE:`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}", self.line)?;
+    fn show(&self, out: &mut String) {
+        put!(out, "line ", self.line);
         if let Some(column) = self.column {
-            write!(f, " column {column}")?;
+            put!(out, " column ", column);
         }
         if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
+            put!(out, ": ", self.path);
         }
-        write!(f, ": {}", self.message)
+        put!(out, ": ", self.message);
     }
 }
+
+crate::display_by_show!(ConfigError);
 
 /// Whether a config without `links` is complete.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -202,7 +203,7 @@ impl Config {
                 line: e.line,
                 column: Some(e.column),
                 path: String::new(),
-                message: format!("invalid JSON: {}", e.message),
+                message: text!("invalid JSON: ", e.message),
             }]
         })?;
         let mut checker = Checker { errors: Vec::new(), links };
@@ -264,7 +265,7 @@ impl<'a> Fields<'a> {
     }
 
     fn path(&self, key: &str) -> String {
-        if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) }
+        if self.path.is_empty() { key.to_string() } else { text!(self.path, ".", key) }
     }
 }
 
@@ -277,7 +278,7 @@ impl Checker {
     }
 
     fn wrong(&mut self, node: &Node, path: String, expected: &str) {
-        self.error(node.line, path, format!("got {}, expected {expected}", node.shown()));
+        self.error(node.line, path, text!("got ", node.shown(), ", expected ", expected));
     }
 
     /// Opens an object and reports its unknown keys, with the closest known key as a hint.
@@ -294,14 +295,14 @@ impl Checker {
         for (key, value) in members {
             if !known.contains(&key.as_str()) {
                 let hint = closest(key, known)
-                    .map(|k| format!(" (did you mean \"{k}\"?)"))
+                    .map(|k| text!(" (did you mean \"", k, "\"?)"))
                     .unwrap_or_default();
                 let key = json::shorten(key);
-                let full = if path.is_empty() { key } else { format!("{path}.{key}") };
+                let full = if path.is_empty() { key } else { text!(path, ".", key) };
                 self.error(
                     value.line,
                     full,
-                    format!("unknown key{hint}; known keys: {}", comma_separated(known)),
+                    text!("unknown key", hint, "; known keys: ", comma_separated(known)),
                 );
             }
         }
@@ -320,7 +321,7 @@ impl Checker {
         let Some(node) = fields.get(key) else {
             return default;
         };
-        let expected = format!("a whole number from {min} to {max}{unit}");
+        let expected = text!("a whole number from ", min, " to ", max, unit);
         match &node.value {
             Value::Number(text) => match whole_number(text) {
                 Some(value) if (min..=max).contains(&value) => value,
@@ -373,7 +374,7 @@ impl Checker {
         let text = self.string(fields, key)?;
         if text.is_empty() || text.chars().count() > max {
             let node = fields.get(key)?;
-            self.wrong(node, fields.path(key), &format!("1 to {max} characters"));
+            self.wrong(node, fields.path(key), &text!("1 to ", max, " characters"));
             return None;
         }
         Some(text.to_string())
@@ -410,8 +411,12 @@ impl Checker {
                     None => Some(address),
                     Some(what) => {
                         let shown = Shown(address);
-                        let message = format!(
-                            "got {shown}, {what}: expected the address of a host elsewhere, such as \"192.0.2.1\""
+                        let message = text!(
+                            "got ",
+                            shown,
+                            ", ",
+                            what,
+                            ": expected the address of a host elsewhere, such as \"192.0.2.1\""
                         );
                         self.error(node.line, path, message);
                         None
@@ -438,19 +443,19 @@ impl Checker {
             self.error(
                 node.line,
                 path,
-                format!("got {} targets, expected 1 to {MAX_TARGETS}", items.len()),
+                text!("got ", items.len(), " targets, expected 1 to ", MAX_TARGETS),
             );
             return None;
         }
         let mut targets = Vec::with_capacity(items.len());
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
-            match self.address(item, format!("{path}[{i}]")) {
+            match self.address(item, text!(path, "[", i, "]")) {
                 Some(address) if targets.contains(&address) => {
                     self.error(
                         item.line,
-                        format!("{path}[{i}]"),
-                        format!("duplicate target {}", Shown(address)),
+                        text!(path, "[", i, "]"),
+                        text!("duplicate target ", Shown(address)),
                     );
                     ok = false;
                 }
@@ -573,7 +578,7 @@ impl Checker {
             return (Vec::new(), false);
         };
         if items.is_empty() || items.len() > MAX_LINKS {
-            let message = format!("got {} links, expected 1 to {MAX_LINKS}", items.len());
+            let message = text!("got ", items.len(), " links, expected 1 to ", MAX_LINKS);
             self.error(node.line, "links".into(), message);
             return (Vec::new(), false);
         }
@@ -582,7 +587,7 @@ impl Checker {
         self.duplicates(items, "interface");
         let mut links: Vec<LinkConfig> = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            if let Some(link) = self.link(item, format!("links[{i}]"), defaults) {
+            if let Some(link) = self.link(item, text!("links[", i, "]"), defaults) {
                 links.push(link);
             }
         }
@@ -609,9 +614,16 @@ impl Checker {
             };
             match seen.iter().find(|(t, _)| t == text) {
                 Some((_, other)) => {
-                    let message =
-                        format!("duplicate {key} \"{text}\", already used by links[{other}]");
-                    self.error(node.line, format!("links[{i}].{key}"), message);
+                    let message = text!(
+                        "duplicate ",
+                        key,
+                        " \"",
+                        text,
+                        "\", already used by links[",
+                        other,
+                        "]"
+                    );
+                    self.error(node.line, text!("links[", i, "].", key), message);
                 }
                 None => seen.push((text, i)),
             }
@@ -639,7 +651,7 @@ impl Checker {
         let name = name?;
         Some(LinkConfig {
             name,
-            label: label.unwrap_or_else(|| name.to_string()),
+            label: label.unwrap_or_else(|| text!(name)),
             device: device?,
             gateway: gateway?,
             targets: targets?,
@@ -772,10 +784,11 @@ impl Checker {
                 _ => self.error(
                     token_node.line,
                     "web.token".into(),
-                    format!(
-                        "got {}, expected a string or null (read-only page); the value is not \
-                         shown: it is a secret",
-                        token_node.kind()
+                    text!(
+                        "got ",
+                        token_node.kind(),
+                        ", expected a string or null (read-only page); the value is not \
+                         shown: it is a secret"
                     ),
                 ),
             }
@@ -800,7 +813,7 @@ impl Checker {
                 Value::String(name) if is_host_name(name) => names.push(name.clone()),
                 _ => self.wrong(
                     item,
-                    format!("web.hosts[{i}]"),
+                    text!("web.hosts[", i, "]"),
                     "a host name of letters, digits, '-' and '.'",
                 ),
             }
@@ -823,9 +836,9 @@ impl Checker {
                         Value::String(_) => {
                             let expected =
                                 "an absolute path of a program, such as \"/usr/bin/logger\"";
-                            self.wrong(item, format!("hook[{i}]"), expected);
+                            self.wrong(item, text!("hook[", i, "]"), expected);
                         }
-                        _ => self.wrong(item, format!("hook[{i}]"), "a string"),
+                        _ => self.wrong(item, text!("hook[", i, "]"), "a string"),
                     }
                 }
                 (argv.len() == items.len()).then_some(argv)

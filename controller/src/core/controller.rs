@@ -22,8 +22,8 @@ use super::device::{DeviceFacts, LinkPlan, Problem};
 use super::engine::{Decision, Engine, LinkEvent, LinkIndex, LinkState, Mode, ModeError, Probe};
 use super::name::LinkName;
 use super::time::Instant;
+use crate::text::Show;
 use std::collections::VecDeque;
-use std::fmt;
 use std::net::IpAddr;
 
 /// How important a log line is: syslog's levels (and numbers), the ones wanmon uses.
@@ -50,17 +50,19 @@ impl Event {
     }
 }
 
-impl fmt::Display for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Show for Event {
+    fn show(&self, out: &mut String) {
         match self {
-            Event::Decision(decision) => decision.fmt(f),
-            Event::LinkDown { link, problem } => write!(f, "link {link} down: {problem}"),
-            Event::LinkUp { link } => write!(f, "link {link} up"),
-            Event::Operator(Mode::Auto) => f.write_str("operator: automatic choice restored"),
-            Event::Operator(Mode::Forced(link)) => write!(f, "operator: forced to {link}"),
+            Event::Decision(decision) => decision.show(out),
+            Event::LinkDown { link, problem } => put!(out, "link ", link, " down: ", problem),
+            Event::LinkUp { link } => put!(out, "link ", link, " up"),
+            Event::Operator(Mode::Auto) => put!(out, "operator: automatic choice restored"),
+            Event::Operator(Mode::Forced(link)) => put!(out, "operator: forced to ", link),
         }
     }
 }
+
+crate::display_by_show!(Event);
 
 /// What the caller must do, in the order given.
 #[derive(Clone, Debug, PartialEq, Eq)]

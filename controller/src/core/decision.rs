@@ -5,7 +5,7 @@ use super::link_state::DeadCause;
 use super::name::LinkName;
 use super::score::Score;
 use super::time::{Instant, Micros, ShowDuration};
-use std::fmt;
+use crate::text::Show;
 use std::net::IpAddr;
 
 /// Index of a link in the engine's current config.
@@ -81,21 +81,30 @@ pub struct Evidence {
     pub doubt: Score,
 }
 
-impl fmt::Display for Evidence {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "scored {} (at worst {}) against {} (at best {}), ",
-            self.to_score, self.to_high, self.from_score, self.from_low
-        )?;
+impl Show for Evidence {
+    fn show(&self, out: &mut String) {
+        put!(
+            out,
+            "scored ",
+            self.to_score,
+            " (at worst ",
+            self.to_high,
+            ") against ",
+            self.from_score,
+            " (at best ",
+            self.from_low,
+            "), "
+        );
         let by = Score(self.from_score.0 - self.to_score.0);
-        write!(f, "better by {by}, more than ")?;
+        put!(out, "better by ", by, ", more than ");
         if self.margin != Score(0) {
-            write!(f, "the hysteresis {} and ", self.margin)?;
+            put!(out, "the hysteresis ", self.margin, " and ");
         }
-        write!(f, "its doubt {}", self.doubt)
+        put!(out, "its doubt ", self.doubt);
     }
 }
+
+crate::display_by_show!(Evidence);
 
 /// A decision: move the default route from `from` to `to` (or, for [`Reason::AllDead`], keep it).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -113,43 +122,67 @@ impl Decision {
     }
 }
 
-impl fmt::Display for Decision {
+impl Show for Decision {
     /// One log line: `wan -> wwan: wan is dead (no reply for 3.0 s); wwan is the best live link (score 85.2)`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn show(&self, out: &mut String) {
         let from = self.from.as_ref().map_or("none", LinkName::as_str);
         let to = self.to;
-        write!(f, "{from} -> {to}: ")?;
+        put!(out, from, " -> ", to, ": ");
         match self.reason {
-            Reason::Initial { score } => write!(f, "first choice, {to} scores best ({score})"),
-            Reason::CurrentDead { cause, score } => {
-                write!(f, "{from} is dead ({cause}); {to} is the best live link (score {score})")
+            Reason::Initial { score } => {
+                put!(out, "first choice, ", to, " scores best (", score, ")")
             }
+            Reason::CurrentDead { cause, score } => put!(
+                out,
+                from,
+                " is dead (",
+                cause,
+                "); ",
+                to,
+                " is the best live link (score ",
+                score,
+                ")"
+            ),
             Reason::Better { evidence, held } => {
-                write!(f, "{to} {evidence}, for {}", ShowDuration(held))
+                put!(out, to, " ", evidence, ", for ", ShowDuration(held));
             }
             Reason::Failback { evidence, held } => {
-                write!(f, "failback: {to} {evidence}, for {}", ShowDuration(held))
+                put!(out, "failback: ", to, " ", evidence, ", for ", ShowDuration(held));
             }
             Reason::AllDead { device_down: false } => {
-                write!(f, "every link is dead; keeping the default route on {to}")
+                put!(out, "every link is dead; keeping the default route on ", to);
             }
-            Reason::AllDead { device_down: true } => write!(
-                f,
-                "every link is dead and {to}'s device is down: no route carries traffic \
-                 until a link comes back"
+            Reason::AllDead { device_down: true } => put!(
+                out,
+                "every link is dead and ",
+                to,
+                "'s device is down: no route carries traffic until a link comes back"
             ),
-            Reason::Forced => write!(f, "forced by the operator"),
-            Reason::ForcedLinkDead { forced, score } => write!(
-                f,
-                "forced link {forced} is dead, falling back to the best live link {to} (score {score})"
+            Reason::Forced => put!(out, "forced by the operator"),
+            Reason::ForcedLinkDead { forced, score } => put!(
+                out,
+                "forced link ",
+                forced,
+                " is dead, falling back to the best live link ",
+                to,
+                " (score ",
+                score,
+                ")"
             ),
-            Reason::LinkRemoved { score } => write!(
-                f,
-                "{from} was removed or disabled by a config reload; {to} is the best live link (score {score})"
+            Reason::LinkRemoved { score } => put!(
+                out,
+                from,
+                " was removed or disabled by a config reload; ",
+                to,
+                " is the best live link (score ",
+                score,
+                ")"
             ),
         }
     }
 }
+
+crate::display_by_show!(Decision);
 
 /// Why the operator's command was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,15 +191,17 @@ pub enum ModeError {
     LinkDisabled(LinkName),
 }
 
-impl fmt::Display for ModeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Show for ModeError {
+    fn show(&self, out: &mut String) {
         match self {
             ModeError::UnknownLink(name) => {
-                write!(f, "no link named {} in the config", crate::json::quoted(name))
+                put!(out, "no link named ", crate::json::quoted(name), " in the config");
             }
-            ModeError::LinkDisabled(name) => write!(f, "link {name} is disabled in the config"),
+            ModeError::LinkDisabled(name) => put!(out, "link ", name, " is disabled in the config"),
         }
     }
 }
+
+crate::display_by_show!(ModeError);
 
 impl std::error::Error for ModeError {}

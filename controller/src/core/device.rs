@@ -2,7 +2,7 @@
 //! traffic, and through which next hop. The daemon reads the facts (netlink); the core decides.
 
 use super::config::LinkConfig;
-use std::fmt;
+use crate::text::Show;
 use std::net::IpAddr;
 
 /// An address family wanmon routes: its probes and its default route exist per family.
@@ -66,22 +66,29 @@ pub enum Problem {
     NoGateway { device: String, family: Family },
 }
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Problem::NoDevice(device) => write!(f, "device {device} does not exist (yet)"),
-            Problem::DeviceDown(device) => write!(f, "device {device} is down"),
-            Problem::NoCarrier(device) => write!(f, "device {device} has no carrier"),
-            Problem::NoAddress(device) => write!(f, "device {device} has no address"),
-            Problem::NoGateway { device, family } => write!(
-                f,
-                "no {} gateway for {device}: set the link's gateway in the config, or give the \
-                 device a default route",
-                family.name()
-            ),
-        }
+impl Show for Problem {
+    fn show(&self, out: &mut String) {
+        let (device, what) = match self {
+            Problem::NoDevice(device) => (device, " does not exist (yet)"),
+            Problem::DeviceDown(device) => (device, " is down"),
+            Problem::NoCarrier(device) => (device, " has no carrier"),
+            Problem::NoAddress(device) => (device, " has no address"),
+            Problem::NoGateway { device, family } => {
+                return put!(
+                    out,
+                    "no ",
+                    family.name(),
+                    " gateway for ",
+                    device,
+                    ": set the link's gateway in the config, or give the device a default route"
+                );
+            }
+        };
+        put!(out, "device ", device, what);
     }
 }
+
+crate::display_by_show!(Problem);
 
 /// One link as routing sees it: its device, what the kernel says of it, and the next hops.
 #[derive(Clone, Debug)]

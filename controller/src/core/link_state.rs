@@ -13,7 +13,7 @@
 //! ```
 
 use super::time::{Instant, Micros, ShowDuration};
-use std::fmt;
+use crate::text::Show;
 
 /// Why a link is dead.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -24,16 +24,18 @@ pub enum DeadCause {
     LinkDown,
 }
 
-impl fmt::Display for DeadCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Show for DeadCause {
+    fn show(&self, out: &mut String) {
         match self {
             DeadCause::NoReply { silent_for } => {
-                write!(f, "no reply for {}", ShowDuration(*silent_for))
+                put!(out, "no reply for ", ShowDuration(*silent_for))
             }
-            DeadCause::LinkDown => f.write_str("link down"),
+            DeadCause::LinkDown => put!(out, "link down"),
         }
     }
 }
+
+crate::display_by_show!(DeadCause);
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum LinkState {

@@ -33,11 +33,13 @@ impl LinkName {
     }
 }
 
-impl fmt::Display for LinkName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl crate::text::Show for LinkName {
+    fn show(&self, out: &mut String) {
+        crate::text::push_str(out, self.as_str());
     }
 }
+
+crate::display_by_show!(LinkName);
 
 impl fmt::Debug for LinkName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -7,7 +7,7 @@
 
 use super::telemetry::{Estimate, Stats, Telemetry, Z_MILLI, isqrt};
 use super::time::Micros;
-use std::fmt;
+use crate::text::Show;
 
 /// A score in thousandths of a point; 1 point is 1 ms of latency.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,14 +24,14 @@ impl Score {
     }
 }
 
-impl fmt::Display for Score {
+impl Show for Score {
     /// One decimal: "85.2".
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tenths = (self.0 + if self.0 >= 0 { 50 } else { -50 }) / 100;
-        let sign = if tenths < 0 { "-" } else { "" };
-        write!(f, "{sign}{}.{}", tenths.abs() / 10, tenths.abs() % 10)
+    fn show(&self, out: &mut String) {
+        crate::text::push_tenths(out, (self.0 + if self.0 >= 0 { 50 } else { -50 }) / 100);
     }
 }
+
+crate::display_by_show!(Score);
 
 /// The loss term: `(bp / 100)² / (divisor_centi / 100)` points, in thousandths.
 fn loss_term(loss_bp: u32, divisor_centi: u64) -> i64 {

@@ -1,6 +1,6 @@
 //! Monotonic time as the decision core sees it: handed in by the caller, never read from a clock.
 
-use std::fmt;
+use crate::text::Show;
 
 /// Microseconds, the core's one unit of duration.
 pub type Micros = u64;
@@ -41,18 +41,20 @@ impl Instant {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct ShowDuration(pub Micros);
 
-impl fmt::Display for ShowDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Show for ShowDuration {
+    fn show(&self, out: &mut String) {
         let millis = self.0 / 1000;
         if millis < 1000 {
-            write!(f, "{millis} ms")
+            put!(out, millis, " ms");
         } else if millis < 60_000 {
-            write!(f, "{}.{} s", millis / 1000, (millis % 1000) / 100)
+            put!(out, millis / 1000, ".", (millis % 1000) / 100, " s");
         } else {
-            write!(f, "{} s", millis / 1000)
+            put!(out, millis / 1000, " s");
         }
     }
 }
+
+crate::display_by_show!(ShowDuration);
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,6 @@
 
 use super::netlink::{self, Builder, Prefix, Socket};
 use crate::text::OsError;
-use std::fmt;
 use std::io;
 use std::net::IpAddr;
 
@@ -207,19 +206,22 @@ impl ClearError {
     }
 }
 
-impl fmt::Display for ClearError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl crate::text::Show for ClearError {
+    fn show(&self, out: &mut String) {
         match self {
-            ClearError::NoInterface(e) => write!(
-                f,
-                "the kernel offers no conntrack netlink interface ({}); on OpenWrt install \
-                 kmod-nf-conntrack-netlink",
-                OsError(e)
+            ClearError::NoInterface(e) => put!(
+                out,
+                "the kernel offers no conntrack netlink interface (",
+                OsError(e),
+                "); on OpenWrt install \
+                 kmod-nf-conntrack-netlink"
             ),
-            ClearError::Io(e) => OsError(e).fmt(f),
+            ClearError::Io(e) => OsError(e).show(out),
         }
     }
 }
+
+crate::display_by_show!(ClearError);
 
 #[cfg(test)]
 mod tests {

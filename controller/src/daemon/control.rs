@@ -4,7 +4,6 @@
 use super::clients::{Client, Received};
 use crate::protocol::{MAX_REQUEST, Request, RequestError};
 use crate::text::OsError;
-use std::fmt;
 use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -17,21 +16,23 @@ pub enum ListenError {
     Bind { socket: String, cause: io::Error },
 }
 
-impl fmt::Display for ListenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl crate::text::Show for ListenError {
+    fn show(&self, out: &mut String) {
         match self {
             ListenError::AnotherRunning(socket) => {
-                write!(f, "another wanmon is running: {socket} answers")
+                put!(out, "another wanmon is running: ", socket, " answers")
             }
             ListenError::RemoveStale { socket, cause } => {
-                write!(f, "cannot remove the stale {socket}: {}", OsError(cause))
+                put!(out, "cannot remove the stale ", socket, ": ", OsError(cause))
             }
             ListenError::Bind { socket, cause } => {
-                write!(f, "cannot listen on {socket}: {}", OsError(cause))
+                put!(out, "cannot listen on ", socket, ": ", OsError(cause))
             }
         }
     }
 }
+
+crate::display_by_show!(ListenError);
 
 impl std::error::Error for ListenError {}
 

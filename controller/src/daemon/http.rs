@@ -184,10 +184,10 @@ fn is_port(text: &str) -> bool {
 /// the router answers to (see [`host_allowed`]).
 pub fn route(request: &Request, token: Option<&str>, names: &[String]) -> Action {
     if !host_allowed(request.header("host"), names) {
-        let message = format!(
-            "this page answers to the router's addresses and names, not to Host {}; \
-             add the name to web.hosts to use it",
-            json::quoted(&json::shorten(request.header("host").unwrap_or_default()))
+        let message = text!(
+            "this page answers to the router's addresses and names, not to Host ",
+            json::quoted(&json::shorten(request.header("host").unwrap_or_default())),
+            "; add the name to web.hosts to use it"
         );
         return Action::Refuse(421, message);
     }
@@ -228,7 +228,7 @@ fn mode_change(request: &Request, token: Option<&str>) -> Action {
     };
     let document = match json::parse(text) {
         Ok(document) => document,
-        Err(e) => return Action::Refuse(400, format!("invalid JSON body: {e}")),
+        Err(e) => return Action::Refuse(400, text!("invalid JSON body: ", e)),
     };
     let Value::Object(members) = document.value else {
         return Action::Refuse(400, "expected a JSON object such as {\"mode\": \"auto\"}".into());
@@ -237,7 +237,7 @@ fn mode_change(request: &Request, token: Option<&str>) -> Action {
     if let Some((unknown, _)) = members.iter().find(|(k, _)| k != "mode" && k != "link") {
         return Action::Refuse(
             400,
-            format!("unknown key {}: expected \"mode\" and \"link\"", json::quoted(unknown)),
+            text!("unknown key ", json::quoted(unknown), ": expected \"mode\" and \"link\""),
         );
     }
     match (field("mode"), field("link")) {
@@ -281,13 +281,18 @@ pub fn response(
     body: &[u8],
     head_only: bool,
 ) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
-         X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n\
-         Content-Security-Policy: default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n\
-         {extra_headers}Connection: close\r\n\r\n",
+    let mut out = text!(
+        "HTTP/1.1 ",
+        status,
+        " ",
         reason_phrase(status),
-        body.len()
+        "\r\nContent-Type: ",
+        content_type,
+        "\r\nContent-Length: ",
+        body.len(),
+        SECURITY_HEADERS,
+        extra_headers,
+        "Connection: close\r\n\r\n"
     )
     .into_bytes();
     if !head_only {
@@ -296,9 +301,16 @@ pub fn response(
     out
 }
 
+/// What every response says of its caching and of the browser's handling, after its length.
+const SECURITY_HEADERS: &str = "\r\nCache-Control: no-store\r\n\
+    X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n\
+    Content-Security-Policy: default-src 'none'; script-src 'self' 'unsafe-inline'; \
+    style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'\r\n";
+
 /// A JSON error body: `{"error": "..."}`.
 pub fn error_response(status: u16, message: &str) -> Vec<u8> {
-    let body = format!("{{\"error\":\"{}\"}}", json::escape(message));
+    let body = text!("{\"error\":\"", json::escape(message), "\"}");
     response(status, "application/json", "", body.as_bytes(), false)
 }
 

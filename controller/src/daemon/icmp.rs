@@ -119,11 +119,13 @@ pub struct SocketError {
     pub cause: io::Error,
 }
 
-impl std::fmt::Display for SocketError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.call, crate::text::OsError(&self.cause))
+impl crate::text::Show for SocketError {
+    fn show(&self, out: &mut String) {
+        put!(out, self.call, ": ", crate::text::OsError(&self.cause))
     }
 }
+
+crate::display_by_show!(SocketError);
 
 /// Sets a socket option; the error names it.
 fn set_option(

@@ -14,7 +14,6 @@ use crate::protocol::{
     is_our_table, link_mark, link_table,
 };
 use crate::text::OsError;
-use std::fmt;
 use std::io;
 use std::net::IpAddr;
 
@@ -36,34 +35,48 @@ pub enum PlumbingError {
     DefaultRoute { family: Family, cause: io::Error },
 }
 
-impl fmt::Display for PlumbingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl crate::text::Show for PlumbingError {
+    fn show(&self, out: &mut String) {
         match self {
             PlumbingError::List { what, cause } => {
-                write!(f, "cannot list {what}: {}", OsError(cause))
+                put!(out, "cannot list ", what, ": ", OsError(cause))
             }
             PlumbingError::AddRule { priority, table, cause } => {
-                write!(f, "cannot add rule priority {priority} table {table}: {}", OsError(cause))
+                put!(
+                    out,
+                    "cannot add rule priority ",
+                    priority,
+                    " table ",
+                    table,
+                    ": ",
+                    OsError(cause)
+                )
             }
             PlumbingError::DeleteRule { priority, table, cause } => {
-                write!(
-                    f,
-                    "cannot delete rule priority {priority} table {table}: {}",
+                put!(
+                    out,
+                    "cannot delete rule priority ",
+                    priority,
+                    " table ",
+                    table,
+                    ": ",
                     OsError(cause)
                 )
             }
             PlumbingError::DeleteRoute { table, cause } => {
-                write!(f, "cannot delete default route in table {table}: {}", OsError(cause))
+                put!(out, "cannot delete default route in table ", table, ": ", OsError(cause))
             }
             PlumbingError::ProbeRoute { device, cause } => {
-                write!(f, "cannot route the probes of {device}: {}", OsError(cause))
+                put!(out, "cannot route the probes of ", device, ": ", OsError(cause))
             }
             PlumbingError::DefaultRoute { family, cause } => {
-                write!(f, "cannot write the {} default route: {}", family.name(), OsError(cause))
+                put!(out, "cannot write the ", family.name(), " default route: ", OsError(cause))
             }
         }
     }
 }
+
+crate::display_by_show!(PlumbingError);
 
 impl std::error::Error for PlumbingError {}
 

@@ -19,8 +19,7 @@ use crate::core::config::Listen;
 use crate::core::{Action, Controller, Instant, LinkIndex, Links, Micros, Mode};
 use crate::protocol::status::{RouteStatus, Status};
 use crate::protocol::{self, Request, RequestError};
-use crate::text::{self, OsError};
-use std::fmt;
+use crate::text::{self, OsError, Show};
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
@@ -51,19 +50,21 @@ pub enum RunError {
     Poll(io::Error),
 }
 
-impl fmt::Display for RunError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl crate::text::Show for RunError {
+    fn show(&self, out: &mut String) {
         match self {
             RunError::Config(refused) => {
-                write!(f, "{refused}\nconfig refused ({} error(s)), not starting", refused.errors)
+                put!(out, refused, "\nconfig refused (", refused.errors, " error(s)), not starting")
             }
-            RunError::Signals(cause) => write!(f, "cannot catch signals: {}", OsError(cause)),
-            RunError::Control(cause) => cause.fmt(f),
-            RunError::Netlink(cause) => write!(f, "cannot open netlink: {}", OsError(cause)),
-            RunError::Poll(cause) => write!(f, "poll failed: {}", OsError(cause)),
+            RunError::Signals(cause) => put!(out, "cannot catch signals: ", OsError(cause)),
+            RunError::Control(cause) => cause.show(out),
+            RunError::Netlink(cause) => put!(out, "cannot open netlink: ", OsError(cause)),
+            RunError::Poll(cause) => put!(out, "poll failed: ", OsError(cause)),
         }
     }
 }
+
+crate::display_by_show!(RunError);
 
 impl std::error::Error for RunError {}
 
@@ -76,19 +77,23 @@ enum Refusal {
     Request(RequestError),
 }
 
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl crate::text::Show for Refusal {
+    fn show(&self, out: &mut String) {
         match self {
-            Refusal::Mode(e) => e.fmt(f),
-            Refusal::Config(refused) => write!(
-                f,
-                "{refused}\nconfig refused ({} error(s)), still running on the previous one",
-                refused.errors
+            Refusal::Mode(e) => e.show(out),
+            Refusal::Config(refused) => put!(
+                out,
+                refused,
+                "\nconfig refused (",
+                refused.errors,
+                " error(s)), still running on the previous one"
             ),
-            Refusal::Request(e) => e.fmt(f),
+            Refusal::Request(e) => e.show(out),
         }
     }
 }
+
+crate::display_by_show!(Refusal);
 
 #[derive(Debug)]
 struct Daemon {
@@ -136,7 +141,7 @@ pub fn run(options: Options) -> Result<(), RunError> {
     let control = control::listen(&options.socket).map_err(RunError::Control)?;
     let mut plumbing = Plumbing::open().map_err(RunError::Netlink)?;
     for problem in plumbing.clean_up_keeping_the_route() {
-        log.say(Level::Warning, format_args!("cleaning up an earlier run: {problem}"));
+        log.say(Level::Warning, &text!("cleaning up an earlier run: ", problem));
     }
     let events = netlink::Socket::open(netlink::EVENT_GROUPS).map_err(RunError::Netlink)?;
     let started = system::monotonic_now();
@@ -196,7 +201,7 @@ impl Daemon {
             self.controller.config().links.iter().map(|l| l.name.as_str()).collect();
         self.log.say(
             Level::Notice,
-            format_args!("started, {} links: {}", names.len(), text::comma_separated(&names)),
+            &text!("started, ", names.len(), " links: ", text::comma_separated(&names)),
         );
         self.check_conntrack();
         self.open_web();
@@ -210,7 +215,7 @@ impl Daemon {
             return;
         }
         if let Err(e @ conntrack::ClearError::NoInterface(_)) = conntrack::available() {
-            self.log.say(Level::Warning, format_args!("conntrack_cleanup is on, but {e}"));
+            self.log.say(Level::Warning, &text!("conntrack_cleanup is on, but ", e));
         }
     }
 
@@ -242,16 +247,20 @@ impl Daemon {
                     let device = &self.controller.plans()[link].device;
                     self.log.say(
                         Level::Error,
-                        format_args!(
-                            "cannot open an {} probe socket on {device}: {e}",
-                            family.name()
+                        &text!(
+                            "cannot open an ",
+                            family.name(),
+                            " probe socket on ",
+                            device,
+                            ": ",
+                            e
                         ),
                     );
                 }
             }
             Action::KeepProbes(keep) => {
                 for e in self.probes.keep(&keep) {
-                    self.log.say(Level::Error, format_args!("cannot re-mark a probe socket: {e}"));
+                    self.log.say(Level::Error, &text!("cannot re-mark a probe socket: ", e));
                 }
             }
             Action::Observe => self.observe(now),
@@ -263,7 +272,7 @@ impl Daemon {
                 let current = self.controller.current();
                 let plans = self.controller.plans();
                 for problem in self.plumbing.apply(plans, current) {
-                    self.log.say(Level::Warning, format_args!("{problem}"));
+                    self.log.say(Level::Warning, &text!(problem));
                 }
                 if self.web.listener.is_none() && self.controller.config().web.listen.is_some() {
                     self.open_web();
@@ -273,18 +282,18 @@ impl Daemon {
                 let current = self.controller.current();
                 let plans = self.controller.plans();
                 for problem in self.plumbing.set_default(plans, current) {
-                    self.log.say(Level::Error, format_args!("{problem}"));
+                    self.log.say(Level::Error, &text!(problem));
                 }
             }
             Action::ClearConntrack { from } => self.clear_conntrack(from),
             Action::RunHook(decision) => {
                 if let Some(argv) = &self.controller.config().hook {
-                    let from = decision.from.map(|f| f.to_string()).unwrap_or_default();
-                    let reason = decision.to_string();
+                    let from = decision.from.map(|f| text!(f)).unwrap_or_default();
+                    let reason = text!(decision);
                     self.hooks.start(argv, &from, decision.to.as_str(), &reason, &self.log);
                 }
             }
-            Action::Log(event) => self.log.say(event.level(), format_args!("{event}")),
+            Action::Log(event) => self.log.say(event.level(), &text!(event)),
         }
     }
 
@@ -303,25 +312,25 @@ impl Daemon {
                 self.flows_cleared += cleared as u64;
                 self.log.say(
                     Level::Info,
-                    format_args!(
-                        "conntrack: {cleared} LAN flow(s) through {device} removed; they continue through the new link"
+                    &text!(
+                        "conntrack: ",
+                        cleared,
+                        " LAN flow(s) through ",
+                        device,
+                        " removed; they continue through the new link"
                     ),
                 );
             }
             Err(e) => self.log.say(
                 Level::Info,
-                format_args!("conntrack: cannot remove the LAN flows through {device}: {e}"),
+                &text!("conntrack: cannot remove the LAN flows through ", device, ": ", e),
             ),
         }
     }
 
-    fn problems<E: fmt::Display>(
-        &mut self,
-        level: Level,
-        work: impl FnOnce(&mut Daemon) -> Vec<E>,
-    ) {
+    fn problems<E: Show>(&mut self, level: Level, work: impl FnOnce(&mut Daemon) -> Vec<E>) {
         for problem in work(self) {
-            self.log.say(level, format_args!("{problem}"));
+            self.log.say(level, &text!(problem));
         }
     }
 
@@ -334,7 +343,7 @@ impl Daemon {
             Err(e) => {
                 self.log.say(
                     Level::Error,
-                    format_args!("cannot read the links from the kernel: {}", OsError(&e)),
+                    &text!("cannot read the links from the kernel: ", OsError(&e)),
                 );
             }
         }
@@ -352,7 +361,7 @@ impl Daemon {
                     if !self.web_warned {
                         self.log.say(
                             Level::Warning,
-                            format_args!("web page not served yet: {device} has no address"),
+                            &text!("web page not served yet: ", device, " has no address"),
                         );
                         self.web_warned = true;
                     }
@@ -363,13 +372,13 @@ impl Daemon {
         let url = page_url(address);
         match TcpListener::bind(address).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
             Ok(listener) => {
-                self.log.say(Level::Info, format_args!("web page on {url}"));
+                self.log.say(Level::Info, &text!("web page on ", url));
                 self.web.listener = Some(listener);
             }
             Err(e) => {
                 self.log.say(
                     Level::Error,
-                    format_args!("cannot serve the web page on {url}: {}", OsError(&e)),
+                    &text!("cannot serve the web page on ", url, ": ", OsError(&e)),
                 );
             }
         }
@@ -403,10 +412,7 @@ impl Daemon {
                     // ENOBUFS: events were lost. Read everything afresh.
                     self.log.say(
                         Level::Warning,
-                        format_args!(
-                            "netlink events lost ({}); reading the state again",
-                            OsError(&e)
-                        ),
+                        &text!("netlink events lost (", OsError(&e), "); reading the state again"),
                     );
                     (observe, disturbed, addresses) = (true, true, true);
                     break;
@@ -435,9 +441,9 @@ impl Daemon {
         let config =
             config_file::load(&self.options.config, Links::Required).map_err(|errors| {
                 let refusal = Refusal::Config(errors);
-                let text = refusal.to_string();
+                let text = text!(refusal);
                 for line in crate::text::byte_separated(&text, b'\n').filter(|l| !l.is_empty()) {
-                    self.log.line(Level::Error, line);
+                    self.log.say(Level::Error, line);
                 }
                 refusal
             })?;
@@ -454,8 +460,8 @@ impl Daemon {
         } else {
             self.web_names = web_names(&self.controller.config().web.hosts);
         }
-        let message = format!("config reloaded from {}", crate::shown_path(&self.options.config));
-        self.log.line(Level::Notice, &message);
+        let message = text!("config reloaded from ", crate::shown_path(&self.options.config));
+        self.log.say(Level::Notice, &message);
         Ok(message)
     }
 
@@ -480,14 +486,14 @@ impl Daemon {
         self.perform();
         Ok(match mode {
             Mode::Auto => "automatic choice restored".to_string(),
-            Mode::Forced(name) => format!("forced to {name}"),
+            Mode::Forced(name) => text!("forced to ", name),
         })
     }
 
     fn force(&mut self, link: &str) -> Result<String, Refusal> {
         self.controller.handle_force(self.now(), link).map_err(Refusal::Mode)?;
         self.perform();
-        Ok(format!("forced to {link}"))
+        Ok(text!("forced to ", link))
     }
 
     fn control_answer(&mut self, request: Result<Request, RequestError>) -> String {
@@ -541,10 +547,10 @@ impl Daemon {
         let head_only = request.method == "HEAD";
         let answer = |result: Result<String, Refusal>| match result {
             Ok(message) => {
-                let body = format!("{{\"message\":\"{}\"}}", crate::json::escape(&message));
+                let body = text!("{\"message\":\"", crate::json::escape(&message), "\"}");
                 http::response(200, "application/json", "", body.as_bytes(), false)
             }
-            Err(refusal) => http::error_response(409, &refusal.to_string()),
+            Err(refusal) => http::error_response(409, &text!(refusal)),
         };
         let token = self.controller.config().web.token.as_deref();
         match http::route(request, token, &self.web_names) {
@@ -691,7 +697,7 @@ impl Daemon {
             if signal == libc::SIGHUP {
                 let _ = self.reload();
             } else {
-                self.log.say(Level::Notice, format_args!("signal {signal}: stopping"));
+                self.log.say(Level::Notice, &text!("signal ", signal, ": stopping"));
                 self.stopping = true;
             }
         }
@@ -700,10 +706,10 @@ impl Daemon {
     /// Hands routing back to the system: removes every route and rule wanmon wrote.
     fn stop(&mut self) {
         for problem in self.plumbing.remove_all() {
-            self.log.say(Level::Error, format_args!("while stopping: {problem}"));
+            self.log.say(Level::Error, &text!("while stopping: ", problem));
         }
         let _ = std::fs::remove_file(&self.options.socket);
-        self.log.line(Level::Notice, "stopped; the system's routes apply again");
+        self.log.say(Level::Notice, "stopped; the system's routes apply again");
     }
 }
 
@@ -712,8 +718,8 @@ impl Daemon {
 fn page_url(address: SocketAddr) -> String {
     let ip = crate::address::text(&address.ip());
     match address.ip() {
-        IpAddr::V4(_) => format!("http://{ip}:{}/", address.port()),
-        IpAddr::V6(_) => format!("http://[{ip}]:{}/", address.port()),
+        IpAddr::V4(_) => text!("http://", ip, ":", address.port(), "/"),
+        IpAddr::V6(_) => text!("http://[", ip, "]:", address.port(), "/"),
     }
 }
 

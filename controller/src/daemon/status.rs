@@ -21,14 +21,14 @@ fn seconds_since(now: Instant, then: Instant) -> u64 {
 
 fn link_status(link: &Link, current: bool, problem: Option<String>, now: Instant) -> LinkStatus {
     LinkStatus {
-        name: link.name().to_string(),
+        name: text!(link.name()),
         label: link.config().label.clone(),
         device: link.config().device.clone(),
         state: link.state().word().to_string(),
         since_s: seconds_since(now, link.state_since()),
         current,
         cause: match link.state() {
-            LinkState::Dead(cause) => Some(cause.to_string()),
+            LinkState::Dead(cause) => Some(text!(cause)),
             _ => None,
         },
         problem,
@@ -64,9 +64,9 @@ pub fn of(
         uptime_s: now.as_micros() / 1_000_000,
         forced: match engine.mode() {
             Mode::Auto => None,
-            Mode::Forced(name) => Some(name.to_string()),
+            Mode::Forced(name) => Some(text!(name)),
         },
-        current: current.map(|c| c.to_string()),
+        current: current.map(|c| text!(c)),
         routes,
         flows_cleared,
         links: engine
@@ -74,7 +74,7 @@ pub fn of(
             .iter()
             .zip(problems)
             .map(|(link, problem)| {
-                let problem = problem.map(|p| p.to_string());
+                let problem = problem.map(|p| text!(p));
                 link_status(link, Some(link.name()) == current, problem, now)
             })
             .collect(),
@@ -83,9 +83,9 @@ pub fn of(
             .rev()
             .map(|d| DecisionStatus {
                 age_s: seconds_since(now, d.at),
-                from: d.from.map(|f| f.to_string()),
-                to: d.to.to_string(),
-                reason: d.to_string(),
+                from: d.from.map(|f| text!(f)),
+                to: text!(d.to),
+                reason: text!(d),
             })
             .collect(),
     }

@@ -4,7 +4,6 @@
 pub use crate::core::Level;
 use crate::core::{Instant, Micros};
 use std::ffi::CString;
-use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
@@ -96,24 +95,17 @@ impl Log {
         Log { syslog, pid: std::process::id() }
     }
 
-    pub fn line(&self, level: Level, message: &str) {
-        self.say(level, format_args!("{message}"));
-    }
-
-    /// Formats the message straight into the line it sends: no string of the message alone
-    /// first, made and dropped at every place that logs.
-    pub fn say(&self, level: Level, message: fmt::Arguments<'_>) {
-        use fmt::Write;
+    pub fn say(&self, level: Level, message: &str) {
         let mut line = String::new();
         if let Some(socket) = &self.syslog {
             // Facility daemon (3): priority = 3 * 8 + level.
-            let _ = write!(line, "<{}>wanmon[{}]: {message}", 24 + level as u8, self.pid);
+            put!(&mut line, "<", 24 + level as u8, ">wanmon[", self.pid, "]: ", message);
             if socket.send(line.as_bytes()).is_ok() {
                 return;
             }
             line.clear();
         }
-        let _ = writeln!(line, "wanmon: {message}");
+        put!(&mut line, "wanmon: ", message, "\n");
         write_out(2, &line);
     }
 }
@@ -259,12 +251,12 @@ impl Hooks {
         let switch: Vec<CString> =
             [("WANMON_FROM", from), ("WANMON_TO", to), ("WANMON_REASON", reason)]
                 .iter()
-                .filter_map(|(k, v)| c_string(&format!("{k}={v}")))
+                .filter_map(|(k, v)| c_string(&text!(k, "=", v)))
                 .collect();
         let (Some(args), Some(path)) = (args, c_string(program)) else {
             log.say(
                 Level::Warning,
-                format_args!("hook {program} could not start: a NUL byte in its arguments"),
+                &text!("hook ", program, " could not start: a NUL byte in its arguments"),
             );
             return;
         };
@@ -295,8 +287,10 @@ impl Hooks {
         if pid < 0 {
             log.say(
                 Level::Warning,
-                format_args!(
-                    "hook {program} could not start: {}",
+                &text!(
+                    "hook ",
+                    program,
+                    " could not start: ",
                     crate::text::OsError(&io::Error::last_os_error())
                 ),
             );
@@ -318,7 +312,7 @@ impl Hooks {
                         libc::kill(*pid, libc::SIGKILL);
                         libc::waitpid(*pid, &mut status, 0);
                     }
-                    log.line(Level::Warning, "hook killed after 30 s");
+                    log.say(Level::Warning, "hook killed after 30 s");
                     return false;
                 }
                 return true;
@@ -327,19 +321,19 @@ impl Hooks {
                 return false;
             }
             if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 127 {
-                log.line(
+                log.say(
                     Level::Warning,
                     "hook could not start: exit status 127 (not found or not executable)",
                 );
             } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) != 0 {
                 log.say(
                     Level::Warning,
-                    format_args!("hook failed: exit status: {}", libc::WEXITSTATUS(status)),
+                    &text!("hook failed: exit status: ", libc::WEXITSTATUS(status)),
                 );
             } else if libc::WIFSIGNALED(status) {
                 log.say(
                     Level::Warning,
-                    format_args!("hook failed: killed by signal {}", libc::WTERMSIG(status)),
+                    &text!("hook failed: killed by signal ", libc::WTERMSIG(status)),
                 );
             }
             false
@@ -376,12 +370,12 @@ mod tests {
     fn lines_go_to_syslog_with_facility_and_level() {
         let (socket, path, dir) = syslog("levels");
         let log = Log::open_at(&path);
-        log.line(Level::Notice, "wan -> wwan: wan is dead");
+        log.say(Level::Notice, "wan -> wwan: wan is dead");
         assert_eq!(
             received(&socket),
             format!("<29>wanmon[{}]: wan -> wwan: wan is dead", std::process::id())
         );
-        log.line(Level::Error, "x");
+        log.say(Level::Error, "x");
         assert!(received(&socket).starts_with("<27>wanmon["));
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -390,7 +384,7 @@ mod tests {
     fn without_syslog_the_log_falls_back_to_stderr() {
         let log = Log::open_at("/nonexistent/log");
         assert!(log.syslog.is_none());
-        log.line(Level::Info, "to stderr");
+        log.say(Level::Info, "to stderr");
     }
 
     fn wait_for_hooks(hooks: &mut Hooks, log: &Log) {

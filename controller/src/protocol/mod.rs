@@ -8,7 +8,6 @@ pub use status::Status;
 
 use crate::core::limits::MAX_LINKS;
 use crate::text::OsError;
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -68,20 +67,23 @@ pub enum RequestError {
     Unknown(String),
 }
 
-impl fmt::Display for RequestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl crate::text::Show for RequestError {
+    fn show(&self, out: &mut String) {
         match self {
-            RequestError::Empty => f.write_str("empty request"),
-            RequestError::TooLong => write!(f, "request longer than {MAX_REQUEST} bytes"),
-            RequestError::NotText => f.write_str("request is not UTF-8 text"),
-            RequestError::Unknown(line) => write!(
-                f,
-                "unknown request {}: expected status, status json, force LINK, auto or reload",
-                crate::json::quoted(line)
+            RequestError::Empty => crate::text::push_str(out, "empty request"),
+            RequestError::TooLong => put!(out, "request longer than ", MAX_REQUEST, " bytes"),
+            RequestError::NotText => crate::text::push_str(out, "request is not UTF-8 text"),
+            RequestError::Unknown(line) => put!(
+                out,
+                "unknown request ",
+                crate::json::quoted(line),
+                ": expected status, status json, force LINK, auto or reload"
             ),
         }
     }
 }
+
+crate::display_by_show!(RequestError);
 
 impl Request {
     pub fn parse(line: &str) -> Result<Request, RequestError> {
@@ -102,7 +104,7 @@ impl Request {
         match self {
             Request::Status { json: false } => "status\n".into(),
             Request::Status { json: true } => "status json\n".into(),
-            Request::Force(link) => format!("force {link}\n"),
+            Request::Force(link) => text!("force ", link, "\n"),
             Request::Auto => "auto\n".into(),
             Request::Reload => "reload\n".into(),
         }
@@ -111,10 +113,10 @@ impl Request {
 
 /// The answer to a request as it goes on the wire: `ok` or `error`, a newline, then the text
 /// for the person at the terminal.
-pub fn answer<E: fmt::Display>(result: &Result<String, E>) -> String {
+pub fn answer<E: crate::text::Show>(result: &Result<String, E>) -> String {
     match result {
-        Ok(text) => format!("ok\n{text}"),
-        Err(text) => format!("error\n{text}"),
+        Ok(text) => text!("ok\n", text),
+        Err(text) => text!("error\n", text),
     }
 }
 
@@ -135,27 +137,29 @@ pub enum CallError {
     Refused(String),
 }
 
-impl fmt::Display for CallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl crate::text::Show for CallError {
+    fn show(&self, out: &mut String) {
         match self {
             CallError::NotRunning(socket) => {
-                write!(f, "wanmon is not running ({socket} does not answer)")
+                put!(out, "wanmon is not running (", socket, " does not answer)")
             }
             CallError::PermissionDenied(socket) => {
-                write!(f, "{socket}: permission denied (root only)")
+                put!(out, socket, ": permission denied (root only)")
             }
             CallError::Unreachable { socket, cause } => {
-                write!(f, "cannot reach wanmon at {socket}: {}", OsError(cause))
+                put!(out, "cannot reach wanmon at ", socket, ": ", OsError(cause))
             }
-            CallError::Send(cause) => write!(f, "cannot send the request: {}", OsError(cause)),
-            CallError::NoAnswer(cause) => write!(f, "no answer from wanmon: {}", OsError(cause)),
+            CallError::Send(cause) => put!(out, "cannot send the request: ", OsError(cause)),
+            CallError::NoAnswer(cause) => put!(out, "no answer from wanmon: ", OsError(cause)),
             CallError::Unreadable(reply) => {
-                write!(f, "unreadable answer from wanmon: {}", crate::json::quoted(reply))
+                put!(out, "unreadable answer from wanmon: ", crate::json::quoted(reply))
             }
-            CallError::Refused(text) => f.write_str(text),
+            CallError::Refused(text) => crate::text::push_str(out, text),
         }
     }
 }
+
+crate::display_by_show!(CallError);
 
 impl std::error::Error for CallError {}
 

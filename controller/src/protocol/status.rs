@@ -4,7 +4,6 @@
 //! Figures are integer thousandths (12.3 ms is 12300) and appear in the JSON with one decimal.
 
 use crate::json::{self, Node, Value, escape_into};
-use std::fmt::{self, Write};
 
 /// Why a status document could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,15 +17,17 @@ pub enum StatusError {
     },
 }
 
-impl fmt::Display for StatusError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl crate::text::Show for StatusError {
+    fn show(&self, out: &mut String) {
         match self {
-            StatusError::Syntax(e) => write!(f, "status: {e}"),
-            StatusError::Missing(path) => write!(f, "{path}: missing"),
-            StatusError::Wrong { path, expected } => write!(f, "{path}: expected {expected}"),
+            StatusError::Syntax(e) => put!(out, "status: ", e),
+            StatusError::Missing(path) => put!(out, path, ": missing"),
+            StatusError::Wrong { path, expected } => put!(out, path, ": expected ", expected),
         }
     }
 }
+
+crate::display_by_show!(StatusError);
 
 impl std::error::Error for StatusError {}
 
@@ -106,9 +107,12 @@ pub struct DecisionStatus {
 
 /// `value / 1000` with one decimal, from integer thousandths: 12345 → "12.3".
 pub fn decimal(value: i64) -> String {
-    let tenths = value.saturating_add(if value >= 0 { 50 } else { -50 }) / 100;
-    let sign = if tenths < 0 { "-" } else { "" };
-    format!("{sign}{}.{}", tenths.abs() / 10, tenths.abs() % 10)
+    let mut out = String::new();
+    crate::text::push_tenths(
+        &mut out,
+        value.saturating_add(if value >= 0 { 50 } else { -50 }) / 100,
+    );
+    out
 }
 
 /// The inverse of [`decimal`] (and of any JSON number): thousandths, or `None` if not a number.
@@ -169,7 +173,7 @@ impl LinkStatus {
         string(out, &self.device);
         out.push_str(r#","state":"#);
         string(out, &self.state);
-        let _ = write!(out, r#","since_s":{},"current":{},"cause":"#, self.since_s, self.current);
+        put!(out, r#","since_s":"#, self.since_s, r#","current":"#, self.current, r#","cause":"#);
         optional_string(out, self.cause.as_deref());
         out.push_str(r#","problem":"#);
         optional_string(out, self.problem.as_deref());
@@ -187,7 +191,7 @@ impl LinkStatus {
         array(out, &self.targets, |out, target| {
             out.push_str(r#"{"address":"#);
             string(out, &target.address);
-            let _ = write!(out, r#","reachable":{},"#, target.reachable);
+            put!(out, r#","reachable":"#, target.reachable, r#","#);
             figures_json(out, target.figures);
             out.push('}');
         });
@@ -202,7 +206,7 @@ impl Status {
         out.push_str(r#"{"version":"#);
         string(&mut out, &self.version);
         let mode = if self.forced.is_some() { "forced" } else { "auto" };
-        let _ = write!(out, r#","uptime_s":{},"mode":"{mode}","forced":"#, self.uptime_s);
+        put!(&mut out, r#","uptime_s":"#, self.uptime_s, r#","mode":""#, mode, r#"","forced":"#);
         optional_string(&mut out, self.forced.as_deref());
         out.push_str(r#","current":"#);
         optional_string(&mut out, self.current.as_deref());
@@ -214,12 +218,12 @@ impl Status {
             optional_string(out, route.gateway.as_deref());
             out.push('}');
         });
-        let _ = write!(out, r#","flows_cleared":{}"#, self.flows_cleared);
+        put!(&mut out, r#","flows_cleared":"#, self.flows_cleared);
         out.push_str(r#","links":"#);
         array(&mut out, &self.links, |out, link| link.write_json(out));
         out.push_str(r#","decisions":"#);
         array(&mut out, &self.decisions, |out, decision| {
-            let _ = write!(out, r#"{{"age_s":{},"from":"#, decision.age_s);
+            put!(out, r#"{"age_s":"#, decision.age_s, r#","from":"#);
             optional_string(out, decision.from.as_deref());
             out.push_str(r#","to":"#);
             string(out, &decision.to);
@@ -234,49 +238,53 @@ impl Status {
     /// The document for a terminal (`wanmon status`).
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let mode = self.forced.as_ref().map_or("auto".to_string(), |l| format!("forced to {l}"));
+        let mode = self.forced.as_ref().map_or("auto".to_string(), |l| text!("forced to ", l));
         let mut route = String::new();
         for r in &self.routes {
-            let gateway = r.gateway.as_ref().map_or(String::new(), |g| format!("via {g} "));
+            let gateway = r.gateway.as_ref().map_or(String::new(), |g| text!("via ", g, " "));
             let separator = if route.is_empty() { "" } else { "; " };
-            let _ = write!(route, "{separator}default {gateway}dev {}", r.device);
+            put!(&mut route, separator, "default ", gateway, "dev ", r.device);
         }
         if route.is_empty() {
             route.push_str("none written (the system's own routes apply)");
         }
-        let _ = writeln!(out, "wanmon {}, up {} s, mode {mode}", self.version, self.uptime_s);
-        let _ = writeln!(out, "route: {route}");
+        put!(&mut out, "wanmon ", self.version, ", up ", self.uptime_s, " s, mode ", mode, "\n");
+        put!(&mut out, "route: ", route, "\n");
         if self.flows_cleared > 0 {
             let cleared = self.flows_cleared;
-            let _ = writeln!(out, "flows moved off links the route left: {cleared}");
+            put!(&mut out, "flows moved off links the route left: ", cleared, "\n");
         }
-        let _ = writeln!(
-            out,
-            "{:<15} {:<8} {:>8} {:>9} {:>8} {:>8} {:>8}",
-            "link", "state", "since", "latency", "jitter", "loss", "score"
-        );
+        out.push_str("link            state       since   latency   jitter     loss    score\n");
         for link in &self.links {
-            let marker = if link.current { "*" } else { " " };
             let shown = |value: Option<i64>| value.map_or_else(|| "-".to_string(), decimal);
             let f = link.figures;
-            let _ = writeln!(
-                out,
-                "{marker}{:<14} {:<8} {:>6} s {:>6} ms {:>5} ms {:>6} % {:>8}",
-                link.name,
-                link.state,
-                link.since_s,
-                shown(f.map(|f| f.latency)),
-                shown(f.map(|f| f.jitter)),
-                shown(f.map(|f| f.loss)),
-                shown(link.score),
-            );
+            let columns = [
+                (if link.current { "*" } else { " " }, 0),
+                (&link.name, -14),
+                (" ", 0),
+                (&link.state, -8),
+                (" ", 0),
+                (&text!(link.since_s), 6),
+                (" s ", 0),
+                (&shown(f.map(|f| f.latency)), 6),
+                (" ms ", 0),
+                (&shown(f.map(|f| f.jitter)), 5),
+                (" ms ", 0),
+                (&shown(f.map(|f| f.loss)), 6),
+                (" % ", 0),
+                (&shown(link.score), 8),
+                ("\n", 0),
+            ];
+            for (text, width) in columns {
+                crate::text::push_padded(&mut out, text, width);
+            }
             for note in [&link.cause, &link.problem, &link.warning].into_iter().flatten() {
-                let _ = writeln!(out, "  {note}");
+                put!(&mut out, "  ", note, "\n");
             }
         }
-        let _ = writeln!(out, "recent decisions:");
+        put!(&mut out, "recent decisions:", "\n");
         for decision in self.decisions.iter().take(10) {
-            let _ = writeln!(out, "  {} s ago: {}", decision.age_s, decision.reason);
+            put!(&mut out, "  ", decision.age_s, " s ago: ", decision.reason, "\n");
         }
         out
     }
@@ -354,11 +362,11 @@ impl<'a> Fields<'a> {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, node)| &node.value)
-            .ok_or_else(|| StatusError::Missing(format!("{}.{key}", self.path)))
+            .ok_or_else(|| StatusError::Missing(text!(self.path, ".", key)))
     }
 
     fn wrong(&self, key: &str, expected: &'static str) -> StatusError {
-        StatusError::Wrong { path: format!("{}.{key}", self.path), expected }
+        StatusError::Wrong { path: text!(self.path, ".", key), expected }
     }
 
     fn string(&self, key: &str) -> Result<String, StatusError> {
@@ -418,7 +426,7 @@ impl<'a> Fields<'a> {
         items
             .iter()
             .enumerate()
-            .map(|(i, node)| item(Fields::of(node, &format!("{}.{key}[{i}]", self.path))?))
+            .map(|(i, node)| item(Fields::of(node, &text!(self.path, ".", key, "[", i, "]"))?))
             .collect()
     }
 }
