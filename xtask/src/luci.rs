@@ -155,7 +155,7 @@ fn require_masquerade(session: &str, config: &str) -> Result<(), String> {
 fn refused_save(session: &str) -> Result<(), String> {
     crate::openwrt::check("a config with a mistake is refused, named, and changes nothing", || {
         let before = exec("cat /etc/wanmon/config.json")?;
-        let pid = crate::openwrt::daemon_pid()?;
+        let pid = crate::openwrt::running_pid()?;
         let broken = "{\"links\": [{\"name\": \"wan\", \"device\": \"eth1\", \"timeout_ms\": 0}]}";
         let arguments = format!(r#"{{"config":{}}}"#, json_string(broken));
         let answer = call(session, "wanmon", "save", &arguments)?;
@@ -171,7 +171,7 @@ fn refused_save(session: &str) -> Result<(), String> {
 
 fn applied_save(session: &str, config: &str) -> Result<(), String> {
     crate::openwrt::check("a valid config is saved and applied by a reload", || {
-        let pid = crate::openwrt::daemon_pid()?;
+        let pid = crate::openwrt::running_pid()?;
         let edited =
             config.replace("\"bias\": 40", "\"bias\": 50").replace("\"bias\": 30", "\"bias\": 50");
         let arguments = format!(r#"{{"config":{}}}"#, json_string(&edited));
@@ -185,8 +185,9 @@ fn applied_save(session: &str, config: &str) -> Result<(), String> {
         crate::openwrt::within(Duration::from_secs(5), "the daemon reloads", || {
             Ok(exec("logread | grep wanmon | tail -n 5")?.contains("config reloaded"))
         })?;
-        if crate::openwrt::daemon_pid()? != pid {
-            return Err("the daemon was restarted, not reloaded".into());
+        let now = crate::openwrt::daemon_pid()?;
+        if now != pid {
+            return Err(format!("the daemon was restarted, not reloaded (pid {pid}, now {now:?})"));
         }
         Ok(format!("file written, same pid {pid}, reload logged"))
     })

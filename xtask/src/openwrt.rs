@@ -85,6 +85,19 @@ pub(crate) fn daemon_pid() -> Result<String, String> {
     Ok(exec("pidof wanmon || true")?.trim().to_string())
 }
 
+/// The pid of a daemon that is up: procd reports an instance running as soon as it has forked
+/// it, while the unpacker is still starting the daemon, whose process is named `wanmon` only
+/// once it runs (on a loaded machine `pidof` found nothing then). A pid to compare with later
+/// is taken once the daemon answers on its control socket.
+pub(crate) fn running_pid() -> Result<String, String> {
+    let mut pid = String::new();
+    within(Duration::from_secs(10), "wanmon answers and has a pid", || {
+        pid = exec("wanmon status >/dev/null 2>&1 && pidof wanmon || true")?.trim().to_string();
+        Ok(!pid.is_empty())
+    })?;
+    Ok(pid)
+}
+
 /// A step of the test, printed with what it showed.
 pub(crate) fn check(
     name: &str,
@@ -262,14 +275,15 @@ fn bad_config_and_reload() -> Result<(), String> {
     exec("/etc/init.d/wanmon start")?;
     within(Duration::from_secs(10), "procd runs wanmon again", running)?;
     check("reload applies a changed config without a restart", || {
-        let pid = daemon_pid()?;
+        let pid = running_pid()?;
         write_config(&CONFIG.replace("\"bias\": 30", "\"bias\": 40"))?;
         exec("/etc/init.d/wanmon reload")?;
         within(Duration::from_secs(5), "the daemon logs the reload", || {
             Ok(exec("logread | grep wanmon | tail -n 20")?.contains("reload"))
         })?;
-        if daemon_pid()? != pid {
-            return Err("the daemon was restarted, not reloaded".into());
+        let now = daemon_pid()?;
+        if now != pid {
+            return Err(format!("the daemon was restarted, not reloaded (pid {pid}, now {now:?})"));
         }
         Ok(format!("same pid {pid}, reload logged"))
     })
@@ -277,7 +291,7 @@ fn bad_config_and_reload() -> Result<(), String> {
 
 fn respawn() -> Result<(), String> {
     check("a crash is respawned by procd", || {
-        let pid = daemon_pid()?;
+        let pid = running_pid()?;
         exec(&format!("kill -9 {pid}"))?;
         let took = within(Duration::from_secs(15), "a new wanmon", || {
             let now = daemon_pid()?;
