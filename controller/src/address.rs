@@ -3,7 +3,7 @@
 //! reads and write exactly what it writes (tested against it below), for the few places that
 //! read an address (the config, the web page's `Host`) and the messages that show one.
 
-use crate::text::{byte_separated, decimal, has_byte, split_byte, split_pair};
+use crate::text::{Show, byte_separated, decimal, has_byte, push_digits, split_byte, split_pair};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// An IPv4 or IPv6 address, as `str::parse::<IpAddr>` reads it.
@@ -94,16 +94,7 @@ pub fn socket(text: &str) -> Option<SocketAddr> {
 /// decimal for an IPv4-mapped one).
 pub fn text(address: &IpAddr) -> String {
     let mut out = String::with_capacity(39);
-    match address {
-        IpAddr::V4(v4) => push_v4(&mut out, v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => {
-                out.push_str("::ffff:");
-                push_v4(&mut out, &v4);
-            }
-            None => push_v6(&mut out, v6.segments()),
-        },
-    }
+    Shown(*address).show(&mut out);
     out
 }
 
@@ -111,9 +102,18 @@ pub fn text(address: &IpAddr) -> String {
 #[derive(Clone, Copy, Debug)]
 pub struct Shown(pub IpAddr);
 
-impl crate::text::Show for Shown {
+impl Show for Shown {
     fn show(&self, out: &mut String) {
-        crate::text::push_str(out, &text(&self.0));
+        match self.0 {
+            IpAddr::V4(v4) => push_v4(out, &v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => {
+                    out.push_str("::ffff:");
+                    push_v4(out, &v4);
+                }
+                None => push_v6(out, v6.segments()),
+            },
+        }
     }
 }
 
@@ -124,7 +124,7 @@ fn push_v4(out: &mut String, address: &Ipv4Addr) {
         if i > 0 {
             out.push('.');
         }
-        push_digits(out, u16::from(octet), 10);
+        push_digits(out, u64::from(octet), 10);
     }
 }
 
@@ -148,23 +148,8 @@ fn push_v6(out: &mut String, groups: [u16; 8]) {
         if i > 0 && i != start + len {
             out.push(':');
         }
-        push_digits(out, group, 16);
+        push_digits(out, u64::from(group), 16);
     }
-}
-
-/// `value` in `radix` (10 or 16), lowercase, without leading zeros.
-fn push_digits(out: &mut String, value: u16, radix: u16) {
-    let mut digits = [0u8; 5];
-    let (mut rest, mut at) = (value, digits.len());
-    loop {
-        at -= 1;
-        digits[at] = b"0123456789abcdef"[usize::from(rest % radix)];
-        rest /= radix;
-        if rest == 0 {
-            break;
-        }
-    }
-    digits[at..].iter().for_each(|&d| out.push(char::from(d)));
 }
 
 #[cfg(test)]

@@ -75,14 +75,19 @@ pub fn push_str(out: &mut String, text: &str) {
 }
 
 /// `value` in decimal, as `{}` shows it.
-#[inline(never)]
 pub fn push_unsigned(out: &mut String, value: u64) {
-    let mut digits = [0u8; 20];
+    push_digits(out, value, 10);
+}
+
+/// `value`'s digits in `radix` (2 to 16), lower-case: as `{}` and `{:x}` show it.
+#[inline(never)]
+pub fn push_digits(out: &mut String, value: u64, radix: u64) {
+    let mut digits = [0u8; 64];
     let (mut rest, mut at) = (value, digits.len());
     loop {
         at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
+        digits[at] = b"0123456789abcdef"[(rest % radix) as usize];
+        rest /= radix;
         if rest == 0 {
             break;
         }
