@@ -536,6 +536,21 @@ mod tests {
         assert!(text.contains("*wan"), "{text}");
         assert!(text.contains("12.3 ms"), "{text}");
         assert!(text.contains("  device wlan0 does not exist (yet)"), "{text}");
+        // The columns as `format!` pads them.
+        let head = format!(
+            "{:<15} {:<8} {:>8} {:>9} {:>8} {:>8} {:>8}\n",
+            "link", "state", "since", "latency", "jitter", "loss", "score"
+        );
+        let wan = format!(
+            "*{:<14} {:<8} {:>6} s {:>6} ms {:>5} ms {:>6} % {:>8}\n",
+            "wan", "up", 4, "12.3", "1.5", "20.0", "85.2"
+        );
+        let wwan = format!(
+            " {:<14} {:<8} {:>6} s {:>6} ms {:>5} ms {:>6} % {:>8}\n",
+            "wwan", "dead", 0, "-", "-", "-", "-"
+        );
+        assert!(text.contains(&(head + &wan)), "{text}");
+        assert!(text.contains(&wwan), "{text}");
         let quiet = Status::default().to_text();
         assert!(quiet.contains("route: none written"), "{quiet}");
     }
