@@ -119,9 +119,11 @@ pub fn push_padded(out: &mut String, text: &str, width: i32) {
     }
 }
 
-/// A number of tenths with one decimal, as "85.2" or "-1.5" (never "-0.0").
+/// Thousandths as a number with one decimal, rounded half away from zero: 85_249 as "85.2",
+/// -1_500 as "-1.5", -40 as "0.0" (never "-0.0").
 #[inline(never)]
-pub fn push_tenths(out: &mut String, tenths: i64) {
+pub fn push_one_decimal(out: &mut String, thousandths: i64) {
+    let tenths = thousandths.saturating_add(if thousandths >= 0 { 50 } else { -50 }) / 100;
     if tenths < 0 {
         push_str(out, "-");
     }
@@ -359,12 +361,15 @@ mod tests {
     }
 
     #[test]
-    fn tenths_and_columns_read_as_format_writes_them() {
-        for (tenths, shown) in [(852, "85.2"), (0, "0.0"), (-15, "-1.5"), (-4, "-0.4"), (7, "0.7")]
+    fn decimals_and_columns_read_as_format_writes_them() {
+        let cases =
+            [(85_249, "85.2"), (85_250, "85.3"), (0, "0.0"), (-1_500, "-1.5"), (-40, "0.0")];
+        for (thousandths, shown) in
+            cases.into_iter().chain([(-450, "-0.5"), (i64::MIN, "-9223372036854775.8")])
         {
             let mut out = String::new();
-            push_tenths(&mut out, tenths);
-            assert_eq!(out, shown);
+            push_one_decimal(&mut out, thousandths);
+            assert_eq!(out, shown, "{thousandths}");
         }
         for (text, width) in [("wan", 8), ("wan", -8), ("longer than", 4), ("x", 0), ("é", -3)] {
             let mut out = String::new();

@@ -27,7 +27,7 @@ impl Score {
 impl Show for Score {
     /// One decimal: "85.2".
     fn show(&self, out: &mut String) {
-        crate::text::push_tenths(out, (self.0 + if self.0 >= 0 { 50 } else { -50 }) / 100);
+        crate::text::push_one_decimal(out, self.0);
     }
 }
 

@@ -108,10 +108,7 @@ pub struct DecisionStatus {
 /// `value / 1000` with one decimal, from integer thousandths: 12345 → "12.3".
 pub fn decimal(value: i64) -> String {
     let mut out = String::new();
-    crate::text::push_tenths(
-        &mut out,
-        value.saturating_add(if value >= 0 { 50 } else { -50 }) / 100,
-    );
+    crate::text::push_one_decimal(&mut out, value);
     out
 }
 
