@@ -321,16 +321,14 @@ impl Checker {
         let Some(node) = fields.get(key) else {
             return default;
         };
-        let expected = text!("a whole number from ", min, " to ", max, unit);
-        match &node.value {
-            Value::Number(text) => match whole_number(text) {
-                Some(value) if (min..=max).contains(&value) => value,
-                _ => {
-                    self.wrong(node, fields.path(key), &expected);
-                    default
-                }
-            },
+        let value = match &node.value {
+            Value::Number(text) => whole_number(text),
+            _ => None,
+        };
+        match value {
+            Some(value) if (min..=max).contains(&value) => value,
             _ => {
+                let expected = text!("a whole number from ", min, " to ", max, unit);
                 self.wrong(node, fields.path(key), &expected);
                 default
             }
