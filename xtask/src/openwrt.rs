@@ -81,21 +81,30 @@ fn running() -> Result<bool, String> {
     Ok(exec("ubus call service list '{\"name\":\"wanmon\"}'")?.contains("\"running\": true"))
 }
 
+/// The daemon's pid as procd holds it for the service's instance, empty when none runs. Not
+/// `pidof wanmon`: that names every `wanmon` process of the moment, and under CI's load it
+/// named a second one beside the daemon ("981 980") as often as it found none yet.
 pub(crate) fn daemon_pid() -> Result<String, String> {
-    Ok(exec("pidof wanmon || true")?.trim().to_string())
+    let pid = exec(
+        "ubus call service list '{\"name\":\"wanmon\"}' \
+         | jsonfilter -e '@.wanmon.instances.*.pid' || true",
+    )?;
+    Ok(pid.trim().to_string())
 }
 
-/// The pid of a daemon that is up: procd reports an instance running as soon as it has forked
-/// it, while the unpacker is still starting the daemon, whose process is named `wanmon` only
-/// once it runs (on a loaded machine `pidof` found nothing then). A pid to compare with later
-/// is taken once the daemon answers on its control socket.
+/// Whether any process named `wanmon` runs: the daemon, or a command of its.
+fn any_wanmon_process() -> Result<bool, String> {
+    Ok(!exec("pidof wanmon || true")?.trim().is_empty())
+}
+
+/// The pid of a daemon that is up: procd reports an instance (and its pid) as soon as it has
+/// forked it, while the unpacker is still starting the daemon. A pid to compare with later is
+/// taken once the daemon answers on its control socket.
 pub(crate) fn running_pid() -> Result<String, String> {
-    let mut pid = String::new();
-    within(Duration::from_secs(10), "wanmon answers and has a pid", || {
-        pid = exec("wanmon status >/dev/null 2>&1 && pidof wanmon || true")?.trim().to_string();
-        Ok(!pid.is_empty())
+    within(Duration::from_secs(10), "wanmon answers", || {
+        Ok(exec("wanmon status >/dev/null 2>&1 && echo up || true")?.contains("up"))
     })?;
-    Ok(pid)
+    daemon_pid()
 }
 
 /// A step of the test, printed with what it showed.
@@ -317,7 +326,7 @@ fn upgrade_keeps_the_config(upgrade: &Path) -> Result<(), String> {
 fn remove() -> Result<(), String> {
     check("apk del (wanmon and luci-app-wanmon) stops wanmon and hands routing back", || {
         exec("apk del --no-network luci-app-wanmon wanmon")?;
-        within(Duration::from_secs(5), "wanmon gone", || Ok(daemon_pid()?.is_empty()))?;
+        within(Duration::from_secs(5), "wanmon gone", || Ok(!any_wanmon_process()?))?;
         let rules = exec("ip rule show")?;
         let table = exec("ip route show table 22349 || true")?;
         if rules.contains("22349") || !table.trim().is_empty() {
