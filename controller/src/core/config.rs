@@ -915,14 +915,21 @@ fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
         .map(|(_, k)| k)
 }
 
+/// Levenshtein distance in bytes: the known keys are ASCII, and a misspelt key with another
+/// character is merely counted a step further (a char-by-char walk costs the router's flash a
+/// UTF-8 decoder).
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row = [0usize; 64];
+    let Some(row) = row.get_mut(..=b.len()) else { return usize::MAX };
+    for (j, cell) in row.iter_mut().enumerate() {
+        *cell = j;
+    }
+    for (i, ca) in a.iter().enumerate() {
         let mut diagonal = row[0];
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
+            let substitution = diagonal + usize::from(ca != cb);
             diagonal = row[j + 1];
             row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
         }
@@ -1269,5 +1276,15 @@ mod tests {
     fn hints_only_near_misses() {
         assert_eq!(closest("intervall_ms", LINK_KEYS), Some("interval_ms"));
         assert_eq!(closest("colour", LINK_KEYS), None);
+        assert_eq!(closest("intérval_ms", LINK_KEYS), Some("interval_ms"));
+    }
+
+    #[test]
+    fn edit_distance_counts_bytes_and_refuses_keys_longer_than_its_row() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "bias"), 4);
+        assert_eq!(edit_distance("bias", ""), 4);
+        assert_eq!(edit_distance("é", "e"), 2);
+        assert_eq!(edit_distance("a", &"b".repeat(64)), usize::MAX);
     }
 }
