@@ -5,18 +5,17 @@
 use std::ffi::{CStr, c_char, c_int};
 use std::path::PathBuf;
 use wanmon::daemon::run;
-use wanmon::daemon::system::{name_process, read_in, start_up, write_out};
+use wanmon::daemon::system::{name_process, start_up, write_out};
 use wanmon::protocol::{self, Request};
 use wanmon::text;
 
 const USAGE: &str = "usage:
   wanmon run --config FILE [--socket PATH]   run the daemon in the foreground
   wanmon status [--json] [--socket PATH]     links, scores, route and recent decisions
-  wanmon force LINK [--socket PATH]          put the route on LINK until `wanmon auto`
+  wanmon force [--] LINK [--socket PATH]     put the route on LINK until `wanmon auto`
   wanmon auto [--socket PATH]                let wanmon choose again
   wanmon reload [--socket PATH]              read the config file again (as SIGHUP)
   wanmon check-config FILE                   validate a config file, print every mistake
-  wanmon rpcd list | call METHOD             rpcd exec plugin (ubus object \"wanmon\") for LuCI
   wanmon --version";
 
 /// The C entry point, in place of std's: std's start-up (a stack-overflow handler, a record of
@@ -59,7 +58,8 @@ enum Failure {
     Failed(String),
 }
 
-/// Splits `--socket PATH` (and flags) from the positional words.
+/// Splits `--socket PATH` (and flags) from the positional words; every word after `--` is
+/// positional (a link may be named `--x`).
 struct Words {
     positional: Vec<String>,
     socket: PathBuf,
@@ -77,6 +77,10 @@ fn words(args: &[String]) -> Result<Words, Failure> {
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
+            "--" => {
+                parsed.positional.extend(iter.cloned());
+                break;
+            }
             "--socket" => {
                 parsed.socket =
                     iter.next().ok_or(Failure::Usage("--socket needs a path".into()))?.into()
@@ -157,7 +161,6 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
             extra(1)?;
             check_config(&w.positional[0])
         }
-        "rpcd" => rpcd(&w.positional, &w.socket),
         other => Err(Failure::Usage(text!("unknown command ", wanmon::json::quoted(other)))),
     }
 }
@@ -193,51 +196,5 @@ fn check_config(path: &str) -> Result<(), Failure> {
             refused.errors,
             " error(s), config refused"
         ))),
-    }
-}
-
-/// The rpcd exec plugin protocol: `list` prints the methods, `call METHOD` reads the arguments as
-/// JSON on stdin and prints a JSON object. Errors are objects too, so LuCI can show them.
-fn rpcd(words: &[String], socket: &std::path::Path) -> Result<(), Failure> {
-    use wanmon::json::{self, Value};
-    let ask = |request: Request| protocol::call(socket, &request).map_err(|e| text!(e));
-    let reply = |result: Result<String, String>, raw: bool| {
-        let text = match result {
-            Ok(text) if raw => text,
-            Ok(text) => text!("{\"message\":\"", json::escape(text.trim_ascii_end()), "\"}"),
-            Err(error) => text!("{\"error\":\"", json::escape(error.trim_ascii_end()), "\"}"),
-        };
-        write_out(1, &text!(text, "\n"));
-        Ok(())
-    };
-    match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["list"] => {
-            write_out(1, "{\"status\":{},\"force\":{\"link\":\"str\"},\"auto\":{}}\n");
-            Ok(())
-        }
-        ["call", "status"] => reply(ask(Request::Status { json: true }), true),
-        ["call", "auto"] => reply(ask(Request::Auto), false),
-        ["call", "force"] => {
-            let input = read_in(0, 4096);
-            let link = match json::parse(std::str::from_utf8(&input).unwrap_or("")).map(|d| d.value)
-            {
-                Ok(Value::Object(members)) => members
-                    .into_iter()
-                    .find(|(k, _)| k == "link")
-                    .and_then(|(_, v)| match v.value {
-                        Value::String(link) => Some(link),
-                        _ => None,
-                    }),
-                _ => None,
-            };
-            match link {
-                Some(link) if wanmon::core::LinkName::new(&link).is_ok() => {
-                    reply(ask(Request::Force(link)), false)
-                }
-                Some(link) => reply(Err(text!(wanmon::core::ModeError::UnknownLink(link))), false),
-                None => reply(Err("expected {\"link\": NAME}".into()), false),
-            }
-        }
-        _ => Err(Failure::Usage("rpcd: expected `list` or `call status|force|auto`".into())),
     }
 }

@@ -483,7 +483,8 @@ fn command_for(runner: Option<&str>, router_root: Option<&Path>, binary: &Path) 
 }
 
 /// Runs the built binary the way the router would, under qemu-user where the target is foreign:
-/// `--version`, `check-config` on the packaged default config and on a broken one, `rpcd list`.
+/// `--version`, `check-config` on the packaged default config and on a broken one, and `status`
+/// with no daemon listening.
 pub fn run_emulated(arch: &Arch, binary: &Path) -> Result<(), String> {
     let runner = match arch.openwrt {
         "x86_64" => None,
@@ -540,17 +541,20 @@ pub fn run_emulated(arch: &Arch, binary: &Path) -> Result<(), String> {
             arch.openwrt
         ));
     }
-    let listed = exec(&["rpcd", "list"])?;
-    if !String::from_utf8_lossy(&listed.stdout).starts_with("{\"status\"") {
+    // The control client's system calls: connecting to a socket nothing listens on.
+    let absent = std::env::temp_dir().join("wanmon-dist-absent.sock");
+    let status = exec(&["status", "--socket", &absent.to_string_lossy()])?;
+    let message = String::from_utf8_lossy(&status.stderr);
+    if status.status.code() != Some(1) || !message.contains("wanmon is not running") {
         return Err(format!(
-            "{} rpcd list printed {:?}",
+            "{} status without a daemon printed {message:?}, exit {:?}",
             arch.openwrt,
-            String::from_utf8_lossy(&listed.stdout)
+            status.status.code()
         ));
     }
     let how = runner.map_or_else(|| "natively".to_string(), |r| format!("under {r}"));
     println!(
-        "{} binary ran {how}: --version, check-config (valid and broken), rpcd list",
+        "{} binary ran {how}: --version, check-config (valid and broken), status without a daemon",
         arch.openwrt
     );
     Ok(())

@@ -67,6 +67,7 @@ pub fn backend(luci: &Path, luci_base: &Path, config: &str) -> Result<(), String
         }
         Ok(format!("{} bytes of status", answer.len()))
     })?;
+    force_and_auto(&session)?;
     crate::openwrt::check("the config as text", || {
         let answer = call(&session, "wanmon", "config", "{}")?;
         if !answer.contains("\\\"bias\\\"") {
@@ -88,6 +89,38 @@ pub fn backend(luci: &Path, luci_base: &Path, config: &str) -> Result<(), String
             return Err(format!("not denied: {answer}"));
         }
         Ok("Access denied (-32002)".into())
+    })
+}
+
+/// Force onto the link that has the route (the route stays where the later checks expect it) and
+/// back to auto; a request that names no link answers an error, and only a name that can be a
+/// link reaches the daemon (`--json` does, after `--`, and is no link).
+fn force_and_auto(session: &str) -> Result<(), String> {
+    crate::openwrt::check("force and auto over JSON-RPC, bad links refused", || {
+        let forced = call(session, "wanmon", "force", r#"{"link":"wan"}"#)?.replace("\": ", "\":");
+        let status = call(session, "wanmon", "status", "{}")?.replace("\": ", "\":");
+        let auto = call(session, "wanmon", "auto", "{}")?.replace("\": ", "\":");
+        let after = call(session, "wanmon", "status", "{}")?.replace("\": ", "\":");
+        if !forced.contains(r#""message":"forced to wan""#)
+            || !status.contains(r#""forced":"wan""#)
+            || !auto.contains(r#""message":"automatic choice restored""#)
+            || !after.contains(r#""forced":null"#)
+        {
+            return Err(format!("force: {forced}\nstatus: {status}\nauto: {auto}\nafter: {after}"));
+        }
+        for (arguments, error) in [
+            (r#"{"link":3}"#, r#"expected {\"link\": NAME}"#),
+            ("{}", r#"expected {\"link\": NAME}"#),
+            (r#"{"link":"a b"}"#, r#"no link named \"a b\" in the config"#),
+            (r#"{"link":"lte"}"#, r#"no link named \"lte\" in the config"#),
+            (r#"{"link":"--json"}"#, r#"no link named \"--json\" in the config"#),
+        ] {
+            let answer = call(session, "wanmon", "force", arguments)?;
+            if !answer.contains("\"error\"") || !answer.contains(error) {
+                return Err(format!("force {arguments}: {answer}"));
+            }
+        }
+        Ok("forced to wan, automatic choice restored; 3, {}, \"a b\", lte, --json refused".into())
     })
 }
 

@@ -2,9 +2,9 @@
 //! `debian-binary`, `control.tar.gz` and `data.tar.gz`, built reproducibly with tar and gzip;
 //! and `.apk` for apk 3 (OpenWrt 25.12), made from the same files by [`crate::apk`].
 //!
-//! Two packages: `wanmon` (daemon, init script, default config, rpcd plugin), which must fit the
-//! flash budget, and `luci-app-wanmon` (the LuCI view), which a router short of flash can skip:
-//! the daemon serves its own page.
+//! Two packages: `wanmon` (daemon, init script, default config), which must fit the flash budget,
+//! and `luci-app-wanmon` (the LuCI views and their rpcd plugin), which a router short of flash can
+//! skip: the daemon serves its own page.
 
 use crate::{root, run};
 use std::path::{Path, PathBuf};

@@ -127,27 +127,6 @@ pub fn write_out(fd: libc::c_int, text: &str) {
     }
 }
 
-/// Reads descriptor `fd` (0 stdin) to its end, at most `limit` bytes, straight through
-/// `read(2)`: std's stdin is a locked, buffered reader, more flash for the same bytes.
-pub fn read_in(fd: libc::c_int, limit: usize) -> Vec<u8> {
-    let mut data = vec![0u8; limit];
-    let mut len = 0;
-    while len < limit {
-        let rest = &mut data[len..];
-        // SAFETY: rest is a valid buffer of the length passed.
-        let got = unsafe { libc::read(fd, rest.as_mut_ptr().cast(), rest.len()) };
-        if got < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        if got <= 0 {
-            break;
-        }
-        len += got as usize;
-    }
-    data.truncate(len);
-    data
-}
-
 /// What std's start-up does that the daemon needs, for a binary that has its own C `main`
 /// (`main.rs`): the environment kept for the hooks ([`keep_environment`]), a write to a closed
 /// socket fails with EPIPE rather than killing the process, and descriptors 0, 1 and 2 are open
