@@ -31,16 +31,18 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const 
     if let Some(command) = words.first() {
         name_process(command);
     }
-    let args: Result<Vec<String>, Failure> = words
-        .iter()
-        .enumerate()
-        .skip(1)
-        .map(|(i, word)| {
-            String::from_utf8(word.to_vec())
-                .map_err(|_| Failure::Usage(text!("argument ", i, " is not UTF-8 text")))
-        })
-        .collect();
-    match args.and_then(|args| dispatch(&args)) {
+    let mut args = Vec::with_capacity(words.len());
+    let mut not_text = None;
+    for (i, word) in words.iter().enumerate().skip(1) {
+        match std::str::from_utf8(word) {
+            Ok(arg) => args.push(arg.to_string()),
+            Err(_) => {
+                not_text = Some(Failure::Usage(text!("argument ", i, " is not UTF-8 text")));
+                break;
+            }
+        }
+    }
+    match not_text.map_or_else(|| dispatch(&args), Err) {
         Ok(()) => 0,
         Err(Failure::Usage(message)) => {
             write_out(2, &text!("wanmon: ", message, "\n", USAGE, "\n"));
