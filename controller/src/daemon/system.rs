@@ -226,24 +226,34 @@ impl Hooks {
     /// than std::process::Command: the same thing for ~10 KB less flash.
     pub fn start(&mut self, argv: &[String], from: &str, to: &str, reason: &str, log: &Log) {
         let Some(program) = argv.first() else { return };
-        let args: Option<Vec<CString>> = argv.iter().map(|a| c_string(a)).collect();
-        let switch: Vec<CString> =
-            [("WANMON_FROM", from), ("WANMON_TO", to), ("WANMON_REASON", reason)]
-                .iter()
-                .filter_map(|(k, v)| c_string(&text!(k, "=", v)))
-                .collect();
-        let (Some(args), Some(path)) = (args, c_string(program)) else {
-            log.say(
-                Level::Warning,
-                &text!("hook ", program, " could not start: a NUL byte in its arguments"),
-            );
-            return;
-        };
-        let mut arg_pointers: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        // Loops rather than collecting adapters: those cost the router's flash half a kilobyte.
+        let mut args = Vec::with_capacity(argv.len());
+        for arg in argv {
+            let Some(arg) = c_string(arg) else {
+                log.say(
+                    Level::Warning,
+                    &text!("hook ", program, " could not start: a NUL byte in its arguments"),
+                );
+                return;
+            };
+            args.push(arg);
+        }
+        let mut switch = Vec::with_capacity(3);
+        for (key, value) in [("WANMON_FROM", from), ("WANMON_TO", to), ("WANMON_REASON", reason)] {
+            // A NUL byte in a reason cannot be passed: that variable is left out.
+            switch.extend(c_string(&text!(key, "=", value)));
+        }
+        let mut arg_pointers = Vec::with_capacity(args.len() + 1);
+        for arg in &args {
+            arg_pointers.push(arg.as_ptr());
+        }
         arg_pointers.push(std::ptr::null());
         let mut env_pointers = inherited_environment();
-        env_pointers.extend(switch.iter().map(|e| e.as_ptr()));
+        for variable in &switch {
+            env_pointers.push(variable.as_ptr());
+        }
         env_pointers.push(std::ptr::null());
+        let path = &args[0];
         let null = c"/dev/null";
         // Everything the child needs is prepared: after fork it only calls async-signal-safe
         // functions (open, dup2, close, execve, _exit). The daemon has one thread.
