@@ -22,7 +22,7 @@ use crate::protocol::{self, Request, RequestError};
 use crate::text::{self, OsError, Show};
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
@@ -603,34 +603,30 @@ impl Daemon {
 
     /// Every descriptor the loop waits on, with what it belongs to.
     fn poll_set(&self) -> (Vec<Source>, Vec<libc::pollfd>) {
-        let mut sources = vec![
-            (Source::Signals, self.signals.as_raw_fd(), false),
-            (Source::Netlink, self.events.as_raw_fd(), false),
-        ];
+        let (mut sources, mut fds) = (Vec::with_capacity(8), Vec::with_capacity(8));
+        let mut add = |source: Source, fd: RawFd, writing: bool| {
+            sources.push(source);
+            let events = if writing { libc::POLLOUT } else { libc::POLLIN };
+            fds.push(libc::pollfd { fd, events, revents: 0 });
+        };
+        add(Source::Signals, self.signals.as_raw_fd(), false);
+        add(Source::Netlink, self.events.as_raw_fd(), false);
         if let Some(listener) = &self.control.listener {
-            sources.push((Source::Control, listener.as_raw_fd(), false));
+            add(Source::Control, listener.as_raw_fd(), false);
         }
         for (i, client) in self.control.clients.all().iter().enumerate() {
-            sources.push((Source::ControlClient(i), client.fd(), client.answered()));
+            add(Source::ControlClient(i), client.fd(), client.answered());
         }
         if let Some(listener) = &self.web.listener {
-            sources.push((Source::Web, listener.as_raw_fd(), false));
+            add(Source::Web, listener.as_raw_fd(), false);
         }
         for (i, client) in self.web.clients.all().iter().enumerate() {
-            sources.push((Source::WebClient(i), client.fd(), client.answered()));
+            add(Source::WebClient(i), client.fd(), client.answered());
         }
         for (link, slot, fd) in self.probes.descriptors() {
-            sources.push((Source::Probe(link, slot), fd, false));
+            add(Source::Probe(link, slot), fd, false);
         }
-        let fds = sources
-            .iter()
-            .map(|(_, fd, writing)| libc::pollfd {
-                fd: *fd,
-                events: if *writing { libc::POLLOUT } else { libc::POLLIN },
-                revents: 0,
-            })
-            .collect();
-        (sources.into_iter().map(|(source, _, _)| source).collect(), fds)
+        (sources, fds)
     }
 
     /// Waits for any input or the timeout, then handles what became ready.
