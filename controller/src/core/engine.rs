@@ -583,7 +583,15 @@ impl Engine {
                 chosen = Some((to_score, index, evidence));
             }
         }
-        let doubted = doubtful.into_iter().chain(near).flatten().take(2);
+        // The first two of either list, the doubtful first.
+        let mut doubted = [None; 2];
+        let mut slots = doubted.iter_mut();
+        for index in doubtful.iter().chain(&near).filter_map(|index| *index) {
+            match slots.next() {
+                Some(slot) => *slot = Some(index),
+                None => break,
+            }
+        }
         self.probe_where_the_doubt_is(now, current, (from_score, from_low), doubted);
         let Some((_, to, evidence)) = chosen else { return };
         if self.links[current].loss_unconfirmed() {
@@ -611,13 +619,12 @@ impl Engine {
         now: Instant,
         current: LinkIndex,
         (from_score, from_low): (Score, Score),
-        doubted: impl Iterator<Item = LinkIndex>,
+        doubted: [Option<LinkIndex>; 2],
     ) {
-        let mut doubted = doubted.peekable();
-        if doubted.peek().is_some() {
+        if doubted[0].is_some() {
             self.links[current].burst(now, BURST_PROBES);
         }
-        for index in doubted {
+        for index in doubted.into_iter().flatten() {
             let other_side = self.links[index].raw_score_with_bounds();
             if other_side.is_some_and(|(to_score, (_, to_high))| {
                 doubt_is_mostly_the_other(from_score, from_low, to_score, to_high)

@@ -467,17 +467,13 @@ impl Daemon {
 
     fn status(&self) -> Status {
         let plans = self.controller.plans();
-        let routes = self
-            .plumbing
-            .installed
-            .iter()
-            .flatten()
-            .filter_map(|route| {
-                let plan = plans.iter().find(|p| p.facts.index == Some(route.oif))?;
+        let mut routes = Vec::with_capacity(2);
+        for route in self.plumbing.installed.iter().flatten() {
+            if let Some(plan) = plans.iter().find(|p| p.facts.index == Some(route.oif)) {
                 let gateway = route.gateway.as_ref().map(crate::address::text);
-                Some(RouteStatus { device: plan.device.clone(), gateway })
-            })
-            .collect();
+                routes.push(RouteStatus { device: plan.device.clone(), gateway });
+            }
+        }
         status::of(&self.controller, routes, self.flows_cleared, self.now())
     }
 
@@ -589,11 +585,8 @@ impl Daemon {
     /// or a hook's check, and never more than a second.
     fn timeout(&self, now: Instant) -> Micros {
         let mut timeout = self.controller.poll_timeout().since(now).min(1_000_000);
-        for deadline in [self.control.clients.next_deadline(), self.web.clients.next_deadline()]
-            .into_iter()
-            .flatten()
-        {
-            timeout = timeout.min(deadline.since(now));
+        for clients in [&self.control.clients, &self.web.clients] {
+            timeout = clients.next_deadline().map_or(timeout, |d| timeout.min(d.since(now)));
         }
         if !self.hooks.is_empty() {
             timeout = timeout.min(200_000);
