@@ -823,12 +823,17 @@ impl Link {
 
     /// The send times of the oldest few probes unanswered since the newest answered one.
     fn oldest_unanswered(&self) -> [Option<Instant>; SILENT_PROBES] {
+        // Which comes first does not matter: the slots keep the oldest few in order.
         let mut oldest = [None; SILENT_PROBES];
-        for sent in self.unanswered_in_flight().map(|f| f.sent) {
-            keep_oldest(&mut oldest, sent);
-        }
-        for sent in self.witnesses().flat_map(|t| t.first_lost_since_answer.into_iter().flatten()) {
-            keep_oldest(&mut oldest, sent);
+        for target in self.witnesses() {
+            for probe in target.in_flight.iter() {
+                if self.answered_sent.is_none_or(|answered| probe.sent > answered) {
+                    keep_oldest(&mut oldest, probe.sent);
+                }
+            }
+            for sent in target.first_lost_since_answer.into_iter().flatten() {
+                keep_oldest(&mut oldest, sent);
+            }
         }
         oldest
     }
