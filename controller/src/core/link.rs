@@ -793,18 +793,17 @@ impl Link {
         self.targets.iter().filter(move |t| t.witness(newest, dead_after))
     }
 
-    /// In-flight probes of the witnesses sent after the newest answered one.
-    fn unanswered_in_flight(&self) -> impl Iterator<Item = &InFlight> + '_ {
-        let answered = self.answered_sent;
-        self.witnesses()
-            .flat_map(|t| t.in_flight.iter())
-            .filter(move |f| answered.is_none_or(|a| f.sent > a))
-    }
-
     /// Late or lost probes of the witnesses sent after the newest answered one.
     fn unanswered(&self) -> u32 {
-        let late = self.unanswered_in_flight().filter(|f| f.late).count() as u32;
-        late + self.witnesses().map(|t| t.lost_since_answer).sum::<u32>()
+        let mut unanswered = 0;
+        for target in self.witnesses() {
+            unanswered += target.lost_since_answer;
+            for probe in target.in_flight.iter() {
+                let after = self.answered_sent.is_none_or(|answered| probe.sent > answered);
+                unanswered += u32::from(probe.late && after);
+            }
+        }
+        unanswered
     }
 
     /// A probe is late or lost since the newest answered one: the link may be dying.
