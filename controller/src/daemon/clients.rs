@@ -7,9 +7,8 @@
 use crate::core::{Instant, Micros};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixListener;
 
 /// What reading a client brought.
 #[derive(Debug, PartialEq, Eq)]
@@ -123,7 +122,9 @@ pub trait Listener: AsRawFd {
     fn accept_client(&self) -> io::Result<(OwnedFd, Option<IpAddr>)>;
 }
 
-impl Listener for UnixListener {
+// The daemon's listeners are `stream::StreamListener`s; std's serve the tests.
+#[cfg(test)]
+impl Listener for std::os::unix::net::UnixListener {
     fn accept_client(&self) -> io::Result<(OwnedFd, Option<IpAddr>)> {
         let (stream, _) = self.accept()?;
         stream.set_nonblocking(true)?;
@@ -131,7 +132,8 @@ impl Listener for UnixListener {
     }
 }
 
-impl Listener for TcpListener {
+#[cfg(test)]
+impl Listener for std::net::TcpListener {
     fn accept_client(&self) -> io::Result<(OwnedFd, Option<IpAddr>)> {
         let (stream, peer) = self.accept()?;
         stream.set_nonblocking(true)?;
@@ -243,6 +245,8 @@ impl Clients {
 
 #[cfg(test)]
 mod tests {
+    use std::net::TcpListener;
+    use std::os::unix::net::UnixListener;
     use super::*;
     use std::os::unix::net::UnixStream;
     use std::time::Duration;

@@ -2,10 +2,11 @@
 //! blocking the loop. One request line in ([`crate::protocol::Request`]), one answer out.
 
 use super::clients::{Client, Received};
+use super::stream::StreamListener;
 use crate::protocol::{MAX_REQUEST, Request, RequestError};
 use crate::text::OsError;
 use std::io;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 /// Why the control socket cannot be served.
@@ -37,7 +38,7 @@ crate::display_by_show!(ListenError);
 impl std::error::Error for ListenError {}
 
 /// Binds the socket, refusing if another wanmon answers on it; only root may connect.
-pub fn listen(path: &Path) -> Result<UnixListener, ListenError> {
+pub fn listen(path: &Path) -> Result<StreamListener, ListenError> {
     let socket = crate::shown_path(path).to_string();
     if let Err(cause) = crate::protocol::socket_path_fits(path) {
         return Err(ListenError::Bind { socket, cause });
@@ -58,12 +59,10 @@ pub fn listen(path: &Path) -> Result<UnixListener, ListenError> {
     // SAFETY: umask only swaps the process's mask; the daemon has one thread, and the old mask
     // is back before anything else creates a file.
     let mask = unsafe { libc::umask(0o177) };
-    let bound = UnixListener::bind(path);
+    let bound = StreamListener::unix(path);
     // SAFETY: as above.
     unsafe { libc::umask(mask) };
-    let listener = bound.map_err(|cause| ListenError::Bind { socket: socket.clone(), cause })?;
-    listener.set_nonblocking(true).map_err(|cause| ListenError::Bind { socket, cause })?;
-    Ok(listener)
+    bound.map_err(|cause| ListenError::Bind { socket, cause })
 }
 
 /// What a control client's bytes so far come to.

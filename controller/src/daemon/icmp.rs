@@ -4,6 +4,7 @@
 //! A raw socket sees every echo reply that reaches the device, so a reply counts only if its
 //! identifier, its magic and session nonce in the payload, and its checksum (IPv4) all match.
 
+use super::stream::{address_of, socket_address};
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -249,7 +250,7 @@ impl ProbeSocket {
                     Err(error)
                 };
             }
-            let Some(source) = source_address(&storage) else {
+            let Some(source) = address_of(&storage).map(|a| a.ip()) else {
                 continue;
             };
             if let Some(seq) =
@@ -258,54 +259,6 @@ impl ProbeSocket {
                 return Ok(Some((source, seq)));
             }
         }
-    }
-}
-
-fn socket_address(address: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; zeroed is valid.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match address {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
-            let sin = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
-            let sin6 = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
-            sin6.sin6_scope_id = a.scope_id();
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
-}
-
-pub fn source_address(storage: &libc::sockaddr_storage) -> Option<IpAddr> {
-    match i32::from(storage.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says this storage holds a sockaddr_in.
-            let sin =
-                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            Some(IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes()))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this storage holds a sockaddr_in6.
-            let sin6 = unsafe {
-                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            Some(IpAddr::from(sin6.sin6_addr.s6_addr))
-        }
-        _ => None,
     }
 }
 
@@ -396,14 +349,5 @@ mod tests {
         let mut long_header = good;
         long_header[0] = 0x4f;
         assert_eq!(parse_reply(&long_header, false, true, SESSION), None);
-    }
-
-    #[test]
-    fn socket_addresses_round_trip() {
-        for address in ["192.0.2.1:0", "[2001:db8::1]:0"] {
-            let address: SocketAddr = address.parse().unwrap();
-            let (storage, _) = socket_address(&address);
-            assert_eq!(source_address(&storage), Some(address.ip()));
-        }
     }
 }

@@ -11,4 +11,5 @@ pub mod plumbing;
 pub mod probes;
 pub mod run;
 pub mod status;
+pub mod stream;
 pub mod system;

@@ -13,6 +13,7 @@ use super::netlink;
 use super::plumbing::Plumbing;
 use super::probes::Probes;
 use super::status;
+use super::stream::StreamListener;
 use super::system::{self, Hooks, Level, Log, Signals};
 use crate::config_file::{self, Refused};
 use crate::core::config::Listen;
@@ -21,9 +22,8 @@ use crate::protocol::status::{RouteStatus, Status};
 use crate::protocol::{self, Request, RequestError};
 use crate::text::{self, OsError, Show};
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
 /// Served as it is: LZMA packs the plain page into the router's binary smaller than a gzipped
@@ -109,8 +109,8 @@ struct Daemon {
     signals: Signals,
     log: Log,
     hooks: Hooks,
-    control: Server<UnixListener>,
-    web: Server<TcpListener>,
+    control: Server<StreamListener>,
+    web: Server<StreamListener>,
     /// The web page could not be served yet, and that has been logged.
     web_warned: bool,
     /// The names the web page answers to (its addresses it answers to anyway).
@@ -370,7 +370,7 @@ impl Daemon {
             },
         };
         let url = page_url(address);
-        match TcpListener::bind(address).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+        match StreamListener::tcp(address) {
             Ok(listener) => {
                 self.log.say(Level::Info, &text!("web page on ", url));
                 self.web.listener = Some(listener);
@@ -393,7 +393,7 @@ impl Daemon {
             Ok(addresses) => addresses.first().map(|a| SocketAddr::new(*a, *port)),
             Err(_) => return,
         };
-        let bound = self.web.listener.as_ref().and_then(|l| l.local_addr().ok());
+        let bound = self.web.listener.as_ref().and_then(StreamListener::local_address);
         if wanted != bound {
             self.web_warned = false;
             self.open_web();
