@@ -583,15 +583,7 @@ impl Engine {
                 chosen = Some((to_score, index, evidence));
             }
         }
-        // The first two of either list, the doubtful first.
-        let mut doubted = [None; 2];
-        let mut slots = doubted.iter_mut();
-        for index in doubtful.iter().chain(&near).filter_map(|index| *index) {
-            match slots.next() {
-                Some(slot) => *slot = Some(index),
-                None => break,
-            }
-        }
+        let doubted = first_two(doubtful, near);
         self.probe_where_the_doubt_is(now, current, (from_score, from_low), doubted);
         let Some((_, to, evidence)) = chosen else { return };
         if self.links[current].loss_unconfirmed() {
@@ -636,6 +628,18 @@ impl Engine {
                 self.links[index].burst(now, probes);
             }
         }
+    }
+}
+
+/// The first two links of either list, the doubtful first (each list fills from its start).
+fn first_two(
+    doubtful: [Option<LinkIndex>; 2],
+    near: [Option<LinkIndex>; 2],
+) -> [Option<LinkIndex>; 2] {
+    match doubtful {
+        [None, _] => near,
+        [Some(first), None] => [Some(first), near[0]],
+        both => both,
     }
 }
 

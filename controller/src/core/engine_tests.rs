@@ -1062,3 +1062,13 @@ fn a_backup_known_roughly_is_probed_harder_while_the_primary_is_in_doubt() {
     assert!(in_doubt >= 40, "{in_doubt} probes in {} ms of doubt", left - 60_000);
     assert!(left < 80_000, "left at {left} ms");
 }
+
+#[test]
+fn the_doubted_links_are_the_first_two_doubtful_then_near() {
+    let (none, one, two) = ([None, None], [Some(1), None], [Some(1), Some(2)]);
+    assert_eq!(first_two(two, [Some(3), Some(4)]), [Some(1), Some(2)]);
+    assert_eq!(first_two(one, [Some(3), Some(4)]), [Some(1), Some(3)]);
+    assert_eq!(first_two(one, none), [Some(1), None]);
+    assert_eq!(first_two(none, [Some(3), None]), [Some(3), None]);
+    assert_eq!(first_two(none, none), [None, None]);
+}

@@ -245,9 +245,9 @@ impl Clients {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use std::net::TcpListener;
     use std::os::unix::net::UnixListener;
-    use super::*;
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
 
