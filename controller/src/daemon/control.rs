@@ -6,7 +6,6 @@ use super::stream::StreamListener;
 use crate::protocol::{MAX_REQUEST, Request, RequestError};
 use crate::text::OsError;
 use std::io;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 /// Why the control socket cannot be served.
@@ -43,7 +42,7 @@ pub fn listen(path: &Path) -> Result<StreamListener, ListenError> {
     if let Err(cause) = crate::protocol::socket_path_fits(path) {
         return Err(ListenError::Bind { socket, cause });
     }
-    if UnixStream::connect(path).is_ok() {
+    if super::stream::connect_unix(path).is_ok() {
         return Err(ListenError::AnotherRunning(socket));
     }
     // A socket nobody answers on is a stale one. Removed without asking whether it exists
@@ -100,6 +99,7 @@ mod tests {
     use super::*;
     use crate::core::Instant;
     use std::io::Write;
+    use std::os::unix::net::UnixStream;
 
     fn client() -> (Client, UnixStream) {
         let (ours, theirs) = UnixStream::pair().expect("pair");

@@ -1,13 +1,15 @@
-//! Listening stream sockets (the control socket, the web page's TCP port) opened, accepted on
-//! and named through the C library. std's `TcpListener` and `UnixListener` do the same four
-//! system calls around address resolution, conversions both ways and an accept wrapper per
-//! type: 1.5 KB of the router's flash for nothing wanmon uses. Addresses are converted once,
-//! here, for these and for the probe sockets.
+//! Stream sockets through the C library: the listeners of the control socket and the web page
+//! (non-blocking, `accept4`), the connection to the control socket that the CLI makes, and the
+//! socket address conversions the probes share. std's `TcpListener`, `UnixListener` and
+//! `UnixStream::connect` do the same system calls around address resolution, conversions both
+//! ways and an accept wrapper per type: 0.7 KB of the router's LZMA stream for nothing wanmon
+//! uses.
 
 use super::clients::Listener;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 /// Pending connections the kernel keeps for a listener: the servers take a few clients at a
@@ -103,6 +105,26 @@ impl Listener for StreamListener {
         // SAFETY: fd was just returned by accept4(2) and is owned by nothing else.
         let stream = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok((stream, address_of(&storage).map(|a| a.ip())))
+    }
+}
+
+/// A connection to the Unix socket at `path` (the control socket, for the CLI and for a second
+/// daemon's check that none runs), blocking and closed on exec.
+pub fn connect_unix(path: &Path) -> io::Result<UnixStream> {
+    // SAFETY: socket(2) with constant arguments.
+    let fd =
+        checked(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (address, len) = unix_address(path)?;
+    loop {
+        // SAFETY: address holds a sockaddr_un of len bytes.
+        let connected = unsafe { libc::connect(fd.as_raw_fd(), (&raw const address).cast(), len) };
+        match checked(connected) {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => return Ok(UnixStream::from(fd)),
+        }
     }
 }
 
@@ -219,9 +241,11 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let listener = StreamListener::unix(&path).expect("listen");
         assert_eq!(listener.local_address(), None);
-        let _peer = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        let _peer = connect_unix(&path).expect("connect");
         let (_, from) = listener.accept_client().expect("accepted");
         assert_eq!(from, None);
+        let nobody = connect_unix(&dir.join("nobody.sock")).expect_err("nothing listens");
+        assert_eq!(nobody.raw_os_error(), Some(libc::ENOENT));
         let taken = StreamListener::unix(&path).expect_err("the path is taken");
         assert_eq!(taken.raw_os_error(), Some(libc::EADDRINUSE));
         let long = dir.join("x".repeat(120));

@@ -9,7 +9,6 @@ pub use status::Status;
 use crate::core::limits::MAX_LINKS;
 use crate::text::OsError;
 use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -189,10 +188,12 @@ pub fn call(socket: &Path, request: &Request) -> Result<String, CallError> {
     let shown = || crate::shown_path(socket).to_string();
     socket_path_fits(socket).map_err(|cause| CallError::Unreachable { socket: shown(), cause })?;
     // By errno, not `io::Error::kind`, whose table of every errno costs ~500 bytes of flash.
-    let mut stream = UnixStream::connect(socket).map_err(|cause| match cause.raw_os_error() {
-        Some(libc::ENOENT | libc::ECONNREFUSED) => CallError::NotRunning(shown()),
-        Some(libc::EACCES | libc::EPERM) => CallError::PermissionDenied(shown()),
-        _ => CallError::Unreachable { socket: shown(), cause },
+    let mut stream = crate::daemon::stream::connect_unix(socket).map_err(|cause| {
+        match cause.raw_os_error() {
+            Some(libc::ENOENT | libc::ECONNREFUSED) => CallError::NotRunning(shown()),
+            Some(libc::EACCES | libc::EPERM) => CallError::PermissionDenied(shown()),
+            _ => CallError::Unreachable { socket: shown(), cause },
+        }
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(CallError::NoAnswer)?;
     stream.write_all(request.line().as_bytes()).map_err(CallError::Send)?;
