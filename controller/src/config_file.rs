@@ -49,7 +49,7 @@ pub fn load(path: &Path, links: Links) -> Result<Config, Refused> {
         }
         Ok(Some(bytes)) => bytes,
     };
-    let Ok(text) = String::from_utf8(bytes) else {
+    let Some(text) = crate::text::utf8_string(bytes) else {
         return Err(Refused::one(text!(shown, ": not UTF-8 text: not a wanmon config")));
     };
     Config::from_json_with(&text, links).map_err(|errors| {

@@ -287,7 +287,7 @@ impl Parser<'_> {
                 self.pos += 1;
             }
             // The input is a &str and we stopped on ASCII bytes, so this slice is valid UTF-8.
-            out.push_str(std::str::from_utf8(&self.bytes[start..self.pos]).unwrap_or_default());
+            out.push_str(crate::text::utf8(&self.bytes[start..self.pos]).unwrap_or_default());
             match self.peek() {
                 None => return Err(self.error("unterminated string")),
                 Some(b'"') => {
@@ -372,7 +372,7 @@ impl Parser<'_> {
             }
         }
         // Only ASCII digits, signs, '.' and exponents were taken: always UTF-8.
-        Ok(std::str::from_utf8(&self.bytes[start..self.pos]).unwrap_or_default().to_string())
+        Ok(crate::text::utf8(&self.bytes[start..self.pos]).unwrap_or_default().to_string())
     }
 }
 

@@ -21,5 +21,6 @@ pub mod protocol;
 /// `Path::display` would bring the lossy conversion's machinery onto the router's flash for the
 /// case they are not.
 pub fn shown_path(path: &std::path::Path) -> &str {
-    path.to_str().unwrap_or("(a path that is not UTF-8)")
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    text::utf8(bytes).unwrap_or("(a path that is not UTF-8)")
 }

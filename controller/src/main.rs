@@ -34,9 +34,9 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const 
     let mut args = Vec::with_capacity(words.len());
     let mut not_text = None;
     for (i, word) in words.iter().enumerate().skip(1) {
-        match std::str::from_utf8(word) {
-            Ok(arg) => args.push(arg.to_string()),
-            Err(_) => {
+        match wanmon::text::utf8(word) {
+            Some(arg) => args.push(arg.to_string()),
+            None => {
                 not_text = Some(Failure::Usage(text!("argument ", i, " is not UTF-8 text")));
                 break;
             }

@@ -93,7 +93,7 @@ pub fn push_digits(out: &mut String, value: u64, radix: u64) {
         }
     }
     // Only ASCII digits were written.
-    push_str(out, std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    push_str(out, utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// `value` in decimal with its sign, as `{}` shows it.
@@ -275,8 +275,8 @@ impl Show for OsError<'_> {
         // says EINVAL; a buffer left empty is shown as std shows it).
         unsafe { libc::strerror_r(code, message.as_mut_ptr().cast(), message.len()) };
         let end = message.iter().position(|b| *b == 0).unwrap_or(0);
-        match std::str::from_utf8(&message[..end]) {
-            Ok(text) if !text.is_empty() => push_str(out, text),
+        match utf8(&message[..end]) {
+            Some(text) if !text.is_empty() => push_str(out, text),
             _ => push_str(out, "Unknown error"),
         }
         crate::put!(out, " (os error ", code, ")");
@@ -284,6 +284,50 @@ impl Show for OsError<'_> {
 }
 
 crate::display_by_show!(OsError<'_>);
+
+/// How many of `bytes`' first bytes are whole UTF-8 characters, as
+/// `Utf8Error::valid_up_to` counts them: a plain walk, where core's validator is unrolled for
+/// speed (1 KB of the router's flash, for requests and files of a few kilobytes).
+pub fn utf8_prefix(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(&lead) = bytes.get(at) {
+        // The continuation bytes a lead byte asks for, and the range of the first of them
+        // (narrower after E0, ED, F0 and F4: no overlong forms, surrogates or code points
+        // past U+10FFFF).
+        let (more, first) = match lead {
+            0x00..=0x7f => (0, 0x80..=0xbf),
+            0xc2..=0xdf => (1, 0x80..=0xbf),
+            0xe0 => (2, 0xa0..=0xbf),
+            0xed => (2, 0x80..=0x9f),
+            0xe1..=0xef => (2, 0x80..=0xbf),
+            0xf0 => (3, 0x90..=0xbf),
+            0xf1..=0xf3 => (3, 0x80..=0xbf),
+            0xf4 => (3, 0x80..=0x8f),
+            _ => return at,
+        };
+        for n in 1..=more {
+            let Some(&byte) = bytes.get(at + n) else { return at };
+            let range = if n == 1 { first.clone() } else { 0x80..=0xbf };
+            if !range.contains(&byte) {
+                return at;
+            }
+        }
+        at += 1 + more;
+    }
+    at
+}
+
+/// `bytes` as text if they are UTF-8, as `std::str::from_utf8` decides.
+pub fn utf8(bytes: &[u8]) -> Option<&str> {
+    // SAFETY: `utf8_prefix` found every byte part of a whole UTF-8 character.
+    (utf8_prefix(bytes) == bytes.len()).then(|| unsafe { std::str::from_utf8_unchecked(bytes) })
+}
+
+/// `bytes` as a `String` if they are UTF-8, as `String::from_utf8` decides.
+pub fn utf8_string(bytes: Vec<u8>) -> Option<String> {
+    // SAFETY: as in `utf8`.
+    (utf8_prefix(&bytes) == bytes.len()).then(|| unsafe { String::from_utf8_unchecked(bytes) })
+}
 
 #[cfg(test)]
 mod tests {
@@ -392,5 +436,61 @@ mod tests {
         assert_eq!(OsError(&wrapped).to_string(), "an error the system gave no code for");
         let bare = std::io::Error::from(std::io::ErrorKind::WriteZero);
         assert_eq!(OsError(&bare).to_string(), "an error the system gave no code for");
+    }
+
+    fn utf8_is_decided_as_std_decides(bytes: &[u8]) {
+        let std = std::str::from_utf8(bytes);
+        assert_eq!(utf8(bytes), std.ok(), "{bytes:x?}");
+        let valid = std.map_or_else(|e| e.valid_up_to(), str::len);
+        assert_eq!(utf8_prefix(bytes), valid, "{bytes:x?}");
+        assert_eq!(utf8_string(bytes.to_vec()).as_deref(), std.ok());
+    }
+
+    #[test]
+    fn utf8_edges_are_decided_as_std_decides() {
+        for bytes in [
+            &b""[..],
+            b"plain",
+            "é ü € 𝄞 \u{10ffff}".as_bytes(),
+            b"\xc0\x80",
+            b"\xc1\xbf",
+            b"\xc2\x80",
+            b"\xe0\x80\x80",
+            b"\xe0\xa0\x80",
+            b"\xed\x9f\xbf",
+            b"\xed\xa0\x80",
+            b"\xf0\x8f\xbf\xbf",
+            b"\xf0\x90\x80\x80",
+            b"\xf4\x8f\xbf\xbf",
+            b"\xf4\x90\x80\x80",
+            b"\xf5\x80\x80\x80",
+            b"ok\xe2\x82",
+            b"ok\xe2\x82x",
+            b"\x80",
+            b"\xff\xfe",
+        ] {
+            utf8_is_decided_as_std_decides(bytes);
+        }
+        // Every sequence of up to three bytes drawn from a set that crosses each boundary.
+        let edges = [
+            0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0,
+            0xe1, 0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xff,
+        ];
+        for a in edges {
+            for b in edges {
+                utf8_is_decided_as_std_decides(&[a, b]);
+                for c in edges {
+                    utf8_is_decided_as_std_decides(&[a, b, c]);
+                    utf8_is_decided_as_std_decides(&[a, b, c, 0x80]);
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn utf8_decides_random_bytes_as_std(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            utf8_is_decided_as_std_decides(&bytes);
+        }
     }
 }

@@ -30,6 +30,7 @@ const KEPT_OFF: &[(&str, &str)] = &[
     ("from_utf8_lossy", "protocol::call shows an answer up to its first byte that is not UTF-8"),
     ("<std::io::error::Error as core::fmt::Display>::fmt", "text::OsError shows an OS error"),
     ("core::fmt::", "text::Show, text! and put! write every message"),
+    ("core::str::converts::from_utf8", "text::utf8, a plain walk"),
 ];
 
 /// The first symbol of something in [`KEPT_OFF`], with what serves instead.

@@ -29,7 +29,7 @@ impl LinkName {
 
     pub fn as_str(&self) -> &str {
         // Only ASCII is ever stored.
-        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
+        crate::text::utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
     }
 }
 

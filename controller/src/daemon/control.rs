@@ -89,9 +89,7 @@ pub fn read(client: &mut Client) -> Step {
             None => return Step::Waiting,
         },
     };
-    Step::Request(
-        std::str::from_utf8(whole).map_err(|_| RequestError::NotText).and_then(Request::parse),
-    )
+    Step::Request(crate::text::utf8(whole).ok_or(RequestError::NotText).and_then(Request::parse))
 }
 
 #[cfg(test)]

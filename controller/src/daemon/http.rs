@@ -53,8 +53,8 @@ pub fn parse(buffer: &[u8]) -> Result<Option<Request>, Refusal> {
     if head_end > MAX_HEAD {
         return Err(refuse(431, "request head too large"));
     }
-    let head = std::str::from_utf8(&buffer[..head_end])
-        .map_err(|_| refuse(400, "request head is not UTF-8"))?;
+    let head = crate::text::utf8(&buffer[..head_end])
+        .ok_or_else(|| refuse(400, "request head is not UTF-8"))?;
     let mut lines = crate::text::pair_separated(head, b"\r\n");
     let request_line = lines.next().unwrap_or_default();
     let mut parts = crate::text::byte_separated(request_line, b' ');
@@ -223,7 +223,7 @@ fn mode_change(request: &Request, token: Option<&str>) -> Action {
     if !json_body {
         return Action::Refuse(415, "expected a JSON body (Content-Type: application/json)".into());
     }
-    let Ok(text) = std::str::from_utf8(&request.body) else {
+    let Some(text) = crate::text::utf8(&request.body) else {
         return Action::Refuse(400, "the body is not UTF-8".into());
     };
     let document = match json::parse(text) {

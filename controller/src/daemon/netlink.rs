@@ -321,7 +321,7 @@ pub fn parse_link(payload: &[u8]) -> Option<LinkInfo> {
         attributes(payload, 16).find(|(kind, _)| *kind == IFLA_IFNAME).map(|(_, value)| {
             let end = value.iter().position(|b| *b == 0).unwrap_or(value.len());
             // Linux takes any bytes but '/' and NUL; a name that is not UTF-8 is none of ours.
-            std::str::from_utf8(&value[..end]).map(str::to_string).unwrap_or_default()
+            crate::text::utf8(&value[..end]).map(str::to_string).unwrap_or_default()
         })?;
     Some(LinkInfo { index, name, flags })
 }

@@ -183,7 +183,7 @@ fn web_names(configured: &[String]) -> Vec<String> {
     // SAFETY: the buffer is valid for writes of the length passed.
     if unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0 {
         let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
-        if let Ok(host) = std::str::from_utf8(&buffer[..end]) {
+        if let Some(host) = text::utf8(&buffer[..end]) {
             names.push(host.to_string());
         }
     }

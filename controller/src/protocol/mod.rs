@@ -208,19 +208,19 @@ pub fn call(socket: &Path, request: &Request) -> Result<String, CallError> {
             Err(e) => return Err(CallError::NoAnswer(e)),
         }
     }
-    match String::from_utf8(reply) {
-        Ok(reply) => parse_answer(&reply),
-        Err(e) => {
-            // Shown up to the first byte that is not UTF-8, marked there: a lossy copy of the
-            // rest would bring std's replacement machinery (1 KB) into the router's binary.
-            let valid = e.utf8_error().valid_up_to();
-            let mut bytes = e.into_bytes();
-            bytes.truncate(valid);
-            let mut shown = String::from_utf8(bytes).unwrap_or_default();
-            shown.push('\u{fffd}');
-            Err(CallError::Unreadable(shown))
-        }
+    // Shown up to the first byte that is not UTF-8, marked there: a lossy copy of the rest
+    // would bring std's replacement machinery (1 KB) into the router's binary.
+    let valid = crate::text::utf8_prefix(&reply);
+    let whole = valid == reply.len();
+    reply.truncate(valid);
+    let Some(mut shown) = crate::text::utf8_string(reply) else {
+        return Err(CallError::Unreadable(String::new()));
+    };
+    if whole {
+        return parse_answer(&shown);
     }
+    shown.push('\u{fffd}');
+    Err(CallError::Unreadable(shown))
 }
 
 #[cfg(test)]
