@@ -71,13 +71,10 @@ const SHOWN_CHARS: usize = 60;
 
 /// `text` as an error message may repeat it: cut short if long.
 pub fn shorten(text: &str) -> String {
-    match text.char_indices().nth(SHOWN_CHARS) {
-        None => text.to_string(),
-        Some(_) => {
-            let cut: String = text.chars().take(SHOWN_CHARS - 3).collect();
-            text!(cut, "...")
-        }
+    if crate::text::char_count(text) <= SHOWN_CHARS {
+        return text.to_string();
     }
+    text!(&text[..crate::text::after_chars(text, SHOWN_CHARS - 3)], "...")
 }
 
 /// A syntax error with its position.
@@ -409,7 +406,7 @@ fn push_unicode_escape(out: &mut String, code: u32) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push_str("\\u");
     for shift in [12, 8, 4, 0] {
-        out.push(HEX[((code >> shift) & 0xF) as usize] as char);
+        out.push(char::from(HEX[((code >> shift) & 0xF) as usize]));
     }
 }
 

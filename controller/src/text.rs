@@ -105,11 +105,22 @@ pub fn push_signed(out: &mut String, value: i64) {
     push_unsigned(out, value.unsigned_abs());
 }
 
+/// The characters of `text`, as `chars().count()` counts them: its bytes that begin one.
+pub fn char_count(text: &str) -> usize {
+    text.bytes().filter(|b| b & 0xc0 != 0x80).count()
+}
+
+/// Where the first `chars` characters of `text` end, in bytes (its length if it has fewer).
+pub fn after_chars(text: &str, chars: usize) -> usize {
+    let mut starts = text.bytes().enumerate().filter(|(_, b)| b & 0xc0 != 0x80);
+    starts.nth(chars).map_or(text.len(), |(at, _)| at)
+}
+
 /// `text` padded with spaces to `width` characters as a table column: aligned right for a
 /// positive `width` (`{:>width$}`), left for a negative one (`{:<width$}`).
 #[inline(never)]
 pub fn push_padded(out: &mut String, text: &str, width: i32) {
-    let padding = (width.unsigned_abs() as usize).saturating_sub(text.chars().count());
+    let padding = (width.unsigned_abs() as usize).saturating_sub(char_count(text));
     if width < 0 {
         push_str(out, text);
     }
@@ -491,6 +502,17 @@ mod tests {
         #[test]
         fn utf8_decides_random_bytes_as_std(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
             utf8_is_decided_as_std_decides(&bytes);
+        }
+    }
+
+    #[test]
+    fn characters_are_counted_and_cut_as_chars_counts_them() {
+        for text in ["", "plain", "é ü € 𝄞", "ééééé"] {
+            assert_eq!(char_count(text), text.chars().count(), "{text}");
+            for n in 0..7 {
+                let std = text.char_indices().nth(n).map_or(text.len(), |(at, _)| at);
+                assert_eq!(after_chars(text, n), std, "{text} {n}");
+            }
         }
     }
 }

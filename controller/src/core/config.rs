@@ -370,7 +370,7 @@ impl Checker {
     /// A text of 1 to `max` characters; `None` when missing or wrong.
     fn text(&mut self, fields: &Fields, key: &str, max: usize) -> Option<String> {
         let text = self.string(fields, key)?;
-        if text.is_empty() || text.chars().count() > max {
+        if text.is_empty() || crate::text::char_count(text) > max {
             let node = fields.get(key)?;
             self.wrong(node, fields.path(key), &text!("1 to ", max, " characters"));
             return None;
