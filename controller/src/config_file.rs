@@ -70,10 +70,11 @@ fn open_for_reading(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::io::FromRawFd;
     let invalid = || std::io::Error::from_raw_os_error(libc::EINVAL);
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| invalid())?;
+    let path = crate::daemon::system::c_string(path.as_os_str().as_bytes()).ok_or_else(invalid)?;
     // SAFETY: a valid NUL-terminated path; the result is checked before it is owned.
-    let fd =
-        unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    let fd = unsafe {
+        libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK)
+    };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }

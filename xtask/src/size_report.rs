@@ -31,6 +31,8 @@ const KEPT_OFF: &[(&str, &str)] = &[
     ("<std::io::error::Error as core::fmt::Display>::fmt", "text::OsError shows an OS error"),
     ("core::fmt::", "text::Show, text! and put! write every message"),
     ("core::str::converts::from_utf8", "text::utf8, a plain walk"),
+    ("alloc::ffi::c_str::CString", "system::c_string"),
+    ("std::sys::fs::remove_file", "system::remove_file"),
 ];
 
 /// The first symbol of something in [`KEPT_OFF`], with what serves instead.

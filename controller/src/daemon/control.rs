@@ -47,7 +47,7 @@ pub fn listen(path: &Path) -> Result<StreamListener, ListenError> {
     }
     // A socket nobody answers on is a stale one. Removed without asking whether it exists
     // first: `Path::exists` would bring stat(2) into the router's binary for nothing.
-    match std::fs::remove_file(path) {
+    match super::system::remove_file(path) {
         Err(cause) if cause.raw_os_error() != Some(libc::ENOENT) => {
             return Err(ListenError::RemoveStale { socket, cause });
         }

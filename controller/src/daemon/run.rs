@@ -697,7 +697,7 @@ impl Daemon {
         for problem in self.plumbing.remove_all() {
             self.log.say(Level::Error, &text!("while stopping: ", problem));
         }
-        let _ = std::fs::remove_file(&self.options.socket);
+        let _ = system::remove_file(&self.options.socket);
         self.log.say(Level::Notice, "stopped; the system's routes apply again");
     }
 }

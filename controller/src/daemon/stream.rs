@@ -135,7 +135,7 @@ pub fn unix_address(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen
     address.sun_family = libc::AF_UNIX as libc::sa_family_t;
     let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
     // One byte stays for the terminating NUL, which zeroing put there.
-    if bytes.len() >= address.sun_path.len() || bytes.contains(&0) {
+    if bytes.len() >= address.sun_path.len() || super::system::has_nul(bytes) {
         return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
     }
     for (slot, byte) in address.sun_path.iter_mut().zip(bytes) {

@@ -3,7 +3,6 @@
 
 pub use crate::core::Level;
 use crate::core::{Instant, Micros};
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
@@ -183,8 +182,35 @@ pub struct Hooks {
 /// A hook that runs longer than this is killed.
 const HOOK_TIME_LIMIT: Micros = 30_000_000;
 
-fn c_string(text: &str) -> Option<CString> {
-    CString::new(text).ok()
+/// `bytes` NUL-terminated for the C library; `None` if they hold a NUL of their own. std's
+/// `CString` does the same with a search routine and conversions of its own (0.2 KB of the
+/// router's LZMA stream).
+pub fn c_string(bytes: &[u8]) -> Option<Vec<u8>> {
+    if has_nul(bytes) {
+        return None;
+    }
+    let mut terminated = Vec::with_capacity(bytes.len() + 1);
+    terminated.extend_from_slice(bytes);
+    terminated.push(0);
+    Some(terminated)
+}
+
+/// Whether `bytes` hold a NUL. A plain walk: `contains` brings core's word-at-a-time `memchr`
+/// into the router's binary for names of a few bytes.
+#[allow(clippy::manual_contains)]
+pub fn has_nul(bytes: &[u8]) -> bool {
+    bytes.iter().any(|b| *b == 0)
+}
+
+/// Removes the file at `path`: unlink(2), as `std::fs::remove_file` does.
+pub fn remove_file(path: &std::path::Path) -> io::Result<()> {
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    let path = c_string(bytes).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a NUL-terminated path.
+    if unsafe { libc::unlink(path.as_ptr().cast()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The environment the daemon was started with, as `main` received it (its third argument).
@@ -229,7 +255,7 @@ impl Hooks {
         // Loops rather than collecting adapters: those cost the router's flash half a kilobyte.
         let mut args = Vec::with_capacity(argv.len());
         for arg in argv {
-            let Some(arg) = c_string(arg) else {
+            let Some(arg) = c_string(arg.as_bytes()) else {
                 log.say(
                     Level::Warning,
                     &text!("hook ", program, " could not start: a NUL byte in its arguments"),
@@ -241,16 +267,16 @@ impl Hooks {
         let mut switch = Vec::with_capacity(3);
         for (key, value) in [("WANMON_FROM", from), ("WANMON_TO", to), ("WANMON_REASON", reason)] {
             // A NUL byte in a reason cannot be passed: that variable is left out.
-            switch.extend(c_string(&text!(key, "=", value)));
+            switch.extend(c_string(text!(key, "=", value).as_bytes()));
         }
         let mut arg_pointers = Vec::with_capacity(args.len() + 1);
         for arg in &args {
-            arg_pointers.push(arg.as_ptr());
+            arg_pointers.push(arg.as_ptr().cast::<libc::c_char>());
         }
         arg_pointers.push(std::ptr::null());
         let mut env_pointers = inherited_environment();
         for variable in &switch {
-            env_pointers.push(variable.as_ptr());
+            env_pointers.push(variable.as_ptr().cast::<libc::c_char>());
         }
         env_pointers.push(std::ptr::null());
         let path = &args[0];
@@ -269,7 +295,7 @@ impl Hooks {
                     libc::dup2(fd, 2);
                 }
                 libc::setsid();
-                libc::execve(path.as_ptr(), arg_pointers.as_ptr(), env_pointers.as_ptr());
+                libc::execve(path.as_ptr().cast(), arg_pointers.as_ptr(), env_pointers.as_ptr());
                 libc::_exit(127);
             }
         }
@@ -427,5 +453,26 @@ mod tests {
         wait_for_hooks(&mut hooks, &log);
         assert!(received(&socket).contains("hook could not start: exit status 127"));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn c_strings_are_terminated_and_refuse_a_nul_of_their_own() {
+        assert_eq!(c_string(b"wanmon"), Some(b"wanmon\0".to_vec()));
+        assert_eq!(c_string(b""), Some(b"\0".to_vec()));
+        assert_eq!(c_string(b"a\0b"), None);
+    }
+
+    #[test]
+    fn remove_file_removes_and_names_what_failed() {
+        let path = std::env::temp_dir().join(format!("wanmon-remove-{}", std::process::id()));
+        std::fs::write(&path, "x").unwrap();
+        remove_file(&path).expect("removed");
+        assert!(!path.exists());
+        let gone = remove_file(&path).expect_err("nothing to remove");
+        assert_eq!(gone.raw_os_error(), Some(libc::ENOENT));
+        let nul = std::path::Path::new(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"a\0b"),
+        );
+        assert_eq!(remove_file(nul).unwrap_err().raw_os_error(), Some(libc::EINVAL));
     }
 }
