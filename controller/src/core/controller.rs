@@ -23,7 +23,6 @@ use super::engine::{Decision, Engine, LinkEvent, LinkIndex, LinkState, Mode, Mod
 use super::name::LinkName;
 use super::time::Instant;
 use crate::text::Show;
-use std::collections::VecDeque;
 use std::net::IpAddr;
 
 /// How important a log line is: syslog's levels (and numbers), the ones wanmon uses.
@@ -113,16 +112,16 @@ pub struct Controller {
     told_usable: Vec<bool>,
     /// The devices have been observed once: before that no probe has a socket to go out on.
     observed: bool,
-    actions: VecDeque<Action>,
+    actions: Vec<Action>,
 }
 
 impl Controller {
     /// A controller at `now` for a valid config. Its first actions ask for the devices to be
     /// observed and the routing written; it hands out no probe before the first observation.
     pub fn new(config: Config, now: Instant) -> Controller {
-        let mut actions = VecDeque::with_capacity(ACTIONS);
-        actions.push_back(Action::Observe);
-        actions.push_back(Action::WriteRouting);
+        let mut actions = Vec::with_capacity(ACTIONS);
+        actions.push(Action::Observe);
+        actions.push(Action::WriteRouting);
         Controller {
             engine: Engine::new(&config, now),
             plans: config.links.iter().map(LinkPlan::of).collect(),
@@ -168,7 +167,7 @@ impl Controller {
 
     /// The next action to perform; see the contract.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        super::engine::pop_front(&mut self.actions)
     }
 
     /// When to call [`Controller::handle_timeout`] if no input comes first.
@@ -209,7 +208,7 @@ impl Controller {
             let old = std::mem::replace(&mut self.plans[index].facts, facts);
             let new = &self.plans[index].facts;
             if new.index != old.index {
-                self.actions.push_back(Action::BindProbes { link: index, device: new.index });
+                self.actions.push(Action::BindProbes { link: index, device: new.index });
             }
             // The next hops follow from these: the link's probe table and maybe the route move.
             routing_changed |= new.index != old.index
@@ -228,26 +227,26 @@ impl Controller {
                 Some(problem) if !usable => Event::LinkDown { link, problem },
                 _ => Event::LinkUp { link },
             };
-            self.actions.push_back(Action::Log(event));
+            self.actions.push(Action::Log(event));
             let news = if usable { LinkEvent::Up } else { LinkEvent::Down };
             self.engine.on_link_event(now, index, news);
             self.take_decisions();
         }
         if routing_changed {
-            self.actions.push_back(Action::WriteRouting);
+            self.actions.push(Action::WriteRouting);
         }
     }
 
     /// The kernel's routing may have changed under wanmon (a route or rule of its own removed,
     /// a system gateway changed): write it all again.
     pub fn handle_routing_disturbed(&mut self) {
-        self.actions.push_back(Action::WriteRouting);
+        self.actions.push(Action::WriteRouting);
     }
 
     /// The operator's choice; refused (and nothing changes) for an unknown or disabled link.
     pub fn handle_mode(&mut self, now: Instant, mode: Mode) -> Result<(), ModeError> {
         self.engine.set_mode(now, mode)?;
-        self.actions.push_back(Action::Log(Event::Operator(mode)));
+        self.actions.push(Action::Log(Event::Operator(mode)));
         self.take_decisions();
         Ok(())
     }
@@ -278,25 +277,25 @@ impl Controller {
             .map(|i| self.engine.links()[i].state() != LinkState::Dead(super::DeadCause::LinkDown))
             .collect();
         self.config = config;
-        self.actions.push_back(Action::ClearRoutingKeepingTheRoute);
-        self.actions.push_back(Action::KeepProbes(keep));
-        self.actions.push_back(Action::Observe);
-        self.actions.push_back(Action::WriteRouting);
+        self.actions.push(Action::ClearRoutingKeepingTheRoute);
+        self.actions.push(Action::KeepProbes(keep));
+        self.actions.push(Action::Observe);
+        self.actions.push(Action::WriteRouting);
         self.take_decisions();
     }
 
     /// Turns the engine's decisions into actions: the log line, the route, the hook.
     fn take_decisions(&mut self) {
         while let Some(decision) = self.engine.poll_decision() {
-            self.actions.push_back(Action::Log(Event::Decision(decision)));
+            self.actions.push(Action::Log(Event::Decision(decision)));
             if decision.changes_route() {
-                self.actions.push_back(Action::WriteDefaultRoute);
+                self.actions.push(Action::WriteDefaultRoute);
                 let left = decision.from.and_then(|from| self.engine.link_index(from.as_str()));
                 if let Some(from) = left.filter(|_| self.config.conntrack_cleanup) {
-                    self.actions.push_back(Action::ClearConntrack { from });
+                    self.actions.push(Action::ClearConntrack { from });
                 }
                 if self.config.hook.is_some() {
-                    self.actions.push_back(Action::RunHook(decision));
+                    self.actions.push(Action::RunHook(decision));
                 }
             }
         }

@@ -33,7 +33,6 @@ pub use super::link::{Link, Target};
 pub use super::link_state::{DeadCause, LinkState};
 use super::score::{Score, doubt, doubt_is_mostly_the_other};
 use super::time::{Instant, Micros};
-use std::collections::VecDeque;
 
 /// How many decisions the engine remembers for the status page.
 pub const HISTORY_LEN: usize = 32;
@@ -101,10 +100,10 @@ pub struct Engine {
     next_seq: u16,
     /// Where the next probe search starts, so no link is starved by an earlier one.
     probe_cursor: usize,
-    history: VecDeque<Decision>,
+    history: Vec<Decision>,
     /// Decisions not yet taken by [`Engine::poll_decision`]; room for a burst is reserved at
     /// start, so queueing never allocates.
-    decisions: VecDeque<Decision>,
+    decisions: Vec<Decision>,
 }
 
 impl Engine {
@@ -118,8 +117,8 @@ impl Engine {
             all_dead_noted: false,
             next_seq: 0,
             probe_cursor: 0,
-            history: VecDeque::with_capacity(HISTORY_LEN),
-            decisions: VecDeque::with_capacity(QUEUE_LEN),
+            history: Vec::with_capacity(HISTORY_LEN),
+            decisions: Vec::with_capacity(QUEUE_LEN),
         }
     }
 
@@ -148,7 +147,7 @@ impl Engine {
     /// The next decision the inputs so far have made, oldest first; call until `None` after every
     /// input. One input may make several (a reload, a link event while forced).
     pub fn poll_decision(&mut self) -> Option<Decision> {
-        self.decisions.pop_front()
+        pop_front(&mut self.decisions)
     }
 
     /// How hard link `index` is probed when no burst is under way: rarely only when it is up and
@@ -382,14 +381,14 @@ impl Engine {
             link.probe_by(now.after(spacing));
         }
         if self.history.len() == HISTORY_LEN {
-            self.history.pop_front();
+            self.history.remove(0);
         }
-        self.history.push_back(decision);
+        self.history.push(decision);
         if self.decisions.len() == QUEUE_LEN {
             // Nobody polls: the oldest is in the history still; never grow on the hot path.
-            self.decisions.pop_front();
+            self.decisions.remove(0);
         }
-        self.decisions.push_back(decision);
+        self.decisions.push(decision);
     }
 
     /// Before the route moves to `to`: a link left soon after the route came back to it
@@ -629,6 +628,12 @@ impl Engine {
             }
         }
     }
+}
+
+/// The oldest entry of a short queue. A `Vec` rather than a `VecDeque`: its few entries move
+/// down in one copy, and the router's flash is spared the ring buffer's code.
+pub(super) fn pop_front<T>(queue: &mut Vec<T>) -> Option<T> {
+    (!queue.is_empty()).then(|| queue.remove(0))
 }
 
 /// The first two links of either list, the doubtful first (each list fills from its start).
