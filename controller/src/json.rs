@@ -257,19 +257,17 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, SyntaxError> {
-        let digits = self
-            .bytes
-            .get(self.pos..self.pos + 4)
-            .ok_or_else(|| self.error("expected four hex digits after \\u"))?;
-        let mut value = 0u32;
-        for &digit in digits {
-            let nibble = (digit as char)
-                .to_digit(16)
-                .ok_or_else(|| self.error("expected four hex digits after \\u"))?;
-            value = value * 16 + nibble;
+        let digits = self.bytes.get(self.pos..self.pos + 4).unwrap_or_default();
+        let value = digits.iter().try_fold(0u32, |value, digit| {
+            Some(value * 16 + (*digit as char).to_digit(16)?)
+        });
+        match value {
+            Some(value) if digits.len() == 4 => {
+                self.pos += 4;
+                Ok(value)
+            }
+            _ => Err(self.error("expected four hex digits after \\u")),
         }
-        self.pos += 4;
-        Ok(value)
     }
 
     fn string(&mut self) -> Result<String, SyntaxError> {
