@@ -258,9 +258,9 @@ impl Parser<'_> {
 
     fn hex4(&mut self) -> Result<u32, SyntaxError> {
         let digits = self.bytes.get(self.pos..self.pos + 4).unwrap_or_default();
-        let value = digits.iter().try_fold(0u32, |value, digit| {
-            Some(value * 16 + (*digit as char).to_digit(16)?)
-        });
+        let value = digits
+            .iter()
+            .try_fold(0u32, |value, digit| Some(value * 16 + (*digit as char).to_digit(16)?));
         match value {
             Some(value) if digits.len() == 4 => {
                 self.pos += 4;
