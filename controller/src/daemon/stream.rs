@@ -9,7 +9,7 @@ use super::clients::Listener;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
 
 /// Pending connections the kernel keeps for a listener: the servers take a few clients at a
@@ -111,9 +111,17 @@ impl Listener for StreamListener {
 /// A connection to the Unix socket at `path` (the control socket, for the CLI and for a second
 /// daemon's check that none runs), blocking and closed on exec.
 pub fn connect_unix(path: &Path) -> io::Result<UnixStream> {
+    connected(path, libc::SOCK_STREAM).map(UnixStream::from)
+}
+
+/// A datagram socket connected to the Unix socket at `path` (syslog's `/dev/log`).
+pub fn connect_unix_datagram(path: &Path) -> io::Result<UnixDatagram> {
+    connected(path, libc::SOCK_DGRAM).map(UnixDatagram::from)
+}
+
+fn connected(path: &Path, kind: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: socket(2) with constant arguments.
-    let fd =
-        checked(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = checked(unsafe { libc::socket(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let (address, len) = unix_address(path)?;
@@ -123,7 +131,7 @@ pub fn connect_unix(path: &Path) -> io::Result<UnixStream> {
         match checked(connected) {
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) => return Err(e),
-            Ok(_) => return Ok(UnixStream::from(fd)),
+            Ok(_) => return Ok(fd),
         }
     }
 }

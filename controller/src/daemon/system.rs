@@ -90,7 +90,7 @@ impl Log {
 
     /// Logs to the syslog socket at `path` if something listens there, else to stderr.
     pub fn open_at(path: &str) -> Log {
-        let syslog = UnixDatagram::unbound().ok().filter(|socket| socket.connect(path).is_ok());
+        let syslog = super::stream::connect_unix_datagram(std::path::Path::new(path)).ok();
         Log { syslog, pid: std::process::id() }
     }
 
