@@ -15,9 +15,10 @@ use std::process::Command;
 /// free, and what the package installs costs about its own size on flash (the shipped binary is
 /// packed, which JFFS2 cannot shrink further). Lowered from 128 KiB when the daemon was packed
 /// (106.7 KB), to 100 KiB when the daemon lost 28 KB and the unpacker its C library (96.4 KB),
-/// to 92 KiB when the daemon left its static C library for the router's (89.9 KB), and to 90 KiB
-/// at 87.5 KB, so that any return to an old size fails.
-pub const BUDGET: u64 = 90 * 1024;
+/// to 92 KiB when the daemon left its static C library for the router's (89.9 KB), to 90 KiB
+/// at 87.5 KB, and to 84 KiB at 82.7 KB, so that any return to an old size fails. The goal is
+/// 80 KiB.
+pub const BUDGET: u64 = 84 * 1024;
 /// The x86_64 packages' budget: that build still carries its own C library (`Arch::loader`).
 const STATIC_BUDGET: u64 = 100 * 1024;
 const ZIG_VERSION: &str = "0.17.1";
