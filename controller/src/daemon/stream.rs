@@ -1,9 +1,9 @@
 //! Stream sockets through the C library: the listeners of the control socket and the web page
-//! (non-blocking, `accept4`), the connection to the control socket that the CLI makes, and the
-//! socket address conversions the probes share. std's `TcpListener`, `UnixListener` and
-//! `UnixStream::connect` do the same system calls around address resolution, conversions both
-//! ways and an accept wrapper per type: 0.7 KB of the router's LZMA stream for nothing wanmon
-//! uses.
+//! (non-blocking, `accept4`), the CLI's connection to the control socket and the log's to
+//! syslog, and the socket address conversions the probes share. std's `TcpListener`,
+//! `UnixListener`, `UnixStream::connect` and `UnixDatagram::connect` do the same system calls
+//! around address resolution, conversions both ways and an accept wrapper per type: 0.8 KB of
+//! the router's LZMA stream for nothing wanmon uses.
 
 use super::clients::Listener;
 use std::io;
@@ -27,13 +27,17 @@ fn checked(result: libc::c_int) -> io::Result<libc::c_int> {
     if result < 0 { Err(io::Error::last_os_error()) } else { Ok(result) }
 }
 
-/// A new stream socket of `family`, non-blocking and closed on exec.
-fn stream_socket(family: libc::c_int) -> io::Result<OwnedFd> {
-    let flags = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: socket(2) with constant arguments.
-    let fd = checked(unsafe { libc::socket(family, flags, 0) })?;
+/// A new socket of `family` and `kind` (with its flags), closed on exec.
+fn new_socket(family: libc::c_int, kind: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) with plain integer arguments.
+    let fd = checked(unsafe { libc::socket(family, kind | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A new listening-to-be stream socket of `family`, non-blocking.
+fn stream_socket(family: libc::c_int) -> io::Result<OwnedFd> {
+    new_socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK)
 }
 
 impl StreamListener {
@@ -120,10 +124,7 @@ pub fn connect_unix_datagram(path: &Path) -> io::Result<UnixDatagram> {
 }
 
 fn connected(path: &Path, kind: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: socket(2) with constant arguments.
-    let fd = checked(unsafe { libc::socket(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = new_socket(libc::AF_UNIX, kind)?;
     let (address, len) = unix_address(path)?;
     loop {
         // SAFETY: address holds a sockaddr_un of len bytes.
