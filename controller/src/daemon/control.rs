@@ -2,6 +2,7 @@
 //! blocking the loop. One request line in ([`crate::protocol::Request`]), one answer out.
 
 use super::clients::{Client, Received};
+use super::kernel;
 use super::stream::StreamListener;
 use crate::protocol::{MAX_REQUEST, Request, RequestError};
 use crate::text::OsError;
@@ -57,10 +58,10 @@ pub fn listen(path: &Path) -> Result<StreamListener, ListenError> {
     // after bind(2) would leave a moment in which anyone could connect.
     // SAFETY: umask only swaps the process's mask; the daemon has one thread, and the old mask
     // is back before anything else creates a file.
-    let mask = unsafe { libc::umask(0o177) };
+    let mask = unsafe { kernel::umask(0o177) };
     let bound = StreamListener::unix(path);
     // SAFETY: as above.
-    unsafe { libc::umask(mask) };
+    unsafe { kernel::umask(mask) };
     bound.map_err(|cause| ListenError::Bind { socket, cause })
 }
 

@@ -4,6 +4,7 @@
 //! A raw socket sees every echo reply that reaches the device, so a reply counts only if its
 //! identifier, its magic and session nonce in the payload, and its checksum (IPv4) all match.
 
+use super::kernel;
 use super::stream::{address_of, socket_address};
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -138,7 +139,7 @@ fn set_option(
 ) -> Result<(), SocketError> {
     // SAFETY: value is a valid buffer of the length passed.
     let result =
-        unsafe { libc::setsockopt(fd, level, name, value.as_ptr().cast(), value.len() as u32) };
+        unsafe { kernel::setsockopt(fd, level, name, value.as_ptr().cast(), value.len() as u32) };
     if result < 0 {
         return Err(SocketError { call, cause: io::Error::last_os_error() });
     }
@@ -157,11 +158,11 @@ impl ProbeSocket {
         };
         let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
         // SAFETY: plain socket(2) calls; results are checked before being owned.
-        let mut raw = unsafe { libc::socket(domain, libc::SOCK_RAW | flags, protocol) };
+        let mut raw = unsafe { kernel::socket(domain, libc::SOCK_RAW | flags, protocol) };
         let mut with_ip_header = !v6;
         if raw < 0 {
             // SAFETY: as above.
-            raw = unsafe { libc::socket(domain, libc::SOCK_DGRAM | flags, protocol) };
+            raw = unsafe { kernel::socket(domain, libc::SOCK_DGRAM | flags, protocol) };
             with_ip_header = false;
         }
         if raw < 0 {
@@ -212,7 +213,7 @@ impl ProbeSocket {
         let (storage, len) = socket_address(&address);
         // SAFETY: packet and storage are valid for the lengths passed.
         let sent = unsafe {
-            libc::sendto(
+            kernel::sendto(
                 self.fd.as_raw_fd(),
                 packet.as_ptr().cast(),
                 packet.len(),
@@ -233,7 +234,7 @@ impl ProbeSocket {
             let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             // SAFETY: buffer and storage are valid for writes of the lengths passed.
             let got = unsafe {
-                libc::recvfrom(
+                kernel::recvfrom(
                     self.fd.as_raw_fd(),
                     buffer.as_mut_ptr().cast(),
                     buffer.len(),

@@ -4,8 +4,10 @@
 pub mod clients;
 pub mod conntrack;
 pub mod control;
+pub mod division;
 pub mod http;
 pub mod icmp;
+pub mod kernel;
 pub mod netlink;
 pub mod plumbing;
 pub mod probes;

@@ -4,6 +4,7 @@
 //! Building and parsing are pure functions over byte buffers and are tested on their own; the
 //! socket at the bottom is a thin layer over libc.
 
+use super::kernel;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -463,7 +464,7 @@ impl Socket {
     pub fn open_protocol(protocol: libc::c_int, groups: u32) -> io::Result<Socket> {
         // SAFETY: plain socket(2) call; the result is checked before it is owned.
         let fd = unsafe {
-            libc::socket(
+            kernel::socket(
                 libc::AF_NETLINK,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
                 protocol,
@@ -480,7 +481,7 @@ impl Socket {
         address.nl_groups = groups;
         // SAFETY: address is a valid sockaddr_nl of the size passed.
         let result = unsafe {
-            libc::bind(
+            kernel::bind(
                 fd.as_raw_fd(),
                 (&address as *const libc::sockaddr_nl).cast(),
                 std::mem::size_of::<libc::sockaddr_nl>() as u32,
@@ -494,7 +495,7 @@ impl Socket {
             let size: libc::c_int = 1 << 20;
             // SAFETY: the option value is a c_int of the size passed.
             unsafe {
-                libc::setsockopt(
+                kernel::setsockopt(
                     fd.as_raw_fd(),
                     libc::SOL_SOCKET,
                     libc::SO_RCVBUF,
@@ -514,15 +515,16 @@ impl Socket {
     pub fn send(&self, message: &[u8]) -> io::Result<()> {
         // SAFETY: message is a valid buffer of the length passed.
         let sent =
-            unsafe { libc::send(self.fd.as_raw_fd(), message.as_ptr().cast(), message.len(), 0) };
+            unsafe { kernel::send(self.fd.as_raw_fd(), message.as_ptr().cast(), message.len(), 0) };
         if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
     }
 
     /// One datagram into `buffer`; `Ok(0)` when nothing is waiting.
     pub fn receive(&self, buffer: &mut [u8]) -> io::Result<usize> {
         // SAFETY: buffer is valid for writes of its length.
-        let got =
-            unsafe { libc::recv(self.fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), 0) };
+        let got = unsafe {
+            kernel::recv(self.fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), 0)
+        };
         if got < 0 {
             let error = io::Error::last_os_error();
             return if error.raw_os_error() == Some(libc::EAGAIN) { Ok(0) } else { Err(error) };
@@ -534,7 +536,7 @@ impl Socket {
     fn wait(&self) -> io::Result<()> {
         let mut pollfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut pollfd, 1, 1000) };
+        let ready = unsafe { kernel::poll(&mut pollfd, 1, 1000) };
         match ready {
             n if n < 0 => Err(io::Error::last_os_error()),
             // No answer within 1 s.

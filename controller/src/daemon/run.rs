@@ -9,6 +9,7 @@ use super::conntrack;
 use super::control::{self, ListenError, Step};
 use super::http::{self, Action as WebAction};
 use super::icmp::Session;
+use super::kernel;
 use super::netlink;
 use super::plumbing::Plumbing;
 use super::probes::Probes;
@@ -145,7 +146,7 @@ pub fn run(options: Options) -> Result<(), RunError> {
     }
     let events = netlink::Socket::open(netlink::EVENT_GROUPS).map_err(RunError::Netlink)?;
     let started = system::monotonic_now();
-    let pid = std::process::id();
+    let pid = kernel::getpid() as u32;
     let nonce = started.as_micros() as u32
         ^ pid.rotate_left(16)
         ^ (std::ptr::addr_of!(log) as usize as u32);
@@ -627,7 +628,7 @@ impl Daemon {
         let (sources, mut fds) = self.poll_set();
         let millis = poll_millis(timeout);
         // SAFETY: fds is a valid array of pollfd of the length passed.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+        let ready = unsafe { kernel::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
         if ready < 0 {
             let error = io::Error::last_os_error();
             return match error.raw_os_error() {

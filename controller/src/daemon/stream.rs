@@ -6,10 +6,10 @@
 //! the router's LZMA stream for nothing wanmon uses.
 
 use super::clients::Listener;
+use super::kernel;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
 
 /// Pending connections the kernel keeps for a listener: the servers take a few clients at a
@@ -30,7 +30,7 @@ fn checked(result: libc::c_int) -> io::Result<libc::c_int> {
 /// A new socket of `family` and `kind` (with its flags), closed on exec.
 fn new_socket(family: libc::c_int, kind: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: socket(2) with plain integer arguments.
-    let fd = checked(unsafe { libc::socket(family, kind | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = checked(unsafe { kernel::socket(family, kind | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -48,7 +48,7 @@ impl StreamListener {
         let on: libc::c_int = 1;
         // SAFETY: a valid socket and an int option of its size.
         checked(unsafe {
-            libc::setsockopt(
+            kernel::setsockopt(
                 fd.as_raw_fd(),
                 libc::SOL_SOCKET,
                 libc::SO_REUSEADDR,
@@ -58,7 +58,7 @@ impl StreamListener {
         })?;
         let (storage, len) = socket_address(&address);
         // SAFETY: storage holds a socket address of len bytes.
-        checked(unsafe { libc::bind(fd.as_raw_fd(), (&raw const storage).cast(), len) })?;
+        checked(unsafe { kernel::bind(fd.as_raw_fd(), (&raw const storage).cast(), len) })?;
         StreamListener::listening(fd)
     }
 
@@ -68,13 +68,13 @@ impl StreamListener {
         let fd = stream_socket(libc::AF_UNIX)?;
         let (address, len) = unix_address(path)?;
         // SAFETY: address holds a sockaddr_un of len bytes.
-        checked(unsafe { libc::bind(fd.as_raw_fd(), (&raw const address).cast(), len) })?;
+        checked(unsafe { kernel::bind(fd.as_raw_fd(), (&raw const address).cast(), len) })?;
         StreamListener::listening(fd)
     }
 
     fn listening(fd: OwnedFd) -> io::Result<StreamListener> {
         // SAFETY: listen(2) on a bound socket.
-        checked(unsafe { libc::listen(fd.as_raw_fd(), BACKLOG) })?;
+        checked(unsafe { kernel::listen(fd.as_raw_fd(), BACKLOG) })?;
         Ok(StreamListener { fd })
     }
 
@@ -84,8 +84,9 @@ impl StreamListener {
         let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         // SAFETY: storage is valid for writes of len bytes.
-        let named =
-            unsafe { libc::getsockname(self.fd.as_raw_fd(), (&raw mut storage).cast(), &mut len) };
+        let named = unsafe {
+            kernel::getsockname(self.fd.as_raw_fd(), (&raw mut storage).cast(), &mut len)
+        };
         if named < 0 { None } else { address_of(&storage) }
     }
 }
@@ -104,7 +105,7 @@ impl Listener for StreamListener {
         let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         // SAFETY: storage is valid for writes of len bytes.
         let fd = checked(unsafe {
-            libc::accept4(self.fd.as_raw_fd(), (&raw mut storage).cast(), &mut len, flags)
+            kernel::accept4(self.fd.as_raw_fd(), (&raw mut storage).cast(), &mut len, flags)
         })?;
         // SAFETY: fd was just returned by accept4(2) and is owned by nothing else.
         let stream = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -114,13 +115,27 @@ impl Listener for StreamListener {
 
 /// A connection to the Unix socket at `path` (the control socket, for the CLI and for a second
 /// daemon's check that none runs), blocking and closed on exec.
-pub fn connect_unix(path: &Path) -> io::Result<UnixStream> {
-    connected(path, libc::SOCK_STREAM).map(UnixStream::from)
+pub fn connect_unix(path: &Path) -> io::Result<OwnedFd> {
+    connected(path, libc::SOCK_STREAM)
 }
 
-/// A datagram socket connected to the Unix socket at `path` (syslog's `/dev/log`).
-pub fn connect_unix_datagram(path: &Path) -> io::Result<UnixDatagram> {
-    connected(path, libc::SOCK_DGRAM).map(UnixDatagram::from)
+/// A datagram socket connected to the Unix socket at `path` (syslog's `/dev/log`); `write(2)`
+/// on it sends one datagram.
+pub fn connect_unix_datagram(path: &Path) -> io::Result<OwnedFd> {
+    connected(path, libc::SOCK_DGRAM)
+}
+
+/// Makes reads on `socket` fail with EAGAIN after `seconds` without data.
+pub fn set_receive_timeout(socket: &OwnedFd, seconds: libc::c_long) -> io::Result<()> {
+    // The kernel's own timeval of native longs, whatever size the C library's time_t has.
+    let timeout: [libc::c_long; 2] = [seconds, 0];
+    let len = std::mem::size_of_val(&timeout) as libc::socklen_t;
+    // SAFETY: SO_RCVTIMEO reads a timeval of len bytes from the live array.
+    let set = unsafe {
+        let (level, name) = (libc::SOL_SOCKET, libc::SO_RCVTIMEO);
+        kernel::setsockopt(socket.as_raw_fd(), level, name, timeout.as_ptr().cast(), len)
+    };
+    checked(set).map(drop)
 }
 
 fn connected(path: &Path, kind: libc::c_int) -> io::Result<OwnedFd> {
@@ -128,7 +143,8 @@ fn connected(path: &Path, kind: libc::c_int) -> io::Result<OwnedFd> {
     let (address, len) = unix_address(path)?;
     loop {
         // SAFETY: address holds a sockaddr_un of len bytes.
-        let connected = unsafe { libc::connect(fd.as_raw_fd(), (&raw const address).cast(), len) };
+        let connected =
+            unsafe { kernel::connect(fd.as_raw_fd(), (&raw const address).cast(), len) };
         match checked(connected) {
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) => return Err(e),
@@ -206,6 +222,20 @@ pub fn address_of(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+
+    #[test]
+    fn a_read_with_a_receive_timeout_fails_with_eagain_when_nothing_comes() {
+        let (ours, _theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let socket = OwnedFd::from(ours);
+        set_receive_timeout(&socket, 1).expect("timeout set");
+        let started = std::time::Instant::now();
+        let error = std::fs::File::from(socket).read(&mut [0u8; 4]).expect_err("nothing sent");
+        assert_eq!(error.raw_os_error(), Some(libc::EAGAIN));
+        assert!(started.elapsed() >= std::time::Duration::from_millis(900), "waited the second");
+        let not_a_socket = OwnedFd::from(std::fs::File::open("/dev/null").expect("null"));
+        let refused = set_receive_timeout(&not_a_socket, 1).expect_err("not a socket");
+        assert_eq!(refused.raw_os_error(), Some(libc::ENOTSOCK));
+    }
 
     #[test]
     fn socket_addresses_round_trip() {

@@ -1,11 +1,11 @@
 //! The daemon's contact with the OS besides sockets: signals (through a self-pipe, so the poll
 //! loop sees them), the log (syslog's /dev/log for OpenWrt's logread, else stderr), and the hook.
 
+use super::kernel;
 pub use crate::core::Level;
 use crate::core::{Instant, Micros};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
@@ -39,26 +39,17 @@ impl Signals {
     pub fn install() -> io::Result<Signals> {
         let mut fds = [0; 2];
         // SAFETY: fds is a valid array of two descriptors.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+        if unsafe { kernel::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: both descriptors are fresh and owned by nothing else.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         SIGNAL_PIPE.store(write.as_raw_fd(), Ordering::Relaxed);
         for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            // SAFETY: sigaction is plain data; the handler only calls write(2).
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_signal as *const () as usize;
-                action.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut action.sa_mask);
-                libc::sigaction(signal, &action, std::ptr::null_mut());
-            }
+            // The handler only calls write(2).
+            set_disposition(signal, on_signal as *const () as usize);
         }
-        // SAFETY: setting a signal to be ignored.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        }
+        set_disposition(libc::SIGPIPE, libc::SIG_IGN);
         Ok(Signals { read, _write: write })
     }
 
@@ -79,7 +70,7 @@ impl Signals {
 /// One line per event: to syslog (daemon facility) when /dev/log exists, else to stderr.
 #[derive(Debug)]
 pub struct Log {
-    syslog: Option<UnixDatagram>,
+    syslog: Option<OwnedFd>,
     pid: u32,
 }
 
@@ -91,7 +82,7 @@ impl Log {
     /// Logs to the syslog socket at `path` if something listens there, else to stderr.
     pub fn open_at(path: &str) -> Log {
         let syslog = super::stream::connect_unix_datagram(std::path::Path::new(path)).ok();
-        Log { syslog, pid: std::process::id() }
+        Log { syslog, pid: kernel::getpid() as u32 }
     }
 
     pub fn say(&self, level: Level, message: &str) {
@@ -99,7 +90,9 @@ impl Log {
         if let Some(socket) = &self.syslog {
             // Facility daemon (3): priority = 3 * 8 + level.
             put!(&mut line, "<", 24 + level as u8, ">wanmon[", self.pid, "]: ", message);
-            if socket.send(line.as_bytes()).is_ok() {
+            // SAFETY: a live buffer of the length passed; one write is one datagram.
+            let sent = unsafe { libc::write(socket.as_raw_fd(), line.as_ptr().cast(), line.len()) };
+            if sent >= 0 {
                 return;
             }
             line.clear();
@@ -126,6 +119,20 @@ pub fn write_out(fd: libc::c_int, text: &str) {
     }
 }
 
+/// What `signal` does on arrival: `handler` (a signal-safe `extern "C" fn(c_int)`), or
+/// `SIG_IGN`; interrupted system calls restart. Through sigaction alone (no signal(3) and no
+/// sigemptyset(3): the zeroed mask is empty), each C function imported costing flash.
+fn set_disposition(signal: libc::c_int, handler: libc::sighandler_t) {
+    // SAFETY: sigaction is plain data, zeroed is a valid empty one; the handler is signal-safe
+    // by this function's contract.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+    }
+}
+
 /// What std's start-up does that the daemon needs, for a binary that has its own C `main`
 /// (`main.rs`): the environment kept for the hooks ([`keep_environment`]), a write to a closed
 /// socket fails with EPIPE rather than killing the process, and descriptors 0, 1 and 2 are open
@@ -133,11 +140,10 @@ pub fn write_out(fd: libc::c_int, text: &str) {
 /// stdout or stderr.
 pub fn start_up(environment: *const *const libc::c_char) {
     keep_environment(environment);
-    // SAFETY: setting a signal's disposition to "ignore" has no handler to be unsafe in.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    set_disposition(libc::SIGPIPE, libc::SIG_IGN);
     let mut standard = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
     // SAFETY: three valid pollfds; a zero timeout only asks about each descriptor.
-    if unsafe { libc::poll(standard.as_mut_ptr(), 3, 0) } < 0 {
+    if unsafe { kernel::poll(standard.as_mut_ptr(), 3, 0) } < 0 {
         return;
     }
     for closed in standard.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
@@ -160,7 +166,7 @@ pub fn name_process(command: &[u8]) {
     let len = base.len().min(name.len() - 1);
     name[..len].copy_from_slice(&base[..len]);
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes; `name` is one.
-    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+    unsafe { kernel::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }
 
 /// The monotonic clock (`CLOCK_MONOTONIC`) in the decision core's unit, from the kernel's own
@@ -207,7 +213,7 @@ pub fn remove_file(path: &std::path::Path) -> io::Result<()> {
     let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
     let path = c_string(bytes).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: a NUL-terminated path.
-    if unsafe { libc::unlink(path.as_ptr().cast()) } < 0 {
+    if unsafe { kernel::unlink(path.as_ptr().cast()) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -290,12 +296,12 @@ impl Hooks {
             unsafe {
                 let fd = libc::open(null.as_ptr(), libc::O_RDWR);
                 if fd >= 0 {
-                    libc::dup2(fd, 0);
-                    libc::dup2(fd, 1);
-                    libc::dup2(fd, 2);
+                    kernel::dup2(fd, 0);
+                    kernel::dup2(fd, 1);
+                    kernel::dup2(fd, 2);
                 }
-                libc::setsid();
-                libc::execve(path.as_ptr().cast(), arg_pointers.as_ptr(), env_pointers.as_ptr());
+                kernel::setsid();
+                kernel::execve(path.as_ptr().cast(), arg_pointers.as_ptr(), env_pointers.as_ptr());
                 libc::_exit(127);
             }
         }
@@ -319,13 +325,13 @@ impl Hooks {
         self.running.retain(|(pid, started)| {
             let mut status = 0;
             // SAFETY: waitpid on our own child with a valid status pointer.
-            let done = unsafe { libc::waitpid(*pid, &mut status, libc::WNOHANG) };
+            let done = unsafe { kernel::waitpid(*pid, &mut status, libc::WNOHANG) };
             if done == 0 {
                 if monotonic_now().since(*started) > HOOK_TIME_LIMIT {
                     // SAFETY: killing and reaping our own child.
                     unsafe {
-                        libc::kill(*pid, libc::SIGKILL);
-                        libc::waitpid(*pid, &mut status, 0);
+                        kernel::kill(*pid, libc::SIGKILL);
+                        kernel::waitpid(*pid, &mut status, 0);
                     }
                     log.say(Level::Warning, "hook killed after 30 s");
                     return false;
@@ -363,6 +369,7 @@ impl Hooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixDatagram;
     use std::time::{Duration, Instant};
 
     fn syslog(name: &str) -> (UnixDatagram, String, std::path::PathBuf) {

@@ -10,7 +10,6 @@ use crate::core::limits::MAX_LINKS;
 use crate::text::OsError;
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::time::Duration;
 
 /// Where the daemon listens for control requests unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/var/run/wanmon.sock";
@@ -188,14 +187,17 @@ pub fn call(socket: &Path, request: &Request) -> Result<String, CallError> {
     let shown = || crate::shown_path(socket).to_string();
     socket_path_fits(socket).map_err(|cause| CallError::Unreachable { socket: shown(), cause })?;
     // By errno, not `io::Error::kind`, whose table of every errno costs ~500 bytes of flash.
-    let mut stream = crate::daemon::stream::connect_unix(socket).map_err(|cause| {
+    let stream = crate::daemon::stream::connect_unix(socket).map_err(|cause| {
         match cause.raw_os_error() {
             Some(libc::ENOENT | libc::ECONNREFUSED) => CallError::NotRunning(shown()),
             Some(libc::EACCES | libc::EPERM) => CallError::PermissionDenied(shown()),
             _ => CallError::Unreachable { socket: shown(), cause },
         }
     })?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(CallError::NoAnswer)?;
+    crate::daemon::stream::set_receive_timeout(&stream, 5).map_err(CallError::NoAnswer)?;
+    // A file's read and write: std's socket type would bring send(3), recv(3) and its own
+    // timeout setter onto the flash for the same system calls.
+    let mut stream = std::fs::File::from(stream);
     stream.write_all(request.line().as_bytes()).map_err(CallError::Send)?;
     // Read by hand: std's `read_to_string` brings its general reader (~1 KB) onto the flash.
     let mut reply = Vec::new();
