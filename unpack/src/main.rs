@@ -60,30 +60,38 @@ unsafe extern "C" fn start(stack: *const usize) -> ! {
 /// Says what failed on standard error, as `wanmon: cannot start: WHAT (errno N)`, and exits 127,
 /// what a shell returns for a command it cannot run.
 fn fail(what: &str, errno: i32) -> ! {
-    let mut number = [0u8; 12];
-    let mut at = number.len();
-    let mut rest = errno.unsigned_abs();
-    loop {
-        at -= 1;
-        number[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
+    say(b"wanmon: cannot start: ");
+    say(what.as_bytes());
+    if errno != 0 {
+        let mut digits = [0u8; 10];
+        let mut at = digits.len();
+        let mut rest = errno.unsigned_abs();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
         }
+        say(b" (errno ");
+        say(&digits[at..]);
+        say(b")");
     }
-    let parts: [&[u8]; 5] =
-        [b"wanmon: cannot start: ", what.as_bytes(), b" (errno ", &number[at..], b")\n"];
-    let parts = if errno == 0 { [parts[0], parts[1], b"\n", b"", b""] } else { parts };
-    for part in parts {
-        // SAFETY: writes a live slice to standard error.
-        let _ = unsafe { sys::call(sys::WRITE, [2, part.as_ptr() as usize, part.len(), 0, 0, 0]) };
-    }
+    say(b"\n");
     loop {
         // SAFETY: ends the process (it does not return); nothing is left to clean up. The call
         // reads only the first argument; the rest are 127 too, as zeros would be a memset (and
         // its 200 bytes in the package).
         let _ = unsafe { sys::call(sys::EXIT_GROUP, [127; 6]) };
     }
+}
+
+/// Writes `bytes` to standard error (what does not fit is lost: the process is ending).
+#[inline(never)]
+fn say(bytes: &[u8]) {
+    // SAFETY: writes a live slice to standard error.
+    let _ = unsafe { sys::call(sys::WRITE, [2, bytes.as_ptr() as usize, bytes.len(), 0, 0, 0]) };
 }
 
 #[panic_handler]
