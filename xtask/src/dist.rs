@@ -16,9 +16,9 @@ use std::process::Command;
 /// packed, which JFFS2 cannot shrink further). Lowered from 128 KiB when the daemon was packed
 /// (106.7 KB), to 100 KiB when the daemon lost 28 KB and the unpacker its C library (96.4 KB),
 /// to 92 KiB when the daemon left its static C library for the router's (89.9 KB), to 90 KiB
-/// at 87.5 KB, and to 84 KiB at 82.7 KB, so that any return to an old size fails. The goal is
-/// 80 KiB.
-pub const BUDGET: u64 = 84 * 1024;
+/// at 87.5 KB, to 84 KiB at 82.7 KB, and to the goal, 80 KiB, when both packages met it (the
+/// ipk 81.0 KB, the apk 81.8 KB), so that any return to an old size fails.
+pub const BUDGET: u64 = 80 * 1024;
 /// The x86_64 packages' budget: that build still carries its own C library (`Arch::loader`).
 const STATIC_BUDGET: u64 = 100 * 1024;
 const ZIG_VERSION: &str = "0.17.1";
@@ -350,6 +350,26 @@ fn lzma(file: &Path, len: usize, options: &str) -> Result<Vec<u8>, String> {
         }
         run("apt-get", &["install", "-y", "-qq", "xz-utils"])?;
     }
+    // xz's match finder and "nice" match length move the stream by a hundred bytes either way,
+    // with no setting best for every build: each is tried, the smallest kept (what the decoder
+    // reads, the header's properties, is the same for all).
+    let mut smallest: Option<Vec<u8>> = None;
+    for finder in ["bt4", "bt3"] {
+        for nice in [32, 48, 64, 80, 96, 128, 192, 273] {
+            let options = format!("{options},mf={finder},nice={nice}");
+            let stream = xz_lzma(file, &options)?;
+            if smallest.as_ref().is_none_or(|s| stream.len() < s.len()) {
+                smallest = Some(stream);
+            }
+        }
+    }
+    let mut stream = smallest.ok_or("no LZMA stream was written")?;
+    stream[5..wanmon_unpack::HEADER_LEN].copy_from_slice(&(len as u64).to_le_bytes());
+    Ok(stream)
+}
+
+/// `file` as xz writes it in the `.lzma` format with `options` (`--lzma1=...`).
+fn xz_lzma(file: &Path, options: &str) -> Result<Vec<u8>, String> {
     let out = Command::new("xz")
         .args(["--format=lzma", options, "--stdout"])
         .arg(file)
@@ -362,9 +382,7 @@ fn lzma(file: &Path, len: usize, options: &str) -> Result<Vec<u8>, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let mut stream = out.stdout;
-    stream[5..wanmon_unpack::HEADER_LEN].copy_from_slice(&(len as u64).to_le_bytes());
-    Ok(stream)
+    Ok(out.stdout)
 }
 
 /// The binary [`build`] made for `arch` before it was stripped: its symbols tell where the bytes go.

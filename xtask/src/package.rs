@@ -61,7 +61,8 @@ fn copy(from: &Path, to: &Path, mode: u32) -> Result<(), String> {
     let ucode = from.extension().is_some_and(|e| e == "uc");
     let bytes = if bytes.starts_with(b"#!") || from.extension().is_some_and(|e| e == "sh") {
         let comment = if ucode { "//" } else { "#" };
-        without_comment_lines(&String::from_utf8_lossy(&bytes), comment).into_bytes()
+        let script = without_comment_lines(&String::from_utf8_lossy(&bytes), comment);
+        if ucode { without_indentation(&script) } else { script }.into_bytes()
     } else {
         bytes
     };
@@ -83,6 +84,16 @@ fn without_comment_lines(script: &str, comment: &str) -> String {
         }
     }
     out
+}
+
+/// A ucode script without the tabs that indent its lines, which ucode (as JavaScript) does not
+/// read; unless a template string (between backquotes) spans lines, where they would be text.
+fn without_indentation(script: &str) -> String {
+    let spans_lines = script.lines().any(|line| line.matches('`').count() % 2 == 1);
+    if spans_lines {
+        return script.to_string();
+    }
+    script.lines().map(|line| line.trim_start_matches('\t')).collect::<Vec<_>>().join("\n") + "\n"
 }
 
 fn write(path: &Path, text: &str, mode: u32) -> Result<(), String> {
@@ -107,10 +118,12 @@ fn tree_size(dir: &Path) -> u64 {
     })
 }
 
-/// `tar | gzip -9n` of `dir`'s contents, owned by root, dated 0, sorted: the same bytes every time.
-fn targz(dir: &Path, entries: &[&str], out: &Path) -> Result<(), String> {
+/// `tar | gzip -9n` of `entries` of `dir` in that order (directories without their contents),
+/// owned by root, dated 0: the same bytes every time.
+fn targz<S: AsRef<str>>(dir: &Path, entries: &[S], out: &Path) -> Result<(), String> {
+    let entries: Vec<String> = entries.iter().map(|e| format!("'{}'", e.as_ref())).collect();
     let tar = format!(
-        "tar --format=gnu --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C '{}' -cf - {} | gzip -9n > '{}'",
+        "tar --format=gnu --no-recursion --owner=0 --group=0 --numeric-owner --mtime=@0 -C '{}' -cf - {} | gzip -9n > '{}'",
         dir.display(),
         entries.join(" "),
         out.display()
@@ -118,11 +131,40 @@ fn targz(dir: &Path, entries: &[&str], out: &Path) -> Result<(), String> {
     run("sh", &["-c", &tar])
 }
 
+/// Every path under `dir` (`.`, then `./etc`, ...) sorted by name, with the largest file moved
+/// last: that is the packed daemon, which gzip cannot compress and whose 79 KB its 32 KB window
+/// cannot see across, so the scripts and headers compress together before it (0.3 KB less).
+fn tar_order(dir: &Path) -> Vec<String> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, u64)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let name = format!("{prefix}/{}", entry.file_name().to_string_lossy());
+            if entry.path().is_dir() {
+                out.push((name.clone(), 0));
+                walk(&entry.path(), &name, out);
+            } else {
+                out.push((name, entry.metadata().map_or(0, |m| m.len())));
+            }
+        }
+    }
+    let mut paths = vec![(".".to_string(), 0)];
+    walk(dir, ".", &mut paths);
+    paths.sort();
+    let largest = (1..paths.len()).max_by_key(|&i| paths[i].1);
+    if let Some(largest) = largest {
+        let moved = paths.remove(largest);
+        paths.push(moved);
+    }
+    paths.into_iter().map(|(name, _)| name).collect()
+}
+
 /// One package from a staged `data/` and `control/` under `stage`.
 fn assemble(stage: &Path, out: &Path) -> Result<(), String> {
     write(&stage.join("debian-binary"), "2.0\n", 0o644)?;
-    targz(&stage.join("data"), &["."], &stage.join("data.tar.gz"))?;
-    targz(&stage.join("control"), &["."], &stage.join("control.tar.gz"))?;
+    let data = stage.join("data");
+    targz(&data, &tar_order(&data), &stage.join("data.tar.gz"))?;
+    let control = stage.join("control");
+    targz(&control, &tar_order(&control), &stage.join("control.tar.gz"))?;
     targz(stage, &["./debian-binary", "./data.tar.gz", "./control.tar.gz"], out)
 }
 
@@ -187,7 +229,6 @@ pub fn build(binary: &Path, arch: &str) -> Result<Packages, String> {
 /// The apk v3 packages from the files staged for the ipks (copied: the apk records go beside
 /// them).
 fn build_apks(dist: &Path, arch: &str) -> Result<(PathBuf, PathBuf), String> {
-    let image = root().join("openwrt-image/control");
     let stage = dist.join(arch).join("stage-apk");
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(&stage)
@@ -196,9 +237,12 @@ fn build_apks(dist: &Path, arch: &str) -> Result<(PathBuf, PathBuf), String> {
         let from = dist.join(arch).join(format!("stage-{name}/data"));
         run("cp", &["-a", &from.display().to_string(), &stage.join(name).display().to_string()])?;
     }
-    // apk runs post-upgrade, not post-install, on an upgrade: the same enable-and-restart.
+    // The scripts as the ipks carry them (comment lines gone). apk runs post-upgrade, not
+    // post-install, on an upgrade: the same enable-and-restart.
+    let control =
+        |name: &str, script: &str| dist.join(arch).join(name).join("control").join(script);
     let upgrade = stage.join("post-upgrade");
-    let postinst = std::fs::read_to_string(image.join("postinst"))
+    let postinst = std::fs::read_to_string(control("stage-wanmon", "postinst"))
         .map_err(|e| format!("cannot read the postinst: {e}"))?;
     write(
         &upgrade,
@@ -206,9 +250,9 @@ fn build_apks(dist: &Path, arch: &str) -> Result<(PathBuf, PathBuf), String> {
         0o755,
     )?;
     let daemon_scripts = [
-        ("post-install", image.join("postinst")),
+        ("post-install", control("stage-wanmon", "postinst")),
         ("post-upgrade", upgrade),
-        ("pre-deinstall", image.join("prerm")),
+        ("pre-deinstall", control("stage-wanmon", "prerm")),
     ];
     // As OpenWrt's feeds hold them: a directory per architecture, the file named NAME-VERSION.
     let apks = dist.join("apk");
@@ -225,7 +269,7 @@ fn build_apks(dist: &Path, arch: &str) -> Result<(PathBuf, PathBuf), String> {
         scripts: &daemon_scripts,
     };
     crate::apk::build(&stage.join("wanmon"), &meta, &daemon)?;
-    let luci_scripts = [("post-install", image.join("luci-postinst"))];
+    let luci_scripts = [("post-install", control("stage-luci", "postinst"))];
     let luci =
         apks.join("noarch").join(format!("luci-app-wanmon-{}.apk", crate::apk::apk_version()));
     let meta = crate::apk::Meta {
@@ -437,4 +481,44 @@ fn mode_string(mode: u32) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ucode_loses_its_indentation_unless_a_template_spans_lines() {
+        let script = "function f(a) {\n\tif (a)\n\t\treturn `x ${a}`;\n}\n";
+        assert_eq!(without_indentation(script), "function f(a) {\nif (a)\nreturn `x ${a}`;\n}\n");
+        let spanning = "let t = `one\n\ttwo`;\n";
+        assert_eq!(without_indentation(spanning), spanning);
+    }
+
+    #[test]
+    fn the_largest_file_goes_last_in_the_tar() {
+        let dir = std::env::temp_dir().join(format!("wanmon-tar-order-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (path, len) in [("usr/sbin/big", 300), ("usr/share/x/small", 10), ("etc/a", 20)] {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, vec![b'x'; len]).unwrap();
+        }
+        let order = tar_order(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            order,
+            [
+                ".",
+                "./etc",
+                "./etc/a",
+                "./usr",
+                "./usr/sbin",
+                "./usr/share",
+                "./usr/share/x",
+                "./usr/share/x/small",
+                "./usr/sbin/big"
+            ]
+        );
+    }
 }
