@@ -46,10 +46,11 @@ impl Signals {
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         SIGNAL_PIPE.store(write.as_raw_fd(), Ordering::Relaxed);
         for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            // The handler only calls write(2).
-            set_disposition(signal, on_signal as *const () as usize);
+            // SAFETY: the handler only calls write(2).
+            unsafe { set_disposition(signal, on_signal as *const () as usize) };
         }
-        set_disposition(libc::SIGPIPE, libc::SIG_IGN);
+        // SAFETY: ignoring a signal has no handler to be unsafe in.
+        unsafe { set_disposition(libc::SIGPIPE, libc::SIG_IGN) };
         Ok(Signals { read, _write: write })
     }
 
@@ -119,12 +120,15 @@ pub fn write_out(fd: libc::c_int, text: &str) {
     }
 }
 
-/// What `signal` does on arrival: `handler` (a signal-safe `extern "C" fn(c_int)`), or
-/// `SIG_IGN`; interrupted system calls restart. Through sigaction alone (no signal(3) and no
-/// sigemptyset(3): the zeroed mask is empty), each C function imported costing flash.
-fn set_disposition(signal: libc::c_int, handler: libc::sighandler_t) {
-    // SAFETY: sigaction is plain data, zeroed is a valid empty one; the handler is signal-safe
-    // by this function's contract.
+/// What `signal` does on arrival: `handler`, or `SIG_IGN`; interrupted system calls restart.
+/// Through sigaction alone (no signal(3) and no sigemptyset(3): the zeroed mask is empty), each
+/// C function imported costing flash.
+///
+/// # Safety
+/// `handler` is `SIG_IGN`, `SIG_DFL` or an `extern "C" fn(c_int)` that is async-signal-safe.
+unsafe fn set_disposition(signal: libc::c_int, handler: libc::sighandler_t) {
+    // SAFETY: sigaction is plain data, zeroed is a valid empty one; the handler is as the
+    // caller promised.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler;
@@ -140,7 +144,8 @@ fn set_disposition(signal: libc::c_int, handler: libc::sighandler_t) {
 /// stdout or stderr.
 pub fn start_up(environment: *const *const libc::c_char) {
     keep_environment(environment);
-    set_disposition(libc::SIGPIPE, libc::SIG_IGN);
+    // SAFETY: ignoring a signal has no handler to be unsafe in.
+    unsafe { set_disposition(libc::SIGPIPE, libc::SIG_IGN) };
     let mut standard = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
     // SAFETY: three valid pollfds; a zero timeout only asks about each descriptor.
     if unsafe { kernel::poll(standard.as_mut_ptr(), 3, 0) } < 0 {
