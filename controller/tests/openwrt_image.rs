@@ -59,8 +59,11 @@ fn the_default_config_is_valid() {
 
 #[test]
 fn the_config_survives_upgrades() {
-    assert_eq!(image("files/lib/upgrade/keep.d/wanmon").trim(), "/etc/wanmon/config.json");
+    // A conffile: package upgrades keep the user's edits, and sysupgrade keeps every conffile
+    // that differs from the package's (its list_changed_conffiles), so no keep.d entry.
     assert_eq!(image("control/conffiles").trim(), "/etc/wanmon/config.json");
+    let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join("../openwrt-image/files/lib/upgrade");
+    assert!(!keep.exists(), "{} would list the conffile a second time", keep.display());
 }
 
 #[test]

@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 const DAEMON_FILES: &[(&str, u32)] = &[
     ("etc/init.d/wanmon", 0o755),
     ("etc/wanmon/config.json", 0o600),
-    ("lib/upgrade/keep.d/wanmon", 0o644),
-    ("usr/share/wanmon/resolve.uc", 0o644),
+    ("usr/lib/wanmon/resolve.uc", 0o644),
     ("etc/hotplug.d/iface/95-wanmon", 0o644),
 ];
 

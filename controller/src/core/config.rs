@@ -186,7 +186,7 @@ pub enum Links {
     /// The daemon runs on it: it needs its links.
     Required,
     /// A user's file on OpenWrt, checked before the init script fills the links in from the
-    /// firewall zone `wan` (`/usr/share/wanmon/resolve.uc`): none is fine.
+    /// firewall zone `wan` (`/usr/lib/wanmon/resolve.uc`): none is fine.
     FromZoneIfMissing,
 }
 
