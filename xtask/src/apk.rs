@@ -37,19 +37,6 @@ fn sha256(path: &Path) -> Result<String, String> {
         .ok_or_else(|| format!("sha256sum gave nothing for {}", path.display()))
 }
 
-/// Every file below `dir`, as `/path`, sorted.
-fn listing(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let name = format!("{prefix}/{}", entry.file_name().to_string_lossy());
-        if entry.path().is_dir() {
-            listing(&entry.path(), &name, out);
-        } else {
-            out.push(name);
-        }
-    }
-}
-
 /// OpenWrt's package records in `data/lib/apk/packages/`: the file list, the conffiles, and
 /// each conffile's checksum as shipped (sysupgrade keeps the ones that differ).
 fn records(data: &Path, meta: &Meta) -> Result<(), String> {
@@ -67,8 +54,11 @@ fn records(data: &Path, meta: &Meta) -> Result<(), String> {
         write(format!("{}.conffiles", meta.name), meta.conffiles.join("\n") + "\n")?;
         write(format!("{}.conffiles_static", meta.name), statics)?;
     }
-    let mut files = Vec::new();
-    listing(data, "", &mut files);
+    let mut files: Vec<String> = crate::package::tree(data)
+        .into_iter()
+        .filter(|(_, size)| size.is_some())
+        .map(|(name, _)| format!("/{name}"))
+        .collect();
     files.push(format!("/lib/apk/packages/{}.list", meta.name));
     files.sort();
     write(format!("{}.list", meta.name), files.join("\n") + "\n")

@@ -105,16 +105,28 @@ fn write(path: &Path, text: &str, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))
 }
 
+/// Every entry below `dir`, depth first: its path from `dir` (`etc/init.d/wanmon`) and, for a
+/// file, its size (`None` for a directory).
+pub fn tree(dir: &Path) -> Vec<(String, Option<u64>)> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, Option<u64>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.path().is_dir() {
+                out.push((name.clone(), None));
+                walk(&entry.path(), &format!("{name}/"), out);
+            } else {
+                out.push((name, Some(entry.metadata().map_or(0, |m| m.len()))));
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    walk(dir, "", &mut entries);
+    entries
+}
+
 fn tree_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir).map_or(0, |entries| {
-        entries
-            .flatten()
-            .map(|e| {
-                let path = e.path();
-                if path.is_dir() { tree_size(&path) } else { e.metadata().map_or(0, |m| m.len()) }
-            })
-            .sum()
-    })
+    tree(dir).iter().filter_map(|(_, size)| *size).sum()
 }
 
 /// `tar | gzip -9n` of `entries` of `dir` in that order (directories without their contents),
@@ -134,20 +146,9 @@ fn targz<S: AsRef<str>>(dir: &Path, entries: &[S], out: &Path) -> Result<(), Str
 /// last: that is the packed daemon, which gzip cannot compress and whose 79 KB its 32 KB window
 /// cannot see across, so the scripts and headers compress together before it (0.3 KB less).
 fn tar_order(dir: &Path) -> Vec<String> {
-    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, u64)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for entry in entries.flatten() {
-            let name = format!("{prefix}/{}", entry.file_name().to_string_lossy());
-            if entry.path().is_dir() {
-                out.push((name.clone(), 0));
-                walk(&entry.path(), &name, out);
-            } else {
-                out.push((name, entry.metadata().map_or(0, |m| m.len())));
-            }
-        }
-    }
     let mut paths = vec![(".".to_string(), 0)];
-    walk(dir, ".", &mut paths);
+    paths
+        .extend(tree(dir).into_iter().map(|(name, size)| (format!("./{name}"), size.unwrap_or(0))));
     paths.sort();
     let largest = (1..paths.len()).max_by_key(|&i| paths[i].1);
     if let Some(largest) = largest {
