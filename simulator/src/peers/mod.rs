@@ -1,9 +1,11 @@
 //! Models of the peers wanmon is measured against, each from its documented defaults and its
 //! source (see docs/judge.md): mwan3 as OpenWrt ships it, dpinger as pfSense configures it, the
-//! original shell wanmon, and wanmon's own v0.1 engine. Each model probes the same simulated
-//! network the replay does (a [`World`]) and returns where it put the route and when.
+//! original shell wanmon, and wanmon's own v0.1 engine; and for the loss families, the best a
+//! test as sure as wanmon's could do with its probes (`ideal`). Each model probes the same
+//! simulated network the replay does (a [`World`]) and returns where it put the route and when.
 
 pub mod dpinger;
+pub mod ideal;
 pub mod mwan3;
 pub mod shell;
 pub mod v01;
@@ -129,6 +131,16 @@ impl<'a> World<'a> {
             }
         }
         changes
+    }
+
+    /// The config the scenario gives wanmon.
+    pub fn config(&self) -> &wanmon::core::Config {
+        &self.scenario.config
+    }
+
+    /// Link `link`'s condition as the scenario starts it.
+    pub fn base(&self, link: usize) -> Condition {
+        self.scenario.links[link].base.clone()
     }
 
     pub fn bias(&self, link: usize) -> f64 {
