@@ -70,9 +70,10 @@ pub fn sim(args: &[String]) -> Result<(), String> {
 
 /// Families whose goal wanmon does not meet yet (issue 11; numbers in docs/judge.md): their
 /// misses are printed, not fatal. Every other goal, and zero false switches, must hold.
-/// `loss-5` (a primary at 5 % loss, which the scores say to keep) moves a few times a
-/// simulated day, near the tie where seeing `loss-10` sooner and never moving cannot both hold.
-const KNOWN_MISSES: [&str; 3] = ["loss-10", "calls-break", "loss-5"];
+/// `loss-5` (a primary at 5 % loss, which the scores say to keep) moves about once in two
+/// simulated days, near the tie where seeing `loss-10` sooner and never moving cannot both hold.
+/// `loss-10` and `calls-break` meet theirs (over 1,000 seeds too), so a miss of either fails.
+const KNOWN_MISSES: [&str; 1] = ["loss-5"];
 
 /// Seeds per family and policy of the full run: a 95th percentile over 30 is the second worst
 /// run, which moves by a second from one change of the draws to the next; over 100, the sixth.

@@ -16,7 +16,7 @@ pub mod defaults {
     pub const TARGETS: [IpAddr; 2] =
         [IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)), IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8))];
     pub const BIAS: i64 = 0;
-    pub const INTERVAL_MS: u64 = 500;
+    pub const INTERVAL_MS: u64 = 250;
     pub const STANDBY_INTERVAL_MS: u64 = 15_000;
     pub const TIMEOUT_MS: u64 = 1000;
     pub const SMOOTHING_MS: u64 = 4000;
@@ -26,7 +26,7 @@ pub mod defaults {
     pub const DEAD_AFTER_MS: u64 = 850;
     /// In hundredths: 1.
     pub const LOSS_DIVISOR_CENTI: u64 = 100;
-    pub const WINDOW: u64 = 20;
+    pub const WINDOW: u64 = 40;
     pub const WEB_LISTEN: &str = "br-lan:8080";
 }
 
@@ -954,14 +954,14 @@ mod tests {
         assert_eq!(link.name.as_str(), "wan");
         assert_eq!(link.label, "wan");
         assert_eq!(link.targets.len(), 2);
-        assert_eq!((link.interval_ms, link.timeout_ms, link.bias), (500, 1000, 0));
+        assert_eq!((link.interval_ms, link.timeout_ms, link.bias), (250, 1000, 0));
         assert_eq!((link.standby_interval_ms, link.dead_after_ms), (15_000, 850));
         assert!(link.enabled);
         assert_eq!(link.gateway, None);
         assert_eq!(config.smoothing_ms, defaults::SMOOTHING_MS);
         assert_eq!(config.hysteresis, 20);
         assert_eq!(config.loss_divisor_centi, 100);
-        assert_eq!(config.window, 20);
+        assert_eq!(config.window, 40);
         assert_eq!(config.forced_link_dies, ForcedLinkDies::Stay);
         assert_eq!(config.web.listen, Some(Listen::Device { device: "br-lan".into(), port: 8080 }));
         assert_eq!(config.web.token, None);
@@ -1144,11 +1144,11 @@ mod tests {
         // A standby is never probed more often than an active link.
         assert_eq!((wan.standby_interval_ms, wan.dead_after_ms), (20000, 2500));
         let faster =
-            r#"{"links": [{"name": "wan", "device": "eth0.2", "standby_interval_ms": 400}]}"#;
+            r#"{"links": [{"name": "wan", "device": "eth0.2", "standby_interval_ms": 200}]}"#;
         assert_eq!(
             errors(faster),
             [
-                "line 1: links[0].standby_interval_ms: got 400, expected a whole number from 500 to 86400000 (ms, at least interval_ms)"
+                "line 1: links[0].standby_interval_ms: got 200, expected a whole number from 250 to 86400000 (ms, at least interval_ms)"
             ]
         );
     }

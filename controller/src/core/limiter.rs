@@ -1,6 +1,6 @@
 //! Targets that rate-limit echo requests: found by a calibration burst, then left out of bursts.
 //!
-//! A burst sends a target 30 probes a second; many targets answer fewer (a router's control
+//! A burst sends a target 90 probes a second while it lasts; many targets answer fewer (a router's control
 //! plane, a firewall's limit on echo requests), and what their limiter drops would read as loss
 //! on the link. Loss on the path treats a probe alike whatever the rate; a limiter does not. So
 //! now and then, while the link is calm, a burst is sent only to compare: if its probes to a

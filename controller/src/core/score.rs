@@ -83,7 +83,7 @@ pub fn score_bounds(stats: &Stats, bias: Score, divisor_centi: u64) -> (Score, S
 /// instead of 42 at 2.0. Once the backup was burst whenever its side of the doubt is the
 /// larger, 2.0 left a noisy day twice in 1,018 and 2.1 never, with `loss-10` at 38 s and
 /// `loss-5` at 1.2 moves a day (1,000 seeds each): 2.1.
-const DIFFERENCE_Z_MILLI: i64 = 2_100;
+pub const DIFFERENCE_Z_MILLI: i64 = 2_100;
 
 /// How far the difference `from − to` of two links' scores may be off, at `DIFFERENCE_Z_MILLI`:
 /// their errors (`from` down to `from_low`, `to` up to `to_high`, at `Z_MILLI`) are independent,

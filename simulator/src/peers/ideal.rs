@@ -1,22 +1,21 @@
 //! Not a peer but a yardstick for the loss families: how soon a test as sure as wanmon's could
 //! leave a lossy primary if it knew everything but the primary's loss. It knows both links'
 //! delays and the backup's loss exactly (measured on copies of their paths), forgets no outcome,
-//! and sees the primary only through wanmon's probe rates: one paced probe every 500 ms
-//! (`interval_ms`), from its first lost probe on a burst probe every 8.3 ms for good (wanmon's
-//! `link::BURST_SPACING`, without its token budget). Every 100 ms it asks what wanmon's rule (b)
-//! asks: the primary's score (the formula, its loss at the point) worse than the backup's by the
-//! hysteresis, and still worse with its loss at the lower bound of Wilson's interval at z 2.1
-//! (`score::DIFFERENCE_Z_MILLI`). The lost probe that started the bursts is not counted: the
+//! and sees the primary only through wanmon's probe rates: its paced probes (each target every
+//! `interval_ms`, the targets in turn), and from its first lost probe on a burst probe every
+//! `link::BURST_SPACING` for good, without wanmon's token budget. Every 100 ms it asks what
+//! wanmon's rule (b) asks: the primary's score (the formula, its loss at the point) worse than
+//! the backup's by the hysteresis, and still worse with its loss at the lower bound of Wilson's
+//! interval at wanmon's z for a switch (`score::DIFFERENCE_Z_MILLI`). The lost probe that started the bursts is not counted: the
 //! test starts *because* of it. Where wanmon is slower than this, its windows and its doubt
 //! about the backup cost the difference; where this is slow too, the probes are.
 
 use super::{Outcome, World};
 use crate::network::Path;
 
-const PACED_EVERY_S: f64 = 0.5;
-const BURST_EVERY_S: f64 = 1.0 / 120.0;
+const BURST_EVERY_S: f64 = wanmon::core::link::BURST_SPACING as f64 / 1e6;
 const LOOK_EVERY_S: f64 = 0.1;
-const Z: f64 = 2.1;
+const Z: f64 = wanmon::core::score::DIFFERENCE_Z_MILLI as f64 / 1e3;
 /// Probes each link's copy answers to measure its delays and loss: within 0.05 % of its loss.
 const MEASURED_PROBES: u32 = 40_000;
 /// wanmon's probe bytes (an IPv4 echo with its 8-byte payload, both ways).
@@ -97,6 +96,7 @@ pub fn run(world: &mut World, end_s: f64) -> Outcome {
         loss_divisor: config.loss_divisor_centi as f64 / 100.0,
         bias: [config.links[0].bias as f64, config.links[1].bias as f64],
     };
+    let paced_every_s = config.links[0].interval_ms as f64 / 1e3 / world.targets(0).max(1) as f64;
     let (primary, backup) = (measure(world, 0), measure(world, 1));
     let mut outcome = Outcome::new(world.links(), BYTES_PER_PROBE);
     outcome.route_to(0.0, 0);
@@ -104,7 +104,7 @@ pub fn run(world: &mut World, end_s: f64) -> Outcome {
     // Paced until the first lost probe.
     while t < end_s && world.ping(0, sent, t).is_some() {
         sent += 1;
-        t += PACED_EVERY_S;
+        t += paced_every_s;
     }
     let (mut lost, mut resolved, mut look) = (0u32, 0u32, t + LOOK_EVERY_S);
     while look < end_s {
