@@ -3,7 +3,9 @@
 //! time and every event, sends the probes it is asked to send, and takes the decisions it gets
 //! back from [`Engine::poll_decision`].
 //!
-//! The rules, in the order they are tried:
+//! The rules, in the order they are tried (the first choice, once every link has a verdict,
+//! is the first live link in the config unless another is better by the hysteresis and the
+//! doubt, as (b) asks):
 //! - (e) an operator's forced link wins, while it lives or when `forced_link_dies` is `stay`;
 //! - (a) the current link is dead: switch at once to the best live link;
 //! - (d) every link is dead: keep the current route, the router is never left without one;
@@ -360,6 +362,26 @@ impl Engine {
             .map(|(_, i)| i)
     }
 
+    /// The first choice: the first live link in the config's order, unless another is better by
+    /// more than the hysteresis and the doubt, as rule (b) would leave it. A start decides on a
+    /// handful of replies, and a link just set up may answer its first probes slowly (neighbour
+    /// resolution, a busy boot: on an emulated CPU the wired link's first replies took 64 ms
+    /// instead of 15), which the best score alone took for a worse link, sending the route to
+    /// the backup until a failback hold had passed.
+    fn first_choice(&self) -> Option<LinkIndex> {
+        let best = self.best_live()?;
+        let first = self.links.iter().position(Link::is_up).unwrap_or(best);
+        let figures = |index: LinkIndex| self.links[index].raw_score_with_bounds();
+        let (Some((from, (from_low, _))), Some((to, (_, to_high)))) =
+            (figures(first), figures(best))
+        else {
+            return Some(best);
+        };
+        let gap = from.0 - to.0;
+        let proven = gap > self.settings.hysteresis.0 && gap > doubt(from, from_low, to, to_high).0;
+        Some(if proven { best } else { first })
+    }
+
     fn switch(
         &mut self,
         now: Instant,
@@ -449,9 +471,9 @@ impl Engine {
             if self.links.iter().any(Link::is_pending) {
                 return;
             }
-            if let Some(best) = self.best_live() {
-                let score = self.links[best].score().unwrap_or_default();
-                self.switch(now, None, best, Reason::Initial { score });
+            if let Some(first) = self.first_choice() {
+                let score = self.links[first].score().unwrap_or_default();
+                self.switch(now, None, first, Reason::Initial { score });
             }
             return;
         };

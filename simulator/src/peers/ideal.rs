@@ -6,9 +6,10 @@
 //! `link::BURST_SPACING` for good, without wanmon's token budget. Every 100 ms it asks what
 //! wanmon's rule (b) asks: the primary's score (the formula, its loss at the point) worse than
 //! the backup's by the hysteresis, and still worse with its loss at the lower bound of Wilson's
-//! interval at wanmon's z for a switch (`score::DIFFERENCE_Z_MILLI`). The lost probe that started the bursts is not counted: the
-//! test starts *because* of it. Where wanmon is slower than this, its windows and its doubt
-//! about the backup cost the difference; where this is slow too, the probes are.
+//! interval at wanmon's z for a switch (`score::DIFFERENCE_Z_MILLI`). The lost probe that
+//! started the bursts is not counted: the test starts *because* of it. Where wanmon is slower
+//! than this, its windows and its doubt about the backup cost the difference; where this is
+//! slow too, the probes are.
 
 use super::{Outcome, World};
 use crate::network::Path;
