@@ -1040,8 +1040,8 @@ fn deadlines_follow_the_probe_rhythm() {
 
 #[test]
 fn a_backup_known_roughly_is_probed_harder_while_the_primary_is_in_doubt() {
-    // From 60 s the primary loses 9 % of its probes at random: its scores point to the backup, 50 points
-    // behind when clean, before the evidence proves it. The backup, probed once every 7.5 s so
+    // From 60 s the primary loses 9 % of its probes at random: its scores point to the backup,
+    // 50 points behind when clean, before the evidence proves it. The backup, probed once every 7.5 s so
     // far, is known only roughly, and its bursts are what narrow its side of the doubt.
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut net: Net = Box::new(move |link, _, t| {

@@ -1,9 +1,9 @@
 //! Targets that rate-limit echo requests: found by a calibration burst, then left out of bursts.
 //!
-//! A burst sends a target 90 probes a second while it lasts; many targets answer fewer (a router's control
-//! plane, a firewall's limit on echo requests), and what their limiter drops would read as loss
-//! on the link. Loss on the path treats a probe alike whatever the rate; a limiter does not. So
-//! now and then, while the link is calm, a burst is sent only to compare: if its probes to a
+//! A burst sends a target 90 probes a second while it lasts; many targets answer fewer (a router's
+//! control plane, a firewall's limit on echo requests), and what their limiter drops would read as
+//! loss on the link. Loss on the path treats a probe alike whatever the rate; a limiter does not.
+//! So now and then, while the link is calm, a burst is sent only to compare: if its probes to a
 //! target are lost far more often than the paced probes of the minutes before, the target limits,
 //! and bursts leave it out until a later calibration finds otherwise. A burst started because
 //! something looked wrong could not tell: a loss that just began, or loss that comes in runs, is

@@ -148,7 +148,14 @@ mod tests {
 
     #[test]
     fn it_sees_a_total_loss_within_a_look_of_its_first_lost_probe() {
-        let text = "name: t\nseed: 1\nduration_s: 20\nlinks:\n  - { name: wan, latency_ms: 15 }\n  - { name: wwan, latency_ms: 45, config: { bias: 20 } }\ntimeline:\n  - { at_s: 10, link: wan, loss_percent: 100 }\nexpect:\n  - initial: wan\n";
+        let text = "name: t\nseed: 1\nduration_s: 20\nlinks:
+  - { name: wan, latency_ms: 15 }
+  - { name: wwan, latency_ms: 45, config: { bias: 20 } }
+timeline:
+  - { at_s: 10, link: wan, loss_percent: 100 }
+expect:
+  - initial: wan
+";
         let scenario = crate::scenario::Scenario::parse(std::path::Path::new("t"), text).unwrap();
         let mut world = World::new(&scenario);
         let outcome = run(&mut world, 20.0);
